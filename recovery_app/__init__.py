@@ -1,0 +1,87 @@
+"""Recovery Desk: identity recovery for sellers locked out of 2-step verification."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .config import PROJECT_ROOT, load_config
+from .i18n_catalogs import CATALOGS
+
+FEATURES = ("pages", "auth", "recovery", "review", "reports")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The application factory: no database work and no I/O beyond reading settings."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=str((config or {}).get("RECOVERY_INSTANCE_DIR") or PROJECT_ROOT / "instance"),
+    )
+    app.config.update(load_config(config))
+    register_proxy_fix(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_security_headers(app)
+    register_cli(app)
+    return app
+
+
+def register_proxy_fix(app: Flask) -> None:
+    hops = app.config["RECOVERY_TRUSTED_PROXIES"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def register_extensions(app: Flask) -> None:
+    from . import i18n, models  # noqa: F401  (models registers the tables)
+    from .auth import sessions  # noqa: F401  (registers the user loader)
+    from .extensions import babel, csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = None
+    login_manager.session_protection = None  # the server-side session row does this job
+    csrf.init_app(app)
+    limiter.init_app(app)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(
+        str(PROJECT_ROOT / path / "translations") for path in CATALOGS
+    )
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
+    i18n.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from .database import enable_sqlite_pragmas
+
+        with app.app_context():
+            enable_sqlite_pragmas(db.engine)
+
+
+def register_blueprints(app: Flask) -> None:
+    import importlib
+
+    for feature in FEATURES:
+        module = importlib.import_module(f".{feature}.views", __name__)
+        app.register_blueprint(module.bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from .errors import init_app
+
+    init_app(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    from .security_headers import init_app
+
+    init_app(app)
+
+
+def register_cli(app: Flask) -> None:
+    from .cli import init_app
+
+    init_app(app)

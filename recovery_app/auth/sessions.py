@@ -1,0 +1,201 @@
+"""Sign-in state: the password step, full sessions, and ending them.
+
+A browser moves through two states:
+
+* *password step passed* (``session["pending"]``): the password was right. Only
+  the 2SV challenge, forced enrollment and the start of a recovery case are
+  reachable in this state.
+* *signed in*: Flask-Login holds ``"<user id>:<session epoch>"`` and the
+  session carries a random token whose hash names a ``user_sessions`` row.
+  The row is what lets users list and end sessions, and lets the server end a
+  session for good at sign-out (the cookie alone proves nothing afterwards).
+
+A session dies when its row is ended, when the user's epoch moves on, when it
+has been idle too long or when it reaches its absolute lifetime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from functools import wraps
+
+from flask import abort, current_app, g, session
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select, update
+
+from ..extensions import db, login_manager
+from ..models import User, UserSession
+from ..models.base import utcnow
+
+PENDING_KEY = "pending"
+SID_KEY = "sid"
+SIGNED_OUT_REASON_KEY = "signed_out_reason"
+# last_seen_at is written at most this often, so reads stay reads.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def limits_for(user: User) -> tuple[timedelta, timedelta]:
+    """(idle timeout, absolute lifetime): staff get shorter ones than sellers."""
+    config = current_app.config
+    if user.is_staff:
+        return (timedelta(minutes=config["RECOVERY_STAFF_IDLE_MINUTES"]),
+                timedelta(hours=config["RECOVERY_STAFF_SESSION_HOURS"]))
+    return (timedelta(minutes=config["RECOVERY_SELLER_IDLE_MINUTES"]),
+            timedelta(hours=config["RECOVERY_SELLER_SESSION_HOURS"]))
+
+
+# --- the password step -------------------------------------------------------
+
+def mark_password_passed(user: User, now: datetime) -> None:
+    """Remember in this browser that ``user`` gave the right password."""
+    session.clear()  # a fresh session at every sign-in: nothing set before it survives
+    session[PENDING_KEY] = {"uid": user.id, "epoch": user.session_epoch, "at": now.isoformat()}
+
+
+def pending_user(now: datetime | None = None) -> User | None:
+    """The user who passed the password step in this browser, if still valid."""
+    data = session.get(PENDING_KEY)
+    if not isinstance(data, dict):
+        return None
+    try:
+        user_id, epoch, at = int(data["uid"]), int(data["epoch"]), datetime.fromisoformat(data["at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or user.session_epoch != epoch or not user.is_active:
+        return None
+    idle, _ = limits_for(user)
+    if (now or utcnow()) - at > idle:
+        return None
+    return user
+
+
+def clear_pending() -> None:
+    session.pop(PENDING_KEY, None)
+
+
+# --- full sessions -----------------------------------------------------------
+
+def begin_session(user: User, now: datetime, address: str | None, browser: str | None) -> UserSession:
+    """Sign ``user`` in after both steps: a new session, a new server-side row."""
+    session.clear()
+    token = secrets.token_urlsafe(32)
+    row = UserSession(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        created_at=now,
+        last_seen_at=now,
+        address=address,
+        browser=(browser or "")[:300],
+    )
+    db.session.add(row)
+    db.session.flush()
+    session[SID_KEY] = token
+    login_user(user)
+    return row
+
+
+def current_session_row() -> UserSession | None:
+    token = session.get(SID_KEY)
+    if not isinstance(token, str):
+        return None
+    return db.session.execute(select(UserSession).where(UserSession.token_hash == token_hash(token))).scalar_one_or_none()
+
+
+def end_session(row: UserSession, now: datetime, reason: str) -> None:
+    if row.ended_at is None:
+        row.ended_at = now
+        row.end_reason = reason
+
+
+def end_all_sessions(user: User, now: datetime, reason: str, *, keep: UserSession | None = None) -> int:
+    """End every open session of ``user`` (but ``keep``); returns how many ended."""
+    query = update(UserSession).where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+    if keep is not None:
+        query = query.where(UserSession.id != keep.id)
+    result = db.session.execute(query.values(ended_at=now, end_reason=reason))
+    return result.rowcount
+
+
+def bump_epoch(user: User) -> None:
+    """End every session of the user, signed-in or half-way, at its next request."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+
+
+def sign_out(now: datetime, reason: str = "signed_out") -> None:
+    row = current_session_row()
+    if row is not None:
+        end_session(row, now, reason)
+    logout_user()
+    session.clear()
+
+
+@login_manager.user_loader
+def load_user(user_key: str) -> User | None:
+    try:
+        user_id, epoch = (int(part) for part in user_key.split(":"))
+    except (ValueError, AttributeError):
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or user.session_epoch != epoch or not user.is_active or user.must_enroll_2sv:
+        _signed_out("ended")
+        return None
+    row = current_session_row()
+    if row is None or row.user_id != user.id or row.ended_at is not None:
+        _signed_out("ended")
+        return None
+    now = utcnow()
+    idle, lifetime = limits_for(user)
+    if now - row.last_seen_at > idle:
+        end_session(row, now, "idle")
+        db.session.commit()
+        _signed_out("idle")
+        return None
+    if now - row.created_at > lifetime:
+        end_session(row, now, "lifetime")
+        db.session.commit()
+        _signed_out("lifetime")
+        return None
+    if now - row.last_seen_at > TOUCH_EVERY:
+        row.last_seen_at = now
+        db.session.commit()
+    g.session_row = row
+    return user
+
+
+def _signed_out(reason: str) -> None:
+    """Forget the dead session and remember why, for the sign-in page to say."""
+    for key in ("_user_id", "_fresh", "_id", SID_KEY):
+        session.pop(key, None)
+    session[SIGNED_OUT_REASON_KEY] = reason
+
+
+def pop_signed_out_reason() -> str | None:
+    return session.pop(SIGNED_OUT_REASON_KEY, None)
+
+
+# --- access rules ------------------------------------------------------------
+
+def roles_required(*roles: str):
+    """Only signed-in users with one of ``roles``. Visitors are sent to sign in;
+    signed-in users of another role get a 404, so that staff pages cannot even
+    be found by sellers."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if current_user.role not in roles:
+                abort(404)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

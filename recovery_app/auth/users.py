@@ -1,0 +1,88 @@
+"""Creating accounts and users (CLI, demo data, invitations)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Account, User
+from ..models.users import ROLES, SELLER_ROLES
+from .passwords import hash_password, password_problems
+
+
+class UserError(ValueError):
+    """A user could not be created; the message says why."""
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def valid_email(email: str) -> bool:
+    local, at, domain = email.partition("@")
+    return bool(at and local and "." in domain and len(email) <= 254 and " " not in email and "@" not in domain)
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.execute(select(User).where(User.email == normalise_email(email))).scalar_one_or_none()
+
+
+def get_or_create_account(name: str, now: datetime) -> Account:
+    account = db.session.execute(select(Account).where(func.lower(Account.name) == name.strip().lower())).scalar_one_or_none()
+    if account is None:
+        account = Account(name=name.strip(), created_at=now)
+        db.session.add(account)
+        db.session.flush()
+    return account
+
+
+def create_user(
+    *,
+    email: str,
+    password: str,
+    role: str,
+    now: datetime,
+    account: Account | None = None,
+    display_name: str = "",
+    romanised_name: str = "",
+    locale: str = "ja",
+    time_zone: str | None = None,
+    check_password: bool = True,
+) -> User:
+    email = normalise_email(email)
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if not valid_email(email):
+        raise UserError("that is not a valid e-mail address")
+    if role in SELLER_ROLES and account is None:
+        raise UserError("seller users belong to an account (--account NAME)")
+    if role not in SELLER_ROLES and account is not None:
+        raise UserError("staff users do not belong to a seller account")
+    if find_user_by_email(email) is not None:
+        raise UserError("a user with that e-mail address already exists")
+    if check_password:
+        problems = password_problems(password, email=email, account_name=account.name if account else "")
+        if problems:
+            raise UserError(" ".join(problems))
+    user = User(
+        email=email,
+        password_hash=hash_password(password),
+        role=role,
+        account=account,
+        display_name=display_name,
+        romanised_name=romanised_name,
+        locale=locale,
+        time_zone=time_zone or ("Asia/Tokyo" if locale == "ja" else "UTC"),
+        must_enroll_2sv=True,
+        session_epoch=0,
+        created_at=now,
+        password_changed_at=now,
+        failed_password_count=0,
+        failed_code_count=0,
+        consecutive_failures=0,
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user

@@ -1,0 +1,182 @@
+"""Settings, read from ``RECOVERY_*`` environment variables.
+
+Development gets safe defaults (SQLite and generated keys under ``instance/``);
+production refuses to start without real secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+ENVIRONMENTS = ("development", "testing", "production")
+
+# Document types a seller can choose, with the sides each needs. Overridable with
+# RECOVERY_DOCUMENT_TYPES="passport:front,drivers_licence:front+back,...".
+DEFAULT_DOCUMENT_TYPES = "passport:front,drivers_licence:front+back,my_number_card:front+back,residence_card:front+back"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message says which and why."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"RECOVERY_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"RECOVERY_{name} must be a whole number, got {raw!r}") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"RECOVERY_{name} must be on or off, got {raw!r}")
+
+
+def _kept_secret(path: Path, make) -> str:
+    """Read a development secret from ``instance/``, creating it on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(make())
+    return path.read_text().strip()
+
+
+def parse_document_types(spec: str) -> dict[str, tuple[str, ...]]:
+    types: dict[str, tuple[str, ...]] = {}
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, sides = item.partition(":")
+        sides_tuple = tuple(s for s in sides.split("+") if s) or ("front",)
+        if not name.isidentifier() or any(s not in ("front", "back") for s in sides_tuple):
+            raise ConfigError(f"RECOVERY_DOCUMENT_TYPES has an invalid entry: {item!r}")
+        types[name] = sides_tuple
+    if not types:
+        raise ConfigError("RECOVERY_DOCUMENT_TYPES lists no document type")
+    return types
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Build the Flask config dict from the environment, then apply overrides."""
+    overrides = dict(overrides or {})
+    env = overrides.get("RECOVERY_ENV") or _env("ENV", "development")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"RECOVERY_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    production = env == "production"
+    instance = Path(_env("INSTANCE_DIR", str(INSTANCE_DIR)))
+
+    secret_key = _env("SECRET_KEY")
+    vault_key = _env("VAULT_KEY")
+    if production:
+        if not secret_key or len(secret_key) < 32 or secret_key.startswith("dev"):
+            raise ConfigError("RECOVERY_SECRET_KEY must be set to a random value of at least 32 characters in production")
+        if not vault_key:
+            raise ConfigError("RECOVERY_VAULT_KEY must be set in production (32 bytes, url-safe base64)")
+    if "SECRET_KEY" not in overrides and not secret_key:
+        secret_key = _kept_secret(instance / "secret_key", lambda: "dev-" + secrets.token_urlsafe(48))
+    if "RECOVERY_VAULT_KEY" not in overrides and not vault_key:
+        vault_key = _kept_secret(
+            instance / "vault_key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        )
+
+    database_url = _env("DATABASE_URL") or f"sqlite:///{instance / 'recovery.db'}"
+    max_upload_mb = _int("MAX_UPLOAD_MB", 10)
+    config = {
+        "RECOVERY_ENV": env,
+        "TESTING": env == "testing",
+        "SECRET_KEY": secret_key,
+        "RECOVERY_VAULT_KEY": vault_key,
+        "RECOVERY_VAULT_KEY_ID": _env("VAULT_KEY_ID", "k1"),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "RECOVERY_INSTANCE_DIR": str(instance),
+        "RECOVERY_UPLOAD_DIR": _env("UPLOAD_DIR", str(PROJECT_ROOT / "uploads")),
+        "RECOVERY_BASE_URL": _env("BASE_URL", "http://127.0.0.1:5000"),
+        "RECOVERY_PRODUCT_NAME": "Recovery Desk",
+        "RECOVERY_MARKETPLACE_NAME": _env("MARKETPLACE_NAME", "Marketplace"),
+        # Sessions and cookies.
+        "SESSION_COOKIE_NAME": "__Host-session" if production else "session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "RECOVERY_TRUSTED_DEVICE_COOKIE": "__Host-trusted" if production else "trusted_device",
+        "RECOVERY_COOKIE_SECURE": production,
+        "RECOVERY_TRUSTED_DEVICE_DAYS": _int("TRUSTED_DEVICE_DAYS", 90),
+        "RECOVERY_SELLER_IDLE_MINUTES": _int("SELLER_IDLE_MINUTES", 30),
+        "RECOVERY_SELLER_SESSION_HOURS": _int("SELLER_SESSION_HOURS", 12),
+        "RECOVERY_STAFF_IDLE_MINUTES": _int("STAFF_IDLE_MINUTES", 15),
+        "RECOVERY_STAFF_SESSION_HOURS": _int("STAFF_SESSION_HOURS", 8),
+        "RECOVERY_FRESH_CODE_MINUTES": _int("FRESH_CODE_MINUTES", 10),
+        # Passwords (argon2id). The defaults are argon2-cffi's RFC 9106 "low memory" profile.
+        "RECOVERY_ARGON2_TIME_COST": _int("ARGON2_TIME_COST", 3),
+        "RECOVERY_ARGON2_MEMORY_KIB": _int("ARGON2_MEMORY_KIB", 65536),
+        "RECOVERY_ARGON2_PARALLELISM": _int("ARGON2_PARALLELISM", 4),
+        "RECOVERY_PASSWORD_MIN_LENGTH": 12,
+        "RECOVERY_PASSWORD_MAX_LENGTH": 256,
+        # Codes and limits.
+        "RECOVERY_CODE_TTL_MINUTES": 10,
+        "RECOVERY_CODE_MAX_TRIES": 5,
+        "RECOVERY_CODE_RESEND_SECONDS": 60,
+        "RECOVERY_CODE_LOCK_AFTER": 10,
+        "RECOVERY_CODE_LOCK_MINUTES": 15,
+        "RECOVERY_HARD_LOCK_AFTER": 100,
+        "RECOVERY_INVITATION_HOURS": 72,
+        "RECOVERY_RESET_MINUTES": 60,
+        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RECOVERY_TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        # Recovery cases and documents.
+        "RECOVERY_SLA_HOURS": _int("SLA_HOURS", 12),
+        "RECOVERY_AT_RISK_SHARE": 0.75,
+        "RECOVERY_REQUIRE_SELFIE": _bool("REQUIRE_SELFIE", True),
+        "RECOVERY_DOCUMENT_TYPES": parse_document_types(_env("DOCUMENT_TYPES", DEFAULT_DOCUMENT_TYPES)),
+        "RECOVERY_MAX_UPLOAD_MB": max_upload_mb,
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH_MB", 40) * 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 1024 * 1024,
+        "RECOVERY_MAX_IMAGE_PIXELS": _int("MAX_IMAGE_PIXELS", 50_000_000),
+        "RECOVERY_MIN_IMAGE_WIDTH": _int("MIN_IMAGE_WIDTH", 800),
+        "RECOVERY_MIN_IMAGE_HEIGHT": _int("MIN_IMAGE_HEIGHT", 500),
+        "RECOVERY_MAX_PDF_PAGES": _int("MAX_PDF_PAGES", 10),
+        "RECOVERY_RETENTION_DAYS": _int("RETENTION_DAYS", 30),
+        "RECOVERY_NEEDS_INFO_DAYS": _int("NEEDS_INFO_DAYS", 7),
+        "RECOVERY_STALE_CLAIM_MINUTES": _int("STALE_CLAIM_MINUTES", 60),
+        # Scheduler.
+        "RECOVERY_SCHEDULER": _bool("SCHEDULER", env == "development" or production),
+        # Languages.
+        "BABEL_DEFAULT_LOCALE": "ja",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "RECOVERY_LANGUAGES": ("ja", "en"),
+        "RECOVERY_DEFAULT_TIMEZONES": {"ja": "Asia/Tokyo", "en": "UTC"},
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+    if env == "testing":
+        # Cheap hashes keep the suite fast; production never runs with these.
+        config.update(
+            RECOVERY_ARGON2_TIME_COST=1,
+            RECOVERY_ARGON2_MEMORY_KIB=8,
+            RECOVERY_ARGON2_PARALLELISM=1,
+            RECOVERY_SCHEDULER=False,
+        )
+    config.update(overrides)
+    return config

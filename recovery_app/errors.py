@@ -1,0 +1,61 @@
+"""Error pages: every failure gets a clear page (or JSON for JSON clients), never a stack trace."""
+
+from __future__ import annotations
+
+from flask import jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db
+
+MESSAGES = {
+    400: _l("The request could not be understood. Please go back and try again."),
+    403: _l("You do not have access to this page."),
+    404: _l("This page does not exist, or you do not have access to it."),
+    405: _l("This address does not accept that kind of request."),
+    413: _l("What you sent is too large. Files may be at most %(mb)s MB each, and %(total)s MB together."),
+    429: _l("Too many attempts. Please wait a little and try again."),
+    500: _l("Something went wrong on our side. Nothing was changed; please try again."),
+}
+CSRF_MESSAGE = _l("This form has expired or was not sent from this site. Please reload the page and try again.")
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def _render(status: int, message) -> tuple:
+    from flask import current_app
+
+    text = str(message) % {
+        "mb": current_app.config["RECOVERY_MAX_UPLOAD_MB"],
+        "total": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+    } if status == 413 else str(message)
+    if _wants_json():
+        return jsonify(error=text, status=status), status
+    return render_template("errors/error.html", status=status, message=text), status
+
+
+def init_app(app) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return _render(400, CSRF_MESSAGE)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code is None or error.code < 400:
+            return error
+        return _render(error.code, MESSAGES.get(error.code, error.description))
+
+    @app.errorhandler(InternalServerError)
+    def server_error(error):
+        db.session.rollback()
+        return _render(500, MESSAGES[500])
+
+    @app.errorhandler(Exception)
+    def unhandled(error):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        return _render(500, MESSAGES[500])

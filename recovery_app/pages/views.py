@@ -1,0 +1,32 @@
+"""Pages that belong to no single feature: home, language switch."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from ..web import safe_next
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def home():
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.sign_in"))
+    if current_user.is_staff and "review.queue" in current_app.view_functions:
+        return redirect(url_for("review.queue"))
+    return render_template("pages/home.html")
+
+
+@bp.get("/language/<code>")
+def language(code: str):
+    """Switch the language for this browser (and remember it for the signed-in user)."""
+    if code in current_app.config["RECOVERY_LANGUAGES"]:
+        session["lang"] = code
+        if current_user.is_authenticated and current_user.locale != code:
+            from ..extensions import db
+
+            current_user.locale = code
+            db.session.commit()
+    return redirect(safe_next(request.args.get("next")) or url_for("pages.home"))

@@ -1,0 +1,51 @@
+"""Small request-edge helpers shared by every blueprint: who is asking, from
+where, and where it is safe to send them next."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import request
+
+
+def client_address() -> str | None:
+    # ProxyFix (RECOVERY_TRUSTED_PROXIES) has already replaced remote_addr
+    # when the app sits behind known proxies; headers are not trusted otherwise.
+    return request.remote_addr
+
+
+def client_browser() -> str:
+    return (request.user_agent.string or "")[:300]
+
+
+def describe_browser(user_agent: str | None) -> str:
+    """A short, readable name for a user-agent string ("Chrome on Android")."""
+    ua = user_agent or ""
+    browser = next(
+        (name for key, name in (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
+                                ("Chrome/", "Chrome"), ("Safari/", "Safari")) if key in ua),
+        "",
+    )
+    system = next(
+        (name for key, name in (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"),
+                                ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Linux", "Linux")) if key in ua),
+        "",
+    )
+    if browser and system:
+        return f"{browser} / {system}"
+    return browser or system or (ua[:60] if ua else "?")
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return ``target`` only if it is a path on this site; refuse anything else.
+
+    Protects every ``next=`` parameter against open redirects.
+    """
+    if not target or len(target) > 2000:
+        return None
+    if any(ch in target for ch in ("\\", "\r", "\n", "\t", "\x00")):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target

@@ -1,0 +1,37 @@
+"""Both languages are complete: every message in the code has its Japanese."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_message_has_a_japanese_translation():
+    result = subprocess.run([sys.executable, "scripts/i18n.py", "missing"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, "messages without Japanese (run scripts/i18n.py update, then translate):\n" + result.stdout
+
+
+def test_language_follows_the_browser_and_the_switch(client):
+    page = client.get("/language/en?next=/nowhere", headers={"Accept-Language": "ja"})
+    assert page.status_code == 302 and page.headers["Location"].endswith("/nowhere")
+    english = client.get("/nowhere")
+    assert "This page does not exist" in english.get_data(as_text=True)
+
+
+def test_japanese_is_chosen_from_accept_language(app):
+    fresh = app.test_client()
+    text = fresh.get("/nowhere", headers={"Accept-Language": "ja-JP,ja;q=0.9"}).get_data(as_text=True)
+    assert "このページは存在しないか" in text
+
+
+def test_unknown_accept_language_falls_back_without_error(app):
+    fresh = app.test_client()
+    response = fresh.get("/nowhere", headers={"Accept-Language": "xx-invalid;;q=abc, ***"})
+    assert response.status_code == 404
+
+
+def test_language_switch_refuses_off_site_next(client):
+    response = client.get("/language/ja?next=https://evil.example/")
+    assert response.status_code == 302
+    assert "evil.example" not in response.headers["Location"]
