@@ -239,6 +239,20 @@ class Factory:
         return method
 
 
+    def case(self, user=None, *, document_type: str = "passport", submitted_at=None, status: str = "submitted"):
+        """A submitted case (no document files) through the lifecycle's own constructor."""
+        from recovery_app import lifecycle
+        from recovery_app.models.base import utcnow
+
+        user = user or self.user(enrolled=False)
+        case = lifecycle.new_case(user, document_type, now=submitted_at or utcnow(), address="203.0.113.7",
+                                  browser="Mozilla/5.0 (iPhone) Safari/604.1")
+        if status != "submitted":
+            case.status = status
+        _db.session.flush()
+        return case
+
+
 @pytest.fixture
 def make(app):
     return Factory(app)

@@ -1,0 +1,144 @@
+"""The case lifecycle: which status may follow which, the one function that
+moves a case, and the SLA clock.
+
+    submitted  -> in_review (claimed) | withdrawn
+    in_review  -> submitted (released, or the claim went stale)
+                | approved | rejected | needs_info | awaiting_second_approval
+    awaiting_second_approval -> approved | rejected | in_review (second reviewer disagrees)
+    needs_info -> submitted (new documents) | expired | withdrawn
+
+The clock runs while the case waits on us and pauses while it waits on the
+seller (``needs_info``). ``due_at`` is stored, already moved by every pause, so
+the queue and the SLA sweep are plain indexed range queries on it.
+
+Every transition writes its audit event in the caller's transaction: the case
+and its trail commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from . import audit
+from .extensions import db
+from .models import Case
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "submitted": frozenset({"in_review", "withdrawn"}),
+    "in_review": frozenset({"submitted", "approved", "rejected", "needs_info", "awaiting_second_approval"}),
+    "awaiting_second_approval": frozenset({"approved", "rejected", "in_review"}),
+    "needs_info": frozenset({"submitted", "expired", "withdrawn"}),
+    "approved": frozenset(),
+    "rejected": frozenset(),
+    "withdrawn": frozenset(),
+    "expired": frozenset(),
+}
+CLOSED = frozenset(status for status, nexts in TRANSITIONS.items() if not nexts)
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: read aloud without doubt
+
+
+class TransitionError(Exception):
+    """The case is not in a state that allows this step (someone else acted first)."""
+
+    def __init__(self, case: Case, to_status: str):
+        super().__init__(f"case {case.reference} cannot go from {case.status} to {to_status}")
+        self.case = case
+        self.to_status = to_status
+
+
+def sla() -> timedelta:
+    return timedelta(hours=current_app.config["RECOVERY_SLA_HOURS"])
+
+
+def at_risk_margin() -> timedelta:
+    """How long before the due time a case counts as at risk (25% of the SLA by default)."""
+    return sla() * (1 - current_app.config["RECOVERY_AT_RISK_SHARE"])
+
+
+def new_reference() -> str:
+    """An unguessable reference such as ``RC-7K3Q-9PXM`` (about 39 bits)."""
+    chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+    return f"RC-{chars[:4]}-{chars[4:]}"
+
+
+def clock_seconds(case: Case, now: datetime) -> float:
+    """Seconds the SLA clock has run for ``case`` up to ``now`` (pauses excluded)."""
+    end = case.decided_at or case.closed_at or now
+    paused = case.paused_seconds or 0
+    if case.paused_since is not None:
+        paused += max(0.0, (min(end, now) - case.paused_since).total_seconds())
+    return max(0.0, (end - case.clock_started_at).total_seconds() - paused)
+
+
+def new_case(user, document_type: str, *, now: datetime, address: str | None, browser: str | None) -> Case:
+    """A freshly submitted case with its clock started. The caller adds documents
+    and commits once, so a case never exists without them."""
+    case = Case(
+        reference=new_reference(),
+        user_id=user.id,
+        document_type=document_type,
+        status="submitted",
+        opened_address=address,
+        opened_browser=(browser or "")[:300],
+        high_risk=False,
+        risk_reasons=[],
+        created_at=now,
+        submitted_at=now,
+        clock_started_at=now,
+        paused_seconds=0,
+        due_at=now + sla(),
+    )
+    db.session.add(case)
+    db.session.flush()
+    audit.record("case.submitted", now=now, actor=user, subject_type="case", subject_id=case.reference,
+                 details={"document_type": document_type}, address=address, browser=browser)
+    return case
+
+
+def transition(
+    case: Case,
+    to_status: str,
+    *,
+    now: datetime,
+    actor,
+    action: str,
+    details: dict | None = None,
+    address: str | None = None,
+    browser: str | None = None,
+) -> Case:
+    """Move ``case`` to ``to_status`` if the table allows it, keeping the SLA
+    clock right, and write the audit event ``case.<action>``."""
+    from_status = case.status
+    if to_status not in TRANSITIONS.get(from_status, frozenset()):
+        raise TransitionError(case, to_status)
+    if to_status == "needs_info":
+        case.paused_since = now
+        case.info_requested_at = now
+    if from_status == "needs_info" and case.paused_since is not None:
+        paused = now - case.paused_since
+        case.paused_seconds = (case.paused_seconds or 0) + int(paused.total_seconds())
+        case.due_at = case.due_at + paused
+        case.paused_since = None
+    if to_status in ("approved", "rejected"):
+        case.decided_at = now
+    if to_status in CLOSED:
+        case.closed_at = now
+    if to_status in ("submitted", "needs_info") or to_status in CLOSED:
+        case.claimed_by_id = None
+        case.claimed_at = None
+    case.status = to_status
+    db.session.flush()
+    audit.record(
+        f"case.{action}",
+        now=now,
+        actor=actor,
+        subject_type="case",
+        subject_id=case.reference,
+        details={"from": from_status, "to": to_status, **(details or {})},
+        address=address,
+        browser=browser,
+    )
+    return case
