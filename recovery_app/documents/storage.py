@@ -1,0 +1,124 @@
+"""Where identity documents live: encrypted blobs under random names.
+
+* Bytes are encrypted with AES-GCM (``recovery_app.vault``) bound to their
+  storage key, so a blob renamed onto another document does not decrypt.
+* Names are random (``secrets``); the seller's file name never reaches the disk.
+* Writing is two-phase: ``stage`` writes ``<key>.tmp``; ``commit_staged`` moves
+  it into place only after the database commit succeeded; ``discard_staged``
+  removes it when the commit failed. A crash in between leaves only a
+  ``.tmp`` file, which ``remove_orphans`` deletes once it is old.
+* The folder is never a static path: documents are read only through
+  ``read`` by an authorised route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from flask import current_app
+
+from .. import vault
+
+TMP_SUFFIX = ".tmp"
+BLOB_SUFFIX = ".bin"
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+@dataclass
+class StagedFile:
+    storage_key: str
+    key_id: str
+    sha256: str
+    size: int
+    tmp_path: Path
+    final_path: Path
+
+
+def upload_dir() -> Path:
+    path = Path(current_app.config["RECOVERY_UPLOAD_DIR"])
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _path_for(storage_key: str) -> Path:
+    if not storage_key.isalnum():  # keys are generated here; anything else is tampering
+        raise StorageError("invalid storage key")
+    return upload_dir() / storage_key[:2] / f"{storage_key}{BLOB_SUFFIX}"
+
+
+def _context(storage_key: str) -> bytes:
+    return f"document:{storage_key}".encode()
+
+
+def stage(clean_bytes: bytes) -> StagedFile:
+    """Encrypt ``clean_bytes`` and write them under a temporary name."""
+    storage_key = secrets.token_hex(20)
+    blob, key_id = vault.encrypt(clean_bytes, _context(storage_key))
+    final_path = _path_for(storage_key)
+    final_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp_path = final_path.with_suffix(TMP_SUFFIX)
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(blob)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return StagedFile(storage_key, key_id, hashlib.sha256(clean_bytes).hexdigest(), len(clean_bytes),
+                      tmp_path, final_path)
+
+
+def commit_staged(files: list[StagedFile]) -> None:
+    for staged in files:
+        os.replace(staged.tmp_path, staged.final_path)
+
+
+def discard_staged(files: list[StagedFile]) -> None:
+    for staged in files:
+        staged.tmp_path.unlink(missing_ok=True)
+
+
+def read(document) -> bytes:
+    """Decrypt a stored document and check it against the hash kept in the database."""
+    if document.purged_at is not None:
+        raise StorageError("document was purged")
+    blob = _path_for(document.storage_key).read_bytes()
+    clean = vault.decrypt(blob, document.key_id, _context(document.storage_key))
+    if hashlib.sha256(clean).hexdigest() != document.sha256:
+        raise StorageError("document does not match its recorded hash")
+    return clean
+
+
+def purge(document) -> bool:
+    """Overwrite, then unlink, a document's blob. True if a file was removed."""
+    path = _path_for(document.storage_key)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    with open(path, "r+b") as fh:
+        fh.write(secrets.token_bytes(size))
+        fh.flush()
+        os.fsync(fh.fileno())
+    path.unlink()
+    return True
+
+
+def remove_orphans(now: datetime, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Delete staged files left behind by a crash between write and commit."""
+    removed = 0
+    cutoff = now.timestamp() - older_than.total_seconds()
+    for tmp in upload_dir().glob(f"*/*{TMP_SUFFIX}"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
