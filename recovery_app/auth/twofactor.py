@@ -1,0 +1,267 @@
+"""Second factors: the one place that creates and checks codes.
+
+* Authenticator apps (TOTP, RFC 6238, via pyotp): 30-second steps, ±1 step for
+  clock drift, and each step accepted once per method (``last_used_step``).
+* SMS and voice codes: 6 digits from ``secrets``, kept only as an HMAC bound to
+  the challenge they were sent for, valid 10 minutes, 5 tries, resend after 60 s,
+  at most 10 sent per hour per user.
+* Recovery codes: ten single-use codes of 50 random bits, stored as argon2 hashes.
+* Trusted devices: a random cookie token, stored as a SHA-256 hash, bound to
+  one user and revocable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+import pyotp
+from flask import current_app
+from sqlalchemy import delete, func, select, update
+
+from .. import vault
+from ..extensions import db
+from ..models import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
+from ..notify import queue_code
+from .passwords import hash_password, verify_password
+
+TOTP_STEP = 30
+RECOVERY_CODE_COUNT = 10
+RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # 31 symbols, no look-alikes
+CODES_PER_HOUR = 10
+_SEPARATORS = re.compile(r"[\s\-‐‑–—]")
+
+
+class CodeError(Exception):
+    """A code could not be sent: ``reason`` is ``resend_too_soon`` or
+    ``too_many_codes``; views turn it into a translated message with ``wait_seconds``."""
+
+    def __init__(self, reason: str, *, wait_seconds: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.wait_seconds = wait_seconds
+
+
+# --- input -------------------------------------------------------------------
+
+def normalise_code(text: str | None, digits: int = 6) -> str | None:
+    """Strip spaces and dashes; return the code if what is left is ``digits`` digits."""
+    cleaned = _SEPARATORS.sub("", text or "")
+    if len(cleaned) == digits and cleaned.isascii() and cleaned.isdigit():
+        return cleaned
+    return None
+
+
+# --- TOTP / HOTP ---------------------------------------------------------------
+
+def hotp_matches(seed_b32: str, counter: int, code: str, *, digits: int = 6, digest=hashlib.sha1) -> bool:
+    return hmac.compare_digest(pyotp.HOTP(seed_b32, digits=digits, digest=digest).at(counter), code)
+
+
+def match_totp_step(seed_b32: str, code: str, at: datetime, *, digits: int = 6, digest=hashlib.sha1,
+                    window: int = 1) -> int | None:
+    """The time step whose code equals ``code`` within ±``window`` steps of ``at``, or None."""
+    current = int(at.timestamp()) // TOTP_STEP
+    for step in range(current - window, current + window + 1):
+        if step >= 0 and hotp_matches(seed_b32, step, code, digits=digits, digest=digest):
+            return step
+    return None
+
+
+def _seed_context(user_id: int) -> bytes:
+    return f"totp:{user_id}".encode()
+
+
+def totp_seed(method: TwoFactorMethod) -> str:
+    return vault.decrypt(method.secret_encrypted, method.key_id, _seed_context(method.user_id)).decode()
+
+
+def new_totp_method(user, now: datetime, *, primary: bool, label: str = "") -> tuple[TwoFactorMethod, str]:
+    """An unconfirmed authenticator method and its seed (shown once, for the QR code)."""
+    seed = pyotp.random_base32()
+    blob, key_id = vault.encrypt(seed.encode(), _seed_context(user.id))
+    method = TwoFactorMethod(user_id=user.id, kind="totp", is_primary=primary, secret_encrypted=blob,
+                             key_id=key_id, label=label, created_at=now)
+    db.session.add(method)
+    db.session.flush()
+    return method, seed
+
+
+def provisioning_uri(user, seed: str) -> str:
+    issuer = current_app.config["RECOVERY_PRODUCT_NAME"]
+    return pyotp.TOTP(seed).provisioning_uri(name=user.email, issuer_name=issuer)
+
+
+def verify_totp(method: TwoFactorMethod, code: str, now: datetime) -> bool:
+    """Check an authenticator code; a step already used (replay) is refused."""
+    step = match_totp_step(totp_seed(method), code, now)
+    if step is None or (method.last_used_step is not None and step <= method.last_used_step):
+        return False
+    # Conditional update: two requests racing with the same code cannot both win.
+    won = db.session.execute(
+        update(TwoFactorMethod)
+        .where(TwoFactorMethod.id == method.id,
+               (TwoFactorMethod.last_used_step.is_(None)) | (TwoFactorMethod.last_used_step < step))
+        .values(last_used_step=step, last_used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(method)
+    return won == 1
+
+
+# --- SMS and voice codes ---------------------------------------------------------
+
+def _code_hash(challenge_id: str, code: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{challenge_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def send_code(user, *, phone_e164: str, channel: str, purpose: str, challenge_id: str, now: datetime,
+              method: TwoFactorMethod | None = None) -> SentCode:
+    """Send a fresh code by SMS or voice for one challenge (ASVS 6.6.2, 6.6.3)."""
+    config = current_app.config
+    last = db.session.execute(
+        select(SentCode).where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id)
+        .order_by(SentCode.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    resend_after = timedelta(seconds=config["RECOVERY_CODE_RESEND_SECONDS"])
+    if last is not None and now - last.created_at < resend_after:
+        wait = int((last.created_at + resend_after - now).total_seconds()) + 1
+        raise CodeError("resend_too_soon", wait_seconds=wait)
+    sent_last_hour = db.session.execute(
+        select(func.count(SentCode.id)).where(SentCode.user_id == user.id,
+                                              SentCode.created_at > now - timedelta(hours=1))
+    ).scalar_one()
+    if sent_last_hour >= CODES_PER_HOUR:
+        raise CodeError("too_many_codes", wait_seconds=3600)
+    code = f"{secrets.randbelow(10 ** 6):06d}"
+    sent = SentCode(user_id=user.id, method_id=method.id if method else None, challenge_id=challenge_id,
+                    purpose=purpose, channel=channel, phone_e164=phone_e164,
+                    code_hash=_code_hash(challenge_id, code), created_at=now,
+                    expires_at=now + timedelta(minutes=config["RECOVERY_CODE_TTL_MINUTES"]), tries=0)
+    db.session.add(sent)
+    queue_code(channel, phone_e164, code, user.locale, now)
+    db.session.flush()
+    return sent
+
+
+def check_sent_code(user, *, challenge_id: str, code: str, now: datetime) -> SentCode | None:
+    """The code sent for this challenge, if ``code`` matches it, unused and in time."""
+    sent = db.session.execute(
+        select(SentCode).where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id,
+                               SentCode.used_at.is_(None))
+        .order_by(SentCode.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    if sent is None or now >= sent.expires_at or sent.tries >= current_app.config["RECOVERY_CODE_MAX_TRIES"]:
+        return None
+    if not hmac.compare_digest(sent.code_hash, _code_hash(challenge_id, code)):
+        sent.tries += 1
+        return None
+    won = db.session.execute(
+        update(SentCode).where(SentCode.id == sent.id, SentCode.used_at.is_(None)).values(used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(sent)
+    return sent if won == 1 else None
+
+
+# --- recovery codes --------------------------------------------------------------
+
+def _new_recovery_code() -> str:
+    raw = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(10))  # 10 × log2(31) ≈ 49.5 bits
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def normalise_recovery_code(text: str | None) -> str | None:
+    cleaned = _SEPARATORS.sub("", (text or "").lower())
+    if len(cleaned) == 10 and all(ch in RECOVERY_ALPHABET for ch in cleaned):
+        return f"{cleaned[:5]}-{cleaned[5:]}"
+    return None
+
+
+def generate_recovery_codes(user, now: datetime) -> list[str]:
+    """Replace the user's recovery codes with ten new ones; the plain codes are returned once."""
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+    for code in codes:
+        db.session.add(RecoveryCode(user_id=user.id, code_hash=hash_password(code), created_at=now))
+    db.session.flush()
+    return codes
+
+
+def use_recovery_code(user, text: str, now: datetime) -> bool:
+    code = normalise_recovery_code(text)
+    if code is None:
+        return False
+    unused = db.session.execute(
+        select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ).scalars().all()
+    for row in unused:
+        if verify_password(row.code_hash, code):
+            won = db.session.execute(
+                update(RecoveryCode).where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=now).execution_options(synchronize_session=False)
+            ).rowcount
+            return won == 1
+    return False
+
+
+def remaining_recovery_codes(user) -> int:
+    return db.session.execute(
+        select(func.count(RecoveryCode.id)).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ).scalar_one()
+
+
+# --- methods --------------------------------------------------------------------
+
+def confirmed_methods(user) -> list[TwoFactorMethod]:
+    return db.session.execute(
+        select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id, TwoFactorMethod.confirmed_at.is_not(None))
+        .order_by(TwoFactorMethod.is_primary.desc(), TwoFactorMethod.created_at)
+    ).scalars().all()
+
+
+def primary_method(user) -> TwoFactorMethod | None:
+    methods = confirmed_methods(user)
+    return next((m for m in methods if m.is_primary), methods[0] if methods else None)
+
+
+# --- trusted devices ---------------------------------------------------------------
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def trust_device(user, now: datetime, *, browser: str | None, address: str | None) -> str:
+    """Mark this browser as trusted for ``user``; returns the cookie value."""
+    token = secrets.token_urlsafe(32)
+    days = current_app.config["RECOVERY_TRUSTED_DEVICE_DAYS"]
+    db.session.add(TrustedDevice(user_id=user.id, token_hash=_token_hash(token), browser=(browser or "")[:300],
+                                 address=address, created_at=now, last_seen_at=now,
+                                 expires_at=now + timedelta(days=days)))
+    db.session.flush()
+    return token
+
+
+def trusted_device_for(user, token: str | None, now: datetime) -> TrustedDevice | None:
+    """The live trusted device of ``user`` that ``token`` names; a token of
+    another user, a revoked or expired one, or garbage gives None."""
+    if not token or len(token) > 200:
+        return None
+    device = db.session.execute(
+        select(TrustedDevice).where(TrustedDevice.token_hash == _token_hash(token))
+    ).scalar_one_or_none()
+    if device is None or device.user_id != user.id or device.revoked_at is not None or now >= device.expires_at:
+        return None
+    device.last_seen_at = now
+    return device
+
+
+def revoke_devices(user, now: datetime, device_id: int | None = None) -> int:
+    query = update(TrustedDevice).where(TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None))
+    if device_id is not None:
+        query = query.where(TrustedDevice.id == device_id)
+    return db.session.execute(query.values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
