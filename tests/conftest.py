@@ -292,6 +292,15 @@ class Auth:
         return row
 
 
+    def fresh_code(self, client, *, at: datetime | None = None):
+        """As if the signed-in user had just passed the confirm-with-a-code page."""
+        from recovery_app.auth.sessions import FRESH_KEY
+        from recovery_app.models.base import utcnow
+
+        with client.session_transaction() as sess:
+            sess[FRESH_KEY] = (at or utcnow()).isoformat()
+
+
 @pytest.fixture
 def auth(app):
     return Auth(app)

@@ -180,6 +180,41 @@ def pop_signed_out_reason() -> str | None:
     return session.pop(SIGNED_OUT_REASON_KEY, None)
 
 
+# --- fresh second factor (ASVS 7.5.1) ------------------------------------------
+
+FRESH_KEY = "fresh_code_at"
+
+
+def mark_fresh_code(now: datetime) -> None:
+    """The signed-in user just passed a second factor again (the confirm page)."""
+    session[FRESH_KEY] = now.isoformat()
+
+
+def has_fresh_code(now: datetime) -> bool:
+    try:
+        at = datetime.fromisoformat(session.get(FRESH_KEY, ""))
+    except (TypeError, ValueError):
+        return False
+    window = timedelta(minutes=current_app.config["RECOVERY_FRESH_CODE_MINUTES"])
+    return timedelta(0) <= now - at <= window
+
+
+def fresh_code_required(view):
+    """Changes to sign-in settings ask for a code first, valid 10 minutes.
+    Without one, the user is sent to ``auth.confirm`` and brought back after."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not has_fresh_code(utcnow()):
+            from flask import redirect, request, url_for
+
+            target = request.full_path if request.method == "GET" else request.referrer
+            return redirect(url_for("auth.confirm", next=target))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
 # --- access rules ------------------------------------------------------------
 
 def roles_required(*roles: str):
