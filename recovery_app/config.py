@@ -146,6 +146,14 @@ def load_config(overrides: dict | None = None) -> dict:
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "RECOVERY_TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        # Sign-in limits (per client address through Flask-Limiter; per account on the user row).
+        "RECOVERY_LIMIT_SIGN_IN": _env("LIMIT_SIGN_IN", "10 per minute;100 per hour"),
+        "RECOVERY_LIMIT_CODE_CHECK": _env("LIMIT_CODE_CHECK", "10 per minute;100 per hour"),
+        "RECOVERY_LIMIT_CODE_SEND": _env("LIMIT_CODE_SEND", "5 per minute;30 per hour"),
+        "RECOVERY_PASSWORD_FREE_TRIES": _int("PASSWORD_FREE_TRIES", 5),
+        "RECOVERY_PASSWORD_MAX_DELAY_SECONDS": _int("PASSWORD_MAX_DELAY_SECONDS", 300),
+        "RECOVERY_SUSPICIOUS_AFTER": _int("SUSPICIOUS_AFTER", 3),
+        "RECOVERY_PHONE_REGION": _env("PHONE_REGION", "JP"),
         # Recovery cases and documents.
         "RECOVERY_SLA_HOURS": _int("SLA_HOURS", 12),
         "RECOVERY_AT_RISK_SHARE": 0.75,

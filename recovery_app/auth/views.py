@@ -1,7 +1,537 @@
-"""Routes of the auth blueprint: parse the form, call the service, render or redirect."""
+"""Routes of the auth blueprint: parse the form, call the service, render or redirect.
+
+Two browser states (see sessions.py): after the password step only the
+challenge, the other ways to get a code and forced enrollment are reachable
+here; everything under /settings needs a full session, and every change there
+a fresh code (ASVS 7.5.1).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from .. import web
+from ..extensions import db, limiter
+from ..models.base import utcnow
+from . import services, twofactor
+from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
+from .services import AuthError, Challenge
+from .sessions import (begin_session, fresh_code_required, mark_fresh_code, mark_password_passed, pending_user,
+                       pop_signed_out_reason, sign_out as end_this_session)
 
 bp = Blueprint("auth", __name__)
+
+CHALLENGE_KEY = "challenge"
+CONFIRM_KEY = "confirm_challenge"
+NEXT_KEY = "next"
+SETUP_METHOD_KEY = "setup_method"
+SETUP_CHALLENGE_KEY = "setup_challenge"
+SKIP_BACKUP_KEY = "skip_backup"
+
+
+def _limit(setting: str):
+    """A per-address limit read from the settings at request time (ASVS 6.3.1, 2.4.1)."""
+    return limiter.limit(lambda: current_app.config[setting], methods=["POST"])
+
+
+def _where() -> dict:
+    return {"address": web.client_address(), "browser": web.client_browser()}
+
+
+@bp.app_template_filter("masked_phone")
+def masked_phone(e164):
+    return services.masked_phone(e164)
+
+
+# --- password step ---------------------------------------------------------------
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@_limit("RECOVERY_LIMIT_SIGN_IN")
+def sign_in():
+    if current_user.is_authenticated:
+        return redirect(web.safe_next(request.args.get("next")) or url_for("pages.home"))
+    reason = pop_signed_out_reason()
+    if request.method == "GET" and pending_user(utcnow()) is not None:
+        return redirect(url_for("auth.challenge"))
+    form = SignInForm(next=request.args.get("next", ""))
+    error = None
+    if form.validate_on_submit():
+        now = utcnow()
+        try:
+            user = services.authenticate(form.email.data, form.password.data, now, **_where())
+        except AuthError as exc:
+            db.session.commit()  # the failure counters and the event are kept
+            error = exc
+        else:
+            mark_password_passed(user, now)
+            session[NEXT_KEY] = web.safe_next(form.next.data)
+            return _after_password(user, now)
+    return render_template("auth/sign_in.html", form=form, error=error, reason=reason)
+
+
+def _after_password(user, now):
+    if user.must_enroll_2sv:
+        db.session.commit()
+        return redirect(url_for("auth.enroll"))
+    if services.trusted_device(user, request.cookies.get(current_app.config["RECOVERY_TRUSTED_DEVICE_COOKIE"]), now):
+        return _finish_sign_in(user, now, via="trusted_device")
+    challenge, problem = services.start_challenge(user, now)
+    session[CHALLENGE_KEY] = challenge.as_dict()
+    db.session.commit()
+    if problem is not None:
+        flash(str(problem.message), "error")
+    return redirect(url_for("auth.challenge"))
+
+
+def _finish_sign_in(user, now, *, via: str, remember: bool = False):
+    token = services.complete_sign_in(user, now, via=via, remember_device=remember, **_where())
+    target = web.safe_next(session.get(NEXT_KEY)) or url_for("pages.home")
+    begin_session(user, now, **_where())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
+    db.session.commit()
+    response = redirect(target)
+    if token:
+        config = current_app.config
+        response.set_cookie(config["RECOVERY_TRUSTED_DEVICE_COOKIE"], token, path="/", httponly=True, samesite="Lax",
+                            secure=config["RECOVERY_COOKIE_SECURE"],
+                            max_age=config["RECOVERY_TRUSTED_DEVICE_DAYS"] * 86400)
+    return response
+
+
+@bp.post("/sign-out")
+def sign_out():
+    now = utcnow()
+    user = current_user._get_current_object() if current_user.is_authenticated else pending_user(now)
+    services.record_sign_out(user, now, **_where())
+    end_this_session(now)
+    db.session.commit()
+    flash(_("You are signed out."), "success")
+    return redirect(url_for("auth.sign_in"))
+
+
+def _password_step_expired():
+    flash(_("Please sign in with your e-mail address and password first."), "warning")
+    return redirect(url_for("auth.sign_in"))
+
+
+# --- the challenge ------------------------------------------------------------------
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+@_limit("RECOVERY_LIMIT_CODE_CHECK")
+def challenge():
+    now = utcnow()
+    user = pending_user(now)
+    if user is None:
+        return _password_step_expired()
+    if user.must_enroll_2sv:
+        return redirect(url_for("auth.enroll"))
+    current = Challenge.from_dict(session.get(CHALLENGE_KEY))
+    if current is None:
+        current, problem = services.start_challenge(user, now)
+        session[CHALLENGE_KEY] = current.as_dict()
+        db.session.commit()
+    form = RecoveryCodeForm() if current.recovery else ChallengeForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            via = services.verify_code(user, current, form.code.data, now, **_where())
+        except AuthError as exc:
+            db.session.commit()
+            error = exc
+        else:
+            return _finish_sign_in(user, now, via=via, remember=form.remember_device.data)
+    return render_template("auth/challenge.html", form=form, error=error, user=user, challenge=current,
+                           method=services.method_of(user, current.method_id), locked_until=_locked_until(user, now),
+                           case=services.open_case(user))
+
+
+def _locked_until(user, now):
+    if user.hard_locked_at is not None and user.password_changed_at is None:
+        return None
+    if user.code_locked_until is not None and now < user.code_locked_until:
+        return user.code_locked_until
+    return None
+
+
+@bp.get("/sign-in/other-ways")
+def backups():
+    now = utcnow()
+    user = pending_user(now)
+    if user is None:
+        return _password_step_expired()
+    return render_template("auth/backups.html", form=BackupChoiceForm(), methods=services.usable_methods(user),
+                           recovery_codes_left=twofactor.remaining_recovery_codes(user),
+                           current=Challenge.from_dict(session.get(CHALLENGE_KEY)))
+
+
+@bp.post("/sign-in/other-ways")
+@_limit("RECOVERY_LIMIT_CODE_SEND")
+def use_backup():
+    now = utcnow()
+    user = pending_user(now)
+    if user is None:
+        return _password_step_expired()
+    form = BackupChoiceForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("auth.backups"))
+    recovery = form.method_id.data == "recovery"
+    method_id = int(form.method_id.data) if (form.method_id.data or "").isdigit() else None
+    try:
+        challenge, problem = services.start_challenge(
+            user, now, current=Challenge.from_dict(session.get(CHALLENGE_KEY)), method_id=method_id,
+            channel=form.channel.data or None, recovery=recovery)
+    except AuthError as exc:
+        flash(str(exc.message), "error")
+        return redirect(url_for("auth.backups"))
+    session[CHALLENGE_KEY] = challenge.as_dict()
+    db.session.commit()
+    if problem is not None:
+        flash(str(problem.message), "error")
+    return redirect(url_for("auth.challenge"))
+
+
+@bp.get("/sign-in/no-access")
+def recovery_info():
+    """What happens when no way of getting a code is left (until recovery cases exist here)."""
+    return render_template("auth/recovery_info.html", hours=current_app.config["RECOVERY_SLA_HOURS"])
+
+
+# --- forced enrollment ---------------------------------------------------------------
+
+def _enrolling_user(now):
+    user = pending_user(now)
+    if user is None or not user.must_enroll_2sv:
+        return None
+    return user
+
+
+@bp.get("/sign-in/setup")
+def enroll():
+    now = utcnow()
+    user = _enrolling_user(now)
+    if user is None:
+        return redirect(url_for("auth.challenge")) if pending_user(now) else _password_step_expired()
+    step = services.enrollment_step(user)
+    if step == "backup" and session.get(SKIP_BACKUP_KEY):
+        step = "codes"
+    return render_template("auth/enroll.html", step=step, form=ActionForm(), methods=services.usable_methods(user),
+                           enrolling=True)
+
+
+@bp.route("/sign-in/setup/app", methods=["GET", "POST"])
+def enroll_app():
+    user = _enrolling_user(utcnow())
+    if user is None:
+        return _password_step_expired()
+    return _app_method(user, enrolling=True)
+
+
+@bp.route("/sign-in/setup/phone", methods=["GET", "POST"])
+@_limit("RECOVERY_LIMIT_CODE_SEND")
+def enroll_phone():
+    user = _enrolling_user(utcnow())
+    if user is None:
+        return _password_step_expired()
+    return _phone_method(user, enrolling=True)
+
+
+@bp.route("/sign-in/setup/phone/confirm", methods=["GET", "POST"])
+@_limit("RECOVERY_LIMIT_CODE_CHECK")
+def enroll_phone_confirm():
+    user = _enrolling_user(utcnow())
+    if user is None:
+        return _password_step_expired()
+    return _phone_confirm(user, enrolling=True)
+
+
+@bp.post("/sign-in/setup/skip-backup")
+def enroll_skip_backup():
+    if _enrolling_user(utcnow()) is None:
+        return _password_step_expired()
+    if ActionForm().validate_on_submit():
+        session[SKIP_BACKUP_KEY] = True
+    return redirect(url_for("auth.enroll"))
+
+
+@bp.post("/sign-in/setup/recovery-codes")
+def enroll_codes():
+    now = utcnow()
+    user = _enrolling_user(now)
+    if user is None:
+        return _password_step_expired()
+    return _recovery_codes(user, now, enrolling=True)
+
+
+@bp.post("/sign-in/setup/finish")
+def enroll_finish():
+    now = utcnow()
+    user = _enrolling_user(now)
+    if user is None:
+        return _password_step_expired()
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("auth.enroll"))
+    try:
+        services.finish_enrollment(user, now, **_where())
+    except AuthError as exc:
+        flash(str(exc.message), "error")
+        return redirect(url_for("auth.enroll"))
+    flash(_("2-step verification is on. From now on you will be asked for a code when you sign in."), "success")
+    return _finish_sign_in(user, now, via="enrollment")
+
+
+# --- adding a method: shared by enrollment and settings ------------------------------------
+
+def _done_url(enrolling: bool) -> str:
+    return url_for("auth.enroll") if enrolling else url_for("auth.settings")
+
+
+def _app_method(user, *, enrolling: bool):
+    now = utcnow()
+    method = services.pending_method(user, session.get(SETUP_METHOD_KEY), "totp")
+    if method is None:
+        method, _seed = services.start_app_method(user, now)
+        session[SETUP_METHOD_KEY] = method.id
+        db.session.commit()
+    form = CodeForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            services.confirm_app_method(user, method.id, form.code.data, now, **_where())
+        except AuthError as exc:
+            error = exc
+        else:
+            session.pop(SETUP_METHOD_KEY, None)
+            db.session.commit()
+            flash(_("Your authenticator app is set up."), "success")
+            return redirect(_done_url(enrolling))
+    seed = twofactor.totp_seed(method)
+    import segno
+
+    qr = segno.make(twofactor.provisioning_uri(user, seed), error="m").svg_inline(scale=4, omitsize=True,
+                                                                                  light="#fff")
+    return render_template("auth/method_app.html", form=form, error=error, qr=qr, seed=seed, enrolling=enrolling,
+                           action=request.path)
+
+
+def _phone_method(user, *, enrolling: bool):
+    form = PhoneForm()
+    error = None
+    if form.validate_on_submit():
+        now = utcnow()
+        try:
+            method, challenge_id = services.start_phone_method(user, form.number.data, form.channel.data, now)
+        except AuthError as exc:
+            db.session.rollback()
+            error = exc
+        else:
+            session[SETUP_METHOD_KEY] = method.id
+            session[SETUP_CHALLENGE_KEY] = challenge_id
+            db.session.commit()
+            return redirect(url_for("auth.enroll_phone_confirm" if enrolling else "auth.add_phone_confirm"))
+    return render_template("auth/method_phone.html", form=form, error=error, enrolling=enrolling,
+                           action=request.path)
+
+
+def _phone_confirm(user, *, enrolling: bool):
+    now = utcnow()
+    method = services.pending_method(user, session.get(SETUP_METHOD_KEY))
+    challenge_id = session.get(SETUP_CHALLENGE_KEY)
+    if method is None or method.kind not in ("sms", "voice") or not isinstance(challenge_id, str):
+        flash(_("This set-up has expired. Please start again."), "warning")
+        return redirect(_done_url(enrolling))
+    form = CodeForm()
+    error = None
+    if request.method == "POST" and request.form.get("resend") and ActionForm().validate_on_submit():
+        try:
+            services.resend_phone_code(user, method.id, challenge_id, now)
+        except AuthError as exc:
+            error = exc
+        else:
+            db.session.commit()
+            flash(_("We sent a new code."), "success")
+            return redirect(request.path)
+    elif form.validate_on_submit():
+        try:
+            services.confirm_phone_method(user, method.id, challenge_id, form.code.data, now, **_where())
+        except AuthError as exc:
+            db.session.commit()  # the try is counted on the sent code
+            error = exc
+        else:
+            session.pop(SETUP_METHOD_KEY, None)
+            session.pop(SETUP_CHALLENGE_KEY, None)
+            db.session.commit()
+            flash(_("Your phone is set up."), "success")
+            return redirect(_done_url(enrolling))
+    return render_template("auth/method_phone_confirm.html", form=form, resend_form=ActionForm(), error=error,
+                           method=method, enrolling=enrolling, action=request.path)
+
+
+def _recovery_codes(user, now, *, enrolling: bool):
+    if not ActionForm().validate_on_submit():
+        return redirect(_done_url(enrolling))
+    try:
+        codes = services.new_recovery_codes(user, now, **_where())
+    except AuthError as exc:
+        flash(str(exc.message), "error")
+        return redirect(_done_url(enrolling))
+    db.session.commit()
+    text = "\n".join([_("Recovery codes for %(email)s", email=user.email), "", *codes, ""])
+    return render_template("auth/recovery_codes.html", codes=codes, text=text, form=ActionForm(), enrolling=enrolling)
+
+
+# --- security settings -------------------------------------------------------------------
+
+@bp.get("/settings/security")
+@login_required
+def settings():
+    now = utcnow()
+    user = current_user
+    return render_template("auth/settings.html", form=ActionForm(), methods=services.usable_methods(user),
+                           recovery_codes_left=twofactor.remaining_recovery_codes(user),
+                           devices=services.trusted_devices(user, now), describe_browser=web.describe_browser)
+
+
+@bp.route("/settings/confirm", methods=["GET", "POST"])
+@login_required
+@_limit("RECOVERY_LIMIT_CODE_CHECK")
+def confirm():
+    """Ask for a fresh code before a change to sign-in settings (ASVS 7.5.1)."""
+    now = utcnow()
+    user = current_user._get_current_object()
+    target = web.safe_next(request.args.get("next")) or url_for("auth.settings")
+    current = Challenge.from_dict(session.get(CONFIRM_KEY))
+    if current is None or request.args.get("method") or request.args.get("recovery"):
+        wanted = request.args.get("method", "")
+        try:
+            current, _problem = services.start_challenge(
+                user, now, method_id=int(wanted) if wanted.isdigit() else None,
+                recovery=bool(request.args.get("recovery")))
+        except AuthError:
+            current, _problem = services.start_challenge(user, now)
+        session[CONFIRM_KEY] = current.as_dict()
+        db.session.commit()
+        if _problem is not None:
+            flash(str(_problem.message), "error")
+    form = RecoveryCodeForm() if current.recovery else CodeForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            services.verify_code(user, current, form.code.data, now, **_where())
+        except AuthError as exc:
+            db.session.commit()
+            error = exc
+        else:
+            mark_fresh_code(now)
+            session.pop(CONFIRM_KEY, None)
+            db.session.commit()
+            return redirect(target)
+    return render_template("auth/confirm.html", form=form, error=error, challenge=current,
+                           method=services.method_of(user, current.method_id), methods=services.usable_methods(user),
+                           recovery_codes_left=twofactor.remaining_recovery_codes(user),
+                           locked_until=_locked_until(user, now), target=target)
+
+
+@bp.route("/settings/security/app", methods=["GET", "POST"])
+@login_required
+@fresh_code_required
+def add_app():
+    return _app_method(current_user._get_current_object(), enrolling=False)
+
+
+@bp.route("/settings/security/phone", methods=["GET", "POST"])
+@login_required
+@fresh_code_required
+@_limit("RECOVERY_LIMIT_CODE_SEND")
+def add_phone():
+    return _phone_method(current_user._get_current_object(), enrolling=False)
+
+
+@bp.route("/settings/security/phone/confirm", methods=["GET", "POST"])
+@login_required
+@fresh_code_required
+@_limit("RECOVERY_LIMIT_CODE_CHECK")
+def add_phone_confirm():
+    return _phone_confirm(current_user._get_current_object(), enrolling=False)
+
+
+def _settings_change(change, *args, done: str):
+    """Run one settings change for the signed-in user and go back to the settings page."""
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("auth.settings"))
+    try:
+        change(current_user._get_current_object(), *args, utcnow(), **_where())
+    except AuthError as exc:
+        db.session.rollback()
+        flash(str(exc.message), "error")
+    else:
+        db.session.commit()
+        flash(done, "success")
+    return redirect(url_for("auth.settings"))
+
+
+@bp.post("/settings/security/methods/<int:method_id>/primary")
+@login_required
+@fresh_code_required
+def make_primary(method_id: int):
+    return _settings_change(services.make_primary, method_id, done=_("The main way to get codes has changed."))
+
+
+@bp.post("/settings/security/methods/<int:method_id>/remove")
+@login_required
+@fresh_code_required
+def remove_method(method_id: int):
+    return _settings_change(services.remove_method, method_id, done=_("The method was removed."))
+
+
+@bp.post("/settings/security/recovery-codes")
+@login_required
+@fresh_code_required
+def regenerate_codes():
+    return _recovery_codes(current_user._get_current_object(), utcnow(), enrolling=False)
+
+
+@bp.post("/settings/security/devices/<int:device_id>/revoke")
+@login_required
+@fresh_code_required
+def revoke_device(device_id: int):
+    return _settings_change(services.revoke_trusted_devices, device_id,
+                            done=_("That device will be asked for a code at its next sign-in."))
+
+
+@bp.post("/settings/security/devices/revoke-all")
+@login_required
+@fresh_code_required
+def revoke_devices():
+    return _settings_change(services.revoke_trusted_devices, None,
+                            done=_("Every device will be asked for a code at its next sign-in."))
+
+
+@bp.post("/settings/security/sign-out-everywhere")
+@login_required
+@fresh_code_required
+def sign_out_everywhere():
+    now = utcnow()
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("auth.settings"))
+    services.sign_out_everywhere(current_user._get_current_object(), now, **_where())
+    end_this_session(now, "signed_out_everywhere")
+    db.session.commit()
+    flash(_("You are signed out on every device, including this one."), "success")
+    return redirect(url_for("auth.sign_in"))
+
+
+@bp.route("/settings/security/turn-off", methods=["GET", "POST"])
+@login_required
+@fresh_code_required
+def turn_off():
+    form = ActionForm()
+    if form.validate_on_submit():
+        now = utcnow()
+        services.turn_off_2sv(current_user._get_current_object(), now, **_where())
+        end_this_session(now, "twofactor_disabled")
+        db.session.commit()
+        flash(_("2-step verification is off and you are signed out. You will set it up again at your next sign-in."),
+              "warning")
+        return redirect(url_for("auth.sign_in"))
+    return render_template("auth/turn_off.html", form=form)

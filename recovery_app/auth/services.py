@@ -1,0 +1,560 @@
+"""The rules of signing in: the password step, the second-factor challenge,
+forced enrollment, and changes in security settings.
+
+Functions take plain values and ``now``; the views own the request, the
+browser session and the commit. Every refusal is an ``AuthError`` carrying a
+translatable message (and, for locks, when the lock ends).
+
+Attempt limits on the account (ASVS 6.3.1, NIST 800-63B 5.2.2), on top of the
+per-address limits the views set:
+
+* wrong passwords: after ``RECOVERY_PASSWORD_FREE_TRIES`` a growing delay
+  (1 s, 2 s, 4 s … up to ``RECOVERY_PASSWORD_MAX_DELAY_SECONDS``) during which
+  even the right password is refused;
+* wrong codes: after ``RECOVERY_CODE_LOCK_AFTER`` (10) in a row the challenge is
+  locked for ``RECOVERY_CODE_LOCK_MINUTES`` (15);
+* every failure of either kind counts towards ``RECOVERY_HARD_LOCK_AFTER`` (100)
+  consecutive failures, after which the account is locked until a manager
+  lifts it or the user resets the password and passes a second factor.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from babel.dates import format_datetime
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, select
+
+from ..extensions import db
+from ..models import Case, RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
+from ..models.cases import OPEN_STATUSES
+from ..notify import queue_email
+from ..web import describe_browser
+from . import twofactor
+from .events import record_event
+from .passwords import hash_password, needs_rehash, verify_password
+from .sessions import bump_epoch, end_all_sessions
+from .users import find_user_by_email
+
+CODES_PAUSED = _l("Too many wrong codes. For your safety, entering codes is paused for a while.")
+HARD_LOCKED = _l("This account is locked after too many failed attempts. A manager can unlock it, or you can set a "
+                 "new password with “Forgot your password?” and then sign in with a code.")
+SIGN_IN_REFUSED = _l("That e-mail address and password do not match. Check both and try again.")
+
+
+class AuthError(Exception):
+    """A refusal with a message for the page; ``until`` is set for locks."""
+
+    def __init__(self, message, *, until: datetime | None = None, field: str | None = None):
+        super().__init__(str(message))
+        self.message = message
+        self.until = until
+        self.field = field
+
+
+@dataclass
+class Challenge:
+    """What the challenge page asks for: a code from ``method_id`` or a recovery code.
+    ``id`` binds SMS/voice codes to this challenge (ASVS 6.6.2)."""
+
+    id: str
+    method_id: int | None
+    recovery: bool = False
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "method": self.method_id, "recovery": self.recovery}
+
+    @classmethod
+    def from_dict(cls, data) -> Challenge | None:
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            return None
+        method = data.get("method")
+        return cls(id=data["id"], method_id=method if isinstance(method, int) else None,
+                   recovery=bool(data.get("recovery")))
+
+
+def _config(name: str):
+    return current_app.config[name]
+
+
+def _when(user: User, moment: datetime) -> str:
+    """A time written for a notice e-mail, in the user's language and zone."""
+    try:
+        zone = ZoneInfo(user.time_zone or "UTC")
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return format_datetime(moment, "medium", tzinfo=zone, locale=user.locale or "ja") + f" ({zone.key})"
+
+
+def notify(user: User, template: str, now: datetime, **context) -> None:
+    """Queue a notice e-mail (never a code) about the user's sign-in (ASVS 6.3.5, 6.3.7)."""
+    queue_email(user.email, f"auth/email/{template}", user.locale or "ja", now,
+                when=_when(user, now), product=_config("RECOVERY_PRODUCT_NAME"), **context)
+
+
+def _notify_change(user: User, change: str, now: datetime, address: str | None, browser: str | None) -> None:
+    notify(user, "security_change", now, change=change, address=address or "?", browser=describe_browser(browser))
+
+
+# --- the password step ----------------------------------------------------------
+
+def authenticate(email: str, password: str, now: datetime, *, address: str | None, browser: str | None) -> User:
+    """The user whose e-mail and password these are, or ``AuthError``.
+
+    An unknown address, a wrong password and a disabled user get the same
+    message after the same argon2 work (ASVS 6.3.8). Locks and delays are only
+    revealed to someone who typed the right password.
+    """
+    user = find_user_by_email(email)
+    if user is not None and not user.is_active:
+        user = None
+    right = verify_password(user.password_hash if user else None, password)
+    if user is None:
+        record_event(None, "password_failed", now, address=address, browser=browser, known=False)
+        raise AuthError(SIGN_IN_REFUSED)
+    if not right:
+        _password_failed(user, now, address, browser)
+        raise AuthError(SIGN_IN_REFUSED)
+    if user.hard_locked_at is not None and not _reset_since_lock(user):
+        raise AuthError(HARD_LOCKED)
+    if user.password_delay_until is not None and now < user.password_delay_until:
+        raise AuthError(_l("Too many wrong attempts. For your safety, please wait a moment and try again."),
+                        until=user.password_delay_until)
+    user.failed_password_count = 0
+    user.password_delay_until = None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def _reset_since_lock(user: User) -> bool:
+    """A password set after the hard lock lets the user on to the code step;
+    the lock is lifted once a second factor is passed too."""
+    return user.password_changed_at is not None and user.password_changed_at > user.hard_locked_at
+
+
+def _password_failed(user: User, now: datetime, address, browser) -> None:
+    user.failed_password_count = (user.failed_password_count or 0) + 1
+    over = user.failed_password_count - _config("RECOVERY_PASSWORD_FREE_TRIES")
+    if over >= 0:
+        delay = min(2 ** over, _config("RECOVERY_PASSWORD_MAX_DELAY_SECONDS"))
+        user.password_delay_until = now + timedelta(seconds=delay)
+    record_event(user, "password_failed", now, address=address, browser=browser, count=user.failed_password_count)
+    _count_failure(user, now, address, browser)
+
+
+def _count_failure(user: User, now: datetime, address, browser) -> None:
+    user.consecutive_failures = (user.consecutive_failures or 0) + 1
+    if user.consecutive_failures >= _config("RECOVERY_HARD_LOCK_AFTER") and user.hard_locked_at is None:
+        user.hard_locked_at = now
+        record_event(user, "hard_locked", now, address=address, browser=browser, failures=user.consecutive_failures)
+        notify(user, "locked", now, address=address or "?", browser=describe_browser(browser))
+
+
+def unlock(user: User, by, now: datetime) -> None:
+    """Lift every attempt lock of ``user``: the hard lock, the code lock and the
+    password delay. ``by`` is the manager (a User) or a reason such as
+    ``"password_reset"``."""
+    user.hard_locked_at = None
+    user.consecutive_failures = 0
+    user.failed_code_count = 0
+    user.code_locked_until = None
+    user.failed_password_count = 0
+    user.password_delay_until = None
+    by_detail = {"by_user": by.id} if isinstance(by, User) else {"by": str(by)}
+    record_event(user, "unlocked", now, **by_detail)
+
+
+# --- the challenge ----------------------------------------------------------------
+
+def usable_methods(user: User) -> list[TwoFactorMethod]:
+    return twofactor.confirmed_methods(user)
+
+
+def method_of(user: User, method_id: int | None, *, confirmed: bool = True) -> TwoFactorMethod | None:
+    if method_id is None:
+        return None
+    method = db.session.get(TwoFactorMethod, method_id)
+    if method is None or method.user_id != user.id or (confirmed and method.confirmed_at is None):
+        return None
+    return method
+
+
+def start_challenge(user: User, now: datetime, *, current: Challenge | None = None, method_id: int | None = None,
+                    channel: str | None = None, recovery: bool = False) -> tuple[Challenge, AuthError | None]:
+    """The challenge for ``user``: the primary method, or the one chosen on the
+    "other ways" page. Phone methods are sent a code at once (``channel`` may
+    turn an SMS into a voice call). Asking again for the same method keeps the
+    challenge, so the resend throttle holds. A code that could not be sent is
+    returned as the second value, for the page to say."""
+    if recovery:
+        return Challenge(id=secrets.token_urlsafe(16), method_id=None, recovery=True), None
+    method = method_of(user, method_id) if method_id is not None else twofactor.primary_method(user)
+    if method is None:
+        raise AuthError(_l("That way of signing in is not available. Choose another."))
+    if current is not None and current.method_id == method.id and not current.recovery:
+        challenge = current
+    else:
+        challenge = Challenge(id=secrets.token_urlsafe(16), method_id=method.id)
+    if method.kind in ("sms", "voice"):
+        try:
+            send_challenge_code(user, challenge, now, channel=channel or method.kind)
+        except AuthError as exc:
+            return challenge, exc
+    return challenge, None
+
+
+def send_challenge_code(user: User, challenge: Challenge, now: datetime, *, channel: str) -> None:
+    method = method_of(user, challenge.method_id)
+    if method is None or method.kind not in ("sms", "voice") or channel not in ("sms", "voice"):
+        raise AuthError(_l("That way of signing in is not available. Choose another."))
+    try:
+        twofactor.send_code(user, phone_e164=method.phone_e164, channel=channel, purpose="sign_in",
+                            challenge_id=challenge.id, now=now, method=method)
+    except twofactor.CodeError as exc:
+        raise code_error_message(exc, now) from None
+
+
+def code_error_message(exc: twofactor.CodeError, now: datetime) -> AuthError:
+    if exc.reason == "resend_too_soon":
+        return AuthError(_l("A code was sent a moment ago. You can ask for another in %(n)d seconds.",
+                            n=exc.wait_seconds or 60))
+    return AuthError(_l("Too many codes were sent in the last hour. Please use another way, or try again later."),
+                     until=now + timedelta(seconds=exc.wait_seconds or 3600))
+
+
+def check_locks(user: User, now: datetime) -> None:
+    """Refuse at once while the account or its challenge is locked."""
+    if user.hard_locked_at is not None and not _reset_since_lock(user):
+        raise AuthError(HARD_LOCKED)
+    if user.code_locked_until is not None and now < user.code_locked_until:
+        raise AuthError(CODES_PAUSED, until=user.code_locked_until)
+
+
+def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, address: str | None,
+                browser: str | None) -> str:
+    """Check a code typed for ``challenge``; returns what was used ("totp",
+    "sms", "voice" or "recovery_code"). Wrong codes count towards the locks;
+    a code that is not even well-formed changes nothing."""
+    check_locks(user, now)
+    if challenge.recovery:
+        if twofactor.normalise_recovery_code(text) is None:
+            raise AuthError(_l("A recovery code has 10 letters and digits, like abcde-23456."), field="code")
+        if twofactor.use_recovery_code(user, text, now):
+            record_event(user, "recovery_code_used", now, address=address, browser=browser,
+                         left=twofactor.remaining_recovery_codes(user))
+            _notify_change(user, "recovery_code_used", now, address, browser)
+            _code_passed(user)
+            return "recovery_code"
+        _code_failed(user, now, address, browser, "recovery_code")
+        raise AuthError(_l("That recovery code is not right or was already used."), field="code")
+    code = twofactor.normalise_code(text)
+    if code is None:
+        raise AuthError(_l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code")
+    method = method_of(user, challenge.method_id)
+    if method is None:
+        raise AuthError(_l("That way of signing in is not available. Choose another."))
+    if method.kind == "totp":
+        ok = twofactor.verify_totp(method, code, now)
+    else:
+        sent = twofactor.check_sent_code(user, challenge_id=challenge.id, code=code, now=now)
+        ok = sent is not None
+        if ok:
+            method.last_used_at = now
+    if not ok:
+        _code_failed(user, now, address, browser, method.kind)
+        if method.kind == "totp":
+            raise AuthError(_l("That code is not right, or it was already used. Wait for the next code in your "
+                               "app and try again."), field="code")
+        raise AuthError(_l("That code is not right or has expired. Check the latest message, or ask for a new code."),
+                        field="code")
+    _code_passed(user)
+    return method.kind
+
+
+def _code_passed(user: User) -> None:
+    user.failed_code_count = 0
+    user.code_locked_until = None
+    user.failed_password_count = 0
+    user.password_delay_until = None
+    user.consecutive_failures = 0
+
+
+def _code_failed(user: User, now: datetime, address, browser, kind: str) -> None:
+    user.failed_code_count = (user.failed_code_count or 0) + 1
+    record_event(user, "code_failed", now, address=address, browser=browser, method=kind,
+                 count=user.failed_code_count)
+    _count_failure(user, now, address, browser)
+    if user.failed_code_count == _config("RECOVERY_SUSPICIOUS_AFTER"):
+        # The password was right but the codes are not: someone may know the password (ASVS 6.3.5).
+        notify(user, "suspicious_attempt", now, address=address or "?", browser=describe_browser(browser))
+    if user.failed_code_count >= _config("RECOVERY_CODE_LOCK_AFTER"):
+        user.code_locked_until = now + timedelta(minutes=_config("RECOVERY_CODE_LOCK_MINUTES"))
+        user.failed_code_count = 0
+        record_event(user, "code_locked", now, address=address, browser=browser, until=user.code_locked_until.isoformat())
+        raise AuthError(CODES_PAUSED, until=user.code_locked_until)
+
+
+def trusted_device(user: User, token: str | None, now: datetime) -> TrustedDevice | None:
+    """The trusted device this browser's cookie names, if it belongs to ``user`` and is live."""
+    if user.hard_locked_at is not None:
+        return None
+    return twofactor.trusted_device_for(user, token, now)
+
+
+def complete_sign_in(user: User, now: datetime, *, address: str | None, browser: str | None, via: str,
+                     remember_device: bool = False) -> str | None:
+    """Both steps passed: record it, tell the user about a new device, and
+    trust this browser when asked. Returns the trusted-device cookie value to set."""
+    if user.hard_locked_at is not None:
+        unlock(user, "password_reset", now)  # a new password plus a second factor (see _reset_since_lock)
+    seen_before = via == "trusted_device" or db.session.execute(
+        select(UserSession.id).where(UserSession.user_id == user.id, UserSession.browser == (browser or "")[:300])
+        .limit(1)
+    ).first() is not None
+    token = None
+    if remember_device and via != "trusted_device":
+        token = twofactor.trust_device(user, now, browser=browser, address=address)
+        record_event(user, "trusted_device_added", now, address=address, browser=browser)
+    first_ever = user.last_sign_in_at is None  # the enrollment notice already went out
+    if (not seen_before and not first_ever) or token:
+        notify(user, "new_device", now, address=address or "?", browser=describe_browser(browser),
+               trusted=bool(token))
+    user.last_sign_in_at = now
+    user.last_sign_in_address = address
+    user.last_sign_in_browser = (browser or "")[:300]
+    record_event(user, "signed_in", now, address=address, browser=browser, via=via)
+    return token
+
+
+def open_case(user: User) -> Case | None:
+    return db.session.execute(
+        select(Case).where(Case.user_id == user.id, Case.status.in_(OPEN_STATUSES)).order_by(Case.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+# --- adding methods (enrollment and settings) ----------------------------------------
+
+def start_app_method(user: User, now: datetime) -> tuple[TwoFactorMethod, str]:
+    """A new authenticator app waiting for its first code; unconfirmed
+    leftovers of earlier attempts are dropped."""
+    _drop_unconfirmed(user)
+    return twofactor.new_totp_method(user, now, primary=False, label="Authenticator")
+
+
+def pending_method(user: User, method_id: int | None, kind: str | None = None) -> TwoFactorMethod | None:
+    method = method_of(user, method_id, confirmed=False)
+    if method is None or method.confirmed_at is not None or (kind and method.kind != kind):
+        return None
+    return method
+
+
+def confirm_app_method(user: User, method_id: int | None, text: str, now: datetime, *, address, browser) -> TwoFactorMethod:
+    method = pending_method(user, method_id, "totp")
+    if method is None:
+        raise AuthError(_l("This set-up has expired. Please start again."))
+    code = twofactor.normalise_code(text)
+    if code is None:
+        raise AuthError(_l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code")
+    if not twofactor.verify_totp(method, code, now):
+        raise AuthError(_l("That code does not match. Check that the app shows this service, wait for a new code "
+                           "and try again."), field="code")
+    return _confirm(user, method, now, address, browser)
+
+
+def parse_phone(text: str, channel: str) -> str:
+    """An E.164 number from what the user typed, or ``AuthError``. SMS needs a mobile number."""
+    try:
+        number = phonenumbers.parse((text or "").strip(), _config("RECOVERY_PHONE_REGION"))
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise AuthError(_l("That is not a phone number we can use. Type it as you would dial it, like 090-1234-5678, "
+                           "or with the country code, like +81 90 1234 5678."), field="number")
+    if channel == "sms" and phonenumbers.number_type(number) not in (
+            phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        raise AuthError(_l("Text messages need a mobile number. For a landline, choose a voice call."), field="number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def start_phone_method(user: User, text: str, channel: str, now: datetime) -> tuple[TwoFactorMethod, str]:
+    """A phone method waiting for the code just sent to it; returns it and the challenge id."""
+    if channel not in ("sms", "voice"):
+        raise AuthError(_l("Choose text message or voice call."), field="channel")
+    e164 = parse_phone(text, channel)
+    if any(m.phone_e164 == e164 for m in twofactor.confirmed_methods(user)):
+        raise AuthError(_l("This number is already set up. Add a different phone as a backup."), field="number")
+    _drop_unconfirmed(user)
+    method = TwoFactorMethod(user_id=user.id, kind=channel, is_primary=False, phone_e164=e164, label="",
+                             created_at=now)
+    db.session.add(method)
+    db.session.flush()
+    challenge_id = secrets.token_urlsafe(16)
+    try:
+        twofactor.send_code(user, phone_e164=e164, channel=channel, purpose="enroll", challenge_id=challenge_id,
+                            now=now, method=method)
+    except twofactor.CodeError as exc:
+        raise code_error_message(exc, now) from None
+    return method, challenge_id
+
+
+def resend_phone_code(user: User, method_id: int | None, challenge_id: str, now: datetime) -> None:
+    method = pending_method(user, method_id)
+    if method is None or method.kind not in ("sms", "voice"):
+        raise AuthError(_l("This set-up has expired. Please start again."))
+    try:
+        twofactor.send_code(user, phone_e164=method.phone_e164, channel=method.kind, purpose="enroll",
+                            challenge_id=challenge_id, now=now, method=method)
+    except twofactor.CodeError as exc:
+        raise code_error_message(exc, now) from None
+
+
+def confirm_phone_method(user: User, method_id: int | None, challenge_id: str, text: str, now: datetime, *,
+                         address, browser) -> TwoFactorMethod:
+    method = pending_method(user, method_id)
+    if method is None or method.kind not in ("sms", "voice"):
+        raise AuthError(_l("This set-up has expired. Please start again."))
+    code = twofactor.normalise_code(text)
+    if code is None:
+        raise AuthError(_l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code")
+    if twofactor.check_sent_code(user, challenge_id=challenge_id, code=code, now=now) is None:
+        raise AuthError(_l("That code is not right or has expired. Check the latest message, or ask for a new code."),
+                        field="code")
+    method.last_used_at = now
+    return _confirm(user, method, now, address, browser)
+
+
+def _confirm(user: User, method: TwoFactorMethod, now: datetime, address, browser) -> TwoFactorMethod:
+    has_primary = any(m.is_primary for m in twofactor.confirmed_methods(user))
+    method.confirmed_at = now
+    method.is_primary = not has_primary
+    record_event(user, "method_added", now, address=address, browser=browser, method=method.kind,
+                 primary=method.is_primary)
+    if not user.must_enroll_2sv:
+        _notify_change(user, "method_added", now, address, browser)
+    db.session.flush()
+    return method
+
+
+def _drop_unconfirmed(user: User) -> None:
+    for method in db.session.execute(
+        select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id, TwoFactorMethod.confirmed_at.is_(None))
+    ).scalars():
+        db.session.delete(method)
+    db.session.flush()
+
+
+# --- forced enrollment ------------------------------------------------------------
+
+def enrollment_step(user: User) -> str:
+    """Where a user who must set up 2SV is: "method", "backup" or "codes"."""
+    count = len(twofactor.confirmed_methods(user))
+    if count == 0:
+        return "method"
+    return "codes" if count >= 2 else "backup"
+
+
+def new_recovery_codes(user: User, now: datetime, *, address, browser) -> list[str]:
+    if not twofactor.confirmed_methods(user):
+        raise AuthError(_l("Set up a way to get codes first."))
+    codes = twofactor.generate_recovery_codes(user, now)
+    record_event(user, "recovery_codes_generated", now, address=address, browser=browser)
+    if not user.must_enroll_2sv:
+        _notify_change(user, "recovery_codes_generated", now, address, browser)
+    return codes
+
+
+def finish_enrollment(user: User, now: datetime, *, address, browser) -> None:
+    if not twofactor.confirmed_methods(user):
+        raise AuthError(_l("Set up a way to get codes first."))
+    if twofactor.remaining_recovery_codes(user) == 0:
+        raise AuthError(_l("Create your recovery codes and keep them somewhere safe first."))
+    user.must_enroll_2sv = False
+    _code_passed(user)
+    record_event(user, "enrolled", now, address=address, browser=browser,
+                 methods=[m.kind for m in twofactor.confirmed_methods(user)])
+    _notify_change(user, "enrolled", now, address, browser)
+
+
+# --- security settings ---------------------------------------------------------------
+
+def make_primary(user: User, method_id: int, now: datetime, *, address, browser) -> None:
+    method = method_of(user, method_id)
+    if method is None:
+        raise AuthError(_l("That method no longer exists."))
+    for other in twofactor.confirmed_methods(user):
+        other.is_primary = other.id == method.id
+    record_event(user, "method_primary_changed", now, address=address, browser=browser, method=method.kind)
+    _notify_change(user, "method_primary_changed", now, address, browser)
+
+
+def remove_method(user: User, method_id: int, now: datetime, *, address, browser) -> None:
+    method = method_of(user, method_id)
+    if method is None:
+        raise AuthError(_l("That method no longer exists."))
+    others = [m for m in twofactor.confirmed_methods(user) if m.id != method.id]
+    if not others:
+        raise AuthError(_l("This is your only way to get codes. Add another first, or turn 2-step verification off."))
+    if method.is_primary:
+        others[0].is_primary = True
+    db.session.delete(method)
+    record_event(user, "method_removed", now, address=address, browser=browser, method=method.kind)
+    _notify_change(user, "method_removed", now, address, browser)
+    db.session.flush()
+
+
+def trusted_devices(user: User, now: datetime) -> list[TrustedDevice]:
+    return db.session.execute(
+        select(TrustedDevice).where(TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None),
+                                    TrustedDevice.expires_at > now)
+        .order_by(TrustedDevice.last_seen_at.desc())
+    ).scalars().all()
+
+
+def revoke_trusted_devices(user: User, device_id: int | None, now: datetime, *, address, browser) -> int:
+    count = twofactor.revoke_devices(user, now, device_id)
+    if count == 0:
+        raise AuthError(_l("That device was already removed."))
+    record_event(user, "trusted_device_revoked", now, address=address, browser=browser, count=count)
+    _notify_change(user, "trusted_device_revoked", now, address, browser)
+    return count
+
+
+def sign_out_everywhere(user: User, now: datetime, *, address, browser) -> int:
+    ended = end_all_sessions(user, now, "signed_out_everywhere")
+    bump_epoch(user)
+    record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended)
+    return ended
+
+
+def turn_off_2sv(user: User, now: datetime, *, address, browser) -> None:
+    """The user's own choice (the FAQ allows it): every method, recovery code and
+    trusted device goes, every session ends, and the next sign-in asks to set
+    2SV up again before anything else."""
+    for method in db.session.execute(select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id)).scalars():
+        db.session.delete(method)
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    twofactor.revoke_devices(user, now)
+    user.must_enroll_2sv = True
+    end_all_sessions(user, now, "twofactor_disabled")
+    bump_epoch(user)
+    record_event(user, "twofactor_disabled", now, address=address, browser=browser, by="user")
+    _notify_change(user, "twofactor_disabled", now, address, browser)
+    db.session.flush()
+
+
+def record_sign_out(user: User | None, now: datetime, *, address, browser) -> None:
+    if user is not None:
+        record_event(user, "signed_out", now, address=address, browser=browser)
+
+
+def masked_phone(e164: str | None) -> str:
+    """A phone number shown with only its last digits, as on the challenge page."""
+    digits = (e164 or "")[-4:]
+    return f"•••• {digits}" if digits else ""

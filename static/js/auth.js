@@ -1,0 +1,18 @@
+// Recovery codes: copy them to the clipboard (the download link works without script).
+(function () {
+  "use strict";
+  var button = document.getElementById("copy-codes");
+  var list = document.getElementById("recovery-codes");
+  if (!button || !list || !navigator.clipboard) {
+    return;
+  }
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    var codes = Array.prototype.map.call(list.querySelectorAll("li"), function (item) {
+      return item.textContent.trim();
+    });
+    navigator.clipboard.writeText(codes.join("\n")).then(function () {
+      button.textContent = button.getAttribute("data-done");
+    });
+  });
+})();
