@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, RadioField, StringField
+from wtforms import BooleanField, SelectChoice, EmailField, HiddenField, PasswordField, RadioField, StringField
 from wtforms.validators import InputRequired, Length
 
 CODE_FIELD = {"inputmode": "numeric", "autocomplete": "one-time-code", "class": "code", "spellcheck": "false",
@@ -52,7 +52,7 @@ class PhoneForm(FlaskForm):
         InputRequired(_l("Enter a phone number.")), Length(max=40, message=_l("That phone number is too long."))],
         render_kw={"autocomplete": "tel", "inputmode": "tel", "type": "tel"})
     channel = RadioField(_l("How should we send codes?"), choices=[
-        ("sms", _l("Text message (SMS)")), ("voice", _l("Voice call"))], default="sms", validate_choice=False,
+        SelectChoice("sms", _l("Text message (SMS)")), SelectChoice("voice", _l("Voice call"))], default="sms", validate_choice=False,
         validators=[InputRequired(_l("Choose text message or voice call."))])
 
 

@@ -52,7 +52,7 @@ class AuthError(Exception):
     """A refusal with a message for the page; ``until`` is set for locks."""
 
     def __init__(self, message, *, until: datetime | None = None, field: str | None = None):
-        super().__init__(str(message))
+        super().__init__(message)
         self.message = message
         self.until = until
         self.field = field

@@ -29,6 +29,18 @@ class Forms:
         return response
 
 
+@pytest.fixture(autouse=True)
+def fresh_user_per_request(app):
+    """The ``app`` fixture keeps one application context for the whole test, so
+    ``g`` (where Flask-Login caches the user) would outlive each request; in
+    production every request starts without it."""
+    from flask import g
+
+    @app.before_request
+    def forget_cached_user():
+        g.pop("_login_user", None)
+
+
 @pytest.fixture
 def forms():
     return Forms()
@@ -41,3 +53,23 @@ def roomy_limits(app):
     for name in ("RECOVERY_LIMIT_SIGN_IN", "RECOVERY_LIMIT_CODE_CHECK", "RECOVERY_LIMIT_CODE_SEND"):
         app.config[name] = "10000 per minute"
     return app
+
+
+@pytest.fixture
+def add_phone(db):
+    """Give a user a confirmed phone method (SMS or voice)."""
+    from recovery_app.models import TwoFactorMethod
+    from recovery_app.models.base import utcnow
+
+    def add(user, e164: str = "+819012345678", *, kind: str = "sms", primary: bool = True):
+        if primary:
+            for method in db.session.query(TwoFactorMethod).filter_by(user_id=user.id):
+                method.is_primary = False
+        method = TwoFactorMethod(user_id=user.id, kind=kind, is_primary=primary, phone_e164=e164, label="",
+                                 created_at=utcnow(), confirmed_at=utcnow())
+        db.session.add(method)
+        user.must_enroll_2sv = False
+        db.session.flush()
+        return method
+
+    return add
