@@ -400,6 +400,8 @@ def start_phone_method(user: User, text: str, channel: str, now: datetime) -> tu
         twofactor.send_code(user, phone_e164=e164, channel=channel, purpose="enroll", challenge_id=challenge_id,
                             now=now, method=method)
     except twofactor.CodeError as exc:
+        db.session.delete(method)  # nothing half-made is left behind
+        db.session.flush()
         raise code_error_message(exc, now) from None
     return method, challenge_id
 

@@ -322,7 +322,6 @@ def _phone_method(user, *, enrolling: bool):
         try:
             method, challenge_id = services.start_phone_method(user, form.number.data, form.channel.data, now)
         except AuthError as exc:
-            db.session.rollback()
             error = exc
         else:
             session[SETUP_METHOD_KEY] = method.id
@@ -462,7 +461,6 @@ def _settings_change(change, *args, done: str):
     try:
         change(current_user._get_current_object(), *args, utcnow(), **_where())
     except AuthError as exc:
-        db.session.rollback()
         flash(str(exc.message), "error")
     else:
         db.session.commit()
