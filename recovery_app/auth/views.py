@@ -8,6 +8,8 @@ a fresh code (ASVS 7.5.1).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -34,6 +36,15 @@ SKIP_BACKUP_KEY = "skip_backup"
 def _limit(setting: str):
     """A per-address limit read from the settings at request time (ASVS 6.3.1, 2.4.1)."""
     return limiter.limit(lambda: current_app.config[setting], methods=["POST"])
+
+
+@contextmanager
+def _language_kept():
+    """A new session at each sign-in step keeps only the language the visitor chose."""
+    language = session.get("lang")
+    yield
+    if language:
+        session["lang"] = language
 
 
 def _where() -> dict:
@@ -65,7 +76,8 @@ def sign_in():
             db.session.commit()  # the failure counters and the event are kept
             error = exc
         else:
-            mark_password_passed(user, now)
+            with _language_kept():
+                mark_password_passed(user, now)
             session[NEXT_KEY] = web.safe_next(form.next.data)
             return _after_password(user, now)
     return render_template("auth/sign_in.html", form=form, error=error, reason=reason)
@@ -88,7 +100,8 @@ def _after_password(user, now):
 def _finish_sign_in(user, now, *, via: str, remember: bool = False):
     token = services.complete_sign_in(user, now, via=via, remember_device=remember, **_where())
     target = web.safe_next(session.get(NEXT_KEY)) or url_for("pages.home")
-    begin_session(user, now, **_where())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
+    with _language_kept():
+        begin_session(user, now, **_where())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
     db.session.commit()
     response = redirect(target)
     if token:

@@ -41,6 +41,20 @@ def fresh_user_per_request(app):
         g.pop("_login_user", None)
 
 
+@pytest.fixture(autouse=True)
+def english_browser(app):
+    """Browsers in these tests ask for English (pages before sign-in follow
+    Accept-Language); Japanese pages are checked where it matters."""
+    base = app.test_client_class
+
+    class EnglishClient(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+
+    app.test_client_class = EnglishClient
+
+
 @pytest.fixture
 def forms():
     return Forms()

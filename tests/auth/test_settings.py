@@ -132,7 +132,7 @@ def test_the_last_method_cannot_be_removed(client, make, auth, db):
     auth.fresh_code(client)
     client.post(f"/settings/security/methods/{method.id}/remove")
     assert confirmed(db, user) == [method]
-    assert "only way" in client.get("/settings/security").get_data(as_text=True)
+    assert "唯一の受け取り方法" in client.get("/settings/security").get_data(as_text=True)  # the user reads Japanese
 
 
 def test_another_users_method_or_device_cannot_be_touched(client, make, auth, db, now):

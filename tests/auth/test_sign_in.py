@@ -209,3 +209,15 @@ def test_new_device_sign_in_sends_a_notice_without_a_code(client, make, forms, n
     forms.password(client, user)
     client.post("/sign-in/code", data={"code": forms.totp(user, __import__("time").time() + 30)})
     assert len(outbox_messages("email", user.email)) == 1  # the same browser is not new
+
+
+def test_pages_follow_the_browser_language_and_keep_the_switch_through_sign_in(app, make, forms):
+    user = make.user(locale="ja")
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ja-JP,ja;q=0.9"
+    assert "ログイン" in client.get("/sign-in").get_data(as_text=True)
+    client.get("/language/en")
+    forms.password(client, user)
+    assert "Enter your code" in client.get("/sign-in/code").get_data(as_text=True)
+    client.post("/sign-in/code", data={"code": forms.totp(user)})
+    assert "Security settings" in client.get("/settings/security").get_data(as_text=True)
