@@ -32,13 +32,16 @@ class Forms:
 @pytest.fixture(autouse=True)
 def fresh_user_per_request(app):
     """The ``app`` fixture keeps one application context for the whole test, so
-    ``g`` (where Flask-Login caches the user) would outlive each request; in
+    ``g`` (where Flask-Login caches the user, Flask-Babel the locale) would outlive each request; in
     production every request starts without it."""
     from flask import g
+
+    from flask_babel import refresh
 
     @app.before_request
     def forget_cached_user():
         g.pop("_login_user", None)
+        refresh()  # Flask-Babel caches the locale there too
 
 
 @pytest.fixture(autouse=True)
