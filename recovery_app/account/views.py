@@ -231,8 +231,8 @@ def end_sessions():
             ended = services.end_other_sessions(current_user, current_session_row(), utcnow(), **_where())
             login_user(current_user)  # this browser follows the user's new epoch; the others cannot
             message = _("Every other session was signed out (%(n)d).", n=ended)
-        elif form.session_id.data is not None:
-            services.end_one_session(current_user, form.session_id.data, current_session_row(), utcnow(), **_where())
+        elif form.session_id.data:
+            services.end_one_session(current_user, int(form.session_id.data), current_session_row(), utcnow(), **_where())
             message = _("That session was signed out.")
         else:
             abort(400)
