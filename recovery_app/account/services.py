@@ -23,8 +23,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app, render_template, url_for
-from flask_babel import force_locale
+from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
@@ -121,12 +120,14 @@ def _check_new_password(password: str, confirm: str, *, email: str, account_name
 
 # --- forgotten password ------------------------------------------------------
 
-def request_password_reset(email: str, now: datetime, *, address: str | None, browser: str | None) -> None:
-    """Send a reset link if ``email`` belongs to an active user; say nothing either way.
+def request_password_reset(email: str, locale: str, now: datetime, *, address: str | None,
+                           browser: str | None) -> None:
+    """E-mail a reset link if ``email`` belongs to an active user; otherwise tell
+    the address that it has no login. The answer on screen is the same.
 
-    Both paths make a token, store a link row, render the message and write a
-    security event, so neither the answer nor its timing tells whether the
-    address has a login (ASVS 6.3.8). Only the link for a real user is e-mailed.
+    Both paths make a token, store a link row, render and queue one message and
+    write a security event, so neither the answer nor its timing tells whether
+    the address has a login (ASVS 6.3.8). Only a real user's message has a link.
     """
     email = normalise_email(email)
     user = find_user_by_email(email)
@@ -136,12 +137,13 @@ def request_password_reset(email: str, now: datetime, *, address: str | None, br
     _retire_links(RESET, now, email=email)
     db.session.add(ActionToken(purpose=RESET, token_hash=digest, user_id=user.id if known else None, email=email,
                                created_at=now, expires_at=now + timedelta(minutes=minutes)))
-    context = {"link": _link("account.reset_password", token), "minutes": minutes}
+    link = _link("account.reset_password", token)
     if known:
-        queue_email(user.email, "account/email/password_reset", user.locale, now, **context)
+        queue_email(user.email, "account/email/password_reset", user.locale, now, link=link, minutes=minutes)
     else:
-        with force_locale("ja"):
-            render_template("account/email/password_reset.txt", **context)
+        # Someone who mistyped their own address learns to try another one;
+        # the rate limits keep this from being a way to mail strangers.
+        queue_email(email, "account/email/password_reset_no_login", locale, now, email=email)
     record_event(user if known else None, "password_reset_requested", now, address=address, browser=browser,
                  matched=known)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
@@ -137,7 +138,7 @@ def accept_invitation(token: str):
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        services.request_password_reset(form.email.data, utcnow(), **_where())
+        services.request_password_reset(form.email.data, str(get_locale()), utcnow(), **_where())
         db.session.commit()
         return render_template("account/forgot_password_sent.html",
                                minutes=current_app.config["RECOVERY_RESET_MINUTES"])
