@@ -121,14 +121,14 @@ def test_after_a_change_the_page_offers_one_button_to_end_the_others(app, client
     for after, heading in (("password", "Your password was changed."), ("method", "2-step verification was changed"),
                            ("email", "Your e-mail address was changed.")):
         page = client.get(f"/account/sessions?after={after}", headers={"Accept-Language": "en"}).get_data(as_text=True)
-        assert heading in page and "1 other session is still signed in" in page
+        assert heading in page and "Other sessions still signed in: 1." in page
     plain = client.get("/account/sessions?after=<script>", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert "other session is still signed in" not in plain and "<script>" not in plain
+    assert "Other sessions still signed in" not in plain and "<script>" not in plain
 
 
 def test_no_offer_when_there_is_no_other_session(client, me):
     page = client.get("/account/sessions?after=password", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert "still signed in" not in page and "You are signed in only here" in page
+    assert "Other sessions still signed in" not in page and "You are signed in only here" in page
 
 
 # --- staff -------------------------------------------------------------------------
