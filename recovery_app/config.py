@@ -141,8 +141,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_CODE_LOCK_AFTER": 10,
         "RECOVERY_CODE_LOCK_MINUTES": 15,
         "RECOVERY_HARD_LOCK_AFTER": 100,
-        "RECOVERY_INVITATION_HOURS": 72,
-        "RECOVERY_RESET_MINUTES": 60,
+        "RECOVERY_INVITATION_HOURS": _int("INVITATION_HOURS", 72),
+        "RECOVERY_RESET_MINUTES": _int("RESET_MINUTES", 60),
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "RECOVERY_TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
@@ -169,6 +169,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_RETENTION_DAYS": _int("RETENTION_DAYS", 30),
         "RECOVERY_NEEDS_INFO_DAYS": _int("NEEDS_INFO_DAYS", 7),
         "RECOVERY_STALE_CLAIM_MINUTES": _int("STALE_CLAIM_MINUTES", 60),
+        # Account users, invitations and password resets (ASVS 2.4.1): how many
+        # e-mails one address, one seller account or one client address may cause.
+        "RECOVERY_RESET_LIMIT_PER_ADDRESS": _env("RESET_LIMIT_PER_ADDRESS", "5 per hour"),
+        "RECOVERY_RESET_LIMIT_PER_CLIENT": _env("RESET_LIMIT_PER_CLIENT", "30 per hour"),
+        "RECOVERY_INVITE_LIMIT_PER_ADDRESS": _env("INVITE_LIMIT_PER_ADDRESS", "3 per day"),
+        "RECOVERY_INVITE_LIMIT_PER_ACCOUNT": _env("INVITE_LIMIT_PER_ACCOUNT", "20 per day"),
+        "RECOVERY_PASSWORD_CHANGE_LIMIT": _env("PASSWORD_CHANGE_LIMIT", "10 per hour"),
         # Scheduler.
         "RECOVERY_SCHEDULER": _bool("SCHEDULER", env == "development" or production),
         # Languages.

@@ -30,3 +30,10 @@ def language(code: str):
             current_user.locale = code
             db.session.commit()
     return redirect(safe_next(request.args.get("next")) or url_for("pages.home"))
+
+
+@bp.get("/help", endpoint="help")
+def help_page():
+    """Answers to the questions sellers ask about 2-step verification; each
+    section has an anchor (``#lost-phone``…) that other pages link to."""
+    return render_template("pages/help.html")

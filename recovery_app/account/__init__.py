@@ -1,0 +1,1 @@
+"""Seller account users, invitations, password resets, e-mail change and sessions."""

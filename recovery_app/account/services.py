@@ -1,0 +1,404 @@
+"""The rules for the people on a seller account and for their own sign-in details.
+
+* Invitations: an owner invites an address; the link is single use and expires
+  (``RECOVERY_INVITATION_HOURS``). The invited person sets a password and is
+  made to enroll their own 2SV at first sign-in: there is no shared login.
+* Removing a user disables them and ends every session they hold.
+* Forgotten passwords: a single-use link valid ``RECOVERY_RESET_MINUTES``.
+  Setting a new password signs nobody in (2SV is never skipped, ASVS 6.4.3)
+  and ends every session of the user.
+* Changing one's password (giving the current one, ASVS 6.2.3) or e-mail.
+* Sessions: the user lists and ends their own (ASVS 7.5.2); a manager ends all
+  of anyone's (ASVS 7.4.5, audited).
+
+E-mailed links carry 32 random bytes from ``secrets``; only their SHA-256 is
+stored, a conditional UPDATE claims a link so it works once, and expired links
+are refused (ASVS 6.4.1). Forgot-password and invitations do the same work and
+give the same answer whether or not the address has a login (ASVS 6.3.8).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app, url_for
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from .. import audit
+from ..auth.events import record_event
+from ..auth.passwords import hash_password, password_problems, verify_password
+from ..auth.sessions import bump_epoch, end_all_sessions, end_session, limits_for, token_hash
+from ..auth.users import create_user, find_user_by_email, normalise_email, valid_email
+from ..extensions import db
+from ..models import Account, ActionToken, User, UserSession
+from ..notify import queue_email
+
+INVITE = "invite"
+RESET = "reset"
+MAX_NAME_LENGTH = 200
+MAX_TOKEN_LENGTH = 100
+
+
+class AccountError(Exception):
+    """Bad input with a message for the form; ``field`` names the form field it belongs to."""
+
+    def __init__(self, message, field: str | None = None):
+        super().__init__(str(message))
+        self.message = message
+        self.field = field
+
+
+class LinkInvalid(Exception):
+    """An e-mailed link that is forged, used, superseded or expired: one answer for all."""
+
+
+class NotOnAccount(Exception):
+    """The thing asked for does not exist for this user (the view answers 404)."""
+
+
+# --- links -------------------------------------------------------------------
+
+def _new_token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
+def _link(endpoint: str, token: str) -> str:
+    # The configured base address, never the request's Host header: a forged
+    # Host must not be able to point a reset link at someone else's server.
+    return current_app.config["RECOVERY_BASE_URL"].rstrip("/") + url_for(endpoint, token=token)
+
+
+def _retire_links(purpose: str, now: datetime, **where) -> None:
+    """Make every unused link of ``purpose`` matching ``where`` unusable."""
+    query = update(ActionToken).where(ActionToken.purpose == purpose, ActionToken.used_at.is_(None))
+    for column, value in where.items():
+        query = query.where(getattr(ActionToken, column) == value)
+    db.session.execute(query.values(used_at=now), execution_options={"synchronize_session": False})
+
+
+def usable_link(token: str, purpose: str, now: datetime) -> ActionToken:
+    """The stored link for ``token`` if it may still be used, else ``LinkInvalid``."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise LinkInvalid
+    row = db.session.execute(
+        select(ActionToken).where(ActionToken.token_hash == token_hash(token), ActionToken.purpose == purpose)
+    ).scalar_one_or_none()
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise LinkInvalid
+    if purpose == RESET:
+        user = db.session.get(User, row.user_id) if row.user_id else None
+        if user is None or not user.is_active or user.email != row.email:
+            raise LinkInvalid
+    else:
+        if row.account_id is None or find_user_by_email(row.email) is not None:
+            raise LinkInvalid
+    return row
+
+
+def _claim(row: ActionToken, now: datetime) -> None:
+    """Use the link once: of two requests racing with it, only one wins."""
+    claimed = db.session.execute(
+        update(ActionToken).where(ActionToken.id == row.id, ActionToken.used_at.is_(None)).values(used_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    if claimed.rowcount != 1:
+        raise LinkInvalid
+    row.used_at = now
+
+
+def _check_new_password(password: str, confirm: str, *, email: str, account_name: str = "") -> None:
+    problems = password_problems(password, email=email, account_name=account_name)
+    if problems:
+        raise AccountError(" ".join(problems), field="password")
+    if password != confirm:
+        raise AccountError(_l("The two passwords are not the same. Type the new password twice."), field="confirm")
+
+
+# --- forgotten password ------------------------------------------------------
+
+def request_password_reset(email: str, locale: str, now: datetime, *, address: str | None,
+                           browser: str | None) -> None:
+    """E-mail a reset link if ``email`` belongs to an active user; otherwise tell
+    the address that it has no login. The answer on screen is the same.
+
+    Both paths make a token, store a link row, render and queue one message and
+    write a security event, so neither the answer nor its timing tells whether
+    the address has a login (ASVS 6.3.8). Only a real user's message has a link.
+    """
+    email = normalise_email(email)
+    user = find_user_by_email(email)
+    known = user is not None and user.is_active
+    token, digest = _new_token()
+    minutes = current_app.config["RECOVERY_RESET_MINUTES"]
+    _retire_links(RESET, now, email=email)
+    db.session.add(ActionToken(purpose=RESET, token_hash=digest, user_id=user.id if known else None, email=email,
+                               created_at=now, expires_at=now + timedelta(minutes=minutes)))
+    link = _link("account.reset_password", token)
+    if known:
+        queue_email(user.email, "account/email/password_reset", user.locale, now, link=link, minutes=minutes)
+    else:
+        # Someone who mistyped their own address learns to try another one;
+        # the rate limits keep this from being a way to mail strangers.
+        queue_email(email, "account/email/password_reset_no_login", locale, now, email=email)
+    record_event(user if known else None, "password_reset_requested", now, address=address, browser=browser,
+                 matched=known)
+
+
+def reset_password(token: str, password: str, confirm: str, now: datetime, *, address: str | None,
+                   browser: str | None) -> User:
+    """Set a new password through a reset link. Signs nobody in: the next
+    sign-in still asks for a code (ASVS 6.4.3); every session of the user ends."""
+    row = usable_link(token, RESET, now)
+    user = db.session.get(User, row.user_id)
+    _check_new_password(password, confirm, email=user.email, account_name=user.account.name if user.account else "")
+    _claim(row, now)
+    _retire_links(RESET, now, user_id=user.id)
+    _set_password(user, password, now)
+    user.failed_password_count = 0
+    user.password_delay_until = None
+    bump_epoch(user)
+    end_all_sessions(user, now, "password_reset")
+    record_event(user, "password_changed", now, address=address, browser=browser, via="reset")
+    _notify(user.email, "account/email/password_changed", user, now)
+    return user
+
+
+def _set_password(user: User, password: str, now: datetime) -> None:
+    user.password_hash = hash_password(password)
+    user.password_changed_at = now
+
+
+def _notify(to: str, template: str, user: User, now: datetime, **context) -> None:
+    queue_email(to, template, user.locale, now, email=user.email, **context)
+
+
+# --- the people on a seller account --------------------------------------------
+
+@dataclass
+class AccountPeople:
+    users: list[User]
+    invitations: list[ActionToken]
+
+
+def account_people(owner: User, now: datetime) -> AccountPeople:
+    users = db.session.execute(
+        select(User).where(User.account_id == owner.account_id).order_by(User.disabled_at.is_not(None), User.id)
+    ).scalars().all()
+    invitations = db.session.execute(
+        select(ActionToken)
+        .where(ActionToken.purpose == INVITE, ActionToken.account_id == owner.account_id,
+               ActionToken.used_at.is_(None), ActionToken.expires_at > now)
+        .order_by(ActionToken.created_at.desc())
+    ).scalars().all()
+    return AccountPeople(list(users), list(invitations))
+
+
+def invite(owner: User, email: str, locale: str, now: datetime, *, address: str | None, browser: str | None) -> str:
+    """Invite ``email`` onto the owner's account; returns the normalised address.
+
+    An address that already has a login on another account gets the same answer
+    and the same work (a link row that is never sent), and its owner a notice
+    instead of a link: the inviting owner learns nothing about other accounts.
+    """
+    email = normalise_email(email)
+    if not valid_email(email):
+        raise AccountError(_l("Enter an e-mail address like name@example.com."), field="email")
+    if locale not in current_app.config["RECOVERY_LANGUAGES"]:
+        raise AccountError(_l("Choose one of the languages listed."), field="locale")
+    existing = find_user_by_email(email)
+    if existing is not None and existing.account_id == owner.account_id:
+        raise AccountError(_l("This address already has a login on this account."), field="email")
+    hours = current_app.config["RECOVERY_INVITATION_HOURS"]
+    token, digest = _new_token()
+    _retire_links(INVITE, now, email=email, account_id=owner.account_id)
+    db.session.add(ActionToken(purpose=INVITE, token_hash=digest, account_id=owner.account_id, email=email,
+                               role="seller_user", created_by_id=owner.id, created_at=now,
+                               expires_at=now + timedelta(hours=hours), note=locale))
+    context = {"account_name": owner.account.name, "inviter": owner.display_name or owner.email,
+               "link": _link("account.accept_invitation", token), "hours": hours}
+    if existing is None:
+        queue_email(email, "account/email/invitation", locale, now, **context)
+    else:
+        context.pop("link")
+        queue_email(email, "account/email/invitation_existing_login", existing.locale, now, **context)
+    record_event(owner, "invited", now, address=address, browser=browser, invited=email)
+    return email
+
+
+def invitation_for(token: str, now: datetime) -> tuple[ActionToken, Account]:
+    row = usable_link(token, INVITE, now)
+    account = db.session.get(Account, row.account_id)
+    if account is None:
+        raise LinkInvalid
+    return row, account
+
+
+def accept_invitation(token: str, display_name: str, password: str, confirm: str, now: datetime, *,
+                      address: str | None, browser: str | None) -> User:
+    """Turn an invitation into the person's own login; 2SV enrollment comes at first sign-in."""
+    row, account = invitation_for(token, now)
+    display_name = (display_name or "").strip()
+    if len(display_name) > MAX_NAME_LENGTH:
+        raise AccountError(_l("Use at most %(n)d characters.", n=MAX_NAME_LENGTH), field="display_name")
+    _check_new_password(password, confirm, email=row.email, account_name=account.name)
+    _claim(row, now)
+    languages = current_app.config["RECOVERY_LANGUAGES"]
+    user = create_user(email=row.email, password=password, role=row.role or "seller_user", now=now, account=account,
+                       display_name=display_name, locale=row.note if row.note in languages else languages[0],
+                       check_password=False)
+    user.must_enroll_2sv = True
+    record_event(user, "invited", now, address=address, browser=browser, accepted=True, invited_by=row.created_by_id)
+    inviter = db.session.get(User, row.created_by_id) if row.created_by_id else None
+    if inviter is not None and inviter.is_active:
+        _notify(inviter.email, "account/email/invitation_accepted", inviter, now, new_user=user.email,
+                account_name=account.name)
+    return user
+
+
+def account_user(owner: User, user_id: int) -> User:
+    """A user of the owner's own account; anyone else's is ``NotOnAccount``."""
+    user = db.session.get(User, user_id)
+    if user is None or owner.account_id is None or user.account_id != owner.account_id:
+        raise NotOnAccount
+    return user
+
+
+def remove_user(owner: User, user_id: int, now: datetime, *, address: str | None, browser: str | None) -> User:
+    """Disable a user of the owner's account and end every session they hold (ASVS 7.4.2)."""
+    user = account_user(owner, user_id)
+    if user.id == owner.id:
+        raise AccountError(_l("You cannot remove yourself."))
+    if user.disabled_at is not None:
+        return user
+    user.disabled_at = now
+    bump_epoch(user)
+    ended = end_all_sessions(user, now, "removed")
+    _retire_links(RESET, now, user_id=user.id)
+    record_event(user, "user_removed", now, address=address, browser=browser, by=owner.id)
+    audit.record("account.user_removed", now=now, actor=owner, subject_type="user", subject_id=user.id,
+                 details={"account_id": owner.account_id, "sessions_ended": ended}, address=address, browser=browser)
+    return user
+
+
+# --- one's own password and e-mail ---------------------------------------------
+
+def change_password(user: User, current: str, password: str, confirm: str, now: datetime, *,
+                    address: str | None, browser: str | None) -> None:
+    """Change the password, giving the current one (ASVS 6.2.3). Other sessions
+    are not ended here: the user is offered that next (ASVS 7.4.3)."""
+    if not verify_password(user.password_hash, current or ""):
+        raise AccountError(_l("That is not your current password."), field="current_password")
+    if password == current:
+        raise AccountError(_l("The new password is the same as the current one."), field="password")
+    _check_new_password(password, confirm, email=user.email, account_name=user.account.name if user.account else "")
+    _set_password(user, password, now)
+    _retire_links(RESET, now, user_id=user.id)
+    record_event(user, "password_changed", now, address=address, browser=browser, via="settings")
+    _notify(user.email, "account/email/password_changed", user, now)
+
+
+def mask_email(email: str) -> str:
+    """``n•••@example.com``: enough for the owner to recognise, not to copy."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+def change_email(user: User, new_email: str, now: datetime, *, address: str | None, browser: str | None) -> None:
+    """Move the sign-in address; both the old and the new address are told (ASVS 6.3.7)."""
+    new_email = normalise_email(new_email)
+    if not valid_email(new_email):
+        raise AccountError(_l("Enter an e-mail address like name@example.com."), field="email")
+    if new_email == user.email:
+        raise AccountError(_l("That is already your e-mail address."), field="email")
+    if find_user_by_email(new_email) is not None:
+        raise AccountError(_l("Another login already uses this address. Choose another."), field="email")
+    old_email = user.email
+    user.email = new_email
+    user.email_changed_at = now
+    _retire_links(RESET, now, user_id=user.id)
+    record_event(user, "email_changed", now, address=address, browser=browser, old=old_email, new=new_email)
+    _notify(old_email, "account/email/email_changed_old", user, now, new_masked=mask_email(new_email))
+    _notify(new_email, "account/email/email_changed_new", user, now)
+
+
+# --- sessions ------------------------------------------------------------------
+
+def _live(user: User, now: datetime):
+    idle, lifetime = limits_for(user)
+    return (UserSession.ended_at.is_(None), UserSession.last_seen_at > now - idle,
+            UserSession.created_at > now - lifetime)
+
+
+def open_sessions(user: User, now: datetime) -> list[UserSession]:
+    """The user's sessions that could still be used, most recently seen first."""
+    return list(db.session.execute(
+        select(UserSession).where(UserSession.user_id == user.id, *_live(user, now))
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+    ).scalars())
+
+
+def end_one_session(user: User, session_id: int, current: UserSession | None, now: datetime, *,
+                    address: str | None, browser: str | None) -> None:
+    row = db.session.get(UserSession, session_id)
+    if row is None or row.user_id != user.id:
+        raise NotOnAccount
+    if current is not None and row.id == current.id:
+        raise AccountError(_l("This is the session you are using. To end it, sign out."))
+    if row.ended_at is None:
+        end_session(row, now, "ended_by_user")
+        record_event(user, "sessions_ended", now, address=address, browser=browser, count=1)
+
+
+def end_other_sessions(user: User, current: UserSession | None, now: datetime, *, address: str | None,
+                       browser: str | None) -> int:
+    """End every session but this one, including browsers half-way through
+    signing in (the epoch moves on; the caller renews this browser's hold)."""
+    bump_epoch(user)
+    ended = end_all_sessions(user, now, "ended_by_user", keep=current)
+    record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended, scope="others")
+    return ended
+
+
+# --- staff ---------------------------------------------------------------------
+
+STAFF_PAGE_SIZE = 50
+
+
+@dataclass
+class StaffRow:
+    user: User
+    open_sessions: int
+
+
+def staff_find_users(query: str, now: datetime) -> list[StaffRow]:
+    """Users whose e-mail contains ``query`` (all, when empty), with their open sessions."""
+    statement = select(User).order_by(User.email).limit(STAFF_PAGE_SIZE)
+    query = normalise_email(query)
+    if query:
+        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(User.email.like(f"%{escaped}%", escape="\\"))
+    users = list(db.session.execute(statement).scalars())
+    counts = dict(db.session.execute(
+        select(UserSession.user_id, func.count()).where(UserSession.user_id.in_([u.id for u in users]),
+                                                        UserSession.ended_at.is_(None))
+        .group_by(UserSession.user_id)
+    ).all()) if users else {}
+    return [StaffRow(user, counts.get(user.id, 0)) for user in users]
+
+
+def end_sessions_for(manager: User, user_id: int, now: datetime, *, address: str | None,
+                     browser: str | None) -> tuple[User, int]:
+    """A manager ends every session of any user (ASVS 7.4.5); audited."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotOnAccount
+    bump_epoch(user)
+    ended = end_all_sessions(user, now, "ended_by_staff")
+    record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended, by=manager.id)
+    audit.record("user.sessions_ended", now=now, actor=manager, subject_type="user", subject_id=user.id,
+                 details={"sessions_ended": ended}, address=address, browser=browser)
+    return user, ended

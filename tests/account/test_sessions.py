@@ -1,0 +1,197 @@
+"""Your sessions (ASVS 7.5.2, 7.4.3) and a manager ending anyone's (ASVS 7.4.5)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from recovery_app.models import AuditEvent, SecurityEvent, UserSession
+from recovery_app.models.base import utcnow
+from tests.account.conftest import SIGN_IN_PATH
+
+PHONE_UA = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
+
+
+@pytest.fixture
+def me(client, auth, make):
+    user = make.user(locale="en")
+    auth.sign_in(client, user)
+    auth.fresh_code(client)
+    return user
+
+
+def _other_browser(app, auth, user, *, browser=PHONE_UA, address="198.51.100.23", at=None):
+    other = app.test_client()
+    row = auth.sign_in(other, user, at=at)
+    row.browser, row.address = browser, address
+    return other, row
+
+
+def _alive(browser) -> bool:
+    return not browser.get("/account/password").headers.get("Location", "").startswith(SIGN_IN_PATH)
+
+
+def test_sessions_page_lists_each_open_session_and_marks_this_one(app, db, client, auth, me):
+    _other_browser(app, auth, me)
+    ended = auth.sign_in(app.test_client(), me)
+    ended.ended_at = utcnow()
+    stale = auth.sign_in(app.test_client(), me, at=utcnow() - timedelta(hours=2))  # idle past 30 minutes
+    db.session.flush()
+    page = client.get("/account/sessions", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Chrome / Android" in page and "198.51.100.23" in page
+    assert page.count("This session") == 1
+    assert page.count('name="session_id"') == 1  # one other session; this one and dead ones have no button
+    assert f'value="{ended.id}"' not in page and f'value="{stale.id}"' not in page
+
+
+def test_ending_one_session_signs_that_browser_out_only(app, db, client, auth, me):
+    other, row = _other_browser(app, auth, me)
+    third, _ = _other_browser(app, auth, me)
+    response = client.post("/account/sessions/end", data={"session_id": row.id})
+    assert response.status_code == 302
+    db.session.refresh(row)
+    assert row.ended_at is not None and row.end_reason == "ended_by_user"
+    assert not _alive(other) and _alive(third)
+    assert db.session.execute(select(SecurityEvent).where(SecurityEvent.kind == "sessions_ended")).scalar_one()
+
+
+def test_ending_all_others_keeps_this_session(app, db, client, auth, me):
+    # ASVS 7.5.2: end all others; half-way sign-ins die too (the epoch moves on)
+    other, row = _other_browser(app, auth, me)
+    half_way = app.test_client()
+    auth.password_step(half_way, me)
+    epoch = me.session_epoch
+    response = client.post("/account/sessions/end", data={"scope": "others"}, headers={"Accept-Language": "en"})
+    assert response.status_code == 302
+    db.session.refresh(me)
+    db.session.refresh(row)
+    assert me.session_epoch == epoch + 1 and row.ended_at is not None
+    assert _alive(client) and not _alive(other)
+    from recovery_app.auth.sessions import pending_user
+
+    with app.test_request_context():
+        from flask import session
+
+        with half_way.session_transaction() as sess:
+            session.update(sess)
+        assert pending_user() is None
+
+
+def test_this_session_cannot_be_ended_from_the_list(db, client, auth, me):
+    with client.session_transaction() as sess:
+        sid = sess["sid"]
+    from recovery_app.auth.sessions import token_hash
+
+    row = db.session.execute(select(UserSession).where(UserSession.token_hash == token_hash(sid))).scalar_one()
+    response = client.post("/account/sessions/end", data={"session_id": row.id})
+    assert response.status_code == 302
+    db.session.refresh(row)
+    assert row.ended_at is None
+
+
+def test_ending_someone_elses_session_is_404(app, db, client, auth, make, me):
+    stranger = make.user()
+    _, row = _other_browser(app, auth, stranger)
+    assert client.post("/account/sessions/end", data={"session_id": row.id}).status_code == 404
+    assert client.post("/account/sessions/end", data={"session_id": 10**8}).status_code == 404
+    db.session.refresh(row)
+    assert row.ended_at is None
+
+
+@pytest.mark.parametrize("data", [{}, {"session_id": "abc"}, {"scope": "everything"}, {"session_id": "1" * 400}])
+def test_ending_sessions_with_bad_input_is_a_clear_400(app, db, client, auth, me, data):
+    other, row = _other_browser(app, auth, me)
+    assert client.post("/account/sessions/end", data=data).status_code == 400
+    db.session.refresh(row)
+    assert row.ended_at is None
+
+
+def test_ending_sessions_without_csrf_token_changes_nothing(app, db, client, auth, me):
+    _, row = _other_browser(app, auth, me)
+    assert client.post("/account/sessions/end", data={"scope": "others"}, csrf=False).status_code == 400
+    db.session.refresh(row)
+    assert row.ended_at is None
+
+
+def test_after_a_change_the_page_offers_one_button_to_end_the_others(app, client, auth, me):
+    # ASVS 7.4.3
+    _other_browser(app, auth, me)
+    for after, heading in (("password", "Your password was changed."), ("method", "2-step verification was changed"),
+                           ("email", "Your e-mail address was changed.")):
+        page = client.get(f"/account/sessions?after={after}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert heading in page and "Other sessions still signed in: 1." in page
+    plain = client.get("/account/sessions?after=<script>", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Other sessions still signed in" not in plain and "<script>" not in plain
+
+
+def test_no_offer_when_there_is_no_other_session(client, me):
+    page = client.get("/account/sessions?after=password", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Other sessions still signed in" not in page and "You are signed in only here" in page
+
+
+# --- staff -------------------------------------------------------------------------
+
+@pytest.fixture
+def manager(client, auth, make):
+    user = make.user("manager", locale="en")
+    auth.sign_in(client, user)
+    return user
+
+
+def test_manager_finds_users_by_e_mail_and_ends_all_their_sessions(app, db, client, auth, make, manager):
+    # ASVS 7.4.5, 16.2.1: audited with who, what, when, where
+    seller = make.user(email="tanaka.ichiro@example.test")
+    make.user(email="someone.else@example.test")
+    browser, row = _other_browser(app, auth, seller)
+    half_way = app.test_client()
+    auth.password_step(half_way, seller)
+    page = client.get("/account/staff/users?q=TANAKA", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "tanaka.ichiro@example.test" in page and "someone.else@example.test" not in page
+    epoch = seller.session_epoch
+    response = client.post(f"/account/staff/users/{seller.id}/end-sessions?q=tanaka",
+                           environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/account/staff/users?q=tanaka")
+    db.session.refresh(seller)
+    db.session.refresh(row)
+    assert seller.session_epoch == epoch + 1 and row.end_reason == "ended_by_staff"
+    assert not _alive(browser)
+    audit = db.session.execute(select(AuditEvent).where(AuditEvent.action == "user.sessions_ended")).scalar_one()
+    assert (audit.actor_id, audit.subject_id, audit.address) == (manager.id, str(seller.id), "192.0.2.9")
+    assert audit.details == {"sessions_ended": 1}
+
+
+def test_staff_search_treats_wildcards_as_text(client, make, manager):
+    make.user(email="percent@example.test")
+    page = client.get("/account/staff/users?q=%25", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "percent@example.test" not in page and "No user matches" in page
+
+
+def test_staff_search_with_an_over_long_query_is_a_clear_400(client, manager):
+    response = client.get("/account/staff/users?q=" + "a" * 300, headers={"Accept-Language": "en"})
+    assert response.status_code == 400 and "at most 254" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["seller_owner", "seller_user", "reviewer"])
+def test_only_managers_reach_the_staff_users_page(app, db, auth, make, role):
+    target = make.user()
+    _, row = _other_browser(app, auth, target)
+    browser = app.test_client()
+    auth.sign_in(browser, make.user(role))
+    assert browser.get("/account/staff/users").status_code == 404
+    assert browser.post(f"/account/staff/users/{target.id}/end-sessions").status_code == 404
+    db.session.refresh(row)
+    assert row.ended_at is None
+
+
+def test_ending_sessions_of_an_unknown_user_is_404(client, manager):
+    assert client.post("/account/staff/users/999999/end-sessions").status_code == 404
+
+
+def test_staff_end_sessions_without_csrf_token_changes_nothing(app, db, client, auth, make, manager):
+    target = make.user()
+    _, row = _other_browser(app, auth, target)
+    assert client.post(f"/account/staff/users/{target.id}/end-sessions", csrf=False).status_code == 400
+    db.session.refresh(row)
+    assert row.ended_at is None
