@@ -17,7 +17,7 @@ SIGN_IN_PATH = "/sign-in"
 def sign_in_endpoints(app):
     """The account pages link to ``auth.sign_in`` and ``auth.confirm``. Until the
     auth blueprint serves them, stand-ins answer so redirects can be followed."""
-    for endpoint, rule in (("auth.sign_in", SIGN_IN_PATH), ("auth.confirm", "/settings/security/confirm")):
+    for endpoint, rule in (("auth.sign_in", SIGN_IN_PATH), ("auth.confirm", "/settings/confirm")):
         if endpoint not in app.view_functions:
             app.add_url_rule(rule, endpoint=endpoint, view_func=lambda: "stand-in")
     return app

@@ -91,9 +91,9 @@ def test_password_and_e_mail_pages_ask_for_a_fresh_code_first(app, client, auth,
     auth.sign_in(client, user)
     for path in ("/account/password", "/account/email", "/account/sessions"):
         response = client.get(path)
-        assert response.status_code == 302 and "/settings/security/confirm" in response.headers["Location"]
+        assert response.status_code == 302 and "/settings/confirm" in response.headers["Location"]
     response = client.post("/account/email", data={"email": "new@example.test"})
-    assert response.status_code == 302 and "/settings/security/confirm" in response.headers["Location"]
+    assert response.status_code == 302 and "/settings/confirm" in response.headers["Location"]
     assert user.email != "new@example.test"
 
 
