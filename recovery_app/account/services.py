@@ -229,6 +229,16 @@ def invite(owner: User, email: str, locale: str, now: datetime, *, address: str 
     return email
 
 
+def cancel_invitation(owner: User, invitation_id: int, now: datetime) -> str:
+    """Withdraw a waiting invitation of the owner's account (a mistyped address, say)."""
+    row = db.session.get(ActionToken, invitation_id)
+    if row is None or row.purpose != INVITE or owner.account_id is None or row.account_id != owner.account_id:
+        raise NotOnAccount
+    if row.used_at is None:
+        row.used_at = now
+    return row.email
+
+
 def invitation_for(token: str, now: datetime) -> tuple[ActionToken, Account]:
     row = usable_link(token, INVITE, now)
     account = db.session.get(Account, row.account_id)
