@@ -251,7 +251,8 @@ def accept_invitation(token: str, display_name: str, password: str, confirm: str
                       address: str | None, browser: str | None) -> User:
     """Turn an invitation into the person's own login; 2SV enrollment comes at first sign-in."""
     row, account = invitation_for(token, now)
-    display_name = (display_name or "").strip()
+    # One line of text: the name appears in e-mails and pages, never as markup or extra lines.
+    display_name = " ".join((display_name or "").split())
     if len(display_name) > MAX_NAME_LENGTH:
         raise AccountError(_l("Use at most %(n)d characters.", n=MAX_NAME_LENGTH), field="display_name")
     _check_new_password(password, confirm, email=row.email, account_name=account.name)

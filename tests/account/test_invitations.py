@@ -303,3 +303,14 @@ def test_cancelling_another_accounts_invitation_is_404(app, db, client, auth, ma
     assert client.post("/account/users/invitations/999999/cancel").status_code == 404
     db.session.refresh(invitation)
     assert invitation.used_at is None
+
+
+def test_a_name_given_at_acceptance_is_kept_to_one_line(app, db, client, signed_in_owner):
+    _invite(client)
+    path = link_in_last_email("new.person@example.test", INVITE_PATH)
+    app.test_client().post(path, data={"display_name": "  Hanako\r\nBcc: x@evil.example  <b>",
+                                       "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    user = db.session.execute(select(User).where(User.email == "new.person@example.test")).scalar_one()
+    assert user.display_name == "Hanako Bcc: x@evil.example <b>"
+    page = client.get("/account/users").get_data(as_text=True)
+    assert "&lt;b&gt;" in page and "<b>" not in page
