@@ -85,15 +85,24 @@ def test_change_password_is_rate_limited_per_user(app, client, me):
     assert codes == [400, 400, 400, 429]
 
 
-def test_password_and_e_mail_pages_ask_for_a_fresh_code_first(app, client, auth, make):
+def test_password_and_e_mail_pages_ask_for_a_fresh_code_first(app, db, client, auth, make):
     # ASVS 7.5.1
+    from flask import url_for
+
+    with app.test_request_context():
+        confirm = url_for("auth.confirm")
     user = make.user()
     auth.sign_in(client, user)
     for path in ("/account/password", "/account/email", "/account/sessions"):
         response = client.get(path)
-        assert response.status_code == 302 and "/settings/security/confirm" in response.headers["Location"]
-    response = client.post("/account/email", data={"email": "new@example.test"})
-    assert response.status_code == 302 and "/settings/security/confirm" in response.headers["Location"]
+        assert response.status_code == 302 and response.headers["Location"].startswith(confirm)
+    for path, data in (("/account/email", {"email": "new@example.test"}), ("/account/sessions/end", {"scope": "others"}),
+                       ("/account/password", {"current_password": TEST_PASSWORD, "password": NEW_PASSWORD,
+                                              "confirm": NEW_PASSWORD})):
+        response = client.post(path, data=data)
+        assert response.status_code == 302 and response.headers["Location"].startswith(confirm)
+    db.session.refresh(user)
+    assert verify_password(user.password_hash, TEST_PASSWORD) and user.session_epoch == 0
     assert user.email != "new@example.test"
 
 
