@@ -229,6 +229,16 @@ def invite(owner: User, email: str, locale: str, now: datetime, *, address: str 
     return email
 
 
+def cancel_invitation(owner: User, invitation_id: int, now: datetime) -> str:
+    """Withdraw a waiting invitation of the owner's account (a mistyped address, say)."""
+    row = db.session.get(ActionToken, invitation_id)
+    if row is None or row.purpose != INVITE or owner.account_id is None or row.account_id != owner.account_id:
+        raise NotOnAccount
+    if row.used_at is None:
+        row.used_at = now
+    return row.email
+
+
 def invitation_for(token: str, now: datetime) -> tuple[ActionToken, Account]:
     row = usable_link(token, INVITE, now)
     account = db.session.get(Account, row.account_id)
@@ -241,7 +251,8 @@ def accept_invitation(token: str, display_name: str, password: str, confirm: str
                       address: str | None, browser: str | None) -> User:
     """Turn an invitation into the person's own login; 2SV enrollment comes at first sign-in."""
     row, account = invitation_for(token, now)
-    display_name = (display_name or "").strip()
+    # One line of text: the name appears in e-mails and pages, never as markup or extra lines.
+    display_name = " ".join((display_name or "").split())
     if len(display_name) > MAX_NAME_LENGTH:
         raise AccountError(_l("Use at most %(n)d characters.", n=MAX_NAME_LENGTH), field="display_name")
     _check_new_password(password, confirm, email=row.email, account_name=account.name)

@@ -58,12 +58,15 @@ def _sign_in_page():
 
 # --- the people on a seller account --------------------------------------------
 
+def _users_page(form: InviteForm, status: int = 200):
+    people = services.account_people(current_user, utcnow())
+    return render_template("account/users.html", people=people, form=form, cancel_form=ConfirmForm()), status
+
+
 @bp.get("/users")
 @roles_required("seller_owner")
-def users(form=None):
-    people = services.account_people(current_user, utcnow())
-    form = form or InviteForm(locale=current_user.locale)
-    return render_template("account/users.html", people=people, form=form)
+def users():
+    return _users_page(InviteForm(locale=current_user.locale))
 
 
 @bp.post("/users/invite")
@@ -82,24 +85,40 @@ def invite():
             flash(_("An invitation was sent to %(email)s. The link works once, for %(hours)d hours.",
                     email=email, hours=current_app.config["RECOVERY_INVITATION_HOURS"]), "success")
             return redirect(url_for(".users"))
-    return users(form=form), 400
+    return _users_page(form, 400)
+
+
+@bp.post("/users/invitations/<int:invitation_id>/cancel")
+@roles_required("seller_owner")
+def cancel_invitation(invitation_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        email = services.cancel_invitation(current_user, invitation_id, utcnow())
+    except services.NotOnAccount:
+        abort(404)
+    db.session.commit()
+    flash(_("The invitation to %(email)s was cancelled; its link no longer works.", email=email), "success")
+    return redirect(url_for(".users"))
 
 
 @bp.route("/users/<int:user_id>/remove", methods=["GET", "POST"])
 @roles_required("seller_owner")
 def remove_user(user_id: int):
-    form = ConfirmForm()
     try:
         person = services.account_user(current_user, user_id)
-        if form.validate_on_submit():
+    except services.NotOnAccount:
+        abort(404)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
             services.remove_user(current_user, user_id, utcnow(), **_where())
+        except services.AccountError as error:
+            _fail(form, error)
+        else:
             db.session.commit()
             flash(_("%(email)s was removed and signed out everywhere.", email=person.email), "success")
             return redirect(url_for(".users"))
-    except services.NotOnAccount:
-        abort(404)
-    except services.AccountError as error:
-        _fail(form, error)
     status = 400 if request.method == "POST" else 200
     return render_template("account/remove_user.html", person=person, form=form), status
 
@@ -150,7 +169,7 @@ def forgot_password():
 def reset_password(token: str):
     now = utcnow()
     try:
-        services.usable_link(token, services.RESET, now)
+        link = services.usable_link(token, services.RESET, now)
     except services.LinkInvalid:
         return _link_invalid()
     form = NewPasswordForm()
@@ -167,7 +186,7 @@ def reset_password(token: str):
                     "you will still be asked for a code."), "success")
             return _sign_in_page()
     status = 400 if request.method == "POST" else 200
-    return render_template("account/reset_password.html", form=form), status
+    return render_template("account/reset_password.html", form=form, email=link.email), status
 
 
 # --- one's own password, e-mail and sessions ---------------------------------------

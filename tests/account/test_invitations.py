@@ -274,3 +274,43 @@ def test_a_removed_user_cannot_use_a_reset_link_sent_before(app, db, client, mak
     from recovery_app.auth.passwords import verify_password
 
     assert verify_password(member.password_hash, TEST_PASSWORD)
+
+
+def _invitation(db, email="new.person@example.test"):
+    return db.session.execute(select(ActionToken).where(ActionToken.purpose == "invite",
+                                                        ActionToken.email == email)).scalar_one()
+
+
+def test_owner_cancels_a_waiting_invitation_and_its_link_stops_working(app, db, client, signed_in_owner):
+    _invite(client)
+    path = link_in_last_email("new.person@example.test", INVITE_PATH)
+    response = client.post(f"/account/users/invitations/{_invitation(db).id}/cancel")
+    assert response.status_code == 302
+    assert app.test_client().get(path).status_code == 404
+    assert "account/users/invitations/" not in client.get("/account/users").get_data(as_text=True)
+
+
+def test_cancelling_another_accounts_invitation_is_404(app, db, client, auth, make, signed_in_owner):
+    _invite(client)
+    invitation = _invitation(db)
+    stranger_owner = app.test_client()
+    auth.sign_in(stranger_owner, make.user("seller_owner"))
+    assert stranger_owner.post(f"/account/users/invitations/{invitation.id}/cancel").status_code == 404
+    member = app.test_client()
+    auth.sign_in(member, make.user("seller_user", account=signed_in_owner.account))
+    assert member.post(f"/account/users/invitations/{invitation.id}/cancel").status_code == 404
+    assert client.post(f"/account/users/invitations/{invitation.id}/cancel", csrf=False).status_code == 400
+    assert client.post("/account/users/invitations/999999/cancel").status_code == 404
+    db.session.refresh(invitation)
+    assert invitation.used_at is None
+
+
+def test_a_name_given_at_acceptance_is_kept_to_one_line(app, db, client, signed_in_owner):
+    _invite(client)
+    path = link_in_last_email("new.person@example.test", INVITE_PATH)
+    app.test_client().post(path, data={"display_name": "  Hanako\r\nBcc: x@evil.example  <b>",
+                                       "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    user = db.session.execute(select(User).where(User.email == "new.person@example.test")).scalar_one()
+    assert user.display_name == "Hanako Bcc: x@evil.example <b>"
+    page = client.get("/account/users").get_data(as_text=True)
+    assert "&lt;b&gt;" in page and "<b>" not in page

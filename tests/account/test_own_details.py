@@ -85,22 +85,50 @@ def test_change_password_is_rate_limited_per_user(app, client, me):
     assert codes == [400, 400, 400, 429]
 
 
-def test_password_and_e_mail_pages_ask_for_a_fresh_code_first(app, client, auth, make):
+def test_password_and_e_mail_pages_ask_for_a_fresh_code_first(app, db, client, auth, make):
     # ASVS 7.5.1
+    from flask import url_for
+
+    with app.test_request_context():
+        confirm = url_for("auth.confirm")
     user = make.user()
     auth.sign_in(client, user)
     for path in ("/account/password", "/account/email", "/account/sessions"):
         response = client.get(path)
-        assert response.status_code == 302 and "/settings/confirm" in response.headers["Location"]
-    response = client.post("/account/email", data={"email": "new@example.test"})
-    assert response.status_code == 302 and "/settings/confirm" in response.headers["Location"]
+        assert response.status_code == 302 and response.headers["Location"].startswith(confirm)
+    for path, data in (("/account/email", {"email": "new@example.test"}), ("/account/sessions/end", {"scope": "others"}),
+                       ("/account/password", {"current_password": TEST_PASSWORD, "password": NEW_PASSWORD,
+                                              "confirm": NEW_PASSWORD})):
+        response = client.post(path, data=data)
+        assert response.status_code == 302 and response.headers["Location"].startswith(confirm)
+    db.session.refresh(user)
+    assert verify_password(user.password_hash, TEST_PASSWORD) and user.session_epoch == 0
     assert user.email != "new@example.test"
 
 
-def test_visitors_are_sent_to_sign_in(app):
+def test_visitors_are_sent_to_sign_in(app, db, make):
+    user = make.user()
     visitor = app.test_client()
-    for path in ("/account/password", "/account/email", "/account/sessions"):
+    for path in ("/account/password", "/account/email", "/account/sessions", "/account/users",
+                 "/account/staff/users"):
         assert visitor.get(path).headers["Location"].startswith(SIGN_IN_PATH)
+    for path in ("/account/password", "/account/email", "/account/sessions/end", "/account/users/invite",
+                 f"/account/users/{user.id}/remove", f"/account/staff/users/{user.id}/end-sessions"):
+        response = visitor.post(path, data={"email": "a@example.test", "scope": "others", "locale": "en"})
+        assert response.status_code == 302 and response.headers["Location"].startswith(SIGN_IN_PATH)
+    db.session.refresh(user)
+    assert user.disabled_at is None and user.email != "a@example.test" and outbox_messages("email") == []
+
+
+def test_owners_and_managers_find_their_users_page_in_the_navigation(app, auth, make):
+    for role, path in (("seller_owner", "/account/users"), ("manager", "/account/staff/users")):
+        browser = app.test_client()
+        auth.sign_in(browser, make.user(role))
+        assert f'href="{path}"' in browser.get("/help").get_data(as_text=True)
+    member = app.test_client()
+    auth.sign_in(member, make.user("seller_user"))
+    page = member.get("/help").get_data(as_text=True)
+    assert 'href="/account/users"' not in page and 'href="/account/staff/users"' not in page
 
 
 def test_change_e_mail_tells_the_old_and_the_new_address(db, client, me):
