@@ -20,7 +20,6 @@ from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 from flask import current_app
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, delete, func, select, union_all, update
 from sqlalchemy.exc import OperationalError
@@ -32,6 +31,7 @@ from ..documents import storage
 from ..extensions import db
 from ..models import (
     AuditEvent,
+    AuditHead,
     Case,
     CaseNote,
     Decision,
@@ -101,9 +101,9 @@ SAFE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
 class ReviewError(Exception):
     """A review action that cannot happen; ``message`` says why, in the viewer's language."""
 
-    def __init__(self, message: str):
+    def __init__(self, message):
         super().__init__(message)
-        self.message = message
+        self.message = message  # lazy: rendered in the language of whoever reads it
 
 
 class CaseNotFound(LookupError):
@@ -113,22 +113,29 @@ class CaseNotFound(LookupError):
 T = TypeVar("T")
 
 
-def commit_unit(work: Callable[[], T], attempts: int = 5) -> T:
-    """Run one unit of work and commit it.
+def commit_unit(work: Callable[[], T], attempts: int = 8) -> T:
+    """Run one unit of work in a transaction of its own and commit it.
 
-    SQLite lets a transaction that has already read become a writer only if
-    nobody wrote in between; otherwise it fails at once with "database is
-    locked". Such a unit changed nothing, so it is simply run again on a fresh
-    snapshot. Any other error rolls back and propagates.
+    The request has already read (the signed-in user), so that transaction is
+    ended first. On SQLite a transaction that has read can only become a
+    writer if nobody wrote in between, and then fails at once with "database
+    is locked" instead of waiting; so there the unit takes the write lock
+    with its first statement (what ``BEGIN IMMEDIATE`` would do) and waits its
+    turn. Should it still lose, it changed nothing and simply runs again.
+    Any other error rolls the unit back and propagates.
     """
+    db.session.commit()
+    sqlite = db.session.get_bind().dialect.name == "sqlite"
     for attempt in range(attempts):
         try:
+            if sqlite:
+                db.session.execute(update(AuditHead).where(AuditHead.id == -1).values(seq=AuditHead.seq))
             result = work()
             db.session.commit()
             return result
         except OperationalError as exc:
             db.session.rollback()
-            if "locked" not in str(exc.orig) or attempt == attempts - 1:
+            if not sqlite or "locked" not in str(exc.orig) or attempt == attempts - 1:
                 raise
             time.sleep(0.02 * (attempt + 1))
         except BaseException:
@@ -222,9 +229,9 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
         moment = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=timezone.utc)
         number = int(case_id)
     except (ValueError, AttributeError):
-        raise ReviewError(_("That page link is not valid. Showing the first page.")) from None
+        raise ReviewError(_l("That page link is not valid. Showing the first page.")) from None
     if number < 1 or len(text) > 60:
-        raise ReviewError(_("That page link is not valid. Showing the first page."))
+        raise ReviewError(_l("That page link is not valid. Showing the first page."))
     return moment, number
 
 
@@ -306,16 +313,16 @@ def _claim_values(reviewer: User, now: datetime) -> dict:
 
 def _not_claimable(case: Case, viewer: User) -> ReviewError:
     if case.claimed_by_id == viewer.id:
-        return ReviewError(_("You already hold case %(ref)s.", ref=case.reference))
+        return ReviewError(_l("You already hold case %(ref)s.", ref=case.reference))
     if case.claimed_by_id is not None:
-        return ReviewError(_("Case %(ref)s is already held by %(name)s.", ref=case.reference,
+        return ReviewError(_l("Case %(ref)s is already held by %(name)s.", ref=case.reference,
                              name=_label(case.claimed_by)))
     if case.status in lifecycle.CLOSED:
-        return ReviewError(_("Case %(ref)s is closed (%(status)s): there is nothing left to review.",
+        return ReviewError(_l("Case %(ref)s is closed (%(status)s): there is nothing left to review.",
                              ref=case.reference, status=STATUS_LABELS[case.status]))
     if case.status == "needs_info":
-        return ReviewError(_("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
-    return ReviewError(_("Case %(ref)s cannot be claimed now.", ref=case.reference))
+        return ReviewError(_l("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
+    return ReviewError(_l("Case %(ref)s cannot be claimed now.", ref=case.reference))
 
 
 def _after_claim(case: Case, reviewer: User, now: datetime, action: str, *, from_status: str,
@@ -334,7 +341,7 @@ def claim(reference: str, reviewer: User, *, now: datetime, address: str | None 
     case = get_case(reference)
     if case.status == "awaiting_second_approval":
         if _first_approver_id(case) == reviewer.id:
-            raise ReviewError(_("You gave the first approval of case %(ref)s: a different reviewer or a manager "
+            raise ReviewError(_l("You gave the first approval of case %(ref)s: a different reviewer or a manager "
                                 "must confirm it.", ref=case.reference))
         taken = db.session.execute(
             update(Case)
@@ -403,7 +410,7 @@ def release(reference: str, reviewer: User, *, now: datetime, address: str | Non
     ).rowcount
     db.session.refresh(case)
     if released != 1:
-        raise ReviewError(_("You do not hold case %(ref)s, so there is nothing to release.", ref=case.reference))
+        raise ReviewError(_l("You do not hold case %(ref)s, so there is nothing to release.", ref=case.reference))
     audit.record("case.released", now=now, actor=reviewer, subject_type="case", subject_id=case.reference,
                  details={"to": case.status}, address=address, browser=browser)
     return case
@@ -423,9 +430,9 @@ def reassign(reference: str, manager: User, to_user_id: int, *, now: datetime, a
     case = get_case(reference)
     target = db.session.get(User, to_user_id)
     if target is None or target.role not in STAFF_ROLES or target.disabled_at is not None:
-        raise ReviewError(_("Choose an active reviewer or manager."))
+        raise ReviewError(_l("Choose an active reviewer or manager."))
     if case.status == "awaiting_second_approval" and _first_approver_id(case) == target.id:
-        raise ReviewError(_("%(name)s gave the first approval; the second approval must come from someone else.",
+        raise ReviewError(_l("%(name)s gave the first approval; the second approval must come from someone else.",
                             name=_label(target)))
     previous = case.claimed_by_id
     values = _claim_values(target, now)
@@ -443,7 +450,7 @@ def reassign(reference: str, manager: User, to_user_id: int, *, now: datetime, a
             _("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
     from_status = case.status
     if db.session.execute(statement.values(**values)).rowcount != 1:
-        raise ReviewError(_("Case %(ref)s changed while you were looking at it. Please check it again.",
+        raise ReviewError(_l("Case %(ref)s changed while you were looking at it. Please check it again.",
                             ref=case.reference))
     return _after_claim(case, manager, now, "reassigned", from_status=from_status, address=address, browser=browser,
                         details={"from_holder": previous, "to_holder": target.id})
@@ -589,19 +596,19 @@ def read_document(reference: str, document_id: int, viewer: User, *, now: dateti
 
 def _why_not_decidable(case: Case, actor: User) -> ReviewError:
     if case.status in ("approved", "rejected"):
-        return ReviewError(_("Case %(ref)s was already decided (%(status)s). Nothing was changed.",
+        return ReviewError(_l("Case %(ref)s was already decided (%(status)s). Nothing was changed.",
                              ref=case.reference, status=STATUS_LABELS[case.status]))
     if case.status in lifecycle.CLOSED:
-        return ReviewError(_("Case %(ref)s is closed (%(status)s). Nothing was changed.",
+        return ReviewError(_l("Case %(ref)s is closed (%(status)s). Nothing was changed.",
                              ref=case.reference, status=STATUS_LABELS[case.status]))
     if case.claimed_by_id is not None and case.claimed_by_id != actor.id:
-        return ReviewError(_("Case %(ref)s is held by %(name)s: only they or a manager can decide it.",
+        return ReviewError(_l("Case %(ref)s is held by %(name)s: only they or a manager can decide it.",
                              ref=case.reference, name=_label(case.claimed_by)))
     if case.status == "awaiting_second_approval":
-        return ReviewError(_("Case %(ref)s is waiting for a second approval.", ref=case.reference))
+        return ReviewError(_l("Case %(ref)s is waiting for a second approval.", ref=case.reference))
     if case.status == "needs_info":
-        return ReviewError(_("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
-    return ReviewError(_("Claim case %(ref)s before deciding it.", ref=case.reference))
+        return ReviewError(_l("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
+    return ReviewError(_l("Claim case %(ref)s before deciding it.", ref=case.reference))
 
 
 def _take_for_decision(reference: str, actor: User, statuses: tuple[str, ...], now: datetime) -> Case:
@@ -680,7 +687,7 @@ def approve(reference: str, actor: User, checked: list[str], *, now: datetime, a
     items = checklist_items(any(document.side == "selfie" for document in case.documents))
     unknown = [item for item in checked if item not in CHECKLIST]
     if unknown or any(item not in checked for item in items):
-        raise ReviewError(_("Tick every item of the checklist before approving."))
+        raise ReviewError(_l("Tick every item of the checklist before approving."))
     risk.ensure_assessed(case, now)
     if case.high_risk:
         lifecycle.transition(case, "awaiting_second_approval", now=now, actor=actor, action="first_approval",
@@ -701,7 +708,7 @@ def confirm_approval(reference: str, actor: User, *, now: datetime, address: str
     """The second approval of a high-risk case, by a different reviewer or a manager."""
     case = _take_for_decision(reference, actor, ("awaiting_second_approval",), now)
     if _first_approver_id(case) == actor.id:
-        raise ReviewError(_("You gave the first approval of case %(ref)s: a different reviewer or a manager "
+        raise ReviewError(_l("You gave the first approval of case %(ref)s: a different reviewer or a manager "
                             "must confirm it.", ref=case.reference))
     return _finish_approval(case, actor, now, action="second_approval", address=address, browser=browser)
 
@@ -709,10 +716,10 @@ def confirm_approval(reference: str, actor: User, *, now: datetime, address: str
 def reject(reference: str, actor: User, reason_code: str, message: str, *, now: datetime,
            address: str | None = None, browser: str | None = None) -> Case:
     if reason_code not in REASON_CODES:
-        raise ReviewError(_("Choose one of the listed reasons."))
+        raise ReviewError(_l("Choose one of the listed reasons."))
     message = (message or "").strip()
     if not message:
-        raise ReviewError(_("Write a message to the seller."))
+        raise ReviewError(_l("Write a message to the seller."))
     case = _take_for_decision(reference, actor, HELD_STATUSES, now)
     lifecycle.transition(case, "rejected", now=now, actor=actor, action="rejected",
                          details={"reason_code": reason_code}, address=address, browser=browser)
@@ -730,7 +737,7 @@ def request_documents(reference: str, actor: User, message: str, *, now: datetim
     """Ask the seller for new documents: the case waits on them and the SLA clock pauses."""
     message = (message or "").strip()
     if not message:
-        raise ReviewError(_("Write a message to the seller."))
+        raise ReviewError(_l("Write a message to the seller."))
     case = _take_for_decision(reference, actor, ("in_review",), now)
     lifecycle.transition(case, "needs_info", now=now, actor=actor, action="info_requested",
                          address=address, browser=browser)
@@ -744,7 +751,7 @@ def add_note(reference: str, author: User, body: str, *, now: datetime, address:
              browser: str | None = None) -> CaseNote:
     body = (body or "").strip()
     if not body:
-        raise ReviewError(_("Write the note first."))
+        raise ReviewError(_l("Write the note first."))
     case = get_case(reference)
     note = CaseNote(case_id=case.id, author_id=author.id, body=body, created_at=now)
     db.session.add(note)

@@ -52,7 +52,7 @@ def _act(reference: str, work: Callable, done: str | Callable):
     except services.CaseNotFound:
         abort(404)
     except services.ReviewError as exc:
-        flash(exc.message, "error")
+        flash(str(exc.message), "error")
     else:
         flash(done(result) if callable(done) else done, "success")
     return redirect(url_for("review.case", reference=reference), code=303)
@@ -84,7 +84,7 @@ def queue():
         try:
             filters.after = services.decode_cursor(filters_form.after.data) if filters_form.after.data else None
         except services.ReviewError as exc:
-            flash(exc.message, "error")
+            flash(str(exc.message), "error")
     else:
         flash(_("That filter is not valid; showing every case that waits on us."), "error")
     now = utcnow()

@@ -6,6 +6,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from flask import g
 from PIL import Image
 from pypdf import PdfWriter
 
@@ -16,8 +17,22 @@ from recovery_app.models import Document, RecoveryCode, TrustedDevice
 
 @pytest.fixture
 def app(app):
-    """The shared app, with a stand-in for the sign-in page where that feature
-    is not part of this build (the review pages only need its URL)."""
+    """The shared app, plus two things the review tests need.
+
+    * Each request forgets the user loaded by the one before. The shared
+      fixture keeps one app context for the whole test, and Flask reuses it
+      for every test request, so ``g`` (where Flask-Login caches the signed-in
+      user) would otherwise carry one client's user into another client's
+      request. In production every request has its own app context.
+    * A stand-in for the sign-in page where that feature is not part of this
+      build (the review pages only need its URL).
+    """
+
+    @app.before_request
+    def _forget_previous_user():
+        g.pop("_login_user", None)
+        g.pop("session_row", None)
+
     if "auth.sign_in" not in app.view_functions:
         app.add_url_rule("/sign-in", endpoint="auth.sign_in", view_func=lambda: "sign in")
     return app
@@ -86,7 +101,15 @@ class ReviewFactory:
         case = self.make.case(seller, submitted_at=submitted_at or self.now, **kwargs)
         for side, content_type in documents:
             self.document(case, side, content_type)
+        db.session.commit()  # kept until the test ends: a refused action rolls back only itself
         return case
+
+
+@pytest.fixture
+def english(app):
+    """A request context in English, for calling services directly and reading their messages."""
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        yield
 
 
 @pytest.fixture
@@ -101,6 +124,7 @@ def staff_client(app, auth):
     def sign_in(user):
         client = app.test_client()
         auth.sign_in(client, user)
+        db.session.commit()  # kept until the test ends: a refused action rolls back only itself
         return client
 
     return sign_in
