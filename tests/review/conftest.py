@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from pypdf import PdfWriter
 from recovery_app.documents import storage
 from recovery_app.extensions import db
 from recovery_app.models import Document, RecoveryCode, TrustedDevice
+from recovery_app.models.base import utcnow
 
 
 @pytest.fixture
@@ -89,9 +91,10 @@ class ReviewFactory:
         """An enrolled seller with recovery codes and a trusted device: everything an approval removes."""
         seller = self.make.user("seller_owner", **kwargs)
         db.session.add(RecoveryCode(user_id=seller.id, code_hash="argon2-hash-placeholder", created_at=self.now))
-        db.session.add(TrustedDevice(user_id=seller.id, token_hash="t" * 64, browser="Firefox", address="198.51.100.4",
-                                     created_at=self.now, last_seen_at=self.now,
-                                     expires_at=self.now + timedelta(days=90)))
+        current = utcnow()
+        db.session.add(TrustedDevice(user_id=seller.id, token_hash=secrets.token_hex(32), browser="Firefox",
+                                     address="198.51.100.4", created_at=current, last_seen_at=current,
+                                     expires_at=current + timedelta(days=90)))
         db.session.flush()
         return seller
 
