@@ -21,11 +21,12 @@ from recovery_app.models.base import utcnow
 def app(app):
     """The shared app, plus two things the review tests need.
 
-    * Each request forgets the user loaded by the one before. The shared
-      fixture keeps one app context for the whole test, and Flask reuses it
-      for every test request, so ``g`` (where Flask-Login caches the signed-in
-      user) would otherwise carry one client's user into another client's
-      request. In production every request has its own app context.
+    * Each request forgets the user and language of the one before. The
+      shared fixture keeps one app context for the whole test, and Flask
+      reuses it for every test request, so ``g`` (where Flask-Login caches the
+      signed-in user and Flask-Babel the locale) would otherwise carry one
+      client's user into another client's request. In production every
+      request has its own app context.
     * A stand-in for the sign-in page where that feature is not part of this
       build (the review pages only need its URL).
     """
@@ -34,6 +35,7 @@ def app(app):
     def _forget_previous_user():
         g.pop("_login_user", None)
         g.pop("session_row", None)
+        g.pop("_flask_babel", None)
 
     if "auth.sign_in" not in app.view_functions:
         app.add_url_rule("/sign-in", endpoint="auth.sign_in", view_func=lambda: "sign in")
@@ -70,6 +72,9 @@ class ReviewFactory:
     def __init__(self, make, now):
         self.make = make
         self.now = now
+        # Strong references: the session's identity map holds objects weakly, and
+        # test-only attributes (the TOTP seed) live on these very objects.
+        self.kept: list = []
 
     def document(self, case, side: str = "front", content_type: str = "image/png", *, content: bytes | None = None,
                  round: int = 1) -> Document:
@@ -96,6 +101,7 @@ class ReviewFactory:
                                      address="198.51.100.4", created_at=current, last_seen_at=current,
                                      expires_at=current + timedelta(days=90)))
         db.session.flush()
+        self.kept.append(seller)
         return seller
 
     def case(self, seller=None, *, submitted_at=None, documents=(("front", "image/png"), ("back", "image/jpeg"),

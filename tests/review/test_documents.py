@@ -13,7 +13,7 @@ from .conftest import jpeg_bytes, pdf_bytes, png_bytes
 
 @pytest.fixture
 def held(make, review, now):
-    reviewer = make.user("reviewer")
+    reviewer = make.user("reviewer", locale="en")
     case = review.case(documents=(("front", "image/png"), ("back", "application/pdf"), ("selfie", "image/jpeg")))
     services.claim(case.reference, reviewer, now=now)
     db.session.commit()

@@ -28,7 +28,7 @@ def test_queue_shows_time_left_at_risk_and_breached(app, make, staff_client):
     from recovery_app.models.base import utcnow
 
     current = utcnow()
-    reviewer = make.user("reviewer")
+    reviewer = make.user("reviewer", locale="en")
     make.case(submitted_at=current - timedelta(hours=1, minutes=30))      # 10:30 left
     make.case(submitted_at=current - timedelta(hours=10))                 # 2:00 left: at risk
     make.case(submitted_at=current - timedelta(hours=14, minutes=5))      # 2:05 overdue
