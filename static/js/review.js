@@ -40,8 +40,14 @@
     if (action === "zoom-out") { this.zoom = Math.max(0.25, this.zoom / 1.25); }
     if (action === "rotate") { this.angle = (this.angle + 90) % 360; }
     if (action === "reset") { this.zoom = 1; this.angle = 0; }
-    this.image.style.transform = "rotate(" + this.angle + "deg) scale(" + this.zoom + ")";
-    this.frame.classList.toggle("is-zoomed", this.zoom > 1);
+    // Zoom changes the layout width (so the frame scrolls to every edge);
+    // a quarter turn is given margins that make its box match what is seen.
+    var image = this.image;
+    image.style.width = (this.zoom * 100) + "%";
+    image.style.transform = "rotate(" + this.angle + "deg)";
+    var quarter = this.angle % 180 !== 0;
+    var dy = quarter ? (image.offsetWidth - image.offsetHeight) / 2 : 0;
+    image.style.margin = dy + "px " + (-dy) + "px";
   };
 
   var viewers = Array.prototype.slice.call(document.querySelectorAll("[data-viewer]")).map(function (root) {
