@@ -316,10 +316,10 @@ def _not_claimable(case: Case, viewer: User) -> ReviewError:
         return ReviewError(_l("You already hold case %(ref)s.", ref=case.reference))
     if case.claimed_by_id is not None:
         return ReviewError(_l("Case %(ref)s is already held by %(name)s.", ref=case.reference,
-                             name=_label(case.claimed_by)))
+                              name=_label(case.claimed_by)))
     if case.status in lifecycle.CLOSED:
         return ReviewError(_l("Case %(ref)s is closed (%(status)s): there is nothing left to review.",
-                             ref=case.reference, status=STATUS_LABELS[case.status]))
+                              ref=case.reference, status=STATUS_LABELS[case.status]))
     if case.status == "needs_info":
         return ReviewError(_l("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
     return ReviewError(_l("Case %(ref)s cannot be claimed now.", ref=case.reference))
@@ -342,7 +342,7 @@ def claim(reference: str, reviewer: User, *, now: datetime, address: str | None 
     if case.status == "awaiting_second_approval":
         if _first_approver_id(case) == reviewer.id:
             raise ReviewError(_l("You gave the first approval of case %(ref)s: a different reviewer or a manager "
-                                "must confirm it.", ref=case.reference))
+                                 "must confirm it.", ref=case.reference))
         taken = db.session.execute(
             update(Case)
             .where(Case.id == case.id, Case.status == "awaiting_second_approval", Case.claimed_by_id.is_(None))
@@ -419,7 +419,9 @@ def release(reference: str, reviewer: User, *, now: datetime, address: str | Non
 def staff_choices() -> list[tuple[int, str]]:
     """(id, label) of every active reviewer and manager, for the reassign form."""
     users = db.session.execute(
-        select(User).where(User.role.in_(STAFF_ROLES), User.disabled_at.is_(None)).order_by(User.display_name, User.email)
+        select(User)
+        .where(User.role.in_(STAFF_ROLES), User.disabled_at.is_(None))
+        .order_by(User.display_name, User.email)
     ).scalars()
     return [(user.id, f"{user.display_name or user.email} ({user.email})") for user in users]
 
@@ -433,7 +435,7 @@ def reassign(reference: str, manager: User, to_user_id: int, *, now: datetime, a
         raise ReviewError(_l("Choose an active reviewer or manager."))
     if case.status == "awaiting_second_approval" and _first_approver_id(case) == target.id:
         raise ReviewError(_l("%(name)s gave the first approval; the second approval must come from someone else.",
-                            name=_label(target)))
+                             name=_label(target)))
     previous = case.claimed_by_id
     values = _claim_values(target, now)
     if case.status == "submitted":
@@ -451,7 +453,7 @@ def reassign(reference: str, manager: User, to_user_id: int, *, now: datetime, a
     from_status = case.status
     if db.session.execute(statement.values(**values)).rowcount != 1:
         raise ReviewError(_l("Case %(ref)s changed while you were looking at it. Please check it again.",
-                            ref=case.reference))
+                             ref=case.reference))
     return _after_claim(case, manager, now, "reassigned", from_status=from_status, address=address, browser=browser,
                         details={"from_holder": previous, "to_holder": target.id})
 
@@ -597,13 +599,13 @@ def read_document(reference: str, document_id: int, viewer: User, *, now: dateti
 def _why_not_decidable(case: Case, actor: User) -> ReviewError:
     if case.status in ("approved", "rejected"):
         return ReviewError(_l("Case %(ref)s was already decided (%(status)s). Nothing was changed.",
-                             ref=case.reference, status=STATUS_LABELS[case.status]))
+                              ref=case.reference, status=STATUS_LABELS[case.status]))
     if case.status in lifecycle.CLOSED:
         return ReviewError(_l("Case %(ref)s is closed (%(status)s). Nothing was changed.",
-                             ref=case.reference, status=STATUS_LABELS[case.status]))
+                              ref=case.reference, status=STATUS_LABELS[case.status]))
     if case.claimed_by_id is not None and case.claimed_by_id != actor.id:
         return ReviewError(_l("Case %(ref)s is held by %(name)s: only they or a manager can decide it.",
-                             ref=case.reference, name=_label(case.claimed_by)))
+                              ref=case.reference, name=_label(case.claimed_by)))
     if case.status == "awaiting_second_approval":
         return ReviewError(_l("Case %(ref)s is waiting for a second approval.", ref=case.reference))
     if case.status == "needs_info":
@@ -706,10 +708,11 @@ def approve(reference: str, actor: User, checked: list[str], *, now: datetime, a
 def confirm_approval(reference: str, actor: User, *, now: datetime, address: str | None = None,
                      browser: str | None = None) -> Case:
     """The second approval of a high-risk case, by a different reviewer or a manager."""
-    case = _take_for_decision(reference, actor, ("awaiting_second_approval",), now)
-    if _first_approver_id(case) == actor.id:
+    case = get_case(reference)
+    if case.status == "awaiting_second_approval" and _first_approver_id(case) == actor.id:
         raise ReviewError(_l("You gave the first approval of case %(ref)s: a different reviewer or a manager "
-                            "must confirm it.", ref=case.reference))
+                             "must confirm it.", ref=case.reference))
+    case = _take_for_decision(reference, actor, ("awaiting_second_approval",), now)
     return _finish_approval(case, actor, now, action="second_approval", address=address, browser=browser)
 
 

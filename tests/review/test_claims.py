@@ -44,6 +44,21 @@ def test_claim_of_a_closed_case_changes_nothing(make, now, english):
     assert case.status == "withdrawn" and case.claimed_by_id is None
 
 
+def test_actions_on_a_case_in_another_state_are_refused_with_a_reason(make, review, now, english):
+    reviewer = make.user("reviewer")
+    case = review.case()
+    services.claim(case.reference, reviewer, now=now)
+    services.request_documents(case.reference, reviewer, "Please send the back.", now=now)
+    for action in (lambda: services.claim(case.reference, reviewer, now=now),
+                   lambda: services.approve(case.reference, reviewer, [], now=now),
+                   lambda: services.confirm_approval(case.reference, reviewer, now=now),
+                   lambda: services.reject(case.reference, reviewer, "other", "text", now=now)):
+        with pytest.raises(services.ReviewError) as refused:
+            action()
+        assert "waiting for the seller's new documents" in str(refused.value.message)
+    assert case.status == "needs_info"
+
+
 def test_unknown_reference_is_not_found(make, staff_client):
     client = staff_client(make.user("reviewer"))
     assert client.get("/review/case/RC-NOPE-NOPE").status_code == 404

@@ -77,7 +77,7 @@ def test_high_risk_approval_waits_for_a_different_reviewer(make, review, staff_c
     again = client.post(f"/review/case/{case.reference}/claim", follow_redirects=True)
     assert "a different reviewer or a manager must confirm it" in again.get_data(as_text=True)
     own = client.post(f"/review/case/{case.reference}/confirm", follow_redirects=True)
-    assert "Case" in own.get_data(as_text=True)
+    assert f"You gave the first approval of case {case.reference}" in own.get_data(as_text=True)
     db.session.expire_all()
     assert case.status == "awaiting_second_approval"
     other = staff_client(second)
