@@ -250,3 +250,38 @@ def test_two_reviewers_claiming_the_same_case_one_wins_the_other_is_told(live_ap
         thread.join(timeout=30)
     assert sorted(outcomes)[1] == "won"
     assert "is already held by" in sorted(outcomes)[0]
+
+
+def test_manager_can_hand_an_unclaimed_case_to_a_reviewer(make, now):
+    manager, reviewer = make.user("manager"), make.user("reviewer")
+    case = make.case(submitted_at=now)
+    services.reassign(case.reference, manager, reviewer.id, now=now)
+    assert (case.status, case.claimed_by_id) == ("in_review", reviewer.id)
+
+
+def test_second_approval_cannot_be_handed_to_the_first_approver(make, review, now, english):
+    from .conftest import ALL_CHECKS
+
+    manager, first = make.user("manager"), make.user("reviewer")
+    seller = review.seller()
+    seller.email_changed_at = now - timedelta(days=1)
+    case = review.case(seller)
+    services.claim(case.reference, first, now=now)
+    services.approve(case.reference, first, ALL_CHECKS, now=now)
+    with pytest.raises(services.ReviewError, match="gave the first approval"):
+        services.reassign(case.reference, manager, first.id, now=now)
+    assert case.status == "awaiting_second_approval" and case.claimed_by_id is None
+
+
+def test_releasing_a_second_approval_keeps_it_waiting_for_someone_else(make, review, now):
+    from .conftest import ALL_CHECKS
+
+    first, second = make.user("reviewer"), make.user("reviewer")
+    seller = review.seller()
+    seller.password_changed_at = now - timedelta(days=2)
+    case = review.case(seller)
+    services.claim(case.reference, first, now=now)
+    services.approve(case.reference, first, ALL_CHECKS, now=now)
+    services.claim(case.reference, second, now=now)
+    services.release(case.reference, second, now=now)
+    assert (case.status, case.claimed_by_id) == ("awaiting_second_approval", None)

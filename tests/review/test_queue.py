@@ -142,3 +142,11 @@ def test_visitor_is_sent_to_sign_in(app, client):
     assert response.status_code == 302
     with app.test_request_context():
         assert response.headers["Location"].startswith(url_for("auth.sign_in"))
+
+
+def test_queue_page_has_no_inline_script_or_style(make, staff_client, now):
+    # The CSP allows scripts and styles from files only.
+    make.case(submitted_at=now)
+    html = staff_client(make.user("reviewer")).get("/review/").get_data(as_text=True)
+    assert '<script src="/static/js/review.js" defer></script>' in html
+    assert "<script>" not in html and "style=" not in html and "onclick" not in html
