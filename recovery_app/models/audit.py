@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Integer, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -13,6 +13,8 @@ from .base import UTCDateTime
 
 class AuditEvent(db.Model):
     __tablename__ = "audit_events"
+    # A case's trail is read by subject on every case view.
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id", "seq"),)
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)

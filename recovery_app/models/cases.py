@@ -35,6 +35,9 @@ class Case(db.Model):
     opened_browser: Mapped[str | None] = mapped_column(String(300))
     high_risk: Mapped[bool] = mapped_column(Boolean, default=False)
     risk_reasons: Mapped[list] = mapped_column(JSON, default=list)
+    # When the review's own risk rules last looked at the case (None: not yet);
+    # other checks may set high_risk before that and are kept.
+    risk_assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The SLA clock: due_at = clock_started_at + SLA + paused_seconds, stored so the

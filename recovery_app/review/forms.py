@@ -1,0 +1,77 @@
+"""Forms of the reviewers' pages. Every POST form carries a CSRF token."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ..models.cases import REASON_CODES
+from .services import CHECKLIST, QUEUE_STATUSES, REASON_LABELS, STATUS_LABELS
+
+MESSAGE_MAX = 2000
+NOTE_MAX = 4000
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something (claim, claim next, release, confirm): only the CSRF token."""
+
+
+class QueueFilterForm(FlaskForm):
+    """The queue's filters, read from the query string (a GET: no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField(_l("Status"), choices=[SelectChoice("", _l("All waiting on us"))]
+                         + [SelectChoice(status, STATUS_LABELS[status]) for status in QUEUE_STATUSES],
+                         default="", validators=[Optional()])
+    at_risk = BooleanField(_l("At risk"))
+    breached = BooleanField(_l("Breached"))
+    mine = BooleanField(_l("Mine"))
+    after = StringField(validators=[Optional(), Length(max=60)])
+
+
+class ApproveForm(FlaskForm):
+    checklist = SelectMultipleField(
+        _l("Checklist"),
+        choices=[SelectChoice(key, label) for key, label in CHECKLIST.items()],
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+        validate_choice=True,
+    )
+
+
+class RejectForm(FlaskForm):
+    reason = SelectField(_l("Reason"), choices=[SelectChoice("", _l("Choose a reason"))]
+                         + [SelectChoice(code, REASON_LABELS[code]) for code in REASON_CODES],
+                         validators=[InputRequired(message=_l("Choose one of the listed reasons."))])
+    message = TextAreaField(_l("Message to the seller"), validators=[
+        DataRequired(message=_l("Write a message to the seller.")),
+        Length(max=MESSAGE_MAX, message=_l("Keep the message under %(max)d characters.")),
+    ])
+
+    def validate_reason(self, field):
+        if field.data not in REASON_CODES:
+            raise ValidationError(_l("Choose one of the listed reasons."))
+
+
+class NeedsInfoForm(FlaskForm):
+    message = TextAreaField(_l("What the seller should send"), validators=[
+        DataRequired(message=_l("Write a message to the seller.")),
+        Length(max=MESSAGE_MAX, message=_l("Keep the message under %(max)d characters.")),
+    ])
+
+
+class NoteForm(FlaskForm):
+    body = TextAreaField(_l("Internal note"), validators=[
+        DataRequired(message=_l("Write the note first.")),
+        Length(max=NOTE_MAX, message=_l("Keep the note under %(max)d characters.")),
+    ])
+
+
+class ReassignForm(FlaskForm):
+    reviewer = SelectField(_l("Give to"), coerce=int, validate_choice=True,
+                           validators=[InputRequired(message=_l("Choose an active reviewer or manager."))])

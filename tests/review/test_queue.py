@@ -1,0 +1,152 @@
+"""The queue: most urgent first, filters, keyset pages, constant cost, staff only."""
+
+from datetime import timedelta
+
+from sqlalchemy import event
+
+from recovery_app.extensions import db
+from recovery_app.review import services
+
+
+def _refs(html: str, cases) -> list[str]:
+    """The references of ``cases`` in the order the page shows them."""
+    return sorted((c.reference for c in cases if c.reference in html), key=html.index)
+
+
+def test_queue_orders_open_cases_by_due_time_earliest_first(make, review, staff_client, now):
+    reviewer = make.user("reviewer")
+    late = make.case(submitted_at=now - timedelta(hours=1))
+    early = make.case(submitted_at=now - timedelta(hours=5))
+    middle = make.case(submitted_at=now - timedelta(hours=3))
+    closed = make.case(submitted_at=now - timedelta(hours=9), status="withdrawn")
+    html = staff_client(reviewer).get("/review/").get_data(as_text=True)
+    assert _refs(html, [late, early, middle]) == [early.reference, middle.reference, late.reference]
+    assert closed.reference not in html
+
+
+def test_queue_shows_time_left_at_risk_and_breached(app, make, staff_client):
+    from recovery_app.models.base import utcnow
+
+    current = utcnow()
+    reviewer = make.user("reviewer", locale="en")
+    make.case(submitted_at=current - timedelta(hours=1, minutes=30))      # 10:30 left
+    make.case(submitted_at=current - timedelta(hours=10))                 # 2:00 left: at risk
+    make.case(submitted_at=current - timedelta(hours=14, minutes=5))      # 2:05 overdue
+    html = staff_client(reviewer).get("/review/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "10:29 left" in html or "10:30 left" in html
+    assert "At risk" in html and ("1:59 left" in html or "2:00 left" in html)
+    assert "Breached" in html and ("2:05 overdue" in html or "2:04 overdue" in html)
+
+
+def test_queue_is_in_japanese_for_a_japanese_reviewer(make, staff_client, now):
+    reviewer = make.user("reviewer", locale="ja")
+    make.case(submitted_at=now)
+    html = staff_client(reviewer).get("/review/").get_data(as_text=True)
+    assert "審査キュー" in html and "次の案件を担当" in html
+
+
+def test_filters_mine_at_risk_and_breached(make, staff_client, now):
+    from recovery_app.models.base import utcnow
+
+    current = utcnow()
+    reviewer = make.user("reviewer")
+    fresh = make.case(submitted_at=current)
+    at_risk = make.case(submitted_at=current - timedelta(hours=10))
+    breached = make.case(submitted_at=current - timedelta(hours=13))
+    mine = make.case(submitted_at=current - timedelta(hours=2))
+    services.claim(mine.reference, reviewer, now=current)
+    client = staff_client(reviewer)
+    everything = [fresh, at_risk, breached, mine]
+    assert _refs(client.get("/review/?mine=1").get_data(as_text=True), everything) == [mine.reference]
+    assert _refs(client.get("/review/?at_risk=1").get_data(as_text=True), everything) == [at_risk.reference]
+    assert _refs(client.get("/review/?breached=1").get_data(as_text=True), everything) == [breached.reference]
+    assert _refs(client.get("/review/?status=in_review").get_data(as_text=True), everything) == [mine.reference]
+
+
+def test_pages_hold_fifty_and_follow_on_without_gaps_or_repeats(make, staff_client, now):
+    reviewer = make.user("reviewer")
+    seller = make.user(enrolled=False)
+    cases = [make.case(seller, submitted_at=now + timedelta(minutes=n // 2)) for n in range(57)]  # ties on due_at
+    client = staff_client(reviewer)
+    first = client.get("/review/").get_data(as_text=True)
+    assert len(_refs(first, cases)) == 50
+    cursor = services.encode_cursor(*sorted((c.due_at, c.id) for c in cases)[49])
+    assert f"after={cursor}" in first.replace("&amp;", "&")
+    second = client.get(f"/review/?after={cursor}").get_data(as_text=True)
+    ordered = [c.reference for c in sorted(cases, key=lambda c: (c.due_at, c.id))]
+    assert _refs(first, cases) + _refs(second, cases) == ordered
+
+
+def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_cases(app, make, staff_client, now):
+    reviewer = make.user("reviewer")
+    client = staff_client(reviewer)
+    seller = make.user(enrolled=False)
+
+    def statements() -> int:
+        count = 0
+
+        def seen(*_args):
+            nonlocal count
+            count += 1
+
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            assert client.get("/review/").status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        return count
+
+    for n in range(3):
+        make.case(seller, submitted_at=now + timedelta(minutes=n))
+    statements()  # the first request loads the signed-in user into the session
+    few = statements()
+    for n in range(70):
+        case = make.case(seller, submitted_at=now + timedelta(minutes=10 + n))
+        if n % 3 == 0:
+            services.claim(case.reference, reviewer, now=now)
+    assert statements() == few
+
+
+def test_bad_filter_and_bad_cursor_get_a_message_and_the_plain_queue(make, staff_client, now):
+    reviewer = make.user("reviewer", locale="en")
+    case = make.case(submitted_at=now)
+    client = staff_client(reviewer)
+    bad_status = client.get("/review/?status=approved%27--")
+    assert bad_status.status_code == 200
+    assert "That filter is not valid" in bad_status.get_data(as_text=True)
+    assert case.reference in bad_status.get_data(as_text=True)
+    bad_cursor = client.get("/review/?after=not-a-cursor")
+    assert "That page link is not valid" in bad_cursor.get_data(as_text=True)
+    assert case.reference in bad_cursor.get_data(as_text=True)
+
+
+def test_seller_gets_404_on_every_review_page(make, review, staff_client, now):
+    seller = review.seller()
+    case = review.case(seller)
+    client = staff_client(seller)
+    document = case.documents[0]
+    for path in ("/review/", f"/review/case/{case.reference}",
+                 f"/review/case/{case.reference}/documents/{document.id}"):
+        assert client.get(path).status_code == 404, path
+    for path in ("/review/claim-next", f"/review/case/{case.reference}/claim",
+                 f"/review/case/{case.reference}/approve", f"/review/case/{case.reference}/notes"):
+        assert client.post(path).status_code == 404, path
+    db.session.refresh(case)
+    assert case.status == "submitted" and case.claimed_by_id is None
+
+
+def test_visitor_is_sent_to_sign_in(app, client):
+    from flask import url_for
+
+    response = client.get("/review/")
+    assert response.status_code == 302
+    with app.test_request_context():
+        assert response.headers["Location"].startswith(url_for("auth.sign_in"))
+
+
+def test_queue_page_has_no_inline_script_or_style(make, staff_client, now):
+    # The CSP allows scripts and styles from files only.
+    make.case(submitted_at=now)
+    html = staff_client(make.user("reviewer")).get("/review/").get_data(as_text=True)
+    assert '<script src="/static/js/review.js" defer></script>' in html
+    assert "<script>" not in html and "style=" not in html and "onclick" not in html

@@ -1,0 +1,114 @@
+"""Four eyes: a high-risk case needs two different people to approve it."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from recovery_app.extensions import db
+from recovery_app.models import SecurityEvent, TwoFactorMethod
+from recovery_app.review import risk, services
+
+from .conftest import ALL_CHECKS
+
+
+def test_new_user_with_no_changes_is_not_high_risk(make, now):
+    seller = make.user(created_at=now - timedelta(days=2))
+    assert risk.assess(seller, now) == []
+
+
+def test_password_or_email_changed_within_seven_days_is_high_risk(make, now):
+    seller = make.user(created_at=now - timedelta(days=100))
+    seller.password_changed_at = now - timedelta(days=6, hours=23)
+    assert risk.assess(seller, now) == ["password_changed"]
+    seller.password_changed_at = now - timedelta(days=8)
+    seller.email_changed_at = now - timedelta(days=1)
+    assert risk.assess(seller, now) == ["email_changed"]
+    seller.email_changed_at = now - timedelta(days=8)
+    assert risk.assess(seller, now) == []
+
+
+def test_security_events_count_as_changes(make, now):
+    seller = make.user(created_at=now - timedelta(days=100))
+    seller.password_changed_at = now - timedelta(days=100)
+    db.session.add(SecurityEvent(user_id=seller.id, kind="password_changed", at=now - timedelta(days=2), details={}))
+    db.session.add(SecurityEvent(user_id=seller.id, kind="email_changed", at=now - timedelta(days=9), details={}))
+    assert risk.assess(seller, now) == ["password_changed"]
+
+
+def test_earlier_case_rejected_for_fraud_is_high_risk(make, now):
+    seller = make.user()
+    earlier = make.case(seller, submitted_at=now - timedelta(days=90), status="rejected")
+    earlier.reason_code = "suspected_fraud"
+    db.session.flush()
+    assert risk.assess(seller, now) == ["earlier_case_rejected_for_fraud"]
+
+
+def test_assessment_is_kept_on_the_case_at_first_view_and_respects_other_checks(make, review, staff_client, now):
+    reviewer = make.user("reviewer")
+    case = review.case()
+    case.high_risk = True
+    case.risk_reasons = ["document_reused"]
+    db.session.commit()
+    staff_client(reviewer).get(f"/review/case/{case.reference}")
+    db.session.expire_all()
+    assert case.risk_assessed_at is not None
+    assert case.high_risk is True and case.risk_reasons == ["document_reused"]
+
+
+def _high_risk_case(review, make, now):
+    seller = review.seller(created_at=now - timedelta(days=100))
+    seller.email_changed_at = now - timedelta(days=2)
+    return review.case(seller)
+
+
+def test_high_risk_approval_waits_for_a_different_reviewer(make, review, staff_client, now):
+    first, second = make.user("reviewer", locale="en"), make.user("reviewer")
+    case = _high_risk_case(review, make, now)
+    seller = case.user
+    client = staff_client(first)
+    client.post(f"/review/case/{case.reference}/claim")
+    client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
+    db.session.expire_all()
+    assert case.status == "awaiting_second_approval" and case.claimed_by_id is None
+    assert case.high_risk and case.risk_reasons == ["email_changed"]
+    assert seller.must_enroll_2sv is False  # nothing reset yet
+    # The first approver can neither take the second approval nor give it.
+    again = client.post(f"/review/case/{case.reference}/claim", follow_redirects=True)
+    assert "a different reviewer or a manager must confirm it" in again.get_data(as_text=True)
+    own = client.post(f"/review/case/{case.reference}/confirm", follow_redirects=True)
+    assert f"You gave the first approval of case {case.reference}" in own.get_data(as_text=True)
+    db.session.expire_all()
+    assert case.status == "awaiting_second_approval"
+    other = staff_client(second)
+    other.post(f"/review/case/{case.reference}/claim")
+    other.post(f"/review/case/{case.reference}/confirm")
+    db.session.expire_all()
+    assert case.status == "approved" and case.decided_by_id == second.id
+    assert seller.must_enroll_2sv is True
+    assert db.session.execute(select(func.count()).select_from(TwoFactorMethod)
+                              .where(TwoFactorMethod.user_id == seller.id)).scalar_one() == 0
+    assert [d.action for d in case.decisions] == ["first_approval", "second_approval"]
+
+
+def test_manager_who_gave_the_first_approval_cannot_confirm_it(make, review, now, english):
+    manager = make.user("manager")
+    case = _high_risk_case(review, make, now)
+    services.claim(case.reference, manager, now=now)
+    services.approve(case.reference, manager, ALL_CHECKS, now=now)
+    with pytest.raises(services.ReviewError, match="first approval"):
+        services.confirm_approval(case.reference, manager, now=now)
+    assert case.status == "awaiting_second_approval"
+    other_manager = make.user("manager")
+    services.confirm_approval(case.reference, other_manager, now=now)
+    assert case.status == "approved"
+
+
+def test_second_reviewer_may_reject_instead(make, review, staff_client, now):
+    first, second = make.user("reviewer"), make.user("reviewer")
+    case = _high_risk_case(review, make, now)
+    services.claim(case.reference, first, now=now)
+    services.approve(case.reference, first, ALL_CHECKS, now=now)
+    services.claim(case.reference, second, now=now)
+    services.reject(case.reference, second, "suspected_fraud", "We could not confirm it was you.", now=now)
+    assert case.status == "rejected" and case.user.must_enroll_2sv is False
