@@ -173,6 +173,14 @@ def unlock(user: User, by, now: datetime) -> None:
 
 # --- the challenge ----------------------------------------------------------------
 
+def must_enroll(user: User) -> bool:
+    """A user with no confirmed method has no second factor to ask for: they set one
+    up before anything else, whatever the flag said (6.3.3: no sign-in without it)."""
+    if not user.must_enroll_2sv and not twofactor.confirmed_methods(user):
+        user.must_enroll_2sv = True
+    return user.must_enroll_2sv
+
+
 def usable_methods(user: User) -> list[TwoFactorMethod]:
     return twofactor.confirmed_methods(user)
 

@@ -84,7 +84,7 @@ def sign_in():
 
 
 def _after_password(user, now):
-    if user.must_enroll_2sv:
+    if services.must_enroll(user):
         db.session.commit()
         return redirect(url_for("auth.enroll"))
     if services.trusted_device(user, request.cookies.get(current_app.config["RECOVERY_TRUSTED_DEVICE_COOKIE"]), now):
@@ -137,7 +137,8 @@ def challenge():
     user = pending_user(now)
     if user is None:
         return _password_step_expired()
-    if user.must_enroll_2sv:
+    if services.must_enroll(user):
+        db.session.commit()
         return redirect(url_for("auth.enroll"))
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     if current is None:
