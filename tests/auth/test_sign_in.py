@@ -221,3 +221,24 @@ def test_pages_follow_the_browser_language_and_keep_the_switch_through_sign_in(a
     assert "Enter your code" in client.get("/sign-in/code").get_data(as_text=True)
     client.post("/sign-in/code", data={"code": forms.totp(user)})
     assert "Security settings" in client.get("/settings/security").get_data(as_text=True)
+
+
+def test_unknown_email_costs_the_same_argon2_work_as_a_wrong_password(client, make, monkeypatch):
+    # ASVS 6.3.8: no enumeration by timing. Counted rather than timed: both paths
+    # run exactly one argon2id verification with the configured parameters.
+    from argon2 import PasswordHasher
+
+    calls = []
+    original = PasswordHasher.verify
+
+    def counting(self, hash, password):
+        calls.append((self.time_cost, self.memory_cost, self.parallelism))
+        return original(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    user = make.user()
+    client.post("/sign-in", data={"email": user.email, "password": "not the password at all"})
+    known = list(calls)
+    calls.clear()
+    client.post("/sign-in", data={"email": "nobody@example.test", "password": "not the password at all"})
+    assert len(known) == 1 and calls == known
