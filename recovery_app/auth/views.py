@@ -20,7 +20,7 @@ from ..models.base import utcnow
 from . import services, twofactor
 from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
 from .services import AuthError, Challenge
-from .sessions import (begin_session, fresh_code_required, mark_fresh_code, mark_password_passed, pending_user,
+from .sessions import (begin_session, current_session_row, fresh_code_required, mark_fresh_code, mark_password_passed, pending_user,
                        pop_signed_out_reason, sign_out as end_this_session)
 
 bp = Blueprint("auth", __name__)
@@ -31,6 +31,7 @@ NEXT_KEY = "next"
 SETUP_METHOD_KEY = "setup_method"
 SETUP_CHALLENGE_KEY = "setup_challenge"
 SKIP_BACKUP_KEY = "skip_backup"
+OFFER_END_OTHERS_KEY = "offer_end_others"
 
 
 def _limit(setting: str):
@@ -316,6 +317,7 @@ def _app_method(user, *, enrolling: bool):
             error = exc
         else:
             session.pop(SETUP_METHOD_KEY, None)
+            session[OFFER_END_OTHERS_KEY] = not enrolling
             db.session.commit()
             flash(_("Your authenticator app is set up."), "success")
             return redirect(_done_url(enrolling))
@@ -373,6 +375,7 @@ def _phone_confirm(user, *, enrolling: bool):
         else:
             session.pop(SETUP_METHOD_KEY, None)
             session.pop(SETUP_CHALLENGE_KEY, None)
+            session[OFFER_END_OTHERS_KEY] = not enrolling
             db.session.commit()
             flash(_("Your phone is set up."), "success")
             return redirect(_done_url(enrolling))
@@ -402,7 +405,8 @@ def settings():
     user = current_user
     return render_template("auth/settings.html", form=ActionForm(), methods=services.usable_methods(user),
                            recovery_codes_left=twofactor.remaining_recovery_codes(user),
-                           devices=services.trusted_devices(user, now), describe_browser=web.describe_browser)
+                           devices=services.trusted_devices(user, now), describe_browser=web.describe_browser,
+                           offer_end_others=session.get(OFFER_END_OTHERS_KEY, False))
 
 
 @bp.route("/settings/confirm", methods=["GET", "POST"])
@@ -478,6 +482,7 @@ def _settings_change(change, *args, done: str):
         flash(str(exc.message), "error")
     else:
         db.session.commit()
+        session[OFFER_END_OTHERS_KEY] = True
         flash(done, "success")
     return redirect(url_for("auth.settings"))
 
@@ -531,6 +536,28 @@ def sign_out_everywhere():
     db.session.commit()
     flash(_("You are signed out on every device, including this one."), "success")
     return redirect(url_for("auth.sign_in"))
+
+
+@bp.post("/settings/security/end-other-sessions")
+@login_required
+def end_other_sessions():
+    """Answer to the offer shown after a change; ending sessions needs no fresh
+    code, since it only takes access away."""
+    if ActionForm().validate_on_submit():
+        ended = services.end_other_sessions(current_user._get_current_object(), current_session_row(), utcnow(),
+                                            **_where())
+        session.pop(OFFER_END_OTHERS_KEY, None)
+        db.session.commit()
+        flash(_("Other sessions ended: %(n)d.", n=ended), "success")
+    return redirect(url_for("auth.settings"))
+
+
+@bp.post("/settings/security/keep-other-sessions")
+@login_required
+def keep_other_sessions():
+    if ActionForm().validate_on_submit():
+        session.pop(OFFER_END_OTHERS_KEY, None)
+    return redirect(url_for("auth.settings"))
 
 
 @bp.route("/settings/security/turn-off", methods=["GET", "POST"])
