@@ -422,7 +422,7 @@ def confirm():
         wanted = request.args.get("method", "")
         try:
             current, _problem = services.start_challenge(
-                user, now, method_id=int(wanted) if wanted.isdigit() else None,
+                user, now, current=current, method_id=int(wanted) if wanted.isdigit() else None,
                 recovery=bool(request.args.get("recovery")))
         except AuthError:
             current, _problem = services.start_challenge(user, now)

@@ -235,3 +235,13 @@ def test_after_a_change_the_user_is_offered_to_end_other_sessions(app, make, aut
     assert here.get("/settings/security").status_code == 200
     assert elsewhere.get("/settings/security").status_code == 302
     assert "/settings/security/end-other-sessions" not in here.get("/settings/security").get_data(as_text=True)
+
+
+def test_reloading_the_confirm_page_does_not_send_another_sms_at_once(client, make, auth, add_phone):
+    # ASVS 6.6.3: the resend throttle holds on the confirm page too
+    user = make.user(enrolled=False)
+    method = add_phone(user)
+    auth.sign_in(client, user)
+    client.get(f"/settings/confirm?method={method.id}")
+    client.get(f"/settings/confirm?method={method.id}")
+    assert len(outbox_messages("sms", PHONE)) == 1
