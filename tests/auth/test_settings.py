@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pyotp
+import pytest
 from sqlalchemy import select
 
 from recovery_app.auth import twofactor
@@ -245,3 +246,34 @@ def test_reloading_the_confirm_page_does_not_send_another_sms_at_once(client, ma
     client.get(f"/settings/confirm?method={method.id}")
     client.get(f"/settings/confirm?method={method.id}")
     assert len(outbox_messages("sms", PHONE)) == 1
+
+
+GARBAGE = {"code": "\x00<script>alert(1)</script>' OR 1=1 --", "number": "'; DROP TABLE users; --",
+           "channel": "x" * 500, "method_id": "-1", "remember_device": "maybe", "email": "\u202e@x", "password": "",
+           "next": "javascript:alert(1)", "resend": "1"}
+
+
+@pytest.mark.parametrize("state", ["visitor", "password_step", "enrolling", "signed_in"])
+def test_garbage_to_every_auth_route_never_gives_a_server_error(app, make, auth, state):
+    user = make.user(enrolled=state != "enrolling")
+    client = app.test_client()
+    if state in ("password_step", "enrolling"):
+        auth.password_step(client, user)
+    elif state == "signed_in":
+        auth.sign_in(client, user)
+        auth.fresh_code(client)
+    app.config.update(RECOVERY_LIMIT_SIGN_IN="10000 per minute", RECOVERY_LIMIT_CODE_CHECK="10000 per minute",
+                      RECOVERY_LIMIT_CODE_SEND="10000 per minute")
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("auth.") or rule.endpoint == "auth.sign_out":
+            continue
+        path = rule.rule.replace("<int:method_id>", "999999").replace("<int:device_id>", "999999")
+        if "GET" in rule.methods:
+            response = client.get(path + "?next=//evil.example&method=abc&recovery=%00")
+            assert response.status_code < 500, path
+        if "POST" in rule.methods:
+            response = client.post(path + "?next=https://evil.example/", data=GARBAGE)
+            assert response.status_code < 500, path
+            location = response.headers.get("Location", "")
+            assert location == "" or (location.startswith("/") and not location.startswith("//")), path
+            assert "<script>alert" not in response.get_data(as_text=True), path  # escaped when echoed
