@@ -242,3 +242,25 @@ def test_unknown_email_costs_the_same_argon2_work_as_a_wrong_password(client, ma
     calls.clear()
     client.post("/sign-in", data={"email": "nobody@example.test", "password": "not the password at all"})
     assert len(known) == 1 and calls == known
+
+
+def test_sign_in_page_says_why_the_session_ended(client, make, forms, db):
+    # ASVS 7.3.1: inactivity timeout enforced, and the user is told
+    user = make.user()
+    forms.sign_in(client, user)
+    row = db.session.execute(select(UserSession).where(UserSession.user_id == user.id)).scalar_one()
+    row.last_seen_at = row.last_seen_at - __import__("datetime").timedelta(hours=2)
+    db.session.flush()
+    response = client.get("/settings/security")
+    assert response.status_code == 302
+    assert "no activity" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert row.end_reason == "idle"
+
+
+def test_security_events_carry_time_address_and_browser(client, make, forms, db):
+    # ASVS 16.2.1
+    user = make.user()
+    forms.password(client, user, password="wrong wrong wrong")
+    forms.sign_in(client, user)
+    for event in db.session.execute(select(SecurityEvent).where(SecurityEvent.user_id == user.id)).scalars():
+        assert event.at is not None and event.address == "127.0.0.1" and event.browser, event.kind
