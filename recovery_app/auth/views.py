@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import segno
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -20,8 +21,9 @@ from ..models.base import utcnow
 from . import services, twofactor
 from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
 from .services import AuthError, Challenge
-from .sessions import (begin_session, current_session_row, fresh_code_required, mark_fresh_code, mark_password_passed, pending_user,
-                       pop_signed_out_reason, sign_out as end_this_session)
+from .sessions import (begin_session, current_session_row, fresh_code_required, mark_fresh_code,
+                       mark_password_passed, pending_user, pop_signed_out_reason)
+from .sessions import sign_out as end_this_session
 
 bp = Blueprint("auth", __name__)
 
@@ -322,8 +324,6 @@ def _app_method(user, *, enrolling: bool):
             flash(_("Your authenticator app is set up."), "success")
             return redirect(_done_url(enrolling))
     seed = twofactor.totp_seed(method)
-    import segno
-
     qr = segno.make(twofactor.provisioning_uri(user, seed), error="m").svg_inline(scale=4, omitsize=True,
                                                                                   light="#fff")
     return render_template("auth/method_app.html", form=form, error=error, qr=qr, seed=seed, enrolling=enrolling,
@@ -421,15 +421,15 @@ def confirm():
     if current is None or request.args.get("method") or request.args.get("recovery"):
         wanted = request.args.get("method", "")
         try:
-            current, _problem = services.start_challenge(
+            current, problem = services.start_challenge(
                 user, now, current=current, method_id=int(wanted) if wanted.isdigit() else None,
                 recovery=bool(request.args.get("recovery")))
         except AuthError:
-            current, _problem = services.start_challenge(user, now)
+            current, problem = services.start_challenge(user, now)
         session[CONFIRM_KEY] = current.as_dict()
         db.session.commit()
-        if _problem is not None:
-            flash(str(_problem.message), "error")
+        if problem is not None:
+            flash(str(problem.message), "error")
     form = RecoveryCodeForm() if current.recovery else CodeForm()
     error = None
     if form.validate_on_submit():
