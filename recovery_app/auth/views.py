@@ -164,8 +164,7 @@ def challenge():
 
 
 def _locked_until(user, now):
-    if user.hard_locked_at is not None and user.password_changed_at is None:
-        return None
+    """When the 10-wrong-codes pause ends, while it lasts (the page says so)."""
     if user.code_locked_until is not None and now < user.code_locked_until:
         return user.code_locked_until
     return None
