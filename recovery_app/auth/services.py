@@ -173,6 +173,14 @@ def unlock(user: User, by, now: datetime) -> None:
 
 # --- the challenge ----------------------------------------------------------------
 
+def must_enroll(user: User) -> bool:
+    """A user with no confirmed method has no second factor to ask for: they set one
+    up before anything else, whatever the flag said (6.3.3: no sign-in without it)."""
+    if not user.must_enroll_2sv and not twofactor.confirmed_methods(user):
+        user.must_enroll_2sv = True
+    return user.must_enroll_2sv
+
+
 def usable_methods(user: User) -> list[TwoFactorMethod]:
     return twofactor.confirmed_methods(user)
 
@@ -532,6 +540,14 @@ def sign_out_everywhere(user: User, now: datetime, *, address, browser) -> int:
     ended = end_all_sessions(user, now, "signed_out_everywhere")
     bump_epoch(user)
     record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended)
+    return ended
+
+
+def end_other_sessions(user: User, keep: UserSession | None, now: datetime, *, address, browser) -> int:
+    """End every session of ``user`` but this one: offered after a change to
+    sign-in settings (ASVS 7.4.3)."""
+    ended = end_all_sessions(user, now, "ended_by_user", keep=keep)
+    record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended, kept_current=True)
     return ended
 
 

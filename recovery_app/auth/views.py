@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import segno
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -20,8 +21,9 @@ from ..models.base import utcnow
 from . import services, twofactor
 from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
 from .services import AuthError, Challenge
-from .sessions import (begin_session, fresh_code_required, mark_fresh_code, mark_password_passed, pending_user,
-                       pop_signed_out_reason, sign_out as end_this_session)
+from .sessions import (begin_session, current_session_row, fresh_code_required, mark_fresh_code,
+                       mark_password_passed, pending_user, pop_signed_out_reason)
+from .sessions import sign_out as end_this_session
 
 bp = Blueprint("auth", __name__)
 
@@ -31,6 +33,7 @@ NEXT_KEY = "next"
 SETUP_METHOD_KEY = "setup_method"
 SETUP_CHALLENGE_KEY = "setup_challenge"
 SKIP_BACKUP_KEY = "skip_backup"
+OFFER_END_OTHERS_KEY = "offer_end_others"
 
 
 def _limit(setting: str):
@@ -84,7 +87,7 @@ def sign_in():
 
 
 def _after_password(user, now):
-    if user.must_enroll_2sv:
+    if services.must_enroll(user):
         db.session.commit()
         return redirect(url_for("auth.enroll"))
     if services.trusted_device(user, request.cookies.get(current_app.config["RECOVERY_TRUSTED_DEVICE_COOKIE"]), now):
@@ -137,7 +140,8 @@ def challenge():
     user = pending_user(now)
     if user is None:
         return _password_step_expired()
-    if user.must_enroll_2sv:
+    if services.must_enroll(user):
+        db.session.commit()
         return redirect(url_for("auth.enroll"))
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     if current is None:
@@ -160,8 +164,7 @@ def challenge():
 
 
 def _locked_until(user, now):
-    if user.hard_locked_at is not None and user.password_changed_at is None:
-        return None
+    """When the 10-wrong-codes pause ends, while it lasts (the page says so)."""
     if user.code_locked_until is not None and now < user.code_locked_until:
         return user.code_locked_until
     return None
@@ -315,12 +318,11 @@ def _app_method(user, *, enrolling: bool):
             error = exc
         else:
             session.pop(SETUP_METHOD_KEY, None)
+            session[OFFER_END_OTHERS_KEY] = not enrolling
             db.session.commit()
             flash(_("Your authenticator app is set up."), "success")
             return redirect(_done_url(enrolling))
     seed = twofactor.totp_seed(method)
-    import segno
-
     qr = segno.make(twofactor.provisioning_uri(user, seed), error="m").svg_inline(scale=4, omitsize=True,
                                                                                   light="#fff")
     return render_template("auth/method_app.html", form=form, error=error, qr=qr, seed=seed, enrolling=enrolling,
@@ -372,6 +374,7 @@ def _phone_confirm(user, *, enrolling: bool):
         else:
             session.pop(SETUP_METHOD_KEY, None)
             session.pop(SETUP_CHALLENGE_KEY, None)
+            session[OFFER_END_OTHERS_KEY] = not enrolling
             db.session.commit()
             flash(_("Your phone is set up."), "success")
             return redirect(_done_url(enrolling))
@@ -401,7 +404,8 @@ def settings():
     user = current_user
     return render_template("auth/settings.html", form=ActionForm(), methods=services.usable_methods(user),
                            recovery_codes_left=twofactor.remaining_recovery_codes(user),
-                           devices=services.trusted_devices(user, now), describe_browser=web.describe_browser)
+                           devices=services.trusted_devices(user, now), describe_browser=web.describe_browser,
+                           offer_end_others=session.get(OFFER_END_OTHERS_KEY, False))
 
 
 @bp.route("/settings/confirm", methods=["GET", "POST"])
@@ -416,15 +420,15 @@ def confirm():
     if current is None or request.args.get("method") or request.args.get("recovery"):
         wanted = request.args.get("method", "")
         try:
-            current, _problem = services.start_challenge(
-                user, now, method_id=int(wanted) if wanted.isdigit() else None,
+            current, problem = services.start_challenge(
+                user, now, current=current, method_id=int(wanted) if wanted.isdigit() else None,
                 recovery=bool(request.args.get("recovery")))
         except AuthError:
-            current, _problem = services.start_challenge(user, now)
+            current, problem = services.start_challenge(user, now)
         session[CONFIRM_KEY] = current.as_dict()
         db.session.commit()
-        if _problem is not None:
-            flash(str(_problem.message), "error")
+        if problem is not None:
+            flash(str(problem.message), "error")
     form = RecoveryCodeForm() if current.recovery else CodeForm()
     error = None
     if form.validate_on_submit():
@@ -477,6 +481,7 @@ def _settings_change(change, *args, done: str):
         flash(str(exc.message), "error")
     else:
         db.session.commit()
+        session[OFFER_END_OTHERS_KEY] = True
         flash(done, "success")
     return redirect(url_for("auth.settings"))
 
@@ -530,6 +535,28 @@ def sign_out_everywhere():
     db.session.commit()
     flash(_("You are signed out on every device, including this one."), "success")
     return redirect(url_for("auth.sign_in"))
+
+
+@bp.post("/settings/security/end-other-sessions")
+@login_required
+def end_other_sessions():
+    """Answer to the offer shown after a change; ending sessions needs no fresh
+    code, since it only takes access away."""
+    if ActionForm().validate_on_submit():
+        ended = services.end_other_sessions(current_user._get_current_object(), current_session_row(), utcnow(),
+                                            **_where())
+        session.pop(OFFER_END_OTHERS_KEY, None)
+        db.session.commit()
+        flash(_("Other sessions ended: %(n)d.", n=ended), "success")
+    return redirect(url_for("auth.settings"))
+
+
+@bp.post("/settings/security/keep-other-sessions")
+@login_required
+def keep_other_sessions():
+    if ActionForm().validate_on_submit():
+        session.pop(OFFER_END_OTHERS_KEY, None)
+    return redirect(url_for("auth.settings"))
 
 
 @bp.route("/settings/security/turn-off", methods=["GET", "POST"])

@@ -177,3 +177,13 @@ def test_enrolled_user_cannot_reenter_enrollment(client, make, forms):
     forms.password(client, user)
     assert client.get("/sign-in/setup").headers["Location"].endswith("/sign-in/code")
     assert client.post("/sign-in/setup/finish").headers["Location"].endswith("/sign-in")
+
+
+def test_user_left_without_methods_is_sent_to_enrollment(client, make, forms, db):
+    # ASVS 6.3.3: no sign-in without a second factor, whatever the flag says
+    user = make.user()
+    for method in methods(db, user):
+        db.session.delete(method)
+    db.session.flush()
+    assert forms.password(client, user).headers["Location"].endswith("/sign-in/setup")
+    assert user.must_enroll_2sv is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pyotp
+import pytest
 from sqlalchemy import select
 
 from recovery_app.auth import twofactor
@@ -218,3 +219,61 @@ def test_every_auth_post_route_refuses_a_missing_csrf_token(app, client):
         if rule.endpoint.startswith("auth.") and "POST" in rule.methods:
             path = rule.rule.replace("<int:method_id>", "1").replace("<int:device_id>", "1")
             assert client.post(path, data={}, csrf=False).status_code in (400, 302), path
+
+
+def test_after_a_change_the_user_is_offered_to_end_other_sessions(app, make, auth, add_phone, db):
+    # ASVS 7.4.3
+    user = make.user()
+    phone = add_phone(user, primary=False)
+    here, elsewhere = app.test_client(), app.test_client()
+    auth.sign_in(elsewhere, user)
+    auth.sign_in(here, user)
+    assert "/settings/security/end-other-sessions" not in here.get("/settings/security").get_data(as_text=True)
+    auth.fresh_code(here)
+    here.post(f"/settings/security/methods/{phone.id}/primary")
+    assert "/settings/security/end-other-sessions" in here.get("/settings/security").get_data(as_text=True)
+    here.post("/settings/security/end-other-sessions")
+    assert here.get("/settings/security").status_code == 200
+    assert elsewhere.get("/settings/security").status_code == 302
+    assert "/settings/security/end-other-sessions" not in here.get("/settings/security").get_data(as_text=True)
+
+
+def test_reloading_the_confirm_page_does_not_send_another_sms_at_once(client, make, auth, add_phone):
+    # ASVS 6.6.3: the resend throttle holds on the confirm page too
+    user = make.user(enrolled=False)
+    method = add_phone(user)
+    auth.sign_in(client, user)
+    client.get(f"/settings/confirm?method={method.id}")
+    client.get(f"/settings/confirm?method={method.id}")
+    assert len(outbox_messages("sms", PHONE)) == 1
+
+
+GARBAGE = {"code": "\x00<script>alert(1)</script>' OR 1=1 --", "number": "'; DROP TABLE users; --",
+           "channel": "x" * 500, "method_id": "-1", "remember_device": "maybe", "email": "\u202e@x", "password": "",
+           "next": "javascript:alert(1)", "resend": "1"}
+
+
+@pytest.mark.parametrize("state", ["visitor", "password_step", "enrolling", "signed_in"])
+def test_garbage_to_every_auth_route_never_gives_a_server_error(app, make, auth, state):
+    user = make.user(enrolled=state != "enrolling")
+    client = app.test_client()
+    if state in ("password_step", "enrolling"):
+        auth.password_step(client, user)
+    elif state == "signed_in":
+        auth.sign_in(client, user)
+        auth.fresh_code(client)
+    app.config.update(RECOVERY_LIMIT_SIGN_IN="10000 per minute", RECOVERY_LIMIT_CODE_CHECK="10000 per minute",
+                      RECOVERY_LIMIT_CODE_SEND="10000 per minute")
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("auth.") or rule.endpoint == "auth.sign_out":
+            continue
+        path = rule.rule.replace("<int:method_id>", "999999").replace("<int:device_id>", "999999")
+        if "GET" in rule.methods:
+            response = client.get(path + "?next=//evil.example&method=abc&recovery=%00")
+            assert response.status_code < 500, path
+        if "POST" in rule.methods:
+            response = client.post(path + "?next=https://evil.example/", data=GARBAGE)
+            assert response.status_code < 500, path
+            location = response.headers.get("Location", "")
+            assert location == "" or (location.startswith("/") and not location.startswith("//")), path
+            assert "<script>alert" not in response.get_data(as_text=True), path  # escaped when echoed

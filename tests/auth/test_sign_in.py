@@ -221,3 +221,46 @@ def test_pages_follow_the_browser_language_and_keep_the_switch_through_sign_in(a
     assert "Enter your code" in client.get("/sign-in/code").get_data(as_text=True)
     client.post("/sign-in/code", data={"code": forms.totp(user)})
     assert "Security settings" in client.get("/settings/security").get_data(as_text=True)
+
+
+def test_unknown_email_costs_the_same_argon2_work_as_a_wrong_password(client, make, monkeypatch):
+    # ASVS 6.3.8: no enumeration by timing. Counted rather than timed: both paths
+    # run exactly one argon2id verification with the configured parameters.
+    from argon2 import PasswordHasher
+
+    calls = []
+    original = PasswordHasher.verify
+
+    def counting(self, hash, password):
+        calls.append((self.time_cost, self.memory_cost, self.parallelism))
+        return original(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    user = make.user()
+    client.post("/sign-in", data={"email": user.email, "password": "not the password at all"})
+    known = list(calls)
+    calls.clear()
+    client.post("/sign-in", data={"email": "nobody@example.test", "password": "not the password at all"})
+    assert len(known) == 1 and calls == known
+
+
+def test_sign_in_page_says_why_the_session_ended(client, make, forms, db):
+    # ASVS 7.3.1: inactivity timeout enforced, and the user is told
+    user = make.user()
+    forms.sign_in(client, user)
+    row = db.session.execute(select(UserSession).where(UserSession.user_id == user.id)).scalar_one()
+    row.last_seen_at = row.last_seen_at - __import__("datetime").timedelta(hours=2)
+    db.session.flush()
+    response = client.get("/settings/security")
+    assert response.status_code == 302
+    assert "no activity" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert row.end_reason == "idle"
+
+
+def test_security_events_carry_time_address_and_browser(client, make, forms, db):
+    # ASVS 16.2.1
+    user = make.user()
+    forms.password(client, user, password="wrong wrong wrong")
+    forms.sign_in(client, user)
+    for event in db.session.execute(select(SecurityEvent).where(SecurityEvent.user_id == user.id)).scalars():
+        assert event.at is not None and event.address == "127.0.0.1" and event.browser, event.kind
