@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import current_app, request, session
+from flask import current_app, has_request_context, request, session
 from flask_babel import format_datetime, get_locale
 from flask_login import current_user
 
 
 def select_locale() -> str:
     languages = current_app.config["RECOVERY_LANGUAGES"]
+    if not has_request_context():  # CLI and jobs: force_locale() decides, else the default
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     chosen = session.get("lang")
     if chosen in languages:
         return chosen
@@ -21,6 +23,8 @@ def select_locale() -> str:
 
 
 def select_timezone() -> str:
+    if not has_request_context():
+        return "UTC"
     if getattr(current_user, "is_authenticated", False) and current_user.time_zone:
         return current_user.time_zone
     locale = str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])

@@ -53,3 +53,16 @@ def test_document_types_are_parsed_with_their_sides():
         "passport": ("front",), "licence": ("front", "back")}
     with pytest.raises(ConfigError):
         parse_document_types("passport:inside")
+
+
+def test_cli_refuses_a_short_password_with_its_reason(runner):
+    result = runner.invoke(args=["users", "create", "--role", "reviewer", "--email", "r@example.test",
+                                 "--password", "password123"])
+    assert result.exit_code == 1
+    assert "12" in result.output  # the rule is named, in the default language
+
+
+def test_cli_rejects_a_seller_without_an_account(runner):
+    result = runner.invoke(args=["users", "create", "--role", "seller_user", "--email", "s@example.test",
+                                 "--password", "quiet lantern orchard 9107"])
+    assert result.exit_code == 2 and "--account" in result.output
