@@ -161,6 +161,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_RETENTION_DAYS": _int("RETENTION_DAYS", 30),
         "RECOVERY_NEEDS_INFO_DAYS": _int("NEEDS_INFO_DAYS", 7),
         "RECOVERY_STALE_CLAIM_MINUTES": _int("STALE_CLAIM_MINUTES", 60),
+        # Recovery intake: attempts to open a case or send documents (every POST
+        # counts: each one decodes up to three uploads), per address and per user.
+        "RECOVERY_CASE_LIMIT_PER_ADDRESS": _env("CASE_LIMIT_PER_ADDRESS", "30 per hour"),
+        "RECOVERY_CASE_LIMIT_PER_USER": _env("CASE_LIMIT_PER_USER", "15 per hour"),
         # Scheduler.
         "RECOVERY_SCHEDULER": _bool("SCHEDULER", env == "development" or production),
         # Languages.

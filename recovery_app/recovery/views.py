@@ -1,7 +1,149 @@
-"""Routes of the recovery blueprint: parse the form, call the service, render or redirect."""
+"""Routes of the recovery blueprint: parse the form, call the service, render or redirect.
+
+Every page is for the seller who passed the password step in this browser (or
+is fully signed in); the user always comes from the session, never from the form.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from functools import wraps
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth.sessions import pending_user
+from ..extensions import limiter
+from ..models.base import utcnow
+from ..web import client_address, client_browser
+from . import services
+from .forms import ResubmitForm, StartForm, WithdrawForm
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
+
+
+def _seller():
+    user = pending_user()
+    if user is None and current_user.is_authenticated:
+        user = current_user._get_current_object()
+    return user if user is not None and user.is_seller else None
+
+
+def seller_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        g.seller = _seller()
+        if g.seller is None:
+            # The sign-in pages may not be installed in every build.
+            return redirect(url_for("auth.sign_in") if "auth.sign_in" in current_app.view_functions else "/")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _user_key() -> str:
+    seller = _seller()
+    return f"recovery-user:{seller.id if seller else 'none'}"
+
+
+attempts_per_address = limiter.limit(lambda: current_app.config["RECOVERY_CASE_LIMIT_PER_ADDRESS"],
+                                     key_func=client_address)
+attempts_per_user = limiter.limit(lambda: current_app.config["RECOVERY_CASE_LIMIT_PER_USER"], key_func=_user_key)
+
+
+def _uploads() -> list[services.Upload]:
+    """The files of each side as plain bytes, read only up to one byte over the cap."""
+    cap = current_app.config["RECOVERY_MAX_UPLOAD_MB"] * 1024 * 1024
+    uploads = []
+    for side in services.SIDES:
+        files = [f for f in request.files.getlist(side) if f.filename or f.content_length]
+        if files:
+            uploads.append(services.Upload(side, files[0].filename, files[0].stream.read(cap + 1), len(files) - 1))
+    return uploads
+
+
+def _page(template: str, status: int = 200, **context):
+    seller = g.seller
+    locale = str(get_locale() or "ja")
+    return render_template(template, seller=seller, services=services,
+                           local_time=lambda moment: services.in_zone(moment, seller.time_zone, locale),
+                           sla_hours=current_app.config["RECOVERY_SLA_HOURS"],
+                           max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
+                           **context), status
+
+
+@bp.get("/")
+@seller_required
+def start():
+    if services.open_case(g.seller) is not None:
+        return redirect(url_for(".case_status"))
+    return _page("recovery/start.html", form=StartForm(), problems={})
+
+
+@bp.post("/")
+@seller_required
+@attempts_per_address
+@attempts_per_user
+def submit():
+    form = StartForm()
+    try:
+        services.submit_case(g.seller, form.document_type.data, _uploads(), consent=form.consent.data,
+                             now=utcnow(), address=client_address(), browser=client_browser())
+    except services.OpenCaseExists as exists:
+        flash(str(exists.message), "warning")
+    except services.UploadProblems as wrong:
+        return _page("recovery/start.html", 422, form=form, problems=wrong.problems, summary=wrong.message)
+    return redirect(url_for(".case_status"))
+
+
+@bp.get("/case")
+@seller_required
+def case_status():
+    case = services.latest_case(g.seller)
+    if case is None:
+        return redirect(url_for(".start"))
+    return _page("recovery/case.html", case=case, form=ResubmitForm(), problems={})
+
+
+@bp.post("/case/documents")
+@seller_required
+@attempts_per_address
+@attempts_per_user
+def resubmit():
+    try:
+        services.resubmit_documents(g.seller, _uploads(), now=utcnow(), address=client_address(),
+                                    browser=client_browser())
+    except services.UploadProblems as wrong:
+        return _page("recovery/case.html", 422, case=services.latest_case(g.seller), form=ResubmitForm(),
+                     problems=wrong.problems, summary=wrong.message)
+    except services.RecoveryError as refused:
+        flash(str(refused.message), "error")
+        return redirect(url_for(".case_status"))
+    flash(_("Thank you. Your new documents were sent and the review continues."), "success")
+    return redirect(url_for(".case_status"))
+
+
+@bp.route("/case/withdraw", methods=["GET", "POST"])
+@seller_required
+def withdraw():
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        return _page("recovery/withdraw.html", form=form, case=services.latest_case(g.seller))
+    try:
+        services.withdraw(g.seller, now=utcnow(), address=client_address(), browser=client_browser())
+    except services.RecoveryError as refused:
+        flash(str(refused.message), "error")
+    else:
+        flash(_("Your recovery case was withdrawn. Your documents will be deleted."), "success")
+    return redirect(url_for(".case_status"))
+
+
+@bp.errorhandler(413)
+def too_large(error):
+    """The body was over MAX_CONTENT_LENGTH: nothing was read, nothing stored."""
+    g.seller = _seller()
+    back = url_for(".case_status") if request.endpoint == "recovery.resubmit" else url_for(".start")
+    return render_template("recovery/too_large.html", back=back,
+                           max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
+                           total_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)), 413

@@ -1,0 +1,66 @@
+// Recovery intake: show a preview of each chosen file before it is sent, and
+// only the upload fields the chosen document needs. The server checks
+// everything again; this only helps the seller see what they picked.
+(function () {
+  "use strict";
+
+  function formatSize(bytes) {
+    if (bytes >= 1024 * 1024) { return (bytes / (1024 * 1024)).toFixed(1) + " MB"; }
+    return Math.max(1, Math.round(bytes / 1024)) + " KB";
+  }
+
+  function showPreview(input) {
+    var box = document.getElementById(input.getAttribute("data-preview"));
+    if (!box) { return; }
+    var old = box.querySelector("img");
+    if (old && old.src) { URL.revokeObjectURL(old.src); }
+    box.textContent = "";
+    var file = input.files && input.files[0];
+    if (!file) { box.hidden = true; return; }
+    if (/^image\/(jpeg|png)$/.test(file.type)) {
+      var img = document.createElement("img");
+      img.alt = "";
+      img.src = URL.createObjectURL(file);
+      box.appendChild(img);
+    } else {
+      var badge = document.createElement("span");
+      badge.className = "preview-kind";
+      badge.textContent = file.type === "application/pdf" ? "PDF" : "?";
+      box.appendChild(badge);
+    }
+    var caption = document.createElement("p");
+    caption.className = "preview-name";
+    caption.textContent = file.name + " · " + formatSize(file.size);
+    box.appendChild(caption);
+    box.hidden = false;
+  }
+
+  function showNeededFields(form) {
+    var chosen = form.querySelector("input[name=document_type]:checked");
+    var fields = form.querySelectorAll(".upload[data-needed-for]");
+    Array.prototype.forEach.call(fields, function (field) {
+      var needed = !chosen || field.getAttribute("data-needed-for").split(" ").indexOf(chosen.value) !== -1;
+      field.hidden = !needed;
+      var input = field.querySelector("input[type=file]");
+      if (!needed && input && input.value) {
+        input.value = "";
+        showPreview(input);
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("input[type=file][data-preview]"), function (input) {
+      input.addEventListener("change", function () { showPreview(input); });
+      showPreview(input);
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("form.intake"), function (form) {
+      Array.prototype.forEach.call(form.querySelectorAll("input[name=document_type]"), function (radio) {
+        radio.addEventListener("change", function () { showNeededFields(form); });
+      });
+      showNeededFields(form);
+      var problems = form.querySelector("#problems");
+      if (problems) { problems.focus(); }
+    });
+  });
+})();
