@@ -57,7 +57,7 @@ STATUS_LABELS = {
     "expired": _l("Closed without new documents"),
 }
 WITHDRAWABLE = ("submitted", "needs_info")
-_TIME_PATTERNS = {"ja": "y年M月d日 H:mm (z)", "en": "MMMM d, y, h:mm a (z)"}
+_TIME_PATTERNS = {"ja": "y年M月d日 H:mm（zzzz）", "en": "MMMM d, y, h:mm a (zzzz)"}
 
 
 class RecoveryError(Exception):
@@ -202,12 +202,20 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
 
 
 def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type: str | None,
-                   problems: dict[str, object]) -> list[_Cleaned]:
-    """Clean every file for ``sides``; record a message per field for anything wrong."""
+                   problems: dict[str, object], *, require_all: bool = True,
+                   sent_before: frozenset[str] = frozenset()) -> list[_Cleaned]:
+    """Clean every file for ``sides``; record a message per field for anything wrong.
+
+    ``require_all`` is off for a resubmission, where only the sides the
+    reviewer asked about need a new photo; ``sent_before`` holds the hashes of
+    the case's earlier documents, so the same picture is not sent again."""
     limits = pipeline.Limits.from_config(current_app.config)
     by_side = {upload.side: upload for upload in uploads if upload.side in SIDES}
     cleaned: list[_Cleaned] = []
     seen: dict[str, str] = {}
+    if not require_all and sides and not any(by_side.get(side) and by_side[side].present for side in sides):
+        problems[sides[0]] = _l("Please choose at least one new photo.")
+        return cleaned
     for side in SIDES:
         upload = by_side.get(side)
         present = upload is not None and upload.present
@@ -217,7 +225,8 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
                                     document=document_type_label(document_type), side=SIDE_LABELS[side])
             continue
         if not present:
-            problems[side] = _l("Please add this photo: %(side)s.", side=SIDE_LABELS[side])
+            if require_all:
+                problems[side] = _l("Please add this photo: %(side)s.", side=SIDE_LABELS[side])
             continue
         if upload.extra_files:
             problems[side] = _l("Please choose only one file here.")
@@ -230,6 +239,9 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
             problems[side] = rejected.message
             continue
         clean_hash = hashlib.sha256(document.data).hexdigest()
+        if clean_hash in sent_before:
+            problems[side] = _l("This is the same picture you sent before. Please take a new photo.")
+            continue
         twin = seen.get(raw_hash) or seen.get(clean_hash)
         if twin is not None:
             problems[side] = _l("This is the same file as the one for %(side)s. Each photo must be a different "
@@ -313,7 +325,8 @@ def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, addr
     if case is None or case.status != "needs_info":
         raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
     problems: dict[str, object] = {}
-    cleaned = _clean_uploads(uploads, case_sides(case), case.document_type, problems)
+    cleaned = _clean_uploads(uploads, case_sides(case), case.document_type, problems, require_all=False,
+                             sent_before=frozenset(document.sha256 for document in case.documents))
     if problems:
         raise UploadProblems(problems)
     next_round = (db.session.execute(select(func.max(Document.round)).where(Document.case_id == case.id))

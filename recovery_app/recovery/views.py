@@ -94,6 +94,8 @@ def submit():
         flash(str(exists.message), "warning")
     except services.UploadProblems as wrong:
         return _page("recovery/start.html", 422, form=form, problems=wrong.problems, summary=wrong.message)
+    else:
+        flash(_("Your documents were sent. We will e-mail you the result."), "success")
     return redirect(url_for(".case_status"))
 
 

@@ -96,13 +96,16 @@ def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
 def pdf_bytes(*, pages: int = 1, javascript: bool = False, open_action: bool = False, encrypt: bool = False,
               embedded: bool = False) -> bytes:
     from pypdf import PdfWriter
-    from pypdf.generic import DictionaryObject, NameObject, TextStringObject
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(width=595, height=842)
-    if javascript:
-        writer.add_js("app.alert('hello');")
+    if javascript:  # a document-level script, run by viewers when the file opens
+        script = writer._add_object(DictionaryObject({NameObject("/S"): NameObject("/JavaScript"),
+                                                      NameObject("/JS"): TextStringObject("app.alert('hello');")}))
+        tree = DictionaryObject({NameObject("/Names"): ArrayObject([TextStringObject("hello"), script])})
+        writer._root_object[NameObject("/Names")] = DictionaryObject({NameObject("/JavaScript"): tree})
     if open_action:
         action = DictionaryObject({NameObject("/S"): NameObject("/Launch"),
                                    NameObject("/F"): TextStringObject("calc.exe")})

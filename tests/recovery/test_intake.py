@@ -57,7 +57,7 @@ def test_seller_opens_a_case_and_sees_reference_and_due_time(client, seller, doc
     assert case.reference in page
     assert "審査待ち" in page
     local_due = case.due_at.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
-    assert f"{local_due.hour}:{local_due.minute:02d}" in page and "JST" in page
+    assert f"{local_due.hour}:{local_due.minute:02d}（日本標準時）" in page
 
 
 def test_case_submission_is_audited(client, seller, documents, db):
@@ -80,9 +80,9 @@ def test_every_address_of_the_account_is_told_in_its_own_language(client, make, 
     assert english.locale == "en" and "recovery requested" in english.subject
     assert "If this was not you" in english.body and case.reference in english.body
     assert "127.0.0.1" in english.body and "Safari / iPhone" in english.body
-    assert "UTC" in english.body  # the colleague's zone
+    assert "(Coordinated Universal Time)" in english.body  # the colleague's zone
     assert japanese.locale == "ja" and "心当たりがない場合" in japanese.body
-    assert "JST" in japanese.body and colleague.email in japanese.body
+    assert "（日本標準時）" in japanese.body and colleague.email in japanese.body
 
 
 def test_second_attempt_shows_the_open_case(client, seller, documents):
