@@ -109,7 +109,7 @@ def _clean_image(data: bytes, content_type: str, limits: Limits) -> CleanDocumen
     unreadable = DocumentRejected(_l("This image could not be read completely. It may be damaged or cut off: "
                                      "please take the photo again."))
     too_many_pixels = DocumentRejected(_l("This image is too large to process (over %(mp)s megapixels). "
-                                          "Please send a smaller photo.", mp=limits.max_pixels // 1_000_000))
+                                          "Please send a smaller photo.", mp=f"{limits.max_pixels / 1_000_000:g}"))
     # Pillow's own guard, set from configuration: a bomb is refused when the
     # header is read, before a single pixel is decoded.
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
