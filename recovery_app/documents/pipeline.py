@@ -120,23 +120,27 @@ def _clean_image(data: bytes, content_type: str, limits: Limits) -> CleanDocumen
                 if image.width * image.height > limits.max_pixels:
                     raise too_many_pixels
                 image.load()
-                upright = ImageOps.exif_transpose(image)
+                ImageOps.exif_transpose(image, in_place=True)  # in place: no second copy of the pixels
+                _check_size(image, limits)
+                return CleanDocument(_encode(image, content_type), content_type, image.width, image.height)
         except DocumentRejected:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise too_many_pixels from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError):
             raise unreadable from None
-    long_side, short_side = max(upright.size), min(upright.size)
+
+
+def _check_size(image: Image.Image, limits: Limits) -> None:
+    long_side, short_side = max(image.size), min(image.size)
     need_long, need_short = max(limits.min_width, limits.min_height), min(limits.min_width, limits.min_height)
     if long_side < need_long or short_side < need_short:
         # Documents are photographed either way up, so the minimum applies to
         # the long and the short side rather than to width and height.
         raise DocumentRejected(_l("This photo is too small (%(width)s×%(height)s pixels). It must be at least "
                                   "%(min_w)s×%(min_h)s so the text can be read: please take it closer or at a "
-                                  "higher resolution.", width=upright.width, height=upright.height,
+                                  "higher resolution.", width=image.width, height=image.height,
                                   min_w=need_long, min_h=need_short))
-    return CleanDocument(_encode(upright, content_type), content_type, upright.width, upright.height)
 
 
 def _encode(image: Image.Image, content_type: str) -> bytes:
