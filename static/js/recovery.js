@@ -17,9 +17,26 @@
     box.textContent = "";
     var file = input.files && input.files[0];
     if (!file) { box.hidden = true; return; }
+    var warning = document.createElement("p");
+    warning.className = "field-warning";
+    warning.hidden = true;
+    function warn(text) { warning.textContent = text; warning.hidden = false; }
+    if (file.size > Number(input.getAttribute("data-max-bytes"))) {
+      warn(input.getAttribute("data-too-big"));
+    } else if (!/^(image\/(jpeg|png)|application\/pdf)$/.test(file.type) && !/\.(jpe?g|png|pdf)$/i.test(file.name)) {
+      warn(input.getAttribute("data-wrong-type"));
+    }
     if (/^image\/(jpeg|png)$/.test(file.type)) {
       var img = document.createElement("img");
       img.alt = "";
+      img.addEventListener("load", function () {
+        var longSide = Math.max(img.naturalWidth, img.naturalHeight);
+        var shortSide = Math.min(img.naturalWidth, img.naturalHeight);
+        if (longSide < Number(input.getAttribute("data-min-long")) ||
+            shortSide < Number(input.getAttribute("data-min-short"))) {
+          warn(input.getAttribute("data-too-small"));
+        }
+      });
       img.src = URL.createObjectURL(file);
       box.appendChild(img);
     } else {
@@ -32,6 +49,7 @@
     caption.className = "preview-name";
     caption.textContent = file.name + " · " + formatSize(file.size);
     box.appendChild(caption);
+    box.appendChild(warning);
     box.hidden = false;
   }
 
