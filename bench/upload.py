@@ -198,7 +198,8 @@ def main() -> None:
                                check=True)
     memory = json.loads(child.stdout.strip().splitlines()[-1])
     print(f"One request opening a case with a {memory['front_mb']:.1f} MB JPEG front (body {memory['body_mb']:.1f} MB),"
-          f" fresh process: HTTP {memory['status']}, {memory['cases']} case stored, {memory['request_s'] * 1000:.0f} ms")
+          f" fresh process: HTTP {memory['status']}, {memory['cases']} case stored,"
+          f" {memory['request_s'] * 1000:.0f} ms")
     print(f"  resident memory before the request {memory['rss_before_mb']:.0f} MB; peak during it "
           f"{memory['peak_rss_mb']:.0f} MB (+{memory['peak_rss_mb'] - memory['rss_before_mb']:.0f} MB)")
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from .. import lifecycle, notify
 from ..documents import pipeline, storage
 from ..extensions import db
-from ..models import Case, Document, User
+from ..models import Case, Document, SecurityEvent, User
 from ..models.cases import OPEN_STATUSES
 from ..web import describe_browser
 
@@ -195,6 +195,7 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
     def write() -> Case:
         case = lifecycle.new_case(user, document_type, now=now, address=address, browser=browser)
         _add_documents(case, cleaned, round_number=1, now=now)
+        _security_event(user, "recovery_requested", case, now=now, address=address, browser=browser)
         _queue_requested_notices(user, case, now=now, address=address, browser=browser)
         return case
 
@@ -287,6 +288,13 @@ def _commit_with_files(cleaned: list[_Cleaned], write):
     return result
 
 
+def _security_event(user: User, kind: str, case: Case, *, now: datetime, address: str | None,
+                    browser: str | None) -> None:
+    """The user's own security history lists recovery requests beside sign-ins (ASVS 16.2.1)."""
+    db.session.add(SecurityEvent(user_id=user.id, kind=kind, at=now, address=address, browser=(browser or "")[:300],
+                                 details={"case": case.reference}))
+
+
 def _queue_requested_notices(user: User, case: Case, *, now: datetime, address: str | None,
                              browser: str | None) -> None:
     """Tell every address of the seller account, each in their own language and zone."""
@@ -352,6 +360,7 @@ def withdraw(user: User, *, now: datetime, address: str | None, browser: str | N
     try:
         lifecycle.transition(case, "withdrawn", now=now, actor=user, action="withdrawn",
                              address=address, browser=browser)
+        _security_event(user, "recovery_withdrawn", case, now=now, address=address, browser=browser)
         db.session.commit()
     except lifecycle.TransitionError:
         db.session.rollback()

@@ -48,7 +48,7 @@ def _user_key() -> str:
 
 
 attempts_per_address = limiter.limit(lambda: current_app.config["RECOVERY_CASE_LIMIT_PER_ADDRESS"],
-                                     key_func=client_address)
+                                     key_func=lambda: f"recovery-address:{client_address() or 'unknown'}")
 attempts_per_user = limiter.limit(lambda: current_app.config["RECOVERY_CASE_LIMIT_PER_USER"], key_func=_user_key)
 
 
@@ -144,7 +144,6 @@ def withdraw():
 @bp.errorhandler(413)
 def too_large(error):
     """The body was over MAX_CONTENT_LENGTH: nothing was read, nothing stored."""
-    g.seller = _seller()
     back = url_for(".case_status") if request.endpoint == "recovery.resubmit" else url_for(".start")
     return render_template("recovery/too_large.html", back=back,
                            max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],

@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import select
 
-from recovery_app.models import AuditEvent, Case
+from recovery_app.models import AuditEvent, Case, SecurityEvent
 from tests.conftest import outbox_messages
 
 from .conftest import case_count, full_form, send, stored_files
@@ -60,10 +60,16 @@ def test_seller_opens_a_case_and_sees_reference_and_due_time(client, seller, doc
     assert f"{local_due.hour}:{local_due.minute:02d}（日本標準時）" in page
 
 
-def test_case_submission_is_audited(client, seller, documents, db):
-    send(client, "/recovery/", full_form(documents))
-    actions = db.session.execute(select(AuditEvent.action)).scalars().all()
-    assert "case.submitted" in actions
+def test_case_submission_is_audited_and_in_the_users_security_history(client, seller, documents, db):
+    # ASVS 16.2.1: who, what, when, where
+    send(client, "/recovery/", full_form(documents), headers={"User-Agent": "Mozilla/5.0 (Android 14) Chrome/120"})
+    case = db.session.execute(select(Case)).scalar_one()
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "case.submitted")).scalar_one()
+    assert event.actor_id == seller.id and event.subject_id == case.reference
+    assert event.address == "127.0.0.1" and "Android" in event.browser
+    security = db.session.execute(select(SecurityEvent).where(SecurityEvent.user_id == seller.id)).scalar_one()
+    assert security.kind == "recovery_requested" and security.details == {"case": case.reference}
+    assert case.opened_address == "127.0.0.1" and "Chrome" in case.opened_browser
 
 
 def test_every_address_of_the_account_is_told_in_its_own_language(client, make, auth, documents, db):
@@ -71,7 +77,8 @@ def test_every_address_of_the_account_is_told_in_its_own_language(client, make, 
     colleague = make.user("seller_user", account=owner.account, locale="en")
     other_account = make.user(locale="ja")
     auth.password_step(client, colleague)
-    send(client, "/recovery/", full_form(documents), headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) AppleWebKit Safari/604.1"})
+    iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) AppleWebKit Safari/604.1"
+    send(client, "/recovery/", full_form(documents), headers={"User-Agent": iphone})
     case = db.session.execute(select(Case)).scalar_one()
     mails = {m.to: m for m in outbox_messages("email")}
     assert set(mails) == {owner.email, colleague.email}
