@@ -23,23 +23,38 @@ from .forms import ResubmitForm, StartForm, WithdrawForm
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
 
 
-def _seller():
+def _seller(*, signed_in_too: bool = True):
+    """The seller these pages are for: the one who passed the password step in
+    this browser or, for the case page, a fully signed-in seller (who may want
+    to withdraw a case someone else opened with their password)."""
     user = pending_user()
-    if user is None and current_user.is_authenticated:
+    if user is None and signed_in_too and current_user.is_authenticated:
         user = current_user._get_current_object()
     return user if user is not None and user.is_seller else None
 
 
-def seller_required(view):
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        g.seller = _seller()
-        if g.seller is None:
-            # The sign-in pages may not be installed in every build.
-            return redirect(url_for("auth.sign_in") if "auth.sign_in" in current_app.view_functions else "/")
-        return view(*args, **kwargs)
+def _elsewhere():
+    """Where to send someone these pages are not for: the sign-in page (not
+    installed in every build) or the home page for a signed-in user."""
+    if not current_user.is_authenticated and "auth.sign_in" in current_app.view_functions:
+        return redirect(url_for("auth.sign_in"))
+    return redirect("/")
 
-    return wrapped
+
+def seller_required(view=None, *, signed_in_too: bool = True):
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            g.seller = _seller(signed_in_too=signed_in_too)
+            if g.seller is None:
+                if current_user.is_authenticated and signed_in_too is False:
+                    return redirect(url_for(".case_status"))
+                return _elsewhere()
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator(view) if view is not None else decorator
 
 
 def _user_key() -> str:
@@ -74,7 +89,7 @@ def _page(template: str, status: int = 200, **context):
 
 
 @bp.get("/")
-@seller_required
+@seller_required(signed_in_too=False)  # a signed-in seller has working 2SV: nothing to recover
 def start():
     if services.open_case(g.seller) is not None:
         return redirect(url_for(".case_status"))
@@ -82,7 +97,7 @@ def start():
 
 
 @bp.post("/")
-@seller_required
+@seller_required(signed_in_too=False)
 @attempts_per_address
 @attempts_per_user
 def submit():
@@ -104,7 +119,7 @@ def submit():
 def case_status():
     case = services.latest_case(g.seller)
     if case is None:
-        return redirect(url_for(".start"))
+        return redirect(url_for(".start")) if pending_user() else _elsewhere()
     return _page("recovery/case.html", case=case, form=ResubmitForm(), problems={})
 
 

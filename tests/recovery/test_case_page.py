@@ -162,3 +162,14 @@ def test_expired_password_step_is_sent_to_sign_in(client, make, auth):
     user = make.user()
     auth.password_step(client, user, at=utcnow() - timedelta(hours=2))
     assert client.get("/recovery/").status_code == 302
+
+
+def test_signed_in_seller_without_a_case_cannot_open_one(client, make, auth, documents, db):
+    user = make.user()
+    auth.sign_in(client, user)
+    assert client.get("/recovery/").headers["Location"].endswith("/recovery/case")
+    assert client.get("/recovery/case").headers["Location"] == "/"
+    response = send(client, "/recovery/", full_form(documents))
+    assert response.status_code == 302 and response.headers["Location"].endswith("/recovery/case")
+    assert db.session.execute(select(Case)).first() is None
+    assert client.get("/recovery/case/withdraw").status_code == 200  # the signed-in user is accepted there
