@@ -155,10 +155,6 @@ def latest_case(user: User) -> Case | None:
     ).scalar_one_or_none()
 
 
-def current_round(case: Case) -> int:
-    return max((document.round for document in case.documents), default=0)
-
-
 def in_zone(moment: datetime, time_zone: str | None, locale: str) -> str:
     """``moment`` as a person in ``time_zone`` reads it, the zone named."""
     try:
@@ -176,9 +172,6 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
 
     The user always comes from the session of the caller, never from the form.
     """
-    # Serialise a user's submissions (two tabs, a double tap) so that the
-    # one-open-case rule holds; SQLite serialises writers by itself.
-    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
     existing = open_case(user)
     if existing is not None:
         raise OpenCaseExists(existing)
@@ -193,6 +186,12 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
         raise UploadProblems(problems)
 
     def write() -> Case:
+        # Serialise a user's submissions (two tabs, a double tap) so that the
+        # one-open-case rule holds; SQLite serialises writers by itself. The
+        # lock is taken only now, after the slow work on the files.
+        db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+        if (raced := open_case(user)) is not None:
+            raise OpenCaseExists(raced)
         case = lifecycle.new_case(user, document_type, now=now, address=address, browser=browser)
         _add_documents(case, cleaned, round_number=1, now=now)
         _security_event(user, "recovery_requested", case, now=now, address=address, browser=browser)

@@ -67,6 +67,16 @@
     });
   }
 
+  // Coming back with the browser's back button must not leave the form locked.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll("form.intake[data-sent]"), function (form) {
+      form.removeAttribute("data-sent");
+      var button = form.querySelector("button[type=submit]");
+      if (button) { button.removeAttribute("aria-disabled"); }
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("input[type=file][data-preview]"), function (input) {
       input.addEventListener("change", function () { showPreview(input); });
@@ -77,6 +87,16 @@
         radio.addEventListener("change", function () { showNeededFields(form); });
       });
       showNeededFields(form);
+      // Uploads take a while on a phone: one tap sends once.
+      form.addEventListener("submit", function (event) {
+        var button = form.querySelector("button[type=submit]");
+        if (form.getAttribute("data-sent")) { event.preventDefault(); return; }
+        form.setAttribute("data-sent", "1");
+        if (button && button.getAttribute("data-sending")) {
+          button.textContent = button.getAttribute("data-sending");
+          button.setAttribute("aria-disabled", "true");
+        }
+      });
       var problems = form.querySelector("#problems");
       if (problems) { problems.focus(); }
     });
