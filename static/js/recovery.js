@@ -73,7 +73,10 @@
     Array.prototype.forEach.call(document.querySelectorAll("form.intake[data-sent]"), function (form) {
       form.removeAttribute("data-sent");
       var button = form.querySelector("button[type=submit]");
-      if (button) { button.removeAttribute("aria-disabled"); }
+      if (button && button.getAttribute("data-label")) {
+        button.textContent = button.getAttribute("data-label");
+        button.removeAttribute("aria-disabled");
+      }
     });
   });
 
@@ -93,6 +96,7 @@
         if (form.getAttribute("data-sent")) { event.preventDefault(); return; }
         form.setAttribute("data-sent", "1");
         if (button && button.getAttribute("data-sending")) {
+          button.setAttribute("data-label", button.textContent);
           button.textContent = button.getAttribute("data-sending");
           button.setAttribute("aria-disabled", "true");
         }
