@@ -56,12 +56,13 @@ def test_seller_sends_new_documents_when_asked_and_the_clock_resumes(client, sel
     opened = utcnow() - timedelta(hours=5)
     case.submitted_at = case.created_at = case.clock_started_at = opened
     case.due_at = due_before = opened + timedelta(hours=12)
-    _ask_for_new_documents(case, reviewer, "裏面がぼやけています。\n明るい場所で撮り直してください。",
+    _ask_for_new_documents(case, reviewer, "裏面がぼやけています。\n明るい場所で撮り直してください。<b>",
                            at=opened + timedelta(hours=2))
     db.session.commit()
 
     page = client.get("/recovery/case").get_data(as_text=True)
     assert "書類の再提出が必要です" in page and "裏面がぼやけています。" in page
+    assert "<b>" not in page and "&lt;b&gt;" in page  # the reviewer's text is shown as text
     assert 'action="/recovery/case/documents"' in page
 
     new_back = jpeg_bytes(id_card(seed=61, label="REVERSE AGAIN"))
