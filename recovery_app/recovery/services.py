@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.dates import format_datetime
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
 from .. import lifecycle, notify
 from ..documents import pipeline, storage
@@ -185,11 +186,10 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
     if problems:
         raise UploadProblems(problems)
 
+    user_id = user.id
+
     def write() -> Case:
-        # Serialise a user's submissions (two tabs, a double tap) so that the
-        # one-open-case rule holds; SQLite serialises writers by itself. The
-        # lock is taken only now, after the slow work on the files.
-        db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+        _lock(User, user_id)
         if (raced := open_case(user)) is not None:
             raise OpenCaseExists(raced)
         case = lifecycle.new_case(user, document_type, now=now, address=address, browser=browser)
@@ -198,7 +198,28 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
         _queue_requested_notices(user, case, now=now, address=address, browser=browser)
         return case
 
-    return _commit_with_files(cleaned, write)
+    try:
+        return _commit_with_files(cleaned, write)
+    except OperationalError:
+        # SQLite gave up waiting for a simultaneous submission of the same
+        # user: show the case that won, if it did.
+        if (raced := open_case(user)) is not None:
+            raise OpenCaseExists(raced) from None
+        raise
+
+
+def _lock(model, row_id: int) -> None:
+    """Serialise writers on one row (a user's submissions from two tabs, a
+    seller and a reviewer acting on one case), taken only after the slow work
+    on the files. The objects read so far are expired and read again.
+
+    The read-only transaction of the request ends first, and the new one
+    starts with a write: a row lock on PostgreSQL, the database write lock on
+    SQLite (whose busy timeout then waits for the other writer instead of
+    failing on a stale snapshot). ``row_id`` is passed in, since reading it
+    from an expired object would be a read before the write."""
+    db.session.commit()
+    db.session.execute(update(model).where(model.id == row_id).values(id=model.id))
 
 
 def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type: str | None,
@@ -336,10 +357,14 @@ def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, addr
                              sent_before=frozenset(document.sha256 for document in case.documents))
     if problems:
         raise UploadProblems(problems)
-    next_round = (db.session.execute(select(func.max(Document.round)).where(Document.case_id == case.id))
-                  .scalar_one() or 0) + 1
+    case_id = case.id
 
     def write() -> Case:
+        _lock(Case, case_id)
+        if case.status != "needs_info":  # read again under the lock
+            raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
+        next_round = (db.session.execute(select(func.max(Document.round)).where(Document.case_id == case_id))
+                      .scalar_one() or 0) + 1
         lifecycle.transition(case, "submitted", now=now, actor=user, action="resubmitted",
                              details={"round": next_round}, address=address, browser=browser)
         _add_documents(case, cleaned, round_number=next_round, now=now)
@@ -353,15 +378,13 @@ def withdraw(user: User, *, now: datetime, address: str | None, browser: str | N
     case = open_case(user)
     if case is None:
         raise RecoveryError(_l("You have no open recovery case to withdraw."))
-    if case.status not in WITHDRAWABLE:
+    _lock(Case, case.id)
+    if case.status not in WITHDRAWABLE:  # read again under the lock: a reviewer may have claimed it
+        db.session.rollback()
         raise RecoveryError(_l("A reviewer is working on your case right now, so it cannot be withdrawn at this "
                                "moment. Please try again later."))
-    try:
-        lifecycle.transition(case, "withdrawn", now=now, actor=user, action="withdrawn",
-                             address=address, browser=browser)
-        _security_event(user, "recovery_withdrawn", case, now=now, address=address, browser=browser)
-        db.session.commit()
-    except lifecycle.TransitionError:
-        db.session.rollback()
-        raise RecoveryError(_l("Your case changed in the meantime and cannot be withdrawn now.")) from None
+    lifecycle.transition(case, "withdrawn", now=now, actor=user, action="withdrawn", address=address,
+                         browser=browser)
+    _security_event(user, "recovery_withdrawn", case, now=now, address=address, browser=browser)
+    db.session.commit()
     return case
