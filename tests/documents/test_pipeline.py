@@ -103,6 +103,17 @@ def test_pdf_actions_are_refused_however_they_are_spelt(extra):
     assert "scripts, automatic actions or attached files" in str(refused.value.message)
 
 
+def test_pdf_link_that_launches_a_program_is_refused():
+    # No forbidden key anywhere: only the action type (/S /Launch) gives it away.
+    pdf = _minimal_pdf("").replace(
+        b"/MediaBox [0 0 595 842] >>",
+        b"/MediaBox [0 0 595 842] /Annots [<< /Type /Annot /Subtype /Link /Rect [0 0 100 100] "
+        b"/A << /S /Launch /F (calc.exe) >> >>] >>")
+    with pytest.raises(pipeline.DocumentRejected) as refused:
+        pipeline.clean(pdf, LIMITS)
+    assert "scripts, automatic actions or attached files" in str(refused.value.message)
+
+
 def test_plain_hand_written_pdf_is_accepted():
     assert pipeline.clean(_minimal_pdf(""), LIMITS).pages == 1
 

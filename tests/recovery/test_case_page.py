@@ -174,3 +174,20 @@ def test_signed_in_seller_without_a_case_cannot_open_one(client, make, auth, doc
     assert response.status_code == 302 and response.headers["Location"].endswith("/recovery/case")
     assert db.session.execute(select(Case)).first() is None
     assert client.get("/recovery/case/withdraw").status_code == 200  # the signed-in user is accepted there
+
+
+def test_withdrawing_without_an_open_case_says_so(client, seller):
+    client.get("/language/en")
+    assert "You have no open recovery case to withdraw." in client.get("/recovery/case/withdraw").get_data(as_text=True)
+    response = client.post("/recovery/case/withdraw", data={"submit": "y"})
+    assert response.status_code == 302
+
+
+def test_due_time_falls_back_to_utc_for_an_unknown_time_zone(app):
+    from datetime import datetime, timezone
+
+    from recovery_app.recovery.services import in_zone
+
+    moment = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    assert in_zone(moment, "Mars/Olympus_Mons", "en") == in_zone(moment, "UTC", "en")
+    assert in_zone(moment, "Asia/Tokyo", "ja") == "2026年3月2日 18:00（日本標準時）"
