@@ -176,6 +176,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_INVITE_LIMIT_PER_ADDRESS": _env("INVITE_LIMIT_PER_ADDRESS", "3 per day"),
         "RECOVERY_INVITE_LIMIT_PER_ACCOUNT": _env("INVITE_LIMIT_PER_ACCOUNT", "20 per day"),
         "RECOVERY_PASSWORD_CHANGE_LIMIT": _env("PASSWORD_CHANGE_LIMIT", "10 per hour"),
+        # Recovery intake: attempts to open a case or send documents (every POST
+        # counts: each one decodes up to three uploads), per address and per user.
+        "RECOVERY_CASE_LIMIT_PER_ADDRESS": _env("CASE_LIMIT_PER_ADDRESS", "30 per hour"),
+        "RECOVERY_CASE_LIMIT_PER_USER": _env("CASE_LIMIT_PER_USER", "15 per hour"),
         # Scheduler.
         "RECOVERY_SCHEDULER": _bool("SCHEDULER", env == "development" or production),
         # Languages.

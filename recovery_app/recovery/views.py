@@ -1,7 +1,165 @@
-"""Routes of the recovery blueprint: parse the form, call the service, render or redirect."""
+"""Routes of the recovery blueprint: parse the form, call the service, render or redirect.
+
+Every page is for the seller who passed the password step in this browser (or
+is fully signed in); the user always comes from the session, never from the form.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from functools import wraps
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth.sessions import pending_user
+from ..extensions import limiter
+from ..models.base import utcnow
+from ..web import client_address, client_browser
+from . import services
+from .forms import ResubmitForm, StartForm, WithdrawForm
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
+
+
+def _seller(*, signed_in_too: bool = True):
+    """The seller these pages are for: the one who passed the password step in
+    this browser or, for the case page, a fully signed-in seller (who may want
+    to withdraw a case someone else opened with their password)."""
+    user = pending_user()
+    if user is None and signed_in_too and current_user.is_authenticated:
+        user = current_user._get_current_object()
+    return user if user is not None and user.is_seller else None
+
+
+def _elsewhere():
+    """Where to send someone these pages are not for: the sign-in page (not
+    installed in every build) or the home page for a signed-in user."""
+    if not current_user.is_authenticated and "auth.sign_in" in current_app.view_functions:
+        return redirect(url_for("auth.sign_in"))
+    return redirect("/")
+
+
+def seller_required(view=None, *, signed_in_too: bool = True):
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            g.seller = _seller(signed_in_too=signed_in_too)
+            if g.seller is None:
+                if current_user.is_authenticated and signed_in_too is False:
+                    return redirect(url_for(".case_status"))
+                return _elsewhere()
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator(view) if view is not None else decorator
+
+
+def _user_key() -> str:
+    seller = _seller()
+    return f"recovery-user:{seller.id if seller else 'none'}"
+
+
+attempts_per_address = limiter.limit(lambda: current_app.config["RECOVERY_CASE_LIMIT_PER_ADDRESS"],
+                                     key_func=lambda: f"recovery-address:{client_address() or 'unknown'}")
+attempts_per_user = limiter.limit(lambda: current_app.config["RECOVERY_CASE_LIMIT_PER_USER"], key_func=_user_key)
+
+
+def _uploads() -> list[services.Upload]:
+    """The files of each side as plain bytes, read only up to one byte over the cap."""
+    cap = current_app.config["RECOVERY_MAX_UPLOAD_MB"] * 1024 * 1024
+    uploads = []
+    for side in services.SIDES:
+        files = [f for f in request.files.getlist(side) if f.filename or f.content_length]
+        if files:
+            uploads.append(services.Upload(side, files[0].filename, files[0].stream.read(cap + 1), len(files) - 1))
+    return uploads
+
+
+def _page(template: str, status: int = 200, **context):
+    seller = g.seller
+    locale = str(get_locale() or "ja")
+    return render_template(template, seller=seller, services=services,
+                           local_time=lambda moment: services.in_zone(moment, seller.time_zone, locale),
+                           sla_hours=current_app.config["RECOVERY_SLA_HOURS"],
+                           max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
+                           **context), status
+
+
+@bp.get("/")
+@seller_required(signed_in_too=False)  # a signed-in seller has working 2SV: nothing to recover
+def start():
+    if services.open_case(g.seller) is not None:
+        return redirect(url_for(".case_status"))
+    return _page("recovery/start.html", form=StartForm(), problems={})
+
+
+@bp.post("/")
+@seller_required(signed_in_too=False)
+@attempts_per_address
+@attempts_per_user
+def submit():
+    form = StartForm()
+    try:
+        services.submit_case(g.seller, form.document_type.data, _uploads(), consent=form.consent.data,
+                             now=utcnow(), address=client_address(), browser=client_browser())
+    except services.OpenCaseExists as exists:
+        flash(str(exists.message), "warning")
+    except services.UploadProblems as wrong:
+        return _page("recovery/start.html", 422, form=form, problems=wrong.problems, summary=wrong.message)
+    else:
+        flash(_("Your documents were sent. We will e-mail you the result."), "success")
+    return redirect(url_for(".case_status"))
+
+
+@bp.get("/case")
+@seller_required
+def case_status():
+    case = services.latest_case(g.seller)
+    if case is None:
+        return redirect(url_for(".start")) if pending_user() else _elsewhere()
+    return _page("recovery/case.html", case=case, form=ResubmitForm(), problems={})
+
+
+@bp.post("/case/documents")
+@seller_required
+@attempts_per_address
+@attempts_per_user
+def resubmit():
+    try:
+        services.resubmit_documents(g.seller, _uploads(), now=utcnow(), address=client_address(),
+                                    browser=client_browser())
+    except services.UploadProblems as wrong:
+        return _page("recovery/case.html", 422, case=services.latest_case(g.seller), form=ResubmitForm(),
+                     problems=wrong.problems, summary=wrong.message)
+    except services.RecoveryError as refused:
+        flash(str(refused.message), "error")
+        return redirect(url_for(".case_status"))
+    flash(_("Thank you. Your new documents were sent and the review continues."), "success")
+    return redirect(url_for(".case_status"))
+
+
+@bp.route("/case/withdraw", methods=["GET", "POST"])
+@seller_required
+def withdraw():
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        return _page("recovery/withdraw.html", form=form, case=services.latest_case(g.seller))
+    try:
+        services.withdraw(g.seller, now=utcnow(), address=client_address(), browser=client_browser())
+    except services.RecoveryError as refused:
+        flash(str(refused.message), "error")
+    else:
+        flash(_("Your recovery case was withdrawn. Your documents will be deleted."), "success")
+    return redirect(url_for(".case_status"))
+
+
+@bp.errorhandler(413)
+def too_large(error):
+    """The body was over MAX_CONTENT_LENGTH: nothing was read, nothing stored."""
+    back = url_for(".case_status") if request.endpoint == "recovery.resubmit" else url_for(".start")
+    return render_template("recovery/too_large.html", back=back,
+                           max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
+                           total_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)), 413

@@ -1,0 +1,390 @@
+"""The seller's side of a recovery case: opening it with identity documents,
+sending new documents when a reviewer asks, withdrawing it.
+
+Rules take plain values and ``now``. A case and its documents appear together
+or not at all: files are cleaned and staged first, the rows are written, the
+database commits once, and only then are the staged files moved into place.
+Because the files must follow the commit, the commit happens here rather than
+in the view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.dates import format_datetime
+from flask import current_app, url_for
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
+
+from .. import lifecycle, notify
+from ..documents import pipeline, storage
+from ..extensions import db
+from ..models import Case, Document, SecurityEvent, User
+from ..models.cases import OPEN_STATUSES
+from ..web import describe_browser
+
+SIDES = ("front", "back", "selfie")
+DOCUMENT_TYPE_LABELS = {
+    "passport": _l("Passport"),
+    "drivers_licence": _l("Driver's licence"),
+    "my_number_card": _l("My Number card"),
+    "residence_card": _l("Residence card"),
+}
+SIDE_LABELS = {
+    "front": _l("Front"),
+    "back": _l("Back"),
+    "selfie": _l("Selfie holding the document"),
+}
+SIDE_HINTS = {
+    "front": _l("The side with your photo and name. All four corners visible, no glare, text readable."),
+    "back": _l("The other side of the card, including any notes written on it (such as a new address)."),
+    "selfie": _l("A photo of your face with the document held next to it. Both your face and the photo on "
+                 "the document must be clearly visible."),
+}
+PASSPORT_FRONT_HINT = _l("The page with your photo, name and date of birth. The whole page visible, no glare.")
+STATUS_LABELS = {
+    "submitted": _l("Waiting for review"),
+    "in_review": _l("Being reviewed"),
+    "awaiting_second_approval": _l("Being reviewed"),
+    "needs_info": _l("New documents needed"),
+    "approved": _l("Approved"),
+    "rejected": _l("Not approved"),
+    "withdrawn": _l("Withdrawn"),
+    "expired": _l("Closed without new documents"),
+}
+WITHDRAWABLE = ("submitted", "needs_info")
+_TIME_PATTERNS = {"ja": "y年M月d日 H:mm（zzzz）", "en": "MMMM d, y, h:mm a (zzzz)"}
+
+
+class RecoveryError(Exception):
+    """A rule stopped the request; ``message`` is for the seller."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+class UploadProblems(RecoveryError):
+    """One or more fields of the form are wrong: ``problems`` maps a field name to its message."""
+
+    def __init__(self, problems: dict[str, object]):
+        super().__init__(_l("Nothing was sent. Please correct the fields marked below and try again."))
+        self.problems = problems
+
+
+class OpenCaseExists(RecoveryError):
+    def __init__(self, case: Case):
+        super().__init__(_l("You already have an open recovery case. Here is where it stands."))
+        self.case = case
+
+
+@dataclass
+class Upload:
+    """What the browser sent in one file field (plain values: no request objects)."""
+
+    side: str
+    filename: str | None
+    data: bytes
+    extra_files: int = 0  # more than one file in the same field
+
+    @property
+    def present(self) -> bool:
+        return bool(self.filename) or bool(self.data)
+
+
+@dataclass
+class _Cleaned:
+    side: str
+    document: pipeline.CleanDocument
+    display_name: str
+    staged: storage.StagedFile | None = field(default=None)
+
+
+# --- reading -------------------------------------------------------------------
+
+def document_types() -> dict[str, tuple[str, ...]]:
+    return current_app.config["RECOVERY_DOCUMENT_TYPES"]
+
+
+def document_type_label(name: str):
+    return DOCUMENT_TYPE_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def types_with_side(side: str) -> list[str]:
+    return [name for name, sides in document_types().items() if side in sides]
+
+
+def type_labels(names: list[str]) -> list[str]:
+    return [str(document_type_label(name)) for name in names]
+
+
+def required_sides(document_type: str) -> tuple[str, ...]:
+    sides = document_types()[document_type]
+    if current_app.config["RECOVERY_REQUIRE_SELFIE"]:
+        sides = (*sides, "selfie")
+    return sides
+
+
+def case_sides(case: Case) -> tuple[str, ...]:
+    """The sides a case asks for, even if its type was since removed from the settings."""
+    if case.document_type in document_types():
+        return required_sides(case.document_type)
+    return tuple(dict.fromkeys(document.side for document in case.documents)) or ("front",)
+
+
+def side_hint(document_type: str | None, side: str):
+    if side == "front" and document_type == "passport":
+        return PASSPORT_FRONT_HINT
+    return SIDE_HINTS[side]
+
+
+def open_case(user: User) -> Case | None:
+    return db.session.execute(
+        select(Case).where(Case.user_id == user.id, Case.status.in_(OPEN_STATUSES)).order_by(Case.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def latest_case(user: User) -> Case | None:
+    """The open case if there is one, otherwise the most recent closed one."""
+    return open_case(user) or db.session.execute(
+        select(Case).where(Case.user_id == user.id).order_by(Case.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def in_zone(moment: datetime, time_zone: str | None, locale: str) -> str:
+    """``moment`` as a person in ``time_zone`` reads it, the zone named."""
+    try:
+        zone = ZoneInfo(time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return format_datetime(moment, _TIME_PATTERNS.get(locale, "long"), tzinfo=zone, locale=locale)
+
+
+# --- opening a case -------------------------------------------------------------
+
+def submit_case(user: User, document_type: str | None, uploads: list[Upload], *, consent: bool, now: datetime,
+                address: str | None, browser: str | None) -> Case:
+    """Open a case for ``user`` with cleaned documents, notify the account, commit.
+
+    The user always comes from the session of the caller, never from the form.
+    """
+    existing = open_case(user)
+    if existing is not None:
+        raise OpenCaseExists(existing)
+    problems: dict[str, object] = {}
+    if document_type not in document_types():
+        problems["document_type"] = _l("Please choose which document you will send.")
+    if not consent:
+        problems["consent"] = _l("Please confirm that you agree, so that we can check your documents.")
+    sides = required_sides(document_type) if document_type in document_types() else ()
+    cleaned = _clean_uploads(uploads, sides, document_type, problems)
+    if problems:
+        raise UploadProblems(problems)
+
+    user_id = user.id
+
+    def write() -> Case:
+        _lock(User, user_id)
+        if (raced := open_case(user)) is not None:
+            raise OpenCaseExists(raced)
+        case = lifecycle.new_case(user, document_type, now=now, address=address, browser=browser)
+        _add_documents(case, cleaned, round_number=1, now=now)
+        _security_event(user, "recovery_requested", case, now=now, address=address, browser=browser)
+        _queue_requested_notices(user, case, now=now, address=address, browser=browser)
+        return case
+
+    try:
+        return _commit_with_files(cleaned, write)
+    except OperationalError:
+        # SQLite gave up waiting for a simultaneous submission of the same
+        # user: show the case that won, if it did.
+        if (raced := open_case(user)) is not None:
+            raise OpenCaseExists(raced) from None
+        raise
+
+
+def _lock(model, row_id: int) -> None:
+    """Serialise writers on one row (a user's submissions from two tabs, a
+    seller and a reviewer acting on one case), taken only after the slow work
+    on the files. The objects read so far are expired and read again.
+
+    The read-only transaction of the request ends first, and the new one
+    starts with a write: a row lock on PostgreSQL, the database write lock on
+    SQLite (whose busy timeout then waits for the other writer instead of
+    failing on a stale snapshot). ``row_id`` is passed in, since reading it
+    from an expired object would be a read before the write."""
+    db.session.commit()
+    db.session.execute(update(model).where(model.id == row_id).values(id=model.id))
+
+
+def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type: str | None,
+                   problems: dict[str, object], *, require_all: bool = True,
+                   sent_before: frozenset[str] = frozenset()) -> list[_Cleaned]:
+    """Clean every file for ``sides``; record a message per field for anything wrong.
+
+    ``require_all`` is off for a resubmission, where only the sides the
+    reviewer asked about need a new photo; ``sent_before`` holds the hashes of
+    the case's earlier documents, so the same picture is not sent again."""
+    limits = pipeline.Limits.from_config(current_app.config)
+    by_side = {upload.side: upload for upload in uploads if upload.side in SIDES}
+    cleaned: list[_Cleaned] = []
+    seen: dict[str, str] = {}
+    if not require_all and sides and not any(by_side.get(side) and by_side[side].present for side in sides):
+        problems[sides[0]] = _l("Please choose at least one new photo.")
+        return cleaned
+    for side in SIDES:
+        upload = by_side.get(side)
+        present = upload is not None and upload.present
+        if side not in sides:
+            if present and document_type in document_types():
+                problems[side] = _l("%(document)s needs no %(side)s. Please remove this file.",
+                                    document=document_type_label(document_type), side=SIDE_LABELS[side])
+            continue
+        if not present:
+            if require_all:
+                problems[side] = _l("Please add this photo: %(side)s.", side=SIDE_LABELS[side])
+            continue
+        if upload.extra_files:
+            problems[side] = _l("Please choose only one file here.")
+            continue
+        try:
+            name = pipeline.display_name(upload.filename)
+            raw_hash = hashlib.sha256(upload.data).hexdigest()
+            document = pipeline.clean(upload.data, limits)
+        except pipeline.DocumentRejected as rejected:
+            problems[side] = rejected.message
+            continue
+        clean_hash = hashlib.sha256(document.data).hexdigest()
+        if clean_hash in sent_before:
+            problems[side] = _l("This is the same picture you sent before. Please take a new photo.")
+            continue
+        twin = seen.get(raw_hash) or seen.get(clean_hash)
+        if twin is not None:
+            problems[side] = _l("This is the same file as the one for %(side)s. Each photo must be a different "
+                                "picture.", side=SIDE_LABELS[twin])
+            continue
+        seen[raw_hash] = seen[clean_hash] = side
+        cleaned.append(_Cleaned(side, document, name))
+    return cleaned
+
+
+def _add_documents(case: Case, cleaned: list[_Cleaned], *, round_number: int, now: datetime) -> None:
+    for item in cleaned:
+        item.staged = storage.stage(item.document.data)
+        db.session.add(Document(
+            case_id=case.id,
+            round=round_number,
+            side=item.side,
+            storage_key=item.staged.storage_key,
+            key_id=item.staged.key_id,
+            sha256=item.staged.sha256,
+            size=item.staged.size,
+            content_type=item.document.content_type,
+            width=item.document.width,
+            height=item.document.height,
+            pages=item.document.pages,
+            display_name=item.display_name,
+            created_at=now,
+        ))
+    db.session.flush()
+
+
+def _commit_with_files(cleaned: list[_Cleaned], write):
+    """Run ``write`` and commit once; move the staged files into place only after
+    the commit succeeded, and remove them if anything failed."""
+    try:
+        result = write()
+        db.session.commit()
+    except BaseException:
+        storage.discard_staged([item.staged for item in cleaned if item.staged is not None])
+        db.session.rollback()
+        raise
+    storage.commit_staged([item.staged for item in cleaned if item.staged is not None])
+    return result
+
+
+def _security_event(user: User, kind: str, case: Case, *, now: datetime, address: str | None,
+                    browser: str | None) -> None:
+    """The user's own security history lists recovery requests beside sign-ins (ASVS 16.2.1)."""
+    db.session.add(SecurityEvent(user_id=user.id, kind=kind, at=now, address=address, browser=(browser or "")[:300],
+                                 details={"case": case.reference}))
+
+
+def _queue_requested_notices(user: User, case: Case, *, now: datetime, address: str | None,
+                             browser: str | None) -> None:
+    """Tell every address of the seller account, each in their own language and zone."""
+    recipients = list(user.account.users) if user.account is not None else [user]
+    if user not in recipients:
+        recipients.append(user)
+    case_url = current_app.config["RECOVERY_BASE_URL"].rstrip("/") + url_for("recovery.case_status")
+    for recipient in recipients:
+        locale = recipient.locale if recipient.locale in current_app.config["RECOVERY_LANGUAGES"] else "ja"
+        notify.queue_email(
+            recipient.email, "recovery/email/requested", locale, now,
+            for_self=recipient.id == user.id,
+            user_name=user.display_name or user.email,
+            user_email=user.email,
+            account_name=user.account.name if user.account is not None else "",
+            reference=case.reference,
+            when=in_zone(now, recipient.time_zone, locale),
+            due=in_zone(case.due_at, recipient.time_zone, locale),
+            address=address or "?",
+            browser=describe_browser(browser),
+            case_url=case_url,
+            product=current_app.config["RECOVERY_PRODUCT_NAME"],
+        )
+
+
+# --- after submission -----------------------------------------------------------
+
+def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, address: str | None,
+                       browser: str | None) -> Case:
+    """Send new documents for the user's case that waits on them (needs_info → submitted).
+
+    The documents form the next round; earlier rounds stay for the reviewer.
+    The SLA clock resumes where it paused (``lifecycle.transition`` moves ``due_at``).
+    """
+    case = open_case(user)
+    if case is None or case.status != "needs_info":
+        raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
+    problems: dict[str, object] = {}
+    cleaned = _clean_uploads(uploads, case_sides(case), case.document_type, problems, require_all=False,
+                             sent_before=frozenset(document.sha256 for document in case.documents))
+    if problems:
+        raise UploadProblems(problems)
+    case_id = case.id
+
+    def write() -> Case:
+        _lock(Case, case_id)
+        if case.status != "needs_info":  # read again under the lock
+            raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
+        next_round = (db.session.execute(select(func.max(Document.round)).where(Document.case_id == case_id))
+                      .scalar_one() or 0) + 1
+        lifecycle.transition(case, "submitted", now=now, actor=user, action="resubmitted",
+                             details={"round": next_round}, address=address, browser=browser)
+        _add_documents(case, cleaned, round_number=next_round, now=now)
+        return case
+
+    return _commit_with_files(cleaned, write)
+
+
+def withdraw(user: User, *, now: datetime, address: str | None, browser: str | None) -> Case:
+    """The seller cancels their open case (only while no reviewer is working on it)."""
+    case = open_case(user)
+    if case is None:
+        raise RecoveryError(_l("You have no open recovery case to withdraw."))
+    _lock(Case, case.id)
+    if case.status not in WITHDRAWABLE:  # read again under the lock: a reviewer may have claimed it
+        db.session.rollback()
+        raise RecoveryError(_l("A reviewer is working on your case right now, so it cannot be withdrawn at this "
+                               "moment. Please try again later."))
+    lifecycle.transition(case, "withdrawn", now=now, actor=user, action="withdrawn", address=address,
+                         browser=browser)
+    _security_event(user, "recovery_withdrawn", case, now=now, address=address, browser=browser)
+    db.session.commit()
+    return case
