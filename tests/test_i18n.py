@@ -35,3 +35,21 @@ def test_language_switch_refuses_off_site_next(client):
     response = client.get("/language/ja?next=https://evil.example/")
     assert response.status_code == 302
     assert "evil.example" not in response.headers["Location"]
+
+
+def test_a_message_shared_by_several_catalogs_reads_the_same_in_each():
+    # The catalogs are merged at run time and the last one wins, so one English
+    # message with two Japanese renderings would change meaning by load order.
+    from collections import defaultdict
+
+    from babel.messages.pofile import read_po
+
+    renderings = defaultdict(dict)
+    for po in sorted(ROOT.glob("recovery_app/**/translations/ja/LC_MESSAGES/messages.po")):
+        with po.open("rb") as fh:
+            for message in read_po(fh):
+                if message.id and message.string:
+                    key = message.id if isinstance(message.id, str) else message.id[0]
+                    renderings[key][str(po.relative_to(ROOT))] = str(message.string)
+    clashes = {msgid: found for msgid, found in renderings.items() if len(set(found.values())) > 1}
+    assert clashes == {}, f"translate these the same everywhere (or give them distinct English): {clashes}"
