@@ -207,12 +207,6 @@ def use_backup():
     return redirect(url_for("auth.challenge"))
 
 
-@bp.get("/sign-in/no-access")
-def recovery_info():
-    """What happens when no way of getting a code is left (until recovery cases exist here)."""
-    return render_template("auth/recovery_info.html", hours=current_app.config["RECOVERY_SLA_HOURS"])
-
-
 # --- forced enrollment ---------------------------------------------------------------
 
 def _enrolling_user(now):

@@ -34,11 +34,11 @@ def _seller(*, signed_in_too: bool = True):
 
 
 def _elsewhere():
-    """Where to send someone these pages are not for: the sign-in page (not
-    installed in every build) or the home page for a signed-in user."""
-    if not current_user.is_authenticated and "auth.sign_in" in current_app.view_functions:
+    """Where to send someone these pages are not for: visitors to sign in,
+    a signed-in user to the home page."""
+    if not current_user.is_authenticated:
         return redirect(url_for("auth.sign_in"))
-    return redirect("/")
+    return redirect(url_for("pages.home"))
 
 
 def seller_required(view=None, *, signed_in_too: bool = True):

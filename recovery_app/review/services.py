@@ -449,7 +449,7 @@ def reassign(reference: str, manager: User, to_user_id: int, *, now: datetime, a
         )
     else:
         raise _not_claimable(case, manager) if case.status != "needs_info" else ReviewError(
-            _("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
+            _l("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
     from_status = case.status
     if db.session.execute(statement.values(**values)).rowcount != 1:
         raise ReviewError(_l("Case %(ref)s changed while you were looking at it. Please check it again.",
