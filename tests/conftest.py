@@ -17,6 +17,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from flask import g, request_started
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import create_engine, text
@@ -24,6 +25,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 
 from recovery_app import create_app
 from recovery_app.extensions import db as _db
+from recovery_app.extensions import limiter
 
 PG_URL = os.environ.get("RECOVERY_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -121,11 +123,41 @@ class CsrfClient(FlaskClient):
         return super().post(*args, **kwargs)
 
 
-@pytest.fixture
-def app(database_url, tmp_path):
-    """The app bound to one connection whose transaction is rolled back after the test."""
-    application = create_app(base_config(database_url, tmp_path))
+def _forget_previous_request(sender, **extra):
+    """Each request starts with an empty ``g``, as under a real server.
+
+    The ``app`` fixture keeps one application context open for the whole test
+    and Flask reuses it for every test-client request, so without this ``g``
+    (where Flask-Login caches the user and Flask-Babel the locale) would carry
+    one request's user and language into the next client's request."""
+    g.__dict__.clear()
+
+
+@pytest.fixture(scope="session")
+def _shared_app(database_url, tmp_path_factory):
+    """One application per database for the whole run: building an app (URL
+    rules, templates) costs more than most tests. ``app`` resets its state."""
+    application = create_app(base_config(database_url, tmp_path_factory.mktemp("app")))
     application.test_client_class = CsrfClient
+    request_started.connect(_forget_previous_request, application)
+    yield application
+    with application.app_context():
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def app(_shared_app, tmp_path):
+    """The app bound to one connection whose transaction is rolled back after
+    the test; settings, rate-limit counters and the test client class are put
+    back as they were."""
+    application = _shared_app
+    saved_config = dict(application.config)
+    saved_client_class = application.test_client_class
+    application.config.update(
+        RECOVERY_INSTANCE_DIR=str(tmp_path / "instance"),
+        RECOVERY_UPLOAD_DIR=str(tmp_path / "uploads"),
+    )
+    limiter.reset()
     with application.app_context():
         connection = _db.engine.connect()
         transaction = connection.begin()
@@ -138,7 +170,9 @@ def app(database_url, tmp_path):
             _db.session = original
             transaction.rollback()
             connection.close()
-            _db.engine.dispose()
+            application.config.clear()
+            application.config.update(saved_config)
+            application.test_client_class = saved_client_class
 
 
 @pytest.fixture

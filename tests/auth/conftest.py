@@ -30,21 +30,6 @@ class Forms:
 
 
 @pytest.fixture(autouse=True)
-def fresh_user_per_request(app):
-    """The ``app`` fixture keeps one application context for the whole test, so
-    ``g`` (where Flask-Login caches the user, Flask-Babel the locale) would outlive each request; in
-    production every request starts without it."""
-    from flask import g
-
-    from flask_babel import refresh
-
-    @app.before_request
-    def forget_cached_user():
-        g.pop("_login_user", None)
-        refresh()  # Flask-Babel caches the locale there too
-
-
-@pytest.fixture(autouse=True)
 def english_browser(app):
     """Browsers in these tests ask for English (pages before sign-in follow
     Accept-Language); Japanese pages are checked where it matters."""

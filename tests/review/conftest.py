@@ -7,7 +7,6 @@ import secrets
 from datetime import timedelta
 
 import pytest
-from flask import g
 from PIL import Image
 from pypdf import PdfWriter
 
@@ -15,31 +14,6 @@ from recovery_app.documents import storage
 from recovery_app.extensions import db
 from recovery_app.models import Document, RecoveryCode, TrustedDevice
 from recovery_app.models.base import utcnow
-
-
-@pytest.fixture
-def app(app):
-    """The shared app, plus two things the review tests need.
-
-    * Each request forgets the user and language of the one before. The
-      shared fixture keeps one app context for the whole test, and Flask
-      reuses it for every test request, so ``g`` (where Flask-Login caches the
-      signed-in user and Flask-Babel the locale) would otherwise carry one
-      client's user into another client's request. In production every
-      request has its own app context.
-    * A stand-in for the sign-in page where that feature is not part of this
-      build (the review pages only need its URL).
-    """
-
-    @app.before_request
-    def _forget_previous_user():
-        g.pop("_login_user", None)
-        g.pop("session_row", None)
-        g.pop("_flask_babel", None)
-
-    if "auth.sign_in" not in app.view_functions:
-        app.add_url_rule("/sign-in", endpoint="auth.sign_in", view_func=lambda: "sign in")
-    return app
 
 
 def png_bytes(width: int = 900, height: int = 600, colour=(30, 90, 160)) -> bytes:

@@ -87,7 +87,12 @@ def test_case_view_leaves_a_place_for_the_precheck_panel(app, make, review, staf
     panel = tmp_path / "prechecks"
     panel.mkdir()
     (panel / "_panel.html").write_text('<div id="precheck-panel">{{ case.reference }}</div>')
-    app.jinja_loader = jinja2.ChoiceLoader([app.jinja_loader, jinja2.FileSystemLoader(str(tmp_path))])
+    loader = app.jinja_loader
+    app.jinja_loader = jinja2.ChoiceLoader([loader, jinja2.FileSystemLoader(str(tmp_path))])
     app.jinja_env.cache = {}
-    page = client.get(f"/review/case/{case.reference}").get_data(as_text=True)
+    try:
+        page = client.get(f"/review/case/{case.reference}").get_data(as_text=True)
+    finally:
+        app.jinja_loader = loader
+        app.jinja_env.cache = {}
     assert f'<div id="precheck-panel">{case.reference}</div>' in page
