@@ -250,14 +250,16 @@ def _worst(verdicts) -> str | None:
 
 @dataclass
 class PanelLine:
+    """One line of the panel. Labels stay lazy: they are translated when rendered."""
+
     check: str
-    label: str
-    side: str
+    label: object
+    side: object
     verdict: str
-    verdict_label: str
-    values: list[tuple[str, str]]
-    reasons: list[str]
-    why: str
+    verdict_label: object
+    values: list[tuple[object, str]]
+    reasons: list
+    why: object
     matches: list[dict] = field(default_factory=list)
 
 
@@ -303,23 +305,23 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
     matches: list[dict] = []
     if result.check == "quality" and "sharpness" in m:
         values = [
-            (str(_l("Pixels")), f"{m['width']} × {m['height']}"),
-            (str(_l("Sharpness")), f"{m['sharpness']:.0f}"),
-            (str(_l("Glare")), f"{m['glare'] * 100:.1f} %"),
-            (str(_l("Brightness")), f"{m['brightness']:.0f} / 255"),
+            (_l("Pixels"), f"{m['width']} × {m['height']}"),
+            (_l("Sharpness"), f"{m['sharpness']:.0f}"),
+            (_l("Glare"), f"{m['glare'] * 100:.1f} %"),
+            (_l("Brightness"), f"{m['brightness']:.0f} / 255"),
         ]
     elif result.check == "mrz" and m:
         values = [
-            (str(_l("Surname")), m.get("surname", "")),
-            (str(_l("Given names")), m.get("given_names", "")),
-            (str(_l("Nationality")), m.get("nationality", "")),
-            (str(_l("Date of birth")), m.get("birth_date", "")),
-            (str(_l("Date of expiry")), m.get("expiry_date", "")),
+            (_l("Surname"), m.get("surname", "")),
+            (_l("Given names"), m.get("given_names", "")),
+            (_l("Nationality"), m.get("nationality", "")),
+            (_l("Date of birth"), m.get("birth_date", "")),
+            (_l("Date of expiry"), m.get("expiry_date", "")),
         ]
         if m.get("failed_check_digits"):
-            values.append((str(_l("Failed checks")), ", ".join(m["failed_check_digits"])))
+            values.append((_l("Failed checks"), ", ".join(m["failed_check_digits"])))
     elif result.check == "face":
-        values = [(str(_l("Faces found")), str(m.get("faces", 0)))]
+        values = [(_l("Faces found"), str(m.get("faces", 0)))]
     elif result.check == "reuse":
         ids = [item["case_id"] for item in m.get("matches", [])]
         cases = {c.id: c for c in db.session.execute(select(Case).where(Case.id.in_(ids))).scalars()} if ids else {}
@@ -327,14 +329,14 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
             other = cases.get(item["case_id"])
             if other is not None:
                 matches.append({"reference": other.reference, "status": other.status,
-                                "status_label": str(STATUS_LABELS.get(other.status, other.status)),
+                                "status_label": STATUS_LABELS.get(other.status, other.status),
                                 "distance": item["distance"]})
-        values = [(str(_l("Closest distance")), f"{matches[0]['distance']} / {m.get('hash_bits', 256)}")] if matches else []
+        values = [(_l("Closest distance"), f"{matches[0]['distance']} / {m.get('hash_bits', 256)}")] if matches else []
     return PanelLine(
-        check=result.check, label=str(CHECK_LABELS[result.check]), side=str(SIDE_LABELS.get(document.side, document.side)),
-        verdict=result.verdict, verdict_label=str(VERDICT_LABELS[result.verdict]), values=values,
-        reasons=[str(REASON_LABELS.get(code, code)) for code in result.reasons or []],
-        why=str(WHY[result.check]), matches=matches,
+        check=result.check, label=CHECK_LABELS[result.check], side=SIDE_LABELS.get(document.side, document.side),
+        verdict=result.verdict, verdict_label=VERDICT_LABELS[result.verdict], values=values,
+        reasons=[REASON_LABELS.get(code, code) for code in result.reasons or []],
+        why=WHY[result.check], matches=matches,
     )
 
 
