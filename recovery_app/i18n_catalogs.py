@@ -14,5 +14,6 @@ CATALOGS: dict[str, tuple[str, ...]] = {
     "recovery_app/recovery": ("recovery_app/recovery", "recovery_app/documents", "templates/recovery"),
     "recovery_app/review": ("recovery_app/review", "templates/review"),
     "recovery_app/reports": ("recovery_app/reports", "recovery_app/scheduler", "templates/reports"),
+    "recovery_app/prechecks": ("recovery_app/prechecks", "templates/prechecks"),
 }
 LANGUAGES = ("ja",)

@@ -25,6 +25,7 @@ from .. import audit
 from ..documents import storage
 from ..extensions import db
 from ..models import Case, Document
+from ..models.cases import DOCUMENT_SIDES
 from ..models.prechecks import DocumentHash, DocumentMatch, PrecheckResult, PrecheckRun
 from . import faces, imaging, mrz, quality, reuse
 
@@ -294,8 +295,8 @@ def panel(case: Case) -> Panel:
         return Panel(state="failed", error=run.last_error, attempts=run.attempts)
     documents = {d.id: d for d in case.documents if d.round == run.round}
     results = _results_for(case.id, list(documents))
+    results.sort(key=lambda r: (CHECKS.index(r.check), DOCUMENT_SIDES.index(documents[r.document_id].side), r.id))
     lines = [_line(result, documents[result.document_id]) for result in results]
-    lines.sort(key=lambda line: (CHECKS.index(line.check), line.side))
     return Panel(state="done", verdict=run.verdict, lines=lines, attempts=run.attempts)
 
 
@@ -373,23 +374,21 @@ def checklist_suggestions(case: Case) -> dict[str, bool]:
     """Pre-marks for the reviewer's checklist (keys of review's CHECKLIST): True
     where the checks found nothing wrong, False where they did; absent where
     they cannot say. A suggestion only: the reviewer still ticks."""
-    current = panel(case)
-    if current.state != "done":
-        return {}
-    by_check: dict[str, list[PanelLine]] = {}
-    for line in current.lines:
-        by_check.setdefault(line.check, []).append(line)
     run = latest_run(case.id)
-    results = _results_for(case.id, [d.id for d in case.documents if d.round == run.round])
+    if run is None or run.status != "done":
+        return {}
+    sides = {d.id: d.side for d in case.documents if d.round == run.round}
+    results = _results_for(case.id, list(sides))
     codes = {(r.check, code) for r in results for code in (r.reasons or [])}
     suggestions: dict[str, bool] = {}
-    if "quality" in by_check:
-        suggestions["photo_clear"] = all(line.verdict == "pass" for line in by_check["quality"])
-    mrz_results = [r for r in results if r.check == "mrz" and r.measured]
-    if mrz_results and ("mrz", "mrz_garbled") not in codes:
+    quality_verdicts = [r.verdict for r in results if r.check == "quality" and sides[r.document_id] != "selfie"]
+    if quality_verdicts:
+        suggestions["photo_clear"] = all(verdict == "pass" for verdict in quality_verdicts)
+    if any(r.check == "mrz" and r.measured for r in results) and ("mrz", "mrz_garbled") not in codes:
         suggestions["type_matches"] = ("mrz", "not_passport") not in codes
         suggestions["not_expired"] = ("mrz", "expired") not in codes
         suggestions["name_matches"] = ("mrz", "name_mismatch") not in codes
-    if ("face", "no_face") in codes and any(d.side == "selfie" for d in case.documents):
+    # A face found says nothing about whose face it is: only its absence is suggested.
+    if any(r.check == "face" and sides[r.document_id] == "selfie" and r.verdict != "pass" for r in results):
         suggestions["selfie_matches"] = False
     return suggestions
