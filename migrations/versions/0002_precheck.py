@@ -2,7 +2,7 @@
 
 Revision ID: 0002_precheck
 Revises: 0001
-Create Date: 2026-11-25 14:17:13.279363
+Create Date: 2026-11-25 14:36:57.379635
 
 """
 from alembic import op
@@ -114,6 +114,7 @@ def upgrade():
     sa.Column('measured', sa.JSON(), nullable=False),
     sa.Column('versions', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('scrubbed_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_precheck_results_case_id_cases'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['document_id'], ['documents.id'], name=op.f('fk_precheck_results_document_id_documents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_precheck_results')),

@@ -65,6 +65,9 @@ class PrecheckResult(db.Model):
     measured: Mapped[dict] = mapped_column(JSON, default=dict)
     versions: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the personal data read from the document (MRZ fields) was removed,
+    # after retention purged the document itself. The verdict and reasons stay.
+    scrubbed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class DocumentHash(db.Model):

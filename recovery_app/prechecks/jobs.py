@@ -12,6 +12,9 @@
    the error and is tried again later with a growing pause, then given up as
    ``failed``. The case itself stays as it was and can be worked.
 
+Each run also removes the personal data read from documents (the MRZ fields)
+once retention has purged those documents; verdicts and hashes stay.
+
 Run twice, it does nothing the second time.
 """
 
@@ -41,6 +44,8 @@ def run_pending(now: datetime) -> dict:
     counts = {"discovered": discovered, "claimed": len(claimed), "done": 0, "retried": 0, "failed": 0}
     for run_id in claimed:
         counts[_run_one(run_id, now)] += 1
+    counts["scrubbed"] = services.scrub_purged(now)
+    db.session.commit()
     return counts
 
 
@@ -65,8 +70,9 @@ def _discover(now: datetime) -> int:
         ~exists().where(PrecheckRun.case_id == newest.c.case_id, PrecheckRun.round == newest.c.round)
     )
     columns = ["case_id", "round", "status", "attempts", "next_try_at", "created_at"]
-    result = db.session.execute(_insert().from_select(columns, missing).on_conflict_do_nothing())
-    return max(result.rowcount or 0, 0)
+    inserted = db.session.execute(
+        _insert().from_select(columns, missing).on_conflict_do_nothing().returning(PrecheckRun.id))
+    return len(inserted.all())
 
 
 def _claim(now: datetime, token: str) -> list[int]:

@@ -19,7 +19,7 @@ import pytesseract
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case as sql_case
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, update
 
 from .. import audit
 from ..documents import storage
@@ -247,6 +247,20 @@ def _worst(verdicts) -> str | None:
     return max(verdicts, key=VERDICT_ORDER.__getitem__) if verdicts else None
 
 
+def scrub_purged(now: datetime) -> int:
+    """Drop the MRZ fields (name, nationality, dates) of results whose document
+    retention has purged, in one UPDATE. Verdicts, reasons and hashes stay."""
+    purged = select(Document.id).where(Document.purged_at.is_not(None))
+    result = db.session.execute(
+        update(PrecheckResult)
+        .where(PrecheckResult.check == "mrz", PrecheckResult.scrubbed_at.is_(None),
+               PrecheckResult.document_id.in_(purged))
+        .values(measured={}, scrubbed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount or 0, 0)
+
+
 # --- reading: the panel, the queue, the checklist --------------------------------
 
 @dataclass
@@ -311,6 +325,8 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
             (_l("Glare"), f"{m['glare'] * 100:.1f} %"),
             (_l("Brightness"), f"{m['brightness']:.0f} / 255"),
         ]
+    elif result.check == "mrz" and result.scrubbed_at is not None:
+        values = [(_l("Details"), _l("Removed with the documents"))]
     elif result.check == "mrz" and m:
         values = [
             (_l("Surname"), m.get("surname", "")),

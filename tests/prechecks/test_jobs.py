@@ -33,7 +33,7 @@ def test_passport_case_gets_every_check_and_the_second_run_changes_nothing(make,
     docs.add(case, images.jpeg(images.selfie(2)), side="selfie")
 
     first = run_pending(now)
-    assert first == {"discovered": 1, "claimed": 1, "done": 1, "retried": 0, "failed": 0}
+    assert first == {"discovered": 1, "claimed": 1, "done": 1, "retried": 0, "failed": 0, "scrubbed": 0}
     results = {(r.check, r.document_id): r for r in db.session.execute(select(PrecheckResult)).scalars()}
     assert sorted({check for check, _ in results}) == ["face", "mrz", "quality", "reuse"]
     assert all(r.verdict == "pass" for r in results.values()), {k: (r.verdict, r.reasons) for k, r in results.items()}
@@ -46,7 +46,7 @@ def test_passport_case_gets_every_check_and_the_second_run_changes_nothing(make,
 
     before = _snapshot()
     second = run_pending(now + timedelta(minutes=5))
-    assert second == {"discovered": 0, "claimed": 0, "done": 0, "retried": 0, "failed": 0}
+    assert second == {"discovered": 0, "claimed": 0, "done": 0, "retried": 0, "failed": 0, "scrubbed": 0}
     assert _snapshot() == before
 
 
@@ -199,3 +199,27 @@ def test_pdf_without_an_image_asks_to_look_closely(make, docs, seller, now):
     run_pending(now)
     result = db.session.execute(select(PrecheckResult)).scalar_one()
     assert (result.check, result.verdict, result.reasons) == ("quality", "review", ["no_image"])
+
+
+def test_mrz_details_are_removed_once_retention_purged_the_document(app, make, docs, seller, now):
+    from flask import render_template_string
+    from flask_babel import refresh
+
+    case = make.case(seller("Taro Yamada"), submitted_at=now)
+    front = docs.add(case, passport_photo(expiry="250101"))
+    run_pending(now)
+    storage.purge(front)
+    front.purged_at = now + timedelta(days=30)
+    case.status = "rejected"
+    db.session.flush()
+
+    assert run_pending(now + timedelta(days=30))["scrubbed"] == 1
+    result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
+    assert result.measured == {} and result.scrubbed_at == now + timedelta(days=30)
+    assert (result.verdict, result.reasons) == ("fail", ["expired"])  # the verdict stays
+    assert db.session.execute(select(DocumentHash.phash)).scalar_one()  # and so does the hash
+    assert run_pending(now + timedelta(days=31))["scrubbed"] == 0
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        refresh()
+        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case)
+    assert "Removed with the documents" in html and "YAMADA" not in html
