@@ -55,8 +55,7 @@ def calibration() -> None:
     from recovery_app.prechecks import imaging, quality, reuse
 
     def measure(image):
-        q = quality.measure(imaging.gray(imaging.decode(images.jpeg(image), "image/jpeg")))
-        return q
+        return quality.measure(imaging.gray(imaging.decode(images.jpeg(image), "image/jpeg")))
 
     print("== Quality measures (sharpness / glare share / brightness), 4 seeds each ==")
     rows = {}
@@ -123,7 +122,6 @@ def per_check(cases: int = 5) -> None:
         lines = images.mrz_lines(surname="YAMADA", given_names="TARO", number=f"TK12345{seed:02d}")
         front = images.jpeg(images.photo_of(images.passport_page(lines, seed=seed), seed=seed))
         selfie = images.jpeg(images.selfie(seed))
-        per_case = {}
         for data in (front, selfie):
             pixels = timed("decode", lambda: imaging.decode(data, "image/jpeg"))
             gray = imaging.gray(pixels)
@@ -131,7 +129,6 @@ def per_check(cases: int = 5) -> None:
             timed("face", lambda: faces.count_faces(gray))
             timed("reuse hash", lambda: reuse.phash(imaging.to_pil(pixels)))
         timed("mrz (OCR + check digits)", lambda: mrz.read(front, date(2026, 3, 2)))
-        del per_case
     print(f"\n== Time per passport case (front + selfie), {cases} cases, seconds ==")
     total = 0.0
     for name, values in timings.items():

@@ -1,13 +1,17 @@
 """The pre-check job: discovery, claim, one transaction per case, idempotence,
 retries with the error kept, and the case left alone."""
 
+import io
 from datetime import timedelta
 
+from flask import render_template_string
+from flask_babel import refresh
+from pypdf import PdfWriter
 from sqlalchemy import func, select
 
 from recovery_app.documents import storage
 from recovery_app.extensions import db
-from recovery_app.models import AuditEvent
+from recovery_app.models import AuditEvent, Case
 from recovery_app.models.prechecks import DocumentHash, PrecheckResult, PrecheckRun
 from recovery_app.prechecks import services
 from recovery_app.prechecks.jobs import run_pending
@@ -117,6 +121,11 @@ def test_a_check_that_raises_is_retried_with_the_error_kept_and_the_case_workabl
     view = services.panel(case)
     assert view.state == "running" and "FileNotFoundError" in view.error
 
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        refresh()
+        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case)
+    assert "Pre-checks running" in html and "will be retried. Attempts so far: 1." in html
+
     assert run_pending(now + timedelta(minutes=1))["claimed"] == 0  # not due yet
     blob.write_bytes(kept)
     assert run_pending(now + timedelta(minutes=6))["done"] == 1
@@ -135,7 +144,6 @@ def test_checks_that_keep_failing_are_given_up_and_flagged(make, docs, seller, n
     assert run_pending(now + timedelta(days=1))["claimed"] == 0
     view = services.panel(case)
     assert view.state == "failed" and view.attempts == 2
-    from recovery_app.models import Case
 
     assert db.session.execute(select(Case.id).where(services.flagged_filter())).scalars().all() == [case.id]
     assert case.status == "submitted"
@@ -175,7 +183,6 @@ def test_new_round_of_documents_gets_a_new_run(make, docs, seller, now):
 
 
 def test_pdf_scan_is_checked_from_its_embedded_image(make, docs, seller, now):
-    import io
 
     case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
     out = io.BytesIO()
@@ -187,8 +194,6 @@ def test_pdf_scan_is_checked_from_its_embedded_image(make, docs, seller, now):
 
 
 def test_pdf_without_an_image_asks_to_look_closely(make, docs, seller, now):
-    from pypdf import PdfWriter
-    import io
 
     writer = PdfWriter()
     writer.add_blank_page(595, 842)
@@ -202,8 +207,6 @@ def test_pdf_without_an_image_asks_to_look_closely(make, docs, seller, now):
 
 
 def test_mrz_details_are_removed_once_retention_purged_the_document(app, make, docs, seller, now):
-    from flask import render_template_string
-    from flask_babel import refresh
 
     case = make.case(seller("Taro Yamada"), submitted_at=now)
     front = docs.add(case, passport_photo(expiry="250101"))

@@ -1,15 +1,12 @@
 """Reused documents: perceptual hashes, banded lookup, and the four-eyes flag
 on both cases when two users send the same document."""
 
-import io
 import random
 
-import pytest
-from PIL import Image
 from sqlalchemy import select
 
 from recovery_app.extensions import db
-from recovery_app.models import AuditEvent, Case
+from recovery_app.models import AuditEvent
 from recovery_app.models.prechecks import DocumentHash, DocumentMatch, PrecheckResult
 from recovery_app.prechecks import reuse, services
 from recovery_app.prechecks.jobs import run_pending
@@ -76,7 +73,7 @@ def test_same_document_by_two_users_flags_both_cases(make, docs, seller, now):
     second_again = make.case(second.user, submitted_at=now, document_type="drivers_licence")
     docs.add(second_again, _licence(22))
     run_pending(now)
-    assert db.session.execute(select(DocumentMatch)).scalars().all().__len__() == 2
+    assert len(db.session.execute(select(DocumentMatch)).scalars().all()) == 2
     assert len(db.session.execute(select(AuditEvent).where(AuditEvent.action == "precheck.document_reused")).all()) == 2
 
 
