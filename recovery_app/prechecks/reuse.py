@@ -58,10 +58,21 @@ class Match:
 
 
 def find_matches(hex_hash: str, *, other_than_user_id: int, max_distance: int) -> list[Match]:
-    """Stored hashes of other users' documents within ``max_distance`` bits."""
+    """Stored hashes of other users' documents within ``max_distance`` bits.
+
+    The band query returns bare (id, hash) pairs; at a million stored hashes a
+    few hundred unrelated rows share a band by chance, and measuring their
+    distance on plain tuples costs microseconds where loading them as objects
+    would cost milliseconds. Only real matches are loaded.
+    """
     probes = [column == value for column, value in zip(DocumentHash.band_columns(), bands(hex_hash))]
     candidates = db.session.execute(
-        select(DocumentHash).where(or_(*probes), DocumentHash.user_id != other_than_user_id)
-    ).scalars()
-    found = [Match(row, distance(hex_hash, row.phash)) for row in candidates]
-    return sorted((m for m in found if m.distance <= max_distance), key=lambda m: (m.distance, m.stored.id))
+        select(DocumentHash.id, DocumentHash.phash).where(or_(*probes), DocumentHash.user_id != other_than_user_id)
+    ).all()
+    target = int(hex_hash, 16)
+    close = {row_id: (target ^ int(stored, 16)).bit_count() for row_id, stored in candidates}
+    close = {row_id: dist for row_id, dist in close.items() if dist <= max_distance}
+    if not close:
+        return []
+    rows = db.session.execute(select(DocumentHash).where(DocumentHash.id.in_(close))).scalars()
+    return sorted((Match(row, close[row.id]) for row in rows), key=lambda m: (m.distance, m.stored.id))
