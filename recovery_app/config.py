@@ -39,6 +39,16 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"RECOVERY_{name} must be a whole number, got {raw!r}") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"RECOVERY_{name} must be a number, got {raw!r}") from None
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = _env(name)
     if raw is None or raw == "":
@@ -180,6 +190,29 @@ def load_config(overrides: dict | None = None) -> dict:
         # counts: each one decodes up to three uploads), per address and per user.
         "RECOVERY_CASE_LIMIT_PER_ADDRESS": _env("CASE_LIMIT_PER_ADDRESS", "30 per hour"),
         "RECOVERY_CASE_LIMIT_PER_USER": _env("CASE_LIMIT_PER_USER", "15 per hour"),
+        # Pre-checks (docs/prechecks.md). Measured by bench/precheck.py on generated 1600 x 1200
+        # document photos and 1200 x 1600 selfies with sensor noise, saved as JPEG q90:
+        #   sharpness (variance of the Laplacian at a 1000 px long side): sharp documents 615-1060,
+        #     sharp selfies 207-212; Gaussian blur r=1.5: 77-112 (selfies 19), r=3: 9-11, r=6: ~2
+        #     -> fail below 25, look closely below 150;
+        #   glare (largest blown-out region off the border): sharp 0.000, a 5% blob 0.043-0.046,
+        #     a 12% blob 0.108-0.115 -> look closely from 0.01, fail from 0.04;
+        #   brightness (mean grey): sharp 156-192, darkened to 15%: 23-28 -> fail below 45, look closely below 70;
+        #   reuse (Hamming distance between 256-bit pHashes): a 70% JPEG q70 copy 0-4, a 1%-per-side
+        #     crop 12-24, different documents 26 or more (lowest of 190 pairs of generated passports and
+        #     cards; 32 or more within one layout) -> a match is 24 or less.
+        "RECOVERY_PRECHECK_SHARPNESS_FAIL": _float("PRECHECK_SHARPNESS_FAIL", 25.0),
+        "RECOVERY_PRECHECK_SHARPNESS_REVIEW": _float("PRECHECK_SHARPNESS_REVIEW", 150.0),
+        "RECOVERY_PRECHECK_GLARE_FAIL": _float("PRECHECK_GLARE_FAIL", 0.04),
+        "RECOVERY_PRECHECK_GLARE_REVIEW": _float("PRECHECK_GLARE_REVIEW", 0.01),
+        "RECOVERY_PRECHECK_DARK_FAIL": _float("PRECHECK_DARK_FAIL", 45.0),
+        "RECOVERY_PRECHECK_DARK_REVIEW": _float("PRECHECK_DARK_REVIEW", 70.0),
+        "RECOVERY_PRECHECK_MIN_SHORT_SIDE": _int("PRECHECK_MIN_SHORT_SIDE", 900),
+        "RECOVERY_PRECHECK_REUSE_MAX_DISTANCE": _int("PRECHECK_REUSE_MAX_DISTANCE", 24),
+        "RECOVERY_PRECHECK_BATCH": _int("PRECHECK_BATCH", 20),
+        "RECOVERY_PRECHECK_MAX_ATTEMPTS": _int("PRECHECK_MAX_ATTEMPTS", 5),
+        "RECOVERY_PRECHECK_RETRY_MINUTES": _int("PRECHECK_RETRY_MINUTES", 5),
+        "RECOVERY_PRECHECK_LEASE_MINUTES": _int("PRECHECK_LEASE_MINUTES", 15),
         # Scheduler.
         "RECOVERY_SCHEDULER": _bool("SCHEDULER", env == "development" or production),
         # Languages.

@@ -15,5 +15,6 @@ CATALOGS: dict[str, tuple[str, ...]] = {
     "recovery_app/review": ("recovery_app/review", "templates/review"),
     "recovery_app/reports": ("recovery_app/reports", "recovery_app/scheduler", "templates/reports"),
     "recovery_app/account": ("recovery_app/account", "templates/account"),
+    "recovery_app/prechecks": ("recovery_app/prechecks", "templates/prechecks"),
 }
 LANGUAGES = ("ja",)

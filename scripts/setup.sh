@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 want=(libmagic1 fonts-noto-cjk tesseract-ocr)
 if [ "${1:-}" = "test" ]; then
-  want+=(chromium)
+  want+=(chromium fonts-dejavu-core)
 fi
 if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
   want+=(python3-venv)

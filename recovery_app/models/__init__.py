@@ -3,6 +3,7 @@
 from .audit import AuditEvent, AuditHead
 from .cases import Case, CaseNote, Decision, Document
 from .outbox import JobRun, OutboxMessage, SchedulerLease
+from .prechecks import DocumentHash, DocumentMatch, PrecheckResult, PrecheckRun
 from .twofactor import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
 from .users import Account, ActionToken, SecurityEvent, User, UserSession
 
@@ -15,8 +16,12 @@ __all__ = [
     "CaseNote",
     "Decision",
     "Document",
+    "DocumentHash",
+    "DocumentMatch",
     "JobRun",
     "OutboxMessage",
+    "PrecheckResult",
+    "PrecheckRun",
     "RecoveryCode",
     "SchedulerLease",
     "SecurityEvent",

@@ -1,0 +1,228 @@
+"""The pre-check job: discovery, claim, one transaction per case, idempotence,
+retries with the error kept, and the case left alone."""
+
+import io
+from datetime import timedelta
+
+from flask import render_template_string
+from flask_babel import refresh
+from pypdf import PdfWriter
+from sqlalchemy import func, select
+
+from recovery_app.documents import storage
+from recovery_app.extensions import db
+from recovery_app.models import AuditEvent, Case
+from recovery_app.models.prechecks import DocumentHash, PrecheckResult, PrecheckRun
+from recovery_app.prechecks import services
+from recovery_app.prechecks.jobs import run_pending
+
+from . import images
+from .conftest import passport_photo
+
+
+def _snapshot():
+    results = db.session.execute(select(PrecheckResult.document_id, PrecheckResult.check, PrecheckResult.verdict,
+                                        PrecheckResult.measured, PrecheckResult.created_at)
+                                 .order_by(PrecheckResult.id)).all()
+    runs = db.session.execute(select(PrecheckRun.id, PrecheckRun.status, PrecheckRun.attempts,
+                                     PrecheckRun.verdict, PrecheckRun.finished_at).order_by(PrecheckRun.id)).all()
+    hashes = db.session.execute(select(func.count()).select_from(DocumentHash)).scalar_one()
+    audits = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+    return results, runs, hashes, audits
+
+
+def test_passport_case_gets_every_check_and_the_second_run_changes_nothing(make, docs, seller, now):
+    case = make.case(seller("Taro Yamada"), submitted_at=now)
+    docs.add(case, passport_photo())
+    docs.add(case, images.jpeg(images.selfie(2)), side="selfie")
+
+    first = run_pending(now)
+    assert first == {"discovered": 1, "claimed": 1, "done": 1, "retried": 0, "failed": 0, "scrubbed": 0}
+    results = {(r.check, r.document_id): r for r in db.session.execute(select(PrecheckResult)).scalars()}
+    assert sorted({check for check, _ in results}) == ["face", "mrz", "quality", "reuse"]
+    assert all(r.verdict == "pass" for r in results.values()), {k: (r.verdict, r.reasons) for k, r in results.items()}
+    mrz_result = next(r for (check, _), r in results.items() if check == "mrz")
+    assert mrz_result.measured["surname"] == "YAMADA"
+    assert set(mrz_result.versions) == {"opencv", "imagehash", "passporteye", "mrz", "tesseract"}
+    run = db.session.execute(select(PrecheckRun)).scalar_one()
+    assert (run.status, run.verdict, run.attempts) == ("done", "pass", 1)
+    assert case.status == "submitted"
+
+    before = _snapshot()
+    second = run_pending(now + timedelta(minutes=5))
+    assert second == {"discovered": 0, "claimed": 0, "done": 0, "retried": 0, "failed": 0, "scrubbed": 0}
+    assert _snapshot() == before
+
+
+def test_wrong_check_digit_fails_the_mrz_check(make, docs, seller, now):
+    case = make.case(seller("Taro Yamada"), submitted_at=now)
+    docs.add(case, passport_photo(broken_check_digit=True))
+    run_pending(now)
+    result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
+    assert result.verdict == "fail" and result.reasons == ["check_digit"]
+    assert "document number hash" in result.measured["failed_check_digits"]
+    assert case.status == "submitted"  # pre-checks never decide
+
+
+def test_expired_passport_fails_relative_to_submission(make, docs, seller, now):
+    case = make.case(seller("Taro Yamada"), submitted_at=now)  # 2026-03-02
+    docs.add(case, passport_photo(expiry="260301"))
+    run_pending(now + timedelta(days=400))
+    result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
+    assert result.verdict == "fail" and result.reasons == ["expired"]
+    assert result.measured["expiry_date"] == "2026-03-01"
+
+
+def test_passport_expiring_after_submission_is_not_expired(make, docs, seller, now):
+    case = make.case(seller("Taro Yamada"), submitted_at=now)
+    docs.add(case, passport_photo(expiry="260303"))
+    run_pending(now + timedelta(days=400))  # expired by the time the job runs, not when submitted
+    result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
+    assert result.verdict == "pass"
+
+
+def test_name_mismatch_asks_to_look_closely(make, docs, seller, now):
+    case = make.case(seller("Hanako Suzuki"), submitted_at=now)
+    docs.add(case, passport_photo())
+    run_pending(now)
+    result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
+    assert result.verdict == "review" and result.reasons == ["name_mismatch"]
+
+
+def test_selfie_without_a_face_asks_to_look_closely(make, docs, seller, now):
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    docs.add(case, images.jpeg(images.photo_of(images.card(5), seed=5)))
+    docs.add(case, images.jpeg(images.with_noise(images.blank((1200, 1600)), 1)), side="selfie")
+    run_pending(now)
+    faces = {r.document_id: r for r in db.session.execute(
+        select(PrecheckResult).where(PrecheckResult.check == "face")).scalars()}
+    verdicts = sorted((r.verdict, tuple(r.reasons)) for r in faces.values())
+    assert verdicts == [("pass", ()), ("review", ("no_face",))]
+    assert not db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).first()
+
+
+def test_a_check_that_raises_is_retried_with_the_error_kept_and_the_case_workable(make, docs, seller, now, app):
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    good = docs.add(case, images.jpeg(images.photo_of(images.card(6), seed=6)))
+    lost = docs.add(case, images.jpeg(images.photo_of(images.card(8), seed=8)), side="back")
+    blob = storage._path_for(lost.storage_key)
+    kept = blob.read_bytes()
+    blob.unlink()
+
+    outcome = run_pending(now)
+    assert outcome["retried"] == 1 and outcome["done"] == 0
+    run = db.session.execute(select(PrecheckRun)).scalar_one()
+    assert run.status == "pending" and run.attempts == 1
+    assert run.last_error.startswith("FileNotFoundError")
+    assert run.next_try_at == now + timedelta(minutes=app.config["RECOVERY_PRECHECK_RETRY_MINUTES"])
+    # The whole case's checks were rolled back together: no half-written results.
+    assert db.session.execute(select(func.count()).select_from(PrecheckResult)).scalar_one() == 0
+    assert case.status == "submitted" and case.claimed_by_id is None
+    view = services.panel(case)
+    assert view.state == "running" and "FileNotFoundError" in view.error
+
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        refresh()
+        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case)
+    assert "Pre-checks running" in html and "will be retried. Attempts so far: 1." in html
+
+    assert run_pending(now + timedelta(minutes=1))["claimed"] == 0  # not due yet
+    blob.write_bytes(kept)
+    assert run_pending(now + timedelta(minutes=6))["done"] == 1
+    db.session.refresh(run)
+    assert (run.status, run.last_error, run.attempts) == ("done", None, 2)
+    assert {r.document_id for r in db.session.execute(select(PrecheckResult)).scalars()} == {good.id, lost.id}
+
+
+def test_checks_that_keep_failing_are_given_up_and_flagged(make, docs, seller, now, app):
+    app.config["RECOVERY_PRECHECK_MAX_ATTEMPTS"] = 2
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    lost = docs.add(case, images.jpeg(images.card(9)))
+    storage._path_for(lost.storage_key).unlink()
+    assert run_pending(now)["retried"] == 1
+    assert run_pending(now + timedelta(hours=1))["failed"] == 1
+    assert run_pending(now + timedelta(days=1))["claimed"] == 0
+    view = services.panel(case)
+    assert view.state == "failed" and view.attempts == 2
+
+    assert db.session.execute(select(Case.id).where(services.flagged_filter())).scalars().all() == [case.id]
+    assert case.status == "submitted"
+
+
+def test_undecodable_document_is_recorded_not_crashing_the_batch(make, docs, seller, now):
+    broken = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    docs.add(broken, b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    fine = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    docs.add(fine, images.jpeg(images.photo_of(images.card(10), seed=10)))
+    outcome = run_pending(now)
+    assert outcome["claimed"] == 2 and outcome["done"] == 1 and outcome["retried"] == 1
+    runs = {r.case_id: r for r in db.session.execute(select(PrecheckRun)).scalars()}
+    assert runs[fine.id].status == "done"
+    assert "could not be decoded" in runs[broken.id].last_error
+
+
+def test_closed_cases_and_purged_documents_are_not_checked(make, docs, seller, now):
+    closed = make.case(seller(), submitted_at=now, document_type="drivers_licence", status="approved")
+    docs.add(closed, images.jpeg(images.card(11)))
+    purged_case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    purged = docs.add(purged_case, images.jpeg(images.card(12)))
+    purged.purged_at = now
+    db.session.flush()
+    assert run_pending(now)["discovered"] == 0
+
+
+def test_new_round_of_documents_gets_a_new_run(make, docs, seller, now):
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    docs.add(case, images.jpeg(images.blurred(images.photo_of(images.card(13), seed=13), 4)))
+    run_pending(now)
+    assert services.panel(case).verdict == "fail"
+    docs.add(case, images.jpeg(images.photo_of(images.card(13), seed=13)), round_=2)
+    assert run_pending(now + timedelta(hours=1))["done"] == 1
+    view = services.panel(case)
+    assert view.verdict == "pass" and {line.check for line in view.lines} == {"quality", "face", "reuse"}
+
+
+def test_pdf_scan_is_checked_from_its_embedded_image(make, docs, seller, now):
+
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    out = io.BytesIO()
+    images.photo_of(images.card(14), seed=14).save(out, "PDF", resolution=150)
+    docs.add(case, out.getvalue(), content_type="application/pdf")
+    run_pending(now)
+    quality = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "quality")).scalar_one()
+    assert quality.verdict == "pass" and quality.measured["width"] == 1600
+
+
+def test_pdf_without_an_image_asks_to_look_closely(make, docs, seller, now):
+
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    out = io.BytesIO()
+    writer.write(out)
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    docs.add(case, out.getvalue(), content_type="application/pdf")
+    run_pending(now)
+    result = db.session.execute(select(PrecheckResult)).scalar_one()
+    assert (result.check, result.verdict, result.reasons) == ("quality", "review", ["no_image"])
+
+
+def test_mrz_details_are_removed_once_retention_purged_the_document(app, make, docs, seller, now):
+
+    case = make.case(seller("Taro Yamada"), submitted_at=now)
+    front = docs.add(case, passport_photo(expiry="250101"))
+    run_pending(now)
+    storage.purge(front)
+    front.purged_at = now + timedelta(days=30)
+    case.status = "rejected"
+    db.session.flush()
+
+    assert run_pending(now + timedelta(days=30))["scrubbed"] == 1
+    result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
+    assert result.measured == {} and result.scrubbed_at == now + timedelta(days=30)
+    assert (result.verdict, result.reasons) == ("fail", ["expired"])  # the verdict stays
+    assert db.session.execute(select(DocumentHash.phash)).scalar_one()  # and so does the hash
+    assert run_pending(now + timedelta(days=31))["scrubbed"] == 0
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        refresh()
+        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case)
+    assert "Removed with the documents" in html and "YAMADA" not in html

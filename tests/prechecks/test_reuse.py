@@ -1,0 +1,160 @@
+"""Reused documents: perceptual hashes, banded lookup, and the four-eyes flag
+on both cases when two users send the same document."""
+
+import random
+
+from sqlalchemy import select
+
+from recovery_app.extensions import db
+from recovery_app.models import AuditEvent
+from recovery_app.models.prechecks import DocumentHash, DocumentMatch, PrecheckResult
+from recovery_app.prechecks import reuse, services
+from recovery_app.prechecks.jobs import run_pending
+
+from . import images
+
+
+def _licence(seed: int) -> bytes:
+    return images.jpeg(images.photo_of(images.card(seed), seed=seed))
+
+
+def _reuse_result(document):
+    return db.session.execute(select(PrecheckResult).where(
+        PrecheckResult.document_id == document.id, PrecheckResult.check == "reuse")).scalar_one()
+
+
+def test_bands_share_one_exactly_when_fewer_than_sixteen_bits_differ():
+    rng = random.Random(5)
+    for _ in range(200):
+        original = rng.getrandbits(256)
+        flipped = original
+        for bit in rng.sample(range(256), 15):
+            flipped ^= 1 << bit
+        a, b = f"{original:064x}", f"{flipped:064x}"
+        assert reuse.distance(a, b) == 15
+        assert any(x == y for x, y in zip(reuse.bands(a), reuse.bands(b)))
+
+
+def test_bands_spread_neighbouring_bits_over_different_bands():
+    assert reuse.bands(f"{1:064x}") == [1] + [0] * 15
+    assert reuse.bands(f"{2:064x}") == [0, 1] + [0] * 14
+    assert reuse.bands(f"{1 << 16:064x}") == [2] + [0] * 15
+
+
+def test_same_document_by_two_users_flags_both_cases(make, docs, seller, now):
+    data = _licence(21)
+    first = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    first.risk_reasons = ["password_changed"]
+    first_doc = docs.add(first, data)
+    run_pending(now)
+    assert _reuse_result(first_doc).verdict == "pass" and first.high_risk is False
+
+    second = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    second_doc = docs.add(second, data)
+    run_pending(now)
+
+    for case, document, other in ((first, first_doc, second), (second, second_doc, first)):
+        db.session.refresh(case)
+        result = _reuse_result(document)
+        assert result.verdict == "fail" and result.reasons == ["reused"]
+        assert result.measured["matches"] == [{"case_id": other.id, "distance": 0}]
+        assert case.high_risk is True
+        assert case.status == "submitted"
+        line = next(line for line in services.panel(case).lines if line.check == "reuse")
+        assert line.matches[0]["reference"] == other.reference and line.matches[0]["status"] == "submitted"
+    assert first.risk_reasons == ["password_changed", services.REUSED]  # existing reasons kept
+    assert second.risk_reasons == [services.REUSED]
+    events = db.session.execute(select(AuditEvent).where(AuditEvent.action == "precheck.document_reused")
+                                .order_by(AuditEvent.seq)).scalars().all()
+    assert sorted(e.subject_id for e in events) == sorted([str(first.id), str(second.id)])
+    assert {e.details["matched_case"] for e in events} == {first.reference, second.reference}
+
+    # Running again finds the same match and adds nothing.
+    second_again = make.case(second.user, submitted_at=now, document_type="drivers_licence")
+    docs.add(second_again, _licence(22))
+    run_pending(now)
+    assert len(db.session.execute(select(DocumentMatch)).scalars().all()) == 2
+    assert len(db.session.execute(select(AuditEvent).where(AuditEvent.action == "precheck.document_reused")).all()) == 2
+
+
+def test_seventy_percent_jpeg_recompressed_copy_is_flagged(make, docs, seller, now):
+    data = _licence(23)
+    original = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    docs.add(original, data)
+    copy_case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    copy_doc = docs.add(copy_case, images.scaled_copy(data, 0.7, 70))
+    run_pending(now)
+    result = _reuse_result(copy_doc)
+    assert result.verdict == "fail"
+    assert result.measured["matches"][0]["case_id"] == original.id
+    assert result.measured["matches"][0]["distance"] <= 4
+
+
+def test_slightly_cropped_copy_is_flagged(make, docs, seller, now, app):
+    data = _licence(24)
+    original = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    docs.add(original, data)
+    copy_case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    copy_doc = docs.add(copy_case, images.cropped_copy(data, 0.01))
+    run_pending(now)
+    result = _reuse_result(copy_doc)
+    assert result.verdict == "fail"
+    assert result.measured["matches"][0]["distance"] <= app.config["RECOVERY_PRECHECK_REUSE_MAX_DISTANCE"]
+
+
+def test_two_different_documents_of_one_type_are_not_flagged(make, docs, seller, now):
+    cases = [make.case(seller(), submitted_at=now, document_type="drivers_licence") for _ in range(2)]
+    documents = [docs.add(case, _licence(31 + n)) for n, case in enumerate(cases)]
+    run_pending(now)
+    hashes = db.session.execute(select(DocumentHash.phash).order_by(DocumentHash.id)).scalars().all()
+    assert reuse.distance(*hashes) > 24
+    for case, document in zip(cases, documents):
+        assert _reuse_result(document).verdict == "pass"
+        assert case.high_risk is False
+
+
+def test_same_user_sending_the_same_document_again_is_not_reuse(make, docs, seller, now):
+    user = seller()
+    data = _licence(25)
+    for _ in range(2):
+        case = make.case(user, submitted_at=now, document_type="drivers_licence")
+        document = docs.add(case, data)
+    run_pending(now)
+    assert _reuse_result(document).verdict == "pass"
+    assert db.session.execute(select(DocumentMatch)).first() is None
+
+
+def test_hashes_stay_after_the_document_file_is_purged(make, docs, seller, now):
+    from recovery_app.documents import storage
+
+    data = _licence(26)
+    old = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    old_doc = docs.add(old, data)
+    run_pending(now)
+    storage.purge(old_doc)
+    old_doc.purged_at = now
+    old.status = "approved"
+    db.session.flush()
+    new = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    new_doc = docs.add(new, data)
+    run_pending(now)
+    result = _reuse_result(new_doc)
+    assert result.verdict == "fail" and result.measured["matches"][0]["case_id"] == old.id
+    line = next(line for line in services.panel(new).lines if line.check == "reuse")
+    assert line.matches[0]["status"] == "approved"
+
+
+def test_lookup_probes_the_band_indexes_instead_of_scanning(app, db, backend):
+    from sqlalchemy import or_, text
+
+    probes = [column == 1 for column in DocumentHash.band_columns()]
+    compiled = select(DocumentHash.id).where(or_(*probes)).compile(db.engine, compile_kwargs={"literal_binds": True})
+    if backend == "sqlite":
+        plan = [str(row[-1]) for row in db.session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+        assert "MULTI-INDEX OR" in plan
+        searches = [step for step in plan if step.startswith(("SEARCH", "SCAN"))]
+        assert len(searches) == 16 and all(step.startswith("SEARCH document_hashes USING") for step in searches)
+    else:
+        db.session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = " ".join(row[0] for row in db.session.execute(text(f"EXPLAIN {compiled}")))
+        assert "BitmapOr" in plan and "ix_document_hashes_band15" in plan and "Seq Scan" not in plan
