@@ -16,6 +16,7 @@ from .extensions import db
 from .models import Account, OutboxMessage, User
 from .models.base import utcnow
 from .models.users import ROLES, SELLER_ROLES
+from .scheduler.cli import scheduler_cli
 
 users_cli = AppGroup("users", help="Create and list users.")
 outbox_cli = AppGroup("outbox", help="Messages waiting to be sent, or sent.")
@@ -125,3 +126,4 @@ def init_app(app) -> None:
     app.cli.add_command(outbox_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo)
+    app.cli.add_command(scheduler_cli)
