@@ -1,0 +1,13 @@
+"""Forms of the managers' pages."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import SelectField
+
+ROLE_CHOICES = [("reviewer", _l("Reviewer")), ("manager", _l("Manager"))]
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
