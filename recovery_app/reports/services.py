@@ -36,6 +36,12 @@ DEFAULT_DAYS = 14
 SERVICE_TARGET = 0.95
 BACKLOG_BUCKETS = (0, 3, 6, 9, 12, 24, 48)  # hours on the clock
 DECIDED = ("approved", "rejected")
+STATUS_LABELS = {
+    "submitted": _l("In the queue"),
+    "in_review": _l("In review"),
+    "awaiting_second_approval": _l("Awaiting second approval"),
+    "needs_info": _l("Waiting on the seller"),
+}
 REASON_LABELS = {
     "unreadable": _l("Document unreadable"),
     "expired": _l("Document expired"),

@@ -93,15 +93,6 @@ def sla_sweep(now: datetime) -> dict:
         .values(at_risk_at=now)
         .returning(Case.reference, Case.due_at, Case.claimed_by_id)
     )
-    # A needs_info pause moves the due time on: a case flagged earlier may be
-    # comfortably inside its SLA again, and is flagged anew if it slips later.
-    cleared = db.session.execute(
-        update(Case)
-        .where(running, Case.at_risk_at.is_not(None), Case.breached_at.is_(None),
-               Case.due_at > now + lifecycle.at_risk_margin())
-        .values(at_risk_at=None),
-        execution_options={"synchronize_session": False},
-    ).rowcount
     for reference, due_at, holder_id in breached:
         audit.record("case.sla_breached", now=now, actor=SYSTEM, subject_type="case", subject_id=reference,
                      details={"due_at": due_at.isoformat(), "held_by": holder_id})
@@ -122,7 +113,7 @@ def sla_sweep(now: datetime) -> dict:
         if unclaimed:
             for reviewer in _staff("reviewer"):
                 _notify(reviewer, "at_risk_pool", unclaimed, now)
-    return {"at_risk": len(at_risk), "breached": len(breached), "no_longer_at_risk": cleared}
+    return {"at_risk": len(at_risk), "breached": len(breached)}
 
 
 def release_stale_claims(now: datetime) -> dict:
@@ -199,7 +190,9 @@ def remove_orphans(now: datetime) -> dict:
 def deliver_outbox(now: datetime) -> dict:
     """Send due messages; failures are retried with exponential backoff and
     marked failed after the last try (managers see them on the dashboard)."""
-    return notify.deliver_due(now)
+    result = notify.deliver_due(now)
+    db.session.flush()
+    return result
 
 
 JOBS: list[Job] = [
