@@ -12,7 +12,7 @@ from ..models.base import utcnow
 from ..web import client_address, client_browser
 from . import charts, display, services
 from .export import table_csv
-from .forms import ROLE_CHOICES, RoleForm
+from .forms import ROLE_LABELS, RoleForm
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 display.init_app(bp)
@@ -75,6 +75,6 @@ def change_role(user_id: int):
         return redirect(url_for("reports.staff"))
     db.session.commit()
     flash(_("%(name)s is now a %(role)s. Their open sessions were ended.",
-            name=person.display_name or person.email, role=dict(ROLE_CHOICES)[person.role]),
+            name=person.display_name or person.email, role=ROLE_LABELS[person.role]),
           "success")
     return redirect(url_for("reports.staff"))
