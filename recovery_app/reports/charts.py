@@ -8,7 +8,7 @@ from __future__ import annotations
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 44
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 22, 44
 
 
 def _frame(title: str, description: str, body: list[str], chart_id: str) -> Markup:
@@ -70,7 +70,10 @@ def bars(chart_id: str, title: str, description: str, labels: list[str], values:
         y = TOP + plot_h - plot_h * target / top
         body.append(f'<line class="target" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
                     f'stroke="#b3261e" stroke-dasharray="6 4" stroke-width="2"/>')
-        body.append(f'<text class="target-label" x="{WIDTH - RIGHT}" y="{y - 5:.1f}" text-anchor="end" font-size="11" '
+        # The label sits in the top margin, clear of the bars, with a sample of the line.
+        body.append(f'<line x1="{WIDTH - RIGHT - 150}" x2="{WIDTH - RIGHT - 126}" y1="8" y2="8" stroke="#b3261e" '
+                    f'stroke-dasharray="6 4" stroke-width="2"/>')
+        body.append(f'<text class="target-label" x="{WIDTH - RIGHT - 120}" y="12" font-size="11" '
                     f'fill="#b3261e">{escape(target_label)}</text>')
     body.append(f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" stroke="#5b6675"/>')
     body += _x_labels(labels, slot)

@@ -225,13 +225,16 @@ class Report:
 
 
 def _snapshot(now: datetime) -> dict:
+    """Counted from ``due_at`` at ``now`` rather than from the sweep's flags, so
+    the page is right even between two sweeps."""
     running = Case.status.in_(CLOCK_RUNNING_STATUSES)
+    past_due = and_(running, Case.due_at <= now)
     row = db.session.execute(
         select(
             func.count().label("open"),
             func.count(case((Case.status == "submitted", 1))).label("unclaimed"),
-            func.count(case((and_(running, Case.at_risk_at.is_not(None), Case.breached_at.is_(None)), 1))).label("at_risk"),
-            func.count(case((Case.breached_at.is_not(None), 1))).label("breached"),
+            func.count(case((and_(running, Case.due_at > now, Case.due_at <= now + lifecycle.at_risk_margin()), 1))).label("at_risk"),
+            func.count(case((or_(Case.breached_at.is_not(None), past_due), 1))).label("breached"),
             func.count(case((Case.status == "awaiting_second_approval", 1))).label("second_approval"),
             func.count(case((Case.status == "needs_info", 1))).label("needs_info"),
             type_coerce(func.min(case((running, Case.due_at))), UTCDateTime).label("earliest_due"),
