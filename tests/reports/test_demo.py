@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from recovery_app.demo import seed_cases
 from recovery_app.documents import storage
-from recovery_app.models import Case, Document
+from recovery_app.models import Case, Decision, Document
 
 
 def test_demo_cases_cover_every_state_with_stored_images_and_are_added_once(app, db, now):
@@ -27,7 +27,9 @@ def test_demo_cases_cover_every_state_with_stored_images_and_are_added_once(app,
     document = db.session.execute(select(Document).limit(1)).scalar_one()
     image = Image.open(io.BytesIO(storage.read(document)))
     assert image.format == "JPEG" and image.size[0] >= 800
-    assert db.session.execute(select(func.count()).where(Case.breached_at.is_not(None))).scalar() > 0
+    decided = db.session.execute(select(func.count()).where(Case.decided_by_id.is_not(None))).scalar()
+    assert decided == statuses["approved"] + statuses["rejected"]
+    assert db.session.execute(select(func.count()).select_from(Decision)).scalar() >= decided
 
     assert seed_cases(50, now=now) == (0, [])
     assert db.session.execute(select(func.count()).select_from(Case)).scalar() == 120
