@@ -32,7 +32,7 @@ def test_demo_cases_cover_every_state_with_stored_images_and_are_added_once(app,
     assert db.session.execute(select(func.count()).select_from(Decision)).scalar() >= decided
 
     assert seed_cases(50, now=now) == (0, [])
-    assert db.session.execute(select(func.count()).select_from(Case)).scalar() == 120
+    assert db.session.execute(select(func.count()).select_from(Case)).scalar() == 60
 
 
 def test_demo_command_refuses_a_negative_number_of_cases(runner):
