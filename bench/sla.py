@@ -196,7 +196,6 @@ def signed_in_client(app, manager_id: int, now):
 
 
 def bench_dashboard(app, dialect: str, sizes: list[int]) -> None:
-    from recovery_app.models import User
     from recovery_app.models.base import utcnow
 
     with app.app_context():
@@ -204,7 +203,6 @@ def bench_dashboard(app, dialect: str, sizes: list[int]) -> None:
         seller = db.session.execute(text("SELECT id FROM users WHERE role = 'seller_owner'")).scalar()
         manager = db.session.execute(text("SELECT id FROM users WHERE role = 'manager'")).scalar()
         reviewers = list(db.session.execute(text("SELECT id FROM users WHERE role = 'reviewer'")).scalars())
-        del User
     client = signed_in_client(app, manager, now)
     client.get("/reports/")  # warm up: the session row is touched on its first request
     timings = {}
