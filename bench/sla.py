@@ -41,7 +41,7 @@ from recovery_app.extensions import db  # noqa: E402
 
 SEQ = {
     "sqlite": "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :count) ",
-    "postgresql": "WITH seq(n) AS (SELECT generate_series(1, :count)) ",
+    "postgresql": "WITH seq(n) AS (SELECT CAST(generate_series(1, :count) AS bigint)) ",
 }
 
 
@@ -170,7 +170,7 @@ def bench_sweep(app, dialect: str, open_count: int) -> None:
             _, idle_elapsed, idle_statements = counted(lambda: (jobs.sla_sweep(now), db.session.commit())[0])
             print(f"  sweep, {count:>9,} open cases (filled in {filled:5.1f} s): one minute's work "
                   f"{elapsed * 1000:8.1f} ms, {statements:5d} statements ({result['at_risk']} at risk, "
-                  f"{result['breached']} breached: 4 audit statements each); nothing to do: "
+                  f"{result['breached']} breached; each changed case costs its UPDATE RETURNING row and its audit event); nothing to do: "
                   f"{idle_elapsed * 1000:7.1f} ms, {idle_statements} statements")
         db.session.execute(text("DELETE FROM cases"))
         db.session.commit()

@@ -134,7 +134,26 @@ def day_of(column, rng: DateRange):
 
 def percentiles(value, *conditions, points=(50, 90, 99), group=None) -> dict:
     """Nearest-rank percentiles (and the maximum, as 100) of ``value`` over the
-    rows meeting ``conditions``, per ``group`` if given: one statement."""
+    rows meeting ``conditions``, per ``group`` if given: one statement.
+
+    PostgreSQL's ``percentile_disc`` is the nearest-rank percentile (the first
+    value whose cumulative share reaches p) in one aggregate pass; SQLite has
+    no ordered-set aggregates, so there the rows are ranked with window
+    functions and the wanted ranks ⌈p·n⌉ picked out."""
+    if _postgres():
+        columns = [func.count().label("n"), func.max(value).label("p100")] + [
+            func.percentile_disc(p / 100).within_group(value).label(f"p{p}") for p in points]
+        query = select(*columns, *([group.label("g")] if group is not None else [])).where(*conditions)
+        if group is not None:
+            query = query.group_by(group)
+        result: dict = {}
+        for row in db.session.execute(query):
+            found = {"n": row.n}
+            if row.n:
+                found.update({p: float(getattr(row, f"p{p}")) for p in points})
+                found[100] = float(row.p100)
+            result[row.g if group is not None else None] = found
+        return result if group is not None else result.get(None, {"n": 0})
     over = {"order_by": value} | ({"partition_by": group} if group is not None else {})
     count_over = {"partition_by": group} if group is not None else {}
     ranked = select(
