@@ -81,8 +81,13 @@ class AdvisoryLock:
     def acquire(self, now: datetime) -> bool:
         if not self.held:
             connection = db.engine.connect()
-            got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}).scalar()
-            connection.commit()  # the lock belongs to the session, not to this transaction
+            try:
+                got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}).scalar()
+                connection.commit()  # the lock belongs to the session, not to this transaction
+            except Exception:
+                connection.invalidate()
+                connection.close()
+                raise
             if not got:
                 connection.close()
                 return False
