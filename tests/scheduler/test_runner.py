@@ -88,13 +88,22 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
                 finally:
                     _db.session.remove()
 
-        assert _wait(lambda: escalated() == 5)
+        assert _wait(lambda: escalated() == 5, seconds=30)
         time.sleep(1.5)  # more sweeps run; nothing may happen twice
         assert not standby.leading.is_set()
 
         leader.stop()
         assert _wait(lambda: standby.leading.is_set()), "the standby did not take over"
-        time.sleep(1.5)
+
+        def swept_by(holder: str) -> bool:
+            with live_app.app_context():
+                try:
+                    return _db.session.execute(select(JobRun.id).where(
+                        JobRun.job == "sla_sweep", JobRun.holder == holder, JobRun.error.is_(None))).first() is not None
+                finally:
+                    _db.session.remove()
+
+        assert _wait(lambda: swept_by(standby.holder), seconds=30)
     finally:
         for runner in runners:
             runner.stop()
@@ -113,20 +122,24 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
     assert any("holds the scheduler lock" in line for line in said)
 
 
-@pytest.mark.postgres_only
-def test_advisory_lock_is_freed_when_the_holder_connection_dies(live_app, backend):
-    if backend != "postgresql":
-        pytest.skip("advisory locks exist on PostgreSQL only")
-    from recovery_app.scheduler.lock import AdvisoryLock
+def test_the_lock_is_freed_when_its_holder_dies(live_app, backend):
+    """PostgreSQL ends a dead process's session and with it the advisory lock;
+    on SQLite the holder's lease runs out one lease period after its last renewal."""
+    from recovery_app.scheduler.lock import AdvisoryLock, LeaseLock, lock_for
 
     with live_app.app_context():
-        first, second = AdvisoryLock("a"), AdvisoryLock("b")
+        first, second = lock_for("a"), lock_for("b")
+        assert isinstance(first, AdvisoryLock if backend == "postgresql" else LeaseLock)
         now = utcnow()
         assert first.acquire(now)
         assert not second.acquire(now)
-        first._connection.invalidate()  # the process died: its database session ends
-        first._connection = None
-        assert second.acquire(now)
+        if backend == "postgresql":
+            first._connection.invalidate()  # the process died: its database session ends
+            first._connection = None
+            later_on = now
+        else:
+            later_on = now + timedelta(seconds=live_app.config["RECOVERY_SCHEDULER_LEASE_SECONDS"] + 1)
+        assert second.acquire(later_on)
         second.release()
         _db.session.remove()
 
