@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     register_security_headers(app)
     register_cli(app)
+    register_scheduler(app)
     return app
 
 
@@ -86,5 +87,12 @@ def register_security_headers(app: Flask) -> None:
 
 def register_cli(app: Flask) -> None:
     from .cli import init_app
+
+    init_app(app)
+
+
+def register_scheduler(app: Flask) -> None:
+    """The in-process SLA scheduler (``RECOVERY_SCHEDULER``); never in tests."""
+    from .scheduler import init_app
 
     init_app(app)

@@ -16,6 +16,7 @@ from .extensions import db
 from .models import Account, OutboxMessage, User
 from .models.base import utcnow
 from .models.users import ROLES, SELLER_ROLES
+from .scheduler.cli import scheduler_cli
 
 users_cli = AppGroup("users", help="Create and list users.")
 outbox_cli = AppGroup("outbox", help="Messages waiting to be sent, or sent.")
@@ -93,8 +94,12 @@ DEMO_USERS = (
 
 
 @click.command("demo")
-def demo():
-    """Create the demo users once (random passwords kept in instance/) and print them."""
+@click.option("--cases", "case_count", type=click.IntRange(0, 50_000), default=0, show_default=True,
+              help="Also create this many demo cases over the last 30 days (once; skipped if they exist).")
+@click.option("--seed", type=int, default=None, help="Random seed, for the same demo data every time.")
+def demo(case_count, seed):
+    """Create the demo users once (random passwords kept in instance/) and print them;
+    with --cases N, also a month of realistic cases in every state."""
     if current_app.config["RECOVERY_ENV"] == "production":
         raise click.ClickException("demo data is for development only")
     credentials = Path(current_app.config["RECOVERY_INSTANCE_DIR"]) / "demo-users.txt"
@@ -112,6 +117,8 @@ def demo():
         credentials.parent.mkdir(parents=True, exist_ok=True)
         credentials.write_text("\n".join(lines) + "\n")
         credentials.chmod(0o600)
+    if case_count:
+        _demo_cases(case_count, seed)
     click.echo("Demo users (each sets up 2-step verification at first sign-in):")
     if credentials.exists():
         for line in credentials.read_text().splitlines():
@@ -120,8 +127,27 @@ def demo():
         click.echo(f"  (the demo users exist but {credentials} is gone; reset a password with 'flask users')")
 
 
+def _demo_cases(count: int, seed: int | None) -> None:
+    from .demo import seed_cases
+    from .documents import storage
+
+    created, staged = seed_cases(count, now=utcnow(), seed=seed)
+    if not created:
+        click.echo("Demo cases exist already; none added.")
+        return
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        storage.discard_staged(staged)
+        raise
+    storage.commit_staged(staged)
+    click.echo(f"Created {created} demo cases over the last 30 days ({len(staged)} document images).")
+
+
 def init_app(app) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo)
+    app.cli.add_command(scheduler_cli)

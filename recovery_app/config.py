@@ -215,6 +215,23 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_PRECHECK_LEASE_MINUTES": _int("PRECHECK_LEASE_MINUTES", 15),
         # Scheduler.
         "RECOVERY_SCHEDULER": _bool("SCHEDULER", env == "development" or production),
+        # One runner at a time: the SQLite lease lasts this long unless renewed;
+        # the holder renews it (and records its heartbeat) every heartbeat.
+        "RECOVERY_SCHEDULER_LEASE_SECONDS": _int("SCHEDULER_LEASE_SECONDS", 60),
+        "RECOVERY_SCHEDULER_HEARTBEAT_SECONDS": _int("SCHEDULER_HEARTBEAT_SECONDS", 15),
+        "RECOVERY_SCHEDULER_STANDBY_POLL_SECONDS": _int("SCHEDULER_STANDBY_POLL_SECONDS", 5),
+        # /healthz calls the scheduler down when its heartbeat is older than this.
+        "RECOVERY_HEALTH_HEARTBEAT_MAX_SECONDS": _int("HEALTH_HEARTBEAT_MAX_SECONDS", 180),
+        # Job intervals (seconds).
+        "RECOVERY_JOB_SLA_SWEEP_SECONDS": _int("JOB_SLA_SWEEP_SECONDS", 60),
+        "RECOVERY_JOB_STALE_CLAIMS_SECONDS": _int("JOB_STALE_CLAIMS_SECONDS", 300),
+        "RECOVERY_JOB_NEEDS_INFO_EXPIRY_SECONDS": _int("JOB_NEEDS_INFO_EXPIRY_SECONDS", 600),
+        "RECOVERY_JOB_RETENTION_SECONDS": _int("JOB_RETENTION_SECONDS", 3600),
+        "RECOVERY_JOB_ORPHANS_SECONDS": _int("JOB_ORPHANS_SECONDS", 900),
+        "RECOVERY_JOB_OUTBOX_SECONDS": _int("JOB_OUTBOX_SECONDS", 30),
+        "RECOVERY_JOB_PRECHECKS_SECONDS": _int("JOB_PRECHECKS_SECONDS", 60),
+        # Managers' reports: the longest date range one page may cover.
+        "RECOVERY_REPORT_MAX_DAYS": 366,
         # Languages.
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "UTC",

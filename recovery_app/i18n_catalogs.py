@@ -13,7 +13,8 @@ CATALOGS: dict[str, tuple[str, ...]] = {
     "recovery_app/auth": ("recovery_app/auth", "templates/auth"),
     "recovery_app/recovery": ("recovery_app/recovery", "recovery_app/documents", "templates/recovery"),
     "recovery_app/review": ("recovery_app/review", "templates/review"),
-    "recovery_app/reports": ("recovery_app/reports", "recovery_app/scheduler", "templates/reports"),
+    "recovery_app/reports": ("recovery_app/reports", "recovery_app/scheduler", "templates/reports",
+                             "templates/scheduler"),
     "recovery_app/account": ("recovery_app/account", "templates/account"),
     "recovery_app/prechecks": ("recovery_app/prechecks", "templates/prechecks"),
 }

@@ -21,6 +21,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import update
 
 from . import audit
 from .extensions import db
@@ -142,3 +143,46 @@ def transition(
         browser=browser,
     )
     return case
+
+
+def transition_where(
+    from_status: str,
+    to_status: str,
+    *conditions,
+    now: datetime,
+    actor,
+    action: str,
+    details: dict | None = None,
+) -> list[tuple[int, str]]:
+    """Move every case in ``from_status`` that meets ``conditions`` to
+    ``to_status`` in one conditional UPDATE, and audit each case it moved.
+
+    The set-based twin of ``transition`` for the scheduler's jobs: the WHERE on
+    the from-status makes a second run (or a second runner) change nothing.
+    Only moves that need no per-row clock arithmetic are allowed here (leaving
+    ``needs_info`` only to a closed status); anything else goes through
+    ``transition`` one case at a time. Returns ``(id, reference)`` per case moved.
+    """
+    if to_status not in TRANSITIONS.get(from_status, frozenset()):
+        raise ValueError(f"no transition from {from_status} to {to_status}")
+    if from_status == "needs_info" and to_status not in CLOSED:
+        raise ValueError("leaving needs_info for an open status moves the due time; use transition()")
+    values: dict = {"status": to_status}
+    if to_status in CLOSED:
+        values["closed_at"] = now
+    if to_status in ("submitted", "needs_info") or to_status in CLOSED:
+        values["claimed_by_id"] = None
+        values["claimed_at"] = None
+    moved = db.session.execute(
+        update(Case)
+        .where(Case.status == from_status, *conditions)
+        .values(**values)
+        .returning(Case.id, Case.reference),
+        execution_options={"synchronize_session": False},
+    ).all()
+    for _case_id, reference in moved:
+        audit.record(f"case.{action}", now=now, actor=actor, subject_type="case", subject_id=reference,
+                     details={"from": from_status, "to": to_status, **(details or {})})
+    if moved:
+        db.session.expire_all()  # loaded cases must not keep the old status
+    return [(case_id, reference) for case_id, reference in moved]

@@ -24,6 +24,9 @@ class Case(db.Model):
     __table_args__ = (
         Index("ix_cases_status_due_at", "status", "due_at"),
         Index("ix_cases_user_status", "user_id", "status"),
+        # The managers' reports select by these times.
+        Index("ix_cases_submitted_at", "submitted_at"),
+        Index("ix_cases_decided_at", "decided_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,6 +52,8 @@ class Case(db.Model):
     at_risk_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who held the case when it breached (per-reviewer reports); set by the SLA sweep.
+    breached_held_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

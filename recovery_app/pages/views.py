@@ -1,8 +1,8 @@
-"""Pages that belong to no single feature: home, language switch."""
+"""Pages that belong to no single feature: home, language switch, health check."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from ..web import safe_next
@@ -37,3 +37,16 @@ def help_page():
     """Answers to the questions sellers ask about 2-step verification; each
     section has an anchor (``#lost-phone``…) that other pages link to."""
     return render_template("pages/help.html")
+
+
+@bp.get("/healthz")
+def healthz():
+    """Database, upload folder and scheduler heartbeat, as JSON; 503 when one is down."""
+    from ..health import check
+    from ..models.base import utcnow
+
+    report = check(utcnow())
+    response = jsonify(report)
+    response.status_code = 200 if report["status"] == "ok" else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response

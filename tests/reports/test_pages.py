@@ -1,0 +1,192 @@
+"""The managers' pages: who reaches them, what bad input gets, CSV, staff roles."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select
+
+from recovery_app import notify
+from recovery_app.extensions import db as _db
+from recovery_app.models import AuditEvent, User
+from recovery_app.scheduler import jobs
+
+RANGE = {"start": "2026-02-28", "end": "2026-03-02"}
+
+
+def use_language(client, code):
+    """Switch the language; the test's app context outlives requests, so
+    Flask-Babel's per-context cache is cleared too."""
+    from flask_babel import refresh
+
+    client.get(f"/language/{code}")
+    refresh()
+
+
+@pytest.fixture
+def manager_client(client, make, auth):
+    manager = make.user("manager", locale="en", display_name="Manager M")
+    auth.sign_in(client, manager)
+    client.manager = manager
+    return client
+
+
+@pytest.mark.parametrize("role", ["seller_owner", "seller_user", "reviewer"])
+def test_only_managers_find_the_reports(client, make, auth, role):  # ASVS 4.1.1 (access control at the server)
+    auth.sign_in(client, make.user(role))
+    for path in ("/reports/", "/reports/daily.csv", "/reports/staff"):
+        assert client.get(path).status_code == 404
+    assert client.post("/reports/staff/1/role", data={"role": "manager"}).status_code == 404
+
+
+def test_dashboard_shows_the_figures_in_english_and_japanese(manager_client, fixed_data):
+    page = manager_client.get("/reports/", query_string=RANGE, headers={"Accept-Language": "en"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "SLA dashboard" in html and "80.0%" in html and "of 10 decisions were made within 12 hours" in html
+    assert "Erlang C" in html and html.count("<svg") == 3 and "<title" in html and "<desc" in html
+    assert fixed_data["open"][2].reference in html  # escalated: past due and still open
+    use_language(manager_client, "ja")
+    html = manager_client.get("/reports/", query_string=RANGE).get_data(as_text=True)
+    assert "SLAダッシュボード" in html and "80.0%" in html
+
+
+def test_dashboard_has_no_inline_script_or_style(manager_client, fixed_data):  # CSP: no inline script/style
+    html = manager_client.get("/reports/", query_string=RANGE).get_data(as_text=True)
+    assert "<script" not in html and " style=" not in html and "onclick" not in html.lower()
+
+
+@pytest.mark.parametrize("query,message", [
+    ({"start": "2026-03-10", "end": "2026-03-01"}, "The end date is before the start date."),
+    ({"start": "2025-01-01", "end": "2026-03-01"}, "A report can cover at most 366 days."),
+    ({"start": "2026-02-30"}, "Dates must be written as year-month-day"),
+    ({"start": "<script>"}, "Dates must be written as year-month-day"),
+])
+def test_bad_date_range_gets_a_clear_message(manager_client, query, message):
+    page = manager_client.get("/reports/", query_string=query, headers={"Accept-Language": "en"})
+    assert page.status_code == 400
+    html = page.get_data(as_text=True)
+    assert message in html and "<script>" not in html
+    assert manager_client.get("/reports/daily.csv", query_string=query).status_code == 400
+
+
+def test_bad_date_range_message_is_in_japanese(manager_client):
+    use_language(manager_client, "ja")
+    html = manager_client.get("/reports/", query_string={"start": "2026-03-10", "end": "2026-03-01"}).get_data(as_text=True)
+    assert "終了日が開始日より前です" in html
+
+
+def test_every_table_downloads_as_csv_with_a_byte_order_mark(manager_client, fixed_data):
+    for name in ("now", "daily", "decision_times", "reasons", "backlog", "reviewers", "staffing"):
+        response = manager_client.get(f"/reports/{name}.csv", query_string=RANGE, headers={"Accept-Language": "en"})
+        assert response.status_code == 200, name
+        assert response.mimetype == "text/csv"
+        assert response.headers["Content-Disposition"] == f'attachment; filename="recovery-desk-{name}-2026-02-28-2026-03-02.csv"'
+        assert response.data.startswith("\ufeff".encode())
+    text = manager_client.get("/reports/daily.csv", query_string=RANGE,
+                              headers={"Accept-Language": "en"}).get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert rows[0][:5] == ["Day", "Opened", "Decided", "Decided within SLA", "SLA attainment (%)"]
+    assert rows[2][:5] == ["2026-03-01", "12", "10", "8", "80.0"]
+    reviewers = manager_client.get("/reports/reviewers.csv", query_string=RANGE,
+                                   headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Reviewer B,5,60.0,9.00,2" in reviewers
+
+
+def test_csv_headers_are_japanese_for_a_japanese_manager(manager_client, fixed_data):
+    use_language(manager_client, "ja")
+    text = manager_client.get("/reports/reasons.csv", query_string=RANGE).data.decode("utf-8-sig")
+    assert text.splitlines()[0] == "理由,件数"
+    assert "書類が読み取れない,1" in text
+
+
+def test_unknown_csv_table_is_not_found(manager_client):
+    assert manager_client.get("/reports/passwords.csv").status_code == 404
+
+
+def test_failed_messages_are_shown_to_managers(manager_client, app, now, db):
+    app.config["RECOVERY_SENDER"] = "tests.scheduler.conftest:ProviderDown"
+    message = notify.queue_email("lost@example.test", "scheduler/email/case_expired", "en", now, name="L",
+                                 reference="RC-AAAA-BBBB", days=7, base_url="http://x")
+    db.session.flush()
+    moment = now
+    while message.status != "failed":
+        jobs.deliver_outbox(moment)
+        moment += timedelta(hours=1)
+    html = manager_client.get("/reports/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Messages that could not be sent: 1" in html and "lost@example.test" in html
+    assert "provider unavailable" in html
+
+
+def test_dashboard_statement_count_does_not_grow_with_cases(manager_client, make, now, db):
+    def statements() -> int:
+        seen = []
+        listener = lambda *args: seen.append(1)  # noqa: E731
+        event.listen(_db.engine, "before_cursor_execute", listener)
+        try:
+            assert manager_client.get("/reports/").status_code == 200
+        finally:
+            event.remove(_db.engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    make.case(submitted_at=now - timedelta(hours=2))
+    manager_client.get("/reports/")  # the first request of a session also records it
+    few = statements()
+    for hours in range(1, 40):
+        make.case(submitted_at=now - timedelta(hours=hours % 20))
+    assert statements() == few
+
+
+def test_manager_changes_a_reviewer_into_a_manager(manager_client, make, db):
+    reviewer = make.user("reviewer", display_name="Rae")
+    epoch = reviewer.session_epoch
+    response = manager_client.post(f"/reports/staff/{reviewer.id}/role", data={"role": "manager"},
+                                   headers={"Accept-Language": "en"})
+    assert response.status_code == 302
+    db.session.refresh(reviewer)
+    assert reviewer.role == "manager" and reviewer.session_epoch == epoch + 1
+    [audit] = db.session.execute(select(AuditEvent).where(AuditEvent.action == "user.role_changed")).scalars()
+    assert audit.details == {"from": "reviewer", "to": "manager"} and audit.actor_id == manager_client.manager.id
+    page = manager_client.get("/reports/staff", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Rae is now a Manager" in page
+
+
+@pytest.mark.parametrize("case", ["self", "seller", "missing", "bad_role", "same_role", "no_csrf"])
+def test_role_changes_that_are_refused_change_nothing(manager_client, make, db, case):
+    reviewer = make.user("reviewer")
+    seller = make.user("seller_owner")
+    target, data, csrf = reviewer.id, {"role": "manager"}, True
+    if case == "self":
+        target = manager_client.manager.id
+        data = {"role": "reviewer"}
+    elif case == "seller":
+        target = seller.id
+    elif case == "missing":
+        target = 999999
+    elif case == "bad_role":
+        data = {"role": "seller_owner"}
+    elif case == "same_role":
+        data = {"role": "reviewer"}
+    elif case == "no_csrf":
+        csrf = False
+    db.session.commit()  # the view rolls back a refused change: the people must outlive that
+    before = {u.id: (u.role, u.session_epoch) for u in db.session.execute(select(User)).scalars()}
+    response = manager_client.post(f"/reports/staff/{target}/role", data=data, csrf=csrf,
+                                   headers={"Accept-Language": "en"})
+    assert response.status_code in (302, 400)
+    db.session.expire_all()
+    assert {u.id: (u.role, u.session_epoch) for u in db.session.execute(select(User)).scalars()} == before
+    assert db.session.execute(select(AuditEvent).where(AuditEvent.action == "user.role_changed")).first() is None
+    if response.status_code == 302:
+        page = manager_client.get("/reports/staff", headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert "flash-error" in page
+
+
+def test_staff_list_shows_staff_only(manager_client, make):
+    reviewer = make.user("reviewer", display_name="Rae")
+    seller = make.user("seller_owner", display_name="Sal")
+    html = manager_client.get("/reports/staff", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert reviewer.email in html and seller.email not in html
