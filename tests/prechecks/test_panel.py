@@ -111,10 +111,9 @@ def test_pre_checks_never_change_status_or_claim(app, make, docs, seller, now):
 
 def test_partial_shows_nothing_until_the_global_is_registered(app, make, seller, now):
     case = make.case(seller(), submitted_at=now)
-    del app.jinja_env.globals["precheck_panel"]
+    registered = app.jinja_env.globals.pop("precheck_panel")
     try:
         assert _render(app, case).strip() == ""
     finally:
-        from recovery_app import prechecks
-
-        prechecks.init_app(app)
+        # Put back what init_app registered (the app may already have served requests).
+        app.jinja_env.globals["precheck_panel"] = registered
