@@ -31,6 +31,7 @@ class QueueFilterForm(FlaskForm):
     at_risk = BooleanField(_l("At risk"))
     breached = BooleanField(_l("Breached"))
     mine = BooleanField(_l("Mine"))
+    flagged = BooleanField(_l("Pre-check flags"))
     after = StringField(validators=[Optional(), Length(max=60)])
 
 

@@ -4,6 +4,9 @@ A case is high-risk when, in the 7 days before it was opened, the user's
 password or e-mail address changed, or when an earlier recovery case of the
 user was rejected for suspected fraud: the pattern of an account takeover that
 is now trying to shed the real owner's second factor.
+
+The pre-checks add one more reason of their own after submission: a document
+that matches another user's document (``document_reused``).
 """
 
 from __future__ import annotations
@@ -15,17 +18,20 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Case, SecurityEvent, User
+from ..prechecks.services import REUSED, RISK_REASON_LABEL
 
 WINDOW = timedelta(days=7)
 
 PASSWORD_CHANGED = "password_changed"
 EMAIL_CHANGED = "email_changed"
 EARLIER_FRAUD = "earlier_case_rejected_for_fraud"
+DOCUMENT_REUSED = REUSED  # set by the pre-checks, not by assess()
 
 REASON_LABELS = {
     PASSWORD_CHANGED: _l("Password changed in the 7 days before the case was opened"),
     EMAIL_CHANGED: _l("E-mail address changed in the 7 days before the case was opened"),
     EARLIER_FRAUD: _l("An earlier recovery case was rejected for suspected fraud"),
+    DOCUMENT_REUSED: RISK_REASON_LABEL,
 }
 
 

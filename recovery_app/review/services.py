@@ -47,6 +47,7 @@ from ..models.base import UTCDateTime
 from ..models.cases import CLOCK_RUNNING_STATUSES, REASON_CODES
 from ..models.users import STAFF_ROLES
 from ..notify import queue_email
+from ..prechecks.services import checklist_suggestions, failed_filter, flagged_filter
 from . import risk
 
 PAGE_SIZE = 50
@@ -192,6 +193,7 @@ class QueueFilters:
     at_risk: bool = False
     breached: bool = False
     mine: bool = False
+    flagged: bool = False  # a pre-check said "look closely" or "fail", or could not run
     after: tuple[datetime, int] | None = None
 
     def args(self) -> dict:
@@ -199,7 +201,7 @@ class QueueFilters:
         args: dict = {}
         if self.status:
             args["status"] = self.status
-        for name in ("at_risk", "breached", "mine"):
+        for name in ("at_risk", "breached", "mine", "flagged"):
             if getattr(self, name):
                 args[name] = "1"
         return args
@@ -210,6 +212,7 @@ class QueueRow:
     case: Case
     holder: str | None
     sla: SlaState
+    precheck_failed: bool = False
 
 
 @dataclass
@@ -241,6 +244,9 @@ def queue_page(viewer: User, filters: QueueFilters, now: datetime) -> QueuePage:
     Each status is read by its own range scan of the (status, due_at) index,
     at most a page long, and the short lists are merged: the cost is the page
     size whatever the number of open cases (keyset pagination, no OFFSET).
+    The pre-check filter and each row's failed-check badge are correlated
+    EXISTS probes of the pre-check tables' case_id indexes, inside that same
+    statement: no query per row.
     """
     statuses = (filters.status,) if filters.status else WAITING_ON_US
     if filters.mine:
@@ -258,6 +264,8 @@ def queue_page(viewer: User, filters: QueueFilters, now: datetime) -> QueuePage:
         conditions.append(Case.due_at <= now)
     elif filters.at_risk:
         conditions.extend([Case.due_at > now, Case.due_at <= now + lifecycle.at_risk_margin()])
+    if filters.flagged:
+        conditions.append(flagged_filter())
     if filters.after is not None:
         due, case_id = filters.after
         conditions.extend([Case.due_at >= due, (Case.due_at > due) | (Case.id > case_id)])
@@ -274,7 +282,7 @@ def queue_page(viewer: User, filters: QueueFilters, now: datetime) -> QueuePage:
     picked = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
     holder = aliased(User)
     rows = db.session.execute(
-        select(Case, holder.display_name, holder.email)
+        select(Case, holder.display_name, holder.email, failed_filter().label("precheck_failed"))
         .join(picked, picked.c.id == Case.id)
         .outerjoin(holder, holder.id == Case.claimed_by_id)
         .order_by(Case.due_at, Case.id)
@@ -284,7 +292,8 @@ def queue_page(viewer: User, filters: QueueFilters, now: datetime) -> QueuePage:
     rows = rows[:PAGE_SIZE]
     next_cursor = encode_cursor(rows[-1][0].due_at, rows[-1][0].id) if more else None
     return QueuePage(
-        [QueueRow(case, (name or email) if email else None, sla_state(case, now)) for case, name, email in rows],
+        [QueueRow(case, (name or email) if email else None, sla_state(case, now), bool(failed))
+         for case, name, email, failed in rows],
         next_cursor,
         filters.after is None,
     )
@@ -491,6 +500,9 @@ class CaseFile:
     may_confirm: bool
     checklist: dict
     has_selfie: bool
+    # What the pre-checks suggest per checklist item (True: nothing wrong found,
+    # False: look closely; absent: they cannot say). Never ticks a box.
+    suggestions: dict[str, bool] = field(default_factory=dict)
 
 
 def may_see_documents(case: Case, viewer: User) -> bool:
@@ -573,6 +585,7 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
         may_confirm=held and case.status == "awaiting_second_approval" and first_approver != viewer.id,
         checklist=checklist_items(has_selfie),
         has_selfie=has_selfie,
+        suggestions=checklist_suggestions(case),
     )
 
 

@@ -80,7 +80,8 @@ def queue():
     filters = services.QueueFilters()
     if filters_form.validate():
         filters = services.QueueFilters(status=filters_form.status.data or "", at_risk=filters_form.at_risk.data,
-                                        breached=filters_form.breached.data, mine=filters_form.mine.data)
+                                        breached=filters_form.breached.data, mine=filters_form.mine.data,
+                                        flagged=filters_form.flagged.data)
         try:
             filters.after = services.decode_cursor(filters_form.after.data) if filters_form.after.data else None
         except services.ReviewError as exc:

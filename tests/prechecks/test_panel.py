@@ -107,5 +107,3 @@ def test_pre_checks_never_change_status_or_claim(app, make, docs, seller, now):
     db.session.refresh(case)
     assert (case.status, case.claimed_by_id, case.decision) == ("in_review", reviewer.id, None)
     assert services.panel(case).verdict == "fail"
-
-

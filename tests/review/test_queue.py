@@ -5,7 +5,9 @@ from datetime import timedelta
 from sqlalchemy import event
 
 from recovery_app.extensions import db
+from recovery_app.prechecks.jobs import run_pending
 from recovery_app.review import services
+from tests.prechecks import images
 
 
 def _refs(html: str, cases) -> list[str]:
@@ -105,6 +107,42 @@ def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_ca
         if n % 3 == 0:
             services.claim(case.reference, reviewer, now=now)
     assert statements() == few
+
+
+def test_precheck_filter_and_badges_add_no_statement_whatever_the_results(app, make, review, staff_client, now):
+    client = staff_client(make.user("reviewer"))
+
+    def statements(path: str) -> int:
+        count = 0
+
+        def seen(*_args):
+            nonlocal count
+            count += 1
+
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            assert client.get(path).status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        return count
+
+    for n in range(3):
+        make.case(submitted_at=now + timedelta(minutes=n))
+    statements("/review/")  # the first request loads the signed-in user into the session
+    plain, flagged = statements("/review/"), statements("/review/?flagged=1")
+    assert flagged == plain
+    pictures = [images.photo_of(images.card(50), seed=50), images.with_glare(images.photo_of(images.card(51), seed=51)),
+                images.with_glare(images.photo_of(images.card(52), seed=52), seed=2)]
+    for n, picture in enumerate(pictures):
+        case = review.case(documents=(), document_type="drivers_licence", submitted_at=now + timedelta(minutes=5 + n))
+        review.document(case, "front", "image/jpeg", content=images.jpeg(picture))
+        db.session.commit()
+    run_pending(now)
+    db.session.commit()
+    html = client.get("/review/").get_data(as_text=True)
+    assert html.count("precheck-failed") == 2  # the two glared documents, one badge per failed case
+    assert statements("/review/") == plain
+    assert statements("/review/?flagged=1") == plain
 
 
 def test_bad_filter_and_bad_cursor_get_a_message_and_the_plain_queue(make, staff_client, now):
