@@ -208,8 +208,10 @@ def fresh_code_required(view):
         if not has_fresh_code(utcnow()):
             from flask import redirect, request, url_for
 
-            target = request.full_path if request.method == "GET" else request.referrer
-            return redirect(url_for("auth.confirm", next=target))
+            from ..web import safe_next, same_site_path
+
+            target = request.full_path if request.method == "GET" else same_site_path(request.referrer)
+            return redirect(url_for("auth.confirm", next=safe_next(target)))
         return view(*args, **kwargs)
 
     return wrapped
