@@ -108,6 +108,14 @@ def current_session_row() -> UserSession | None:
     return db.session.execute(select(UserSession).where(UserSession.token_hash == token_hash(token))).scalar_one_or_none()
 
 
+def renew_session_token(row: UserSession) -> None:
+    """Give the signed-in browser a new session token after it proved itself
+    again (ASVS 7.2.4): a copy of the cookie taken before stops working."""
+    token = secrets.token_urlsafe(32)
+    row.token_hash = token_hash(token)
+    session[SID_KEY] = token
+
+
 def end_session(row: UserSession, now: datetime, reason: str) -> None:
     if row.ended_at is None:
         row.ended_at = now

@@ -20,8 +20,8 @@ from ..models.base import utcnow
 from . import services, twofactor
 from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
 from .services import AuthError, Challenge
-from .sessions import (begin_session, fresh_code_required, mark_fresh_code, mark_password_passed, pending_user,
-                       pop_signed_out_reason, sign_out as end_this_session)
+from .sessions import (begin_session, current_session_row, fresh_code_required, mark_fresh_code, mark_password_passed,
+                       pending_user, pop_signed_out_reason, renew_session_token, sign_out as end_this_session)
 
 bp = Blueprint("auth", __name__)
 
@@ -435,6 +435,9 @@ def confirm():
             error = exc
         else:
             mark_fresh_code(now)
+            row = current_session_row()
+            if row is not None:
+                renew_session_token(row)  # a new session token at re-authentication (ASVS 7.2.4)
             session.pop(CONFIRM_KEY, None)
             db.session.commit()
             return redirect(target)
