@@ -95,3 +95,13 @@ def test_codes_go_only_to_the_confirmed_phone_never_by_e_mail(app, client, make,
     forms.password(client, user)
     assert [m.to for m in outbox_messages() if m.channel == "sms"] == [PHONE]
     assert outbox_messages("email") == []
+
+
+def test_phone_set_up_explains_the_risk_and_offers_the_app(app, client, make, auth):
+    # ASVS 6.6.1: the stronger authenticator offered, the risk of SMS said
+    user = make.user(enrolled=False, locale="en")
+    auth.password_step(client, user)
+    choice = client.get("/sign-in/setup").get_data(as_text=True)
+    assert "Authenticator app" in choice and "Recommended" in choice
+    page = client.get("/sign-in/setup/phone").get_data(as_text=True)
+    assert "An authenticator app is safer" in page and "redirected" in page

@@ -143,3 +143,18 @@ def test_owner_pages_are_not_found_by_other_seller_users(app, make, auth):
     assert client.post("/account/users/invite", data={"email": "x@example.test", "locale": "en"}).status_code == 404
     assert client.post(f"/account/users/{owner.id}/remove").status_code == 404
     assert changed_tables(before, snapshot()) == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_sign_out_is_on_every_page_of_a_signed_in_user(app, make, auth, role):
+    # ASVS 7.4.4
+    client = app.test_client()
+    auth.sign_in(client, make.user(role, locale="en"))
+    auth.fresh_code(client)
+    seen = 0
+    for path in get_pages(app):
+        response = client.get(path)
+        if response.status_code == 200 and response.mimetype == "text/html":
+            seen += 1
+            assert 'action="/sign-out"' in response.get_data(as_text=True), path
+    assert seen >= 3
