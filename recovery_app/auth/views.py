@@ -299,6 +299,14 @@ def _done_url(enrolling: bool) -> str:
     return url_for("auth.enroll") if enrolling else url_for("auth.settings")
 
 
+def _method_changed_url(enrolling: bool) -> str:
+    """Where a finished method change goes: outside enrollment, to the sessions
+    page with its offer to end every other session (ASVS 7.4.3)."""
+    if enrolling or "account.sessions" not in current_app.view_functions:
+        return _done_url(enrolling)
+    return url_for("account.sessions", after="method")
+
+
 def _app_method(user, *, enrolling: bool):
     now = utcnow()
     method = services.pending_method(user, session.get(SETUP_METHOD_KEY), "totp")
@@ -317,7 +325,7 @@ def _app_method(user, *, enrolling: bool):
             session.pop(SETUP_METHOD_KEY, None)
             db.session.commit()
             flash(_("Your authenticator app is set up."), "success")
-            return redirect(_done_url(enrolling))
+            return redirect(_method_changed_url(enrolling))
     seed = twofactor.totp_seed(method)
     import segno
 
@@ -374,7 +382,7 @@ def _phone_confirm(user, *, enrolling: bool):
             session.pop(SETUP_CHALLENGE_KEY, None)
             db.session.commit()
             flash(_("Your phone is set up."), "success")
-            return redirect(_done_url(enrolling))
+            return redirect(_method_changed_url(enrolling))
     return render_template("auth/method_phone_confirm.html", form=form, resend_form=ActionForm(), error=error,
                            method=method, enrolling=enrolling, action=request.path)
 
@@ -470,8 +478,9 @@ def add_phone_confirm():
     return _phone_confirm(current_user._get_current_object(), enrolling=False)
 
 
-def _settings_change(change, *args, done: str):
-    """Run one settings change for the signed-in user and go back to the settings page."""
+def _settings_change(change, *args, done: str, then: str | None = None):
+    """Run one settings change for the signed-in user and go back to the settings
+    page (or to ``then`` when it worked)."""
     if not ActionForm().validate_on_submit():
         return redirect(url_for("auth.settings"))
     try:
@@ -481,6 +490,8 @@ def _settings_change(change, *args, done: str):
     else:
         db.session.commit()
         flash(done, "success")
+        if then:
+            return redirect(then)
     return redirect(url_for("auth.settings"))
 
 
@@ -495,7 +506,8 @@ def make_primary(method_id: int):
 @login_required
 @fresh_code_required
 def remove_method(method_id: int):
-    return _settings_change(services.remove_method, method_id, done=_("The method was removed."))
+    return _settings_change(services.remove_method, method_id, done=_("The method was removed."),
+                            then=_method_changed_url(False))
 
 
 @bp.post("/settings/security/recovery-codes")

@@ -4,11 +4,14 @@ a new token at re-authentication, and the production cookie attributes
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+import pyotp
 import pytest
 from sqlalchemy import select
 
+from recovery_app.auth import twofactor
 from recovery_app.auth.sessions import SID_KEY
 from recovery_app.config import load_config
 from recovery_app.models import UserSession
@@ -142,3 +145,24 @@ def test_production_cookies_are_host_prefixed_secure_and_httponly(production_coo
 def test_development_cookies_are_not_marked_secure_so_plain_http_works(app):
     assert app.config["SESSION_COOKIE_HTTPONLY"] and not app.config["SESSION_COOKIE_SECURE"]
     assert not app.config["SESSION_COOKIE_NAME"].startswith("__Host-")
+
+
+def test_after_adding_or_removing_a_method_the_other_sessions_can_be_ended(app, client, make, auth, db, forms):
+    # ASVS 7.4.3: the change lands on "your sessions" with the offer to end the others
+    user = make.user(locale="en")
+    elsewhere = app.test_client()
+    auth.sign_in(elsewhere, user)
+    auth.sign_in(client, user)
+    auth.fresh_code(client)
+    page = client.get("/settings/security/app").get_data(as_text=True)
+    key = re.sub(r"<[^>]+>|\s", "", re.search(r'id="setup-key">(.*?)</p>', page, re.S).group(1))
+    added = client.post("/settings/security/app", data={"code": pyotp.TOTP(key).now()})
+    assert added.headers["Location"].endswith("/account/sessions?after=method")
+    offer = client.get(added.headers["Location"]).get_data(as_text=True)
+    assert "Other sessions still signed in: 1." in offer
+    old = [m for m in twofactor.confirmed_methods(user) if not m.is_primary][0]
+    removed = client.post(f"/settings/security/methods/{old.id}/remove")
+    assert removed.headers["Location"].endswith("/account/sessions?after=method")
+    assert client.post("/account/sessions/end", data={"scope": "others"}).status_code == 302
+    assert elsewhere.get("/settings/security").status_code == 302
+    assert client.get("/settings/security").status_code == 200
