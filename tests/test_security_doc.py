@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ def doc_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
-@lru_cache(maxsize=None)
+@cache
 def names_in(path: str) -> frozenset[str]:
     """Test functions of a file, parsed (not imported); parametrised tests by their base name."""
     tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))

@@ -7,8 +7,14 @@ import pytest
 from sqlalchemy import select
 
 from recovery_app.extensions import db as _db
-from tests.auth.conftest import (Forms, add_phone, english_browser, forms, fresh_user_per_request,  # noqa: F401
-                                 roomy_limits)
+from tests.auth.conftest import (  # noqa: F401
+    Forms,
+    add_phone,
+    english_browser,
+    forms,
+    fresh_user_per_request,
+    roomy_limits,
+)
 
 ROLES = ("seller_owner", "seller_user", "reviewer", "manager")
 
@@ -19,7 +25,7 @@ def snapshot() -> dict[str, list[tuple]]:
     rows = {}
     for table in _db.metadata.sorted_tables:
         result = _db.session.execute(select(table)).all()
-        rows[table.name] = sorted((tuple(repr(v) for v in row) for row in result))
+        rows[table.name] = sorted(tuple(repr(v) for v in row) for row in result)
     return rows
 
 

@@ -155,12 +155,12 @@ def test_after_adding_or_removing_a_method_the_other_sessions_can_be_ended(app, 
     auth.sign_in(client, user)
     auth.fresh_code(client)
     page = client.get("/settings/security/app").get_data(as_text=True)
-    key = re.sub(r"<[^>]+>|\s", "", re.search(r'id="setup-key">(.*?)</p>', page, re.S).group(1))
+    key = re.sub(r"<[^>]+>|\s", "", re.search(r'id="setup-key">(.*?)</p>', page, re.DOTALL).group(1))
     added = client.post("/settings/security/app", data={"code": pyotp.TOTP(key).now()})
     assert added.headers["Location"].endswith("/account/sessions?after=method")
     offer = client.get(added.headers["Location"]).get_data(as_text=True)
     assert "Other sessions still signed in: 1." in offer
-    old = [m for m in twofactor.confirmed_methods(user) if not m.is_primary][0]
+    old = next(m for m in twofactor.confirmed_methods(user) if not m.is_primary)
     removed = client.post(f"/settings/security/methods/{old.id}/remove")
     assert removed.headers["Location"].endswith("/account/sessions?after=method")
     assert client.post("/account/sessions/end", data={"scope": "others"}).status_code == 302
