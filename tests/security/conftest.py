@@ -4,6 +4,7 @@ table (so a test can say "nothing changed"), and one signed-in browser per role.
 from __future__ import annotations
 
 import pytest
+from flask import g, request_started
 from sqlalchemy import select
 
 from recovery_app.extensions import db as _db
@@ -12,11 +13,24 @@ from tests.auth.conftest import (  # noqa: F401
     add_phone,
     english_browser,
     forms,
-    fresh_user_per_request,
     roomy_limits,
 )
 
 ROLES = ("seller_owner", "seller_user", "reviewer", "manager")
+
+
+@pytest.fixture(autouse=True)
+def each_request_starts_empty(app):
+    """Each request starts with an empty ``g`` (Flask-Login's user, Flask-Babel's
+    locale), as under a real server, though the test keeps one app context open.
+    A signal, not ``before_request``: it can be added to an app that already served."""
+
+    def forget(sender, **extra):
+        g.__dict__.clear()
+
+    request_started.connect(forget, app)
+    yield
+    request_started.disconnect(forget, app)
 
 
 def snapshot() -> dict[str, list[tuple]]:
