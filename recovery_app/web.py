@@ -49,3 +49,14 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
+
+
+def same_site_path(url: str | None) -> str | None:
+    """The path and query of ``url`` when it points at this site (a Referer, say);
+    None for anything else, so it can go through ``safe_next``."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")

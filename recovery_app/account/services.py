@@ -30,6 +30,7 @@ from sqlalchemy import func, select, update
 from .. import audit
 from ..auth.events import record_event
 from ..auth.passwords import hash_password, password_problems, verify_password
+from ..auth.services import unlock
 from ..auth.sessions import bump_epoch, end_all_sessions, end_session, limits_for, token_hash
 from ..auth.users import create_user, find_user_by_email, normalise_email, valid_email
 from ..extensions import db
@@ -413,3 +414,17 @@ def end_sessions_for(manager: User, user_id: int, now: datetime, *, address: str
     audit.record("user.sessions_ended", now=now, actor=manager, subject_type="user", subject_id=user.id,
                  details={"sessions_ended": ended}, address=address, browser=browser)
     return user, ended
+
+
+def unlock_for(manager: User, user_id: int, now: datetime, *, address: str | None,
+               browser: str | None) -> User:
+    """A manager lifts the attempt locks of a user (the 100-failure hard lock the
+    lock e-mail tells the user to ask a manager about); audited."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotOnAccount
+    was_locked = user.hard_locked_at is not None
+    unlock(user, manager, now)
+    audit.record("user.unlocked", now=now, actor=manager, subject_type="user", subject_id=user.id,
+                 details={"was_hard_locked": was_locked}, address=address, browser=browser)
+    return user

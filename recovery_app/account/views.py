@@ -290,3 +290,17 @@ def staff_end_sessions(user_id: int):
     db.session.commit()
     flash(_("Every session of %(email)s was ended (%(n)d).", email=person.email, n=ended), "success")
     return redirect(url_for(".staff_users", q=request.args.get("q") or None))
+
+
+@bp.post("/staff/users/<int:user_id>/unlock")
+@roles_required("manager")
+def staff_unlock(user_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        person = services.unlock_for(current_user, user_id, utcnow(), **_where())
+    except services.NotOnAccount:
+        abort(404)
+    db.session.commit()
+    flash(_("%(email)s can sign in again with their password and a code.", email=person.email), "success")
+    return redirect(url_for(".staff_users", q=request.args.get("q") or None))

@@ -543,14 +543,6 @@ def sign_out_everywhere(user: User, now: datetime, *, address, browser) -> int:
     return ended
 
 
-def end_other_sessions(user: User, keep: UserSession | None, now: datetime, *, address, browser) -> int:
-    """End every session of ``user`` but this one: offered after a change to
-    sign-in settings (ASVS 7.4.3)."""
-    ended = end_all_sessions(user, now, "ended_by_user", keep=keep)
-    record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended, kept_current=True)
-    return ended
-
-
 def turn_off_2sv(user: User, now: datetime, *, address, browser) -> None:
     """The user's own choice (the FAQ allows it): every method, recovery code and
     trusted device goes, every session ends, and the next sign-in asks to set

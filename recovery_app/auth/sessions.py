@@ -108,6 +108,14 @@ def current_session_row() -> UserSession | None:
     return db.session.execute(select(UserSession).where(UserSession.token_hash == token_hash(token))).scalar_one_or_none()
 
 
+def renew_session_token(row: UserSession) -> None:
+    """Give the signed-in browser a new session token after it proved itself
+    again (ASVS 7.2.4): a copy of the cookie taken before stops working."""
+    token = secrets.token_urlsafe(32)
+    row.token_hash = token_hash(token)
+    session[SID_KEY] = token
+
+
 def end_session(row: UserSession, now: datetime, reason: str) -> None:
     if row.ended_at is None:
         row.ended_at = now
@@ -208,8 +216,10 @@ def fresh_code_required(view):
         if not has_fresh_code(utcnow()):
             from flask import redirect, request, url_for
 
-            target = request.full_path if request.method == "GET" else request.referrer
-            return redirect(url_for("auth.confirm", next=target))
+            from ..web import safe_next, same_site_path
+
+            target = request.full_path if request.method == "GET" else same_site_path(request.referrer)
+            return redirect(url_for("auth.confirm", next=safe_next(target)))
         return view(*args, **kwargs)
 
     return wrapped

@@ -22,7 +22,7 @@ from . import services, twofactor
 from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
 from .services import AuthError, Challenge
 from .sessions import (begin_session, current_session_row, fresh_code_required, mark_fresh_code,
-                       mark_password_passed, pending_user, pop_signed_out_reason)
+                       mark_password_passed, pending_user, pop_signed_out_reason, renew_session_token)
 from .sessions import sign_out as end_this_session
 
 bp = Blueprint("auth", __name__)
@@ -33,7 +33,6 @@ NEXT_KEY = "next"
 SETUP_METHOD_KEY = "setup_method"
 SETUP_CHALLENGE_KEY = "setup_challenge"
 SKIP_BACKUP_KEY = "skip_backup"
-OFFER_END_OTHERS_KEY = "offer_end_others"
 
 
 def _limit(setting: str):
@@ -296,6 +295,14 @@ def _done_url(enrolling: bool) -> str:
     return url_for("auth.enroll") if enrolling else url_for("auth.settings")
 
 
+def _method_changed_url(enrolling: bool) -> str:
+    """Where a finished method change goes: outside enrollment, to the sessions
+    page with its offer to end every other session (ASVS 7.4.3)."""
+    if enrolling or "account.sessions" not in current_app.view_functions:
+        return _done_url(enrolling)
+    return url_for("account.sessions", after="method")
+
+
 def _app_method(user, *, enrolling: bool):
     now = utcnow()
     method = services.pending_method(user, session.get(SETUP_METHOD_KEY), "totp")
@@ -312,10 +319,9 @@ def _app_method(user, *, enrolling: bool):
             error = exc
         else:
             session.pop(SETUP_METHOD_KEY, None)
-            session[OFFER_END_OTHERS_KEY] = not enrolling
             db.session.commit()
             flash(_("Your authenticator app is set up."), "success")
-            return redirect(_done_url(enrolling))
+            return redirect(_method_changed_url(enrolling))
     seed = twofactor.totp_seed(method)
     qr = segno.make(twofactor.provisioning_uri(user, seed), error="m").svg_inline(scale=4, omitsize=True,
                                                                                   light="#fff")
@@ -368,10 +374,9 @@ def _phone_confirm(user, *, enrolling: bool):
         else:
             session.pop(SETUP_METHOD_KEY, None)
             session.pop(SETUP_CHALLENGE_KEY, None)
-            session[OFFER_END_OTHERS_KEY] = not enrolling
             db.session.commit()
             flash(_("Your phone is set up."), "success")
-            return redirect(_done_url(enrolling))
+            return redirect(_method_changed_url(enrolling))
     return render_template("auth/method_phone_confirm.html", form=form, resend_form=ActionForm(), error=error,
                            method=method, enrolling=enrolling, action=request.path)
 
@@ -398,8 +403,7 @@ def settings():
     user = current_user
     return render_template("auth/settings.html", form=ActionForm(), methods=services.usable_methods(user),
                            recovery_codes_left=twofactor.remaining_recovery_codes(user),
-                           devices=services.trusted_devices(user, now), describe_browser=web.describe_browser,
-                           offer_end_others=session.get(OFFER_END_OTHERS_KEY, False))
+                           devices=services.trusted_devices(user, now), describe_browser=web.describe_browser)
 
 
 @bp.route("/settings/confirm", methods=["GET", "POST"])
@@ -433,6 +437,9 @@ def confirm():
             error = exc
         else:
             mark_fresh_code(now)
+            row = current_session_row()
+            if row is not None:
+                renew_session_token(row)  # a new session token at re-authentication (ASVS 7.2.4)
             session.pop(CONFIRM_KEY, None)
             db.session.commit()
             return redirect(target)
@@ -465,8 +472,9 @@ def add_phone_confirm():
     return _phone_confirm(current_user._get_current_object(), enrolling=False)
 
 
-def _settings_change(change, *args, done: str):
-    """Run one settings change for the signed-in user and go back to the settings page."""
+def _settings_change(change, *args, done: str, then: str | None = None):
+    """Run one settings change for the signed-in user and go back to the settings
+    page (or to ``then`` when it worked)."""
     if not ActionForm().validate_on_submit():
         return redirect(url_for("auth.settings"))
     try:
@@ -475,8 +483,9 @@ def _settings_change(change, *args, done: str):
         flash(str(exc.message), "error")
     else:
         db.session.commit()
-        session[OFFER_END_OTHERS_KEY] = True
         flash(done, "success")
+        if then:
+            return redirect(then)
     return redirect(url_for("auth.settings"))
 
 
@@ -491,7 +500,8 @@ def make_primary(method_id: int):
 @login_required
 @fresh_code_required
 def remove_method(method_id: int):
-    return _settings_change(services.remove_method, method_id, done=_("The method was removed."))
+    return _settings_change(services.remove_method, method_id, done=_("The method was removed."),
+                            then=_method_changed_url(False))
 
 
 @bp.post("/settings/security/recovery-codes")
@@ -529,28 +539,6 @@ def sign_out_everywhere():
     db.session.commit()
     flash(_("You are signed out on every device, including this one."), "success")
     return redirect(url_for("auth.sign_in"))
-
-
-@bp.post("/settings/security/end-other-sessions")
-@login_required
-def end_other_sessions():
-    """Answer to the offer shown after a change; ending sessions needs no fresh
-    code, since it only takes access away."""
-    if ActionForm().validate_on_submit():
-        ended = services.end_other_sessions(current_user._get_current_object(), current_session_row(), utcnow(),
-                                            **_where())
-        session.pop(OFFER_END_OTHERS_KEY, None)
-        db.session.commit()
-        flash(_("Other sessions ended: %(n)d.", n=ended), "success")
-    return redirect(url_for("auth.settings"))
-
-
-@bp.post("/settings/security/keep-other-sessions")
-@login_required
-def keep_other_sessions():
-    if ActionForm().validate_on_submit():
-        session.pop(OFFER_END_OTHERS_KEY, None)
-    return redirect(url_for("auth.settings"))
 
 
 @bp.route("/settings/security/turn-off", methods=["GET", "POST"])

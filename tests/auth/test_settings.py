@@ -221,23 +221,6 @@ def test_every_auth_post_route_refuses_a_missing_csrf_token(app, client):
             assert client.post(path, data={}, csrf=False).status_code in (400, 302), path
 
 
-def test_after_a_change_the_user_is_offered_to_end_other_sessions(app, make, auth, add_phone, db):
-    # ASVS 7.4.3
-    user = make.user()
-    phone = add_phone(user, primary=False)
-    here, elsewhere = app.test_client(), app.test_client()
-    auth.sign_in(elsewhere, user)
-    auth.sign_in(here, user)
-    assert "/settings/security/end-other-sessions" not in here.get("/settings/security").get_data(as_text=True)
-    auth.fresh_code(here)
-    here.post(f"/settings/security/methods/{phone.id}/primary")
-    assert "/settings/security/end-other-sessions" in here.get("/settings/security").get_data(as_text=True)
-    here.post("/settings/security/end-other-sessions")
-    assert here.get("/settings/security").status_code == 200
-    assert elsewhere.get("/settings/security").status_code == 302
-    assert "/settings/security/end-other-sessions" not in here.get("/settings/security").get_data(as_text=True)
-
-
 def test_reloading_the_confirm_page_does_not_send_another_sms_at_once(client, make, auth, add_phone):
     # ASVS 6.6.3: the resend throttle holds on the confirm page too
     user = make.user(enrolled=False)
