@@ -159,7 +159,7 @@ def test_reused_document_reason_is_shown_in_words(make, review, staff_client, no
     assert "A document matches a document of another user&#39;s case" in reasons
     assert "document_reused" not in reasons
     japanese = staff_client(make.user("reviewer", locale="ja")).get(f"/review/case/{first.reference}")
-    assert "別のユーザーのケースの書類と一致する書類があります" in japanese.get_data(as_text=True)
+    assert "別のユーザーの案件の書類と一致する書類があります" in japanese.get_data(as_text=True)
 
 
 def test_every_risk_reason_has_a_label(english):

@@ -40,7 +40,8 @@ def test_every_page_refuses_to_be_framed(app, make, auth, who):
     for path in [*get_pages(app), "/no-such-page", "/static/css/app.css"]:
         response = client.get(path)
         response.close()  # static files are streamed
-        assert response.status_code < 500, path
+        # /healthz answers 503 by design while no scheduler runs (as in tests); every other page must work.
+        assert response.status_code < 500 or path == "/healthz", path
         assert_not_framable(response, path)
 
 
