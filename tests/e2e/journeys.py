@@ -45,6 +45,7 @@ WORDS = {
         "not_confirmed": "お送りいただいた書類では本人確認ができませんでした。",
         "rejected_subject": "本人確認ができませんでした（{ref}）",
         "reason_unreadable": "理由：書類が読み取れない",
+        "event_requested": "復旧申請を送信",
     },
     "en": {
         "enter_code": "Enter your code",
@@ -64,6 +65,7 @@ WORDS = {
         "not_confirmed": "We could not confirm your identity with these documents.",
         "rejected_subject": "We could not confirm your identity ({ref})",
         "reason_unreadable": "Reason: Documents unreadable",
+        "event_requested": "Recovery case opened",
     },
 }
 

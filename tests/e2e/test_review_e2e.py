@@ -55,6 +55,9 @@ def look_at_every_document(page, language: str) -> None:
     first.locator("[data-action=rotate]").click()
     assert first.locator("img").evaluate("i => i.style.transform") == "rotate(90deg)"
     first.locator("[data-action=reset]").click()
+    # The seller's security history names the request in the reviewer's language.
+    events = page.inner_text("section[aria-labelledby=events-title]")
+    assert WORDS[language]["event_requested"] in events and "recovery_requested" not in events
     screenshot(page, f"review-case-{language}-desktop")
 
 
