@@ -230,8 +230,11 @@ def reach_recovery_start(page, base: str, seller: Person) -> None:
 
 def fill_recovery_form(page, photos: dict[str, Path]) -> None:
     """A driving licence (front and back) and a selfie; each file shows its preview before anything is sent."""
+    back = page.locator(".upload[data-side=back]")
+    page.check("input[name=document_type][value=passport]")
+    assert back.is_hidden()  # recovery.js shows only the sides the chosen document has
     page.check("input[name=document_type][value=drivers_licence]")
-    assert page.locator(".upload[data-side=back]").is_visible()  # this document needs its back
+    assert back.is_visible()
     for side in ("front", "back", "selfie"):
         page.set_input_files(f"#file-{side}", str(photos[side]))
         preview = page.locator(f"#preview-{side}")
