@@ -86,6 +86,8 @@ STATUS_LABELS = {
     "withdrawn": _l("Withdrawn"),
     "expired": _l("Expired"),
 }
+# Every kind of security event a user can have (auth.events.KINDS, and the
+# recovery intake's own), so the reviewer never reads a raw code.
 EVENT_LABELS = {
     "password_changed": _l("Password changed"),
     "email_changed": _l("E-mail address changed"),
@@ -94,6 +96,25 @@ EVENT_LABELS = {
     "code_failed": _l("Wrong 2SV code"),
     "signed_in": _l("Signed in"),
     "recovery_approved": _l("2SV reset by an approved recovery case"),
+    "signed_out": _l("Signed out"),
+    "password_failed": _l("Wrong password"),
+    "code_locked": _l("Codes paused after too many wrong tries"),
+    "hard_locked": _l("Sign-in locked after too many failures"),
+    "unlocked": _l("Sign-in unlocked"),
+    "enrolled": _l("2-step verification set up"),
+    "method_primary_changed": _l("Main 2SV method changed"),
+    "recovery_codes_generated": _l("New recovery codes made"),
+    "recovery_code_used": _l("Recovery code used"),
+    "trusted_device_added": _l("Trusted device added"),
+    "trusted_device_revoked": _l("Trusted device removed"),
+    "twofactor_disabled": _l("2SV turned off"),
+    "password_reset_requested": _l("Password reset requested"),
+    "sessions_ended": _l("Sessions ended"),
+    "invited": _l("Invited"),
+    "user_removed": _l("User removed"),
+    "recovery_requested": _l("Recovery case opened"),
+    "recovery_rejected": _l("Recovery case rejected"),
+    "recovery_withdrawn": _l("Recovery case withdrawn"),
 }
 METHOD_LABELS = {"totp": _l("Authenticator app"), "sms": _l("SMS"), "voice": _l("Voice call")}
 SAFE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
