@@ -32,8 +32,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 
 from ..extensions import db
-from ..models import Case, RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
-from ..models.cases import OPEN_STATUSES
+from ..models import RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
 from ..notify import queue_email
 from ..web import describe_browser
 from . import twofactor
@@ -339,12 +338,6 @@ def complete_sign_in(user: User, now: datetime, *, address: str | None, browser:
     user.last_sign_in_browser = (browser or "")[:300]
     record_event(user, "signed_in", now, address=address, browser=browser, via=via)
     return token
-
-
-def open_case(user: User) -> Case | None:
-    return db.session.execute(
-        select(Case).where(Case.user_id == user.id, Case.status.in_(OPEN_STATUSES)).order_by(Case.id.desc()).limit(1)
-    ).scalar_one_or_none()
 
 
 # --- adding methods (enrollment and settings) ----------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from datetime import timedelta
+
 import segno
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -159,7 +161,19 @@ def challenge():
             return _finish_sign_in(user, now, via=via, remember=form.remember_device.data)
     return render_template("auth/challenge.html", form=form, error=error, user=user, challenge=current,
                            method=services.method_of(user, current.method_id), locked_until=_locked_until(user, now),
-                           case=services.open_case(user))
+                           case=recovery_case_to_show(user, now))
+
+
+def recovery_case_to_show(user, now):
+    """The seller's open recovery case, or one decided recently (they come here
+    from the decision e-mail and cannot pass the code step)."""
+    from ..recovery.services import latest_case
+
+    case = latest_case(user)
+    recent = timedelta(days=current_app.config["RECOVERY_RETENTION_DAYS"])
+    if case is None or (not case.is_open and (case.closed_at is None or now - case.closed_at > recent)):
+        return None
+    return case
 
 
 def _locked_until(user, now):

@@ -23,8 +23,9 @@ from sqlalchemy.exc import OperationalError
 
 from .. import lifecycle, notify
 from ..documents import pipeline, storage
+from ..auth.events import record_event
 from ..extensions import db
-from ..models import Case, Document, SecurityEvent, User
+from ..models import Case, Document, User
 from ..models.cases import OPEN_STATUSES
 from ..web import describe_browser
 
@@ -311,8 +312,7 @@ def _commit_with_files(cleaned: list[_Cleaned], write):
 def _security_event(user: User, kind: str, case: Case, *, now: datetime, address: str | None,
                     browser: str | None) -> None:
     """The user's own security history lists recovery requests beside sign-ins (ASVS 16.2.1)."""
-    db.session.add(SecurityEvent(user_id=user.id, kind=kind, at=now, address=address, browser=(browser or "")[:300],
-                                 details={"case": case.reference}))
+    record_event(user, kind, now, address=address, browser=browser, case=case.reference)
 
 
 def _queue_requested_notices(user: User, case: Case, *, now: datetime, address: str | None,

@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 from .. import audit, lifecycle
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..documents import storage
+from ..auth.events import record_event
 from ..extensions import db
 from ..models import (
     AuditEvent,
@@ -709,8 +710,7 @@ def _finish_approval(case: Case, actor: User, now: datetime, *, action: str, add
     case.decision = "approved"
     case.decided_by_id = actor.id
     _decision(case, actor, action, now)
-    db.session.add(SecurityEvent(user_id=user.id, kind="recovery_approved", at=now, address=address,
-                                 browser=browser, details={"case": case.reference}))
+    record_event(user, "recovery_approved", now, address=address, browser=browser, case=case.reference)
     _tell_seller(case, "approved", now)
     return case
 

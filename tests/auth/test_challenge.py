@@ -306,3 +306,22 @@ def test_challenge_shows_an_open_recovery_case(client, make, forms):
     case = make.case(user)
     forms.password(client, user)
     assert case.reference in client.get("/sign-in/code").get_data(as_text=True)
+
+
+def test_challenge_links_to_a_recently_decided_case(client, make, forms, now, db):
+    # A seller who cannot pass the code step reaches their decision from here
+    # (the rejection e-mail links to the case page).
+    from datetime import timedelta
+
+    from recovery_app.models.base import utcnow
+
+    user = make.user()
+    case = make.case(user)
+    case.status, case.closed_at, case.decided_at = "rejected", utcnow(), utcnow()
+    db.session.flush()
+    forms.password(client, user)
+    page = client.get("/sign-in/code").get_data(as_text=True)
+    assert case.reference in page and 'href="/recovery/case"' in page
+    case.closed_at = utcnow() - timedelta(days=31)
+    db.session.flush()
+    assert case.reference not in client.get("/sign-in/code").get_data(as_text=True)
