@@ -21,6 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case as sql_case
 from sqlalchemy import exists, func, or_, select, update
 
+from ..case_labels import SIDE_LABELS
 from .. import audit
 from ..documents import storage
 from ..extensions import db
@@ -40,7 +41,6 @@ CHECK_LABELS = {
     "face": _l("Face"),
 }
 VERDICT_LABELS = {"pass": _l("Pass"), "review": _l("Look closely"), "fail": _l("Fail")}
-SIDE_LABELS = {"front": _l("Front"), "back": _l("Back"), "selfie": _l("Selfie")}
 WHY = {
     "quality": _l("A blurred, glared or dark image hides edits and makes details unreadable."),
     "mrz": _l("Forged passports often get the check digits, dates or name wrong."),

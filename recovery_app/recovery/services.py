@@ -21,6 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
+from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS
 from .. import lifecycle, notify
 from ..documents import pipeline, storage
 from ..auth.events import record_event
@@ -30,17 +31,6 @@ from ..models.cases import OPEN_STATUSES
 from ..web import describe_browser
 
 SIDES = ("front", "back", "selfie")
-DOCUMENT_TYPE_LABELS = {
-    "passport": _l("Passport"),
-    "drivers_licence": _l("Driver's licence"),
-    "my_number_card": _l("My Number card"),
-    "residence_card": _l("Residence card"),
-}
-SIDE_LABELS = {
-    "front": _l("Front"),
-    "back": _l("Back"),
-    "selfie": _l("Selfie holding the document"),
-}
 SIDE_HINTS = {
     "front": _l("The side with your photo and name. All four corners visible, no glare, text readable."),
     "back": _l("The other side of the card, including any notes written on it (such as a new address)."),

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, distinct, func, or_, select, type_coerce
 
+from ..case_labels import REJECTION_REASON_LABELS
 from .. import audit, lifecycle
 from ..auth.sessions import bump_epoch
 from ..extensions import db
@@ -41,14 +42,7 @@ STATUS_LABELS = {
     "awaiting_second_approval": _l("Awaiting second approval"),
     "needs_info": _l("Waiting on the seller"),
 }
-REASON_LABELS = {
-    "unreadable": _l("Document unreadable"),
-    "expired": _l("Document expired"),
-    "name_mismatch": _l("Name does not match"),
-    "selfie_mismatch": _l("Selfie does not match"),
-    "suspected_fraud": _l("Suspected fraud"),
-    "other": _l("Other"),
-}
+REASON_LABELS = REJECTION_REASON_LABELS
 
 
 class ReportError(Exception):

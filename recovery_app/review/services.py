@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, delete, func, select, union_all, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
+from ..case_labels import REJECTION_REASON_LABELS
 from .. import audit, lifecycle
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..documents import storage
@@ -62,14 +63,7 @@ BURST_GAP = timedelta(minutes=15)
 MAX_EVENTS = 300
 TRAIL_LIMIT = 200
 
-REASON_LABELS = {
-    "unreadable": _l("Documents unreadable"),
-    "expired": _l("Document expired"),
-    "name_mismatch": _l("Name does not match"),
-    "selfie_mismatch": _l("Selfie does not match the document"),
-    "suspected_fraud": _l("Suspected fraud"),
-    "other": _l("Other reason"),
-}
+REASON_LABELS = REJECTION_REASON_LABELS
 CHECKLIST = {
     "type_matches": _l("Document type matches the one chosen"),
     "not_expired": _l("Document is not expired"),
@@ -798,13 +792,6 @@ def add_note(reference: str, author: User, body: str, *, now: datetime, address:
     return note
 
 
-DOCUMENT_TYPE_LABELS = {
-    "passport": _l("Passport"),
-    "drivers_licence": _l("Driver's licence"),
-    "my_number_card": _l("My Number card"),
-    "residence_card": _l("Residence card"),
-}
-SIDE_LABELS = {"front": _l("Front"), "back": _l("Back"), "selfie": _l("Selfie with the document")}
 DECISION_LABELS = {
     "first_approval": _l("First approval"),
     "second_approval": _l("Second approval (approved)"),

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS
 from ..auth.sessions import roles_required
 from ..documents.storage import StorageError
 from ..models.base import utcnow
@@ -30,8 +31,8 @@ def review_helpers():
         "risk_label": risk.reason_label,
         "method_label": lambda kind: services.METHOD_LABELS.get(kind, kind),
         "describe_browser": describe_browser,
-        "document_type_label": lambda kind: services.DOCUMENT_TYPE_LABELS.get(kind, kind),
-        "side_label": lambda side: services.SIDE_LABELS.get(side, side),
+        "document_type_label": lambda kind: DOCUMENT_TYPE_LABELS.get(kind, kind),
+        "side_label": lambda side: SIDE_LABELS.get(side, side),
         "decision_label": lambda action: services.DECISION_LABELS.get(action, action),
     }
 
