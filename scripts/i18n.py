@@ -63,7 +63,15 @@ def update() -> None:
                      "-d", str(ROOT / catalog / "translations"), "-l", lang, *(["--no-fuzzy-matching", "--ignore-obsolete"] if action == "update" else [])],
                     check=True, cwd=ROOT,
                 )
+                _drop_creation_date(po)
                 print(f"{action}d {po.relative_to(ROOT)}")
+
+
+def _drop_creation_date(po: Path) -> None:
+    """The extraction time changes on every update and only makes catalogs
+    conflict when two changes meet; nothing reads it."""
+    lines = po.read_text(encoding="utf-8").splitlines(keepends=True)
+    po.write_text("".join(line for line in lines if not line.startswith('"POT-Creation-Date:')), encoding="utf-8")
 
 
 def compile_all() -> None:
