@@ -164,7 +164,7 @@ def fill(connection, table, target: int, have: int, rng) -> float:
     batch = 20_000
     if connection.dialect.name == "postgresql":
         connection.execute(text("SET session_replication_role = replica"))  # no FK checks: no documents behind
-    # A bulk load drops the band indexes and builds them again afterwards, as one would in production.
+    # A bulk load drops the covering band indexes and builds them again afterwards, as one would in production.
     band_indexes = [index for index in table.indexes if index.name.startswith("ix_document_hashes_band")]
     for index in band_indexes:
         index.drop(connection)
@@ -183,7 +183,10 @@ def fill(connection, table, target: int, have: int, rng) -> float:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SET session_replication_role = origin"))
         connection.commit()
-        connection.execute(text("ANALYZE document_hashes"))
+        # VACUUM sets the visibility map, as autovacuum would on a live table;
+        # without it PostgreSQL cannot answer from the covering indexes alone.
+        with connection.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as vacuum:
+            vacuum.execute(text("VACUUM ANALYZE document_hashes"))
     else:
         connection.commit()
         connection.execute(text("ANALYZE"))
@@ -270,7 +273,7 @@ def main() -> None:
         if not args.skip_images:
             calibration()
             per_check()
-        print("\n== Reused-document lookup (16 indexed bands, max distance 24) ==")
+        print("\n== Reused-document lookup (16 covering band indexes, max distance 24) ==")
         lookup("SQLite", f"sqlite:///{tmp / 'bench.db'}", tmp, sizes)
         if args.pg:
             from sqlalchemy import create_engine, text

@@ -82,9 +82,11 @@ class Case(db.Model):
 
 class Document(db.Model):
     __tablename__ = "documents"
+    # (case, round): a case's documents, and its newest round read from the index alone.
+    __table_args__ = (Index("ix_documents_case_id_round", "case_id", "round"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     round: Mapped[int] = mapped_column(Integer, default=1)
     side: Mapped[str] = mapped_column(String(10))
     storage_key: Mapped[str] = mapped_column(String(80), unique=True)

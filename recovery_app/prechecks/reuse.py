@@ -8,9 +8,9 @@ while a 70% JPEG copy stays within 4 (bench/precheck.py prints the figures).
 
 The lookup: the hash's bits are dealt into 16 bands of 16 bits (bit i goes to
 band i mod 16, so every band mixes low and high frequencies). Two hashes within
-15 bits of each other share at least one band exactly; the query asks the 16
-indexed band columns for equality, then measures the real distance of the few
-rows that come back. Copies further apart (up to the configured bound) are
+15 bits of each other share at least one band exactly; the query asks each of
+the 16 band indexes for equality (each index covers what is read, so no table
+row is touched), then measures the real distance of the few rows that come back. Copies further apart (up to the configured bound) are
 found when one band survived intact, which on measured copies is the rule.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import imagehash
 from PIL import Image
-from sqlalchemy import or_, select
+from sqlalchemy import select, union_all
 
 from ..extensions import db
 from ..models.prechecks import BAND_COUNT, DocumentHash
@@ -57,18 +57,30 @@ class Match:
     distance: int
 
 
+def candidate_query(hex_hash: str, *, other_than_user_id: int):
+    """(id, hash) of other users' rows sharing at least one band with ``hex_hash``.
+
+    One SELECT per band, joined by UNION ALL, so that each reads only its
+    band's covering index (band, hash, user, id) and never the table: a single
+    OR over the 16 columns would make SQLite fetch every candidate row from the
+    table. A row sharing several bands comes back once per band.
+    """
+    parts = [
+        select(DocumentHash.id, DocumentHash.phash).where(column == value, DocumentHash.user_id != other_than_user_id)
+        for column, value in zip(DocumentHash.band_columns(), bands(hex_hash))
+    ]
+    return union_all(*parts)
+
+
 def find_matches(hex_hash: str, *, other_than_user_id: int, max_distance: int) -> list[Match]:
     """Stored hashes of other users' documents within ``max_distance`` bits.
 
-    The band query returns bare (id, hash) pairs; at a million stored hashes a
-    few hundred unrelated rows share a band by chance, and measuring their
-    distance on plain tuples costs microseconds where loading them as objects
-    would cost milliseconds. Only real matches are loaded.
+    The band query returns bare (id, hash) pairs read from the band indexes; at
+    a million stored hashes a few hundred unrelated rows share a band by chance,
+    and measuring their distance on plain tuples costs microseconds where
+    loading them as objects would cost milliseconds. Only real matches are loaded.
     """
-    probes = [column == value for column, value in zip(DocumentHash.band_columns(), bands(hex_hash))]
-    candidates = db.session.execute(
-        select(DocumentHash.id, DocumentHash.phash).where(or_(*probes), DocumentHash.user_id != other_than_user_id)
-    ).all()
+    candidates = db.session.execute(candidate_query(hex_hash, other_than_user_id=other_than_user_id)).all()
     target = int(hex_hash, 16)
     close = {row_id: (target ^ int(stored, 16)).bit_count() for row_id, stored in candidates}
     close = {row_id: dist for row_id, dist in close.items() if dist <= max_distance}
