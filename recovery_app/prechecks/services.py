@@ -20,6 +20,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case as sql_case
 from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from ..case_labels import SIDE_LABELS
 from .. import audit
@@ -357,29 +358,51 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
     )
 
 
+def _newest_round(case_id):
+    """The newest document round of ``case_id`` (a column or a correlated
+    reference), read from the (case_id, round) index of documents."""
+    documents = aliased(Document)
+    return select(func.max(documents.round)).where(documents.case_id == case_id).scalar_subquery()
+
+
+def _current_results(*conditions):
+    """Results on documents of their case's newest round: an earlier round's
+    results describe documents the seller has since replaced, and the panel no
+    longer shows them."""
+    return (
+        select(PrecheckResult.case_id)
+        .join(Document, Document.id == PrecheckResult.document_id)
+        .where(*conditions, Document.round == _newest_round(PrecheckResult.case_id))
+    )
+
+
 def flagged_filter():
     """For the queue's "pre-check flags" filter: ``select(Case).where(flagged_filter())``.
-    A case is flagged when a check said look closely or fail, or the checks could not run."""
-    result_flag = exists().where(PrecheckResult.case_id == Case.id, PrecheckResult.verdict.in_(("review", "fail")))
-    run_failed = exists().where(PrecheckRun.case_id == Case.id, PrecheckRun.status == "failed")
+    A case is flagged when a check on its newest round of documents said look
+    closely or fail, or the checks of that round could not run."""
+    result_flag = _current_results(PrecheckResult.case_id == Case.id,
+                                   PrecheckResult.verdict.in_(("review", "fail"))).exists()
+    run_failed = exists().where(PrecheckRun.case_id == Case.id, PrecheckRun.status == "failed",
+                                PrecheckRun.round == _newest_round(PrecheckRun.case_id))
     return or_(result_flag, run_failed)
 
 
 def failed_filter():
-    """Cases with at least one failed check (the queue's badge)."""
-    return exists().where(PrecheckResult.case_id == Case.id, PrecheckResult.verdict == "fail")
+    """Cases with at least one failed check on their newest round of documents (the queue's badge)."""
+    return _current_results(PrecheckResult.case_id == Case.id, PrecheckResult.verdict == "fail").exists()
 
 
 def verdicts_for(case_ids: list[int]) -> dict[int, str]:
-    """The worst verdict per case, in one query (for queue rows)."""
+    """The worst verdict per case over its newest round of documents, in one query (for queue rows)."""
     if not case_ids:
         return {}
-    rank = func.max(_rank_expression())
-    rows = db.session.execute(
-        select(PrecheckResult.case_id, rank).where(PrecheckResult.case_id.in_(case_ids)).group_by(PrecheckResult.case_id)
-    ).all()
+    query = (
+        _current_results(PrecheckResult.case_id.in_(case_ids))
+        .add_columns(func.max(_rank_expression()))
+        .group_by(PrecheckResult.case_id)
+    )
     names = {value: key for key, value in VERDICT_ORDER.items()}
-    return {case_id: names[int(value)] for case_id, value in rows}
+    return {case_id: names[int(value)] for case_id, value in db.session.execute(query).all()}
 
 
 def _rank_expression():

@@ -107,3 +107,35 @@ def test_pre_checks_never_change_status_or_claim(app, make, docs, seller, now):
     db.session.refresh(case)
     assert (case.status, case.claimed_by_id, case.decision) == ("in_review", reviewer.id, None)
     assert services.panel(case).verdict == "fail"
+
+
+def test_a_resubmission_that_passes_clears_the_old_rounds_flag_and_badge(app, make, docs, seller, now):
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    docs.add(case, images.jpeg(images.with_glare(images.photo_of(images.card(47), seed=47))))
+    run_pending(now)
+    assert services.verdicts_for([case.id]) == {case.id: "fail"}
+    docs.add(case, images.jpeg(images.photo_of(images.card(48), seed=48)), round_=2, now=now + timedelta(hours=1))
+    assert db.session.execute(select(Case.id).where(services.failed_filter())).scalars().all() == []
+    run_pending(now + timedelta(hours=1))
+
+    assert services.panel(case).verdict == "pass"
+    assert db.session.execute(select(Case.id).where(services.flagged_filter())).scalars().all() == []
+    assert db.session.execute(select(Case.id).where(services.failed_filter())).scalars().all() == []
+    assert services.verdicts_for([case.id]) == {case.id: "pass"}
+
+
+def test_checks_that_could_not_run_on_an_old_round_no_longer_flag_the_case(app, make, docs, seller, now):
+    app.config["RECOVERY_PRECHECK_MAX_ATTEMPTS"] = 1
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    other = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    for lost in (docs.add(case, images.jpeg(images.card(49))), docs.add(other, images.jpeg(images.card(50)))):
+        storage._path_for(lost.storage_key).unlink()
+    run_pending(now)
+    flagged = select(Case.id).where(services.flagged_filter()).order_by(Case.id)
+    assert db.session.execute(flagged).scalars().all() == [case.id, other.id]
+    docs.add(case, images.jpeg(images.photo_of(images.card(48), seed=48)), round_=2, now=now + timedelta(hours=1))
+    run_pending(now + timedelta(hours=1))
+
+    assert services.panel(case).state == "done"
+    # Each case is judged on its own newest round: the other case's only round still could not run.
+    assert db.session.execute(flagged).scalars().all() == [other.id]

@@ -3,8 +3,10 @@ filter, the failed-check badge, the checklist suggestions and the reused-documen
 risk reason. Results come from running the real pre-check job on generated documents."""
 
 import re
+from datetime import timedelta
 
 from recovery_app.extensions import db
+from recovery_app.prechecks import services as precheck_services
 from recovery_app.prechecks.jobs import run_pending
 from recovery_app.review import risk, services
 from tests.prechecks import images
@@ -72,6 +74,25 @@ def test_failed_check_badge_is_on_the_failed_case_row_only(make, review, staff_c
     japanese = _rows(staff_client(make.user("reviewer", locale="ja")).get("/review/").get_data(as_text=True))
     assert "プレチェック不合格" in japanese[failed.reference]
     assert "プレチェック不合格" not in japanese[soft.reference]
+
+
+def test_resubmitted_case_whose_new_round_passes_is_neither_flagged_nor_badged(make, review, staff_client, now):
+    failed_first = _licence_case(review, review.seller(), images.with_glare(images.photo_of(images.card(51), seed=51)),
+                                 now)
+    run_pending(now)
+    db.session.commit()
+    later = now + timedelta(hours=2)
+    review.document(failed_first, "front", "image/jpeg", round=2,
+                    content=images.jpeg(images.photo_of(images.card(48), seed=48)))  # passes every check
+    db.session.commit()
+    run_pending(later)
+    db.session.commit()
+    assert precheck_services.panel(failed_first).verdict == "pass"
+    client = staff_client(make.user("reviewer", locale="en"))
+    everything = _rows(client.get("/review/").get_data(as_text=True))
+    assert failed_first.reference in everything
+    assert "Pre-check failed" not in everything[failed_first.reference]
+    assert failed_first.reference not in _rows(client.get("/review/?flagged=1").get_data(as_text=True))
 
 
 def _claimed_passport_case(make, review, now, *, romanised_name: str, selfie: bytes):
