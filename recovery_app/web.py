@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import request
+from flask import current_app, request
+
+from .extensions import limiter
 
 
 def client_address() -> str | None:
@@ -16,6 +18,18 @@ def client_address() -> str | None:
 
 def client_browser() -> str:
     return (request.user_agent.string or "")[:300]
+
+
+def origin() -> dict:
+    """Where a request comes from, as the keyword arguments services take
+    (``address=``, ``browser=``) for security events and the audit log."""
+    return {"address": client_address(), "browser": client_browser()}
+
+
+def configured_limit(setting: str, **options):
+    """A Flask-Limiter limit whose rate is read from ``setting`` at request
+    time (ASVS 2.4.1, 6.3.1), so tests and operators can change it."""
+    return limiter.limit(lambda: current_app.config[setting], **options)
 
 
 def describe_browser(user_agent: str | None) -> str:

@@ -9,9 +9,9 @@ from flask_login import current_user, login_required, login_user
 
 from ..auth.sessions import current_session_row, fresh_code_required, roles_required
 from ..auth.users import normalise_email
-from ..extensions import db, limiter
+from ..extensions import db
 from ..models.base import utcnow
-from ..web import client_address, client_browser, describe_browser
+from ..web import configured_limit, describe_browser, origin
 from . import services
 from .forms import (AcceptInvitationForm, ChangeEmailForm, ChangePasswordForm, ConfirmForm, EndSessionsForm,
                     ForgotPasswordForm, InviteForm, NewPasswordForm, StaffSearchForm)
@@ -26,14 +26,6 @@ OFFER_AFTER = ("password", "method", "email")
 @bp.context_processor
 def helpers() -> dict:
     return {"describe_browser": describe_browser}
-
-
-def _where() -> dict:
-    return {"address": client_address(), "browser": client_browser()}
-
-
-def _limit(setting: str):
-    return lambda: current_app.config[setting]
 
 
 def _form_email_key() -> str:
@@ -71,13 +63,13 @@ def users():
 
 @bp.post("/users/invite")
 @roles_required("seller_owner")
-@limiter.limit(_limit("RECOVERY_INVITE_LIMIT_PER_ACCOUNT"), key_func=lambda: f"account:{current_user.account_id}")
-@limiter.limit(_limit("RECOVERY_INVITE_LIMIT_PER_ADDRESS"), key_func=_form_email_key)
+@configured_limit("RECOVERY_INVITE_LIMIT_PER_ACCOUNT", key_func=lambda: f"account:{current_user.account_id}")
+@configured_limit("RECOVERY_INVITE_LIMIT_PER_ADDRESS", key_func=_form_email_key)
 def invite():
     form = InviteForm()
     if form.validate_on_submit():
         try:
-            email = services.invite(current_user, form.email.data, form.locale.data, utcnow(), **_where())
+            email = services.invite(current_user, form.email.data, form.locale.data, utcnow(), **origin())
         except services.AccountError as error:
             _fail(form, error)
         else:
@@ -112,7 +104,7 @@ def remove_user(user_id: int):
     form = ConfirmForm()
     if form.validate_on_submit():
         try:
-            services.remove_user(current_user, user_id, utcnow(), **_where())
+            services.remove_user(current_user, user_id, utcnow(), **origin())
         except services.AccountError as error:
             _fail(form, error)
         else:
@@ -134,7 +126,7 @@ def accept_invitation(token: str):
     if form.validate_on_submit():
         try:
             services.accept_invitation(token, form.display_name.data, form.password.data, form.confirm.data, now,
-                                       **_where())
+                                       **origin())
         except services.LinkInvalid:
             return _link_invalid()
         except services.AccountError as error:
@@ -152,12 +144,12 @@ def accept_invitation(token: str):
 # --- forgotten password ----------------------------------------------------------
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@limiter.limit(_limit("RECOVERY_RESET_LIMIT_PER_CLIENT"), methods=["POST"])
-@limiter.limit(_limit("RECOVERY_RESET_LIMIT_PER_ADDRESS"), methods=["POST"], key_func=_form_email_key)
+@configured_limit("RECOVERY_RESET_LIMIT_PER_CLIENT", methods=["POST"])
+@configured_limit("RECOVERY_RESET_LIMIT_PER_ADDRESS", methods=["POST"], key_func=_form_email_key)
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        services.request_password_reset(form.email.data, str(get_locale()), utcnow(), **_where())
+        services.request_password_reset(form.email.data, str(get_locale()), utcnow(), **origin())
         db.session.commit()
         return render_template("account/forgot_password_sent.html",
                                minutes=current_app.config["RECOVERY_RESET_MINUTES"])
@@ -175,7 +167,7 @@ def reset_password(token: str):
     form = NewPasswordForm()
     if form.validate_on_submit():
         try:
-            services.reset_password(token, form.password.data, form.confirm.data, now, **_where())
+            services.reset_password(token, form.password.data, form.confirm.data, now, **origin())
         except services.LinkInvalid:
             return _link_invalid()
         except services.AccountError as error:
@@ -194,13 +186,13 @@ def reset_password(token: str):
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 @fresh_code_required
-@limiter.limit(_limit("RECOVERY_PASSWORD_CHANGE_LIMIT"), methods=["POST"], key_func=lambda: f"user:{current_user.id}")
+@configured_limit("RECOVERY_PASSWORD_CHANGE_LIMIT", methods=["POST"], key_func=lambda: f"user:{current_user.id}")
 def password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
             services.change_password(current_user, form.current_password.data, form.password.data,
-                                     form.confirm.data, utcnow(), **_where())
+                                     form.confirm.data, utcnow(), **origin())
         except services.AccountError as error:
             _fail(form, error)
         else:
@@ -218,7 +210,7 @@ def email():
     form = ChangeEmailForm()
     if form.validate_on_submit():
         try:
-            services.change_email(current_user, form.email.data, utcnow(), **_where())
+            services.change_email(current_user, form.email.data, utcnow(), **origin())
         except services.AccountError as error:
             _fail(form, error)
         else:
@@ -248,11 +240,11 @@ def end_sessions():
         abort(400)
     try:
         if form.scope.data == "others":
-            ended = services.end_other_sessions(current_user, current_session_row(), utcnow(), **_where())
+            ended = services.end_other_sessions(current_user, current_session_row(), utcnow(), **origin())
             login_user(current_user)  # this browser follows the user's new epoch; the others cannot
             message = _("Every other session was signed out (%(n)d).", n=ended)
         elif form.session_id.data:
-            services.end_one_session(current_user, int(form.session_id.data), current_session_row(), utcnow(), **_where())
+            services.end_one_session(current_user, int(form.session_id.data), current_session_row(), utcnow(), **origin())
             message = _("That session was signed out.")
         else:
             abort(400)
@@ -284,7 +276,7 @@ def staff_end_sessions(user_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        person, ended = services.end_sessions_for(current_user, user_id, utcnow(), **_where())
+        person, ended = services.end_sessions_for(current_user, user_id, utcnow(), **origin())
     except services.NotOnAccount:
         abort(404)
     db.session.commit()
@@ -298,7 +290,7 @@ def staff_unlock(user_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        person = services.unlock_for(current_user, user_id, utcnow(), **_where())
+        person = services.unlock_for(current_user, user_id, utcnow(), **origin())
     except services.NotOnAccount:
         abort(404)
     db.session.commit()

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import web
-from ..extensions import db, limiter
+from ..extensions import db
 from ..models.base import utcnow
 from . import services, twofactor
 from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
@@ -37,11 +37,6 @@ SETUP_CHALLENGE_KEY = "setup_challenge"
 SKIP_BACKUP_KEY = "skip_backup"
 
 
-def _limit(setting: str):
-    """A per-address limit read from the settings at request time (ASVS 6.3.1, 2.4.1)."""
-    return limiter.limit(lambda: current_app.config[setting], methods=["POST"])
-
-
 @contextmanager
 def _language_kept():
     """A new session at each sign-in step keeps only the language the visitor chose."""
@@ -49,10 +44,6 @@ def _language_kept():
     yield
     if language:
         session["lang"] = language
-
-
-def _where() -> dict:
-    return {"address": web.client_address(), "browser": web.client_browser()}
 
 
 @bp.app_template_filter("masked_phone")
@@ -63,7 +54,7 @@ def masked_phone(e164):
 # --- password step ---------------------------------------------------------------
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-@_limit("RECOVERY_LIMIT_SIGN_IN")
+@web.configured_limit("RECOVERY_LIMIT_SIGN_IN", methods=["POST"])
 def sign_in():
     if current_user.is_authenticated:
         return redirect(web.safe_next(request.args.get("next")) or url_for("pages.home"))
@@ -75,7 +66,7 @@ def sign_in():
     if form.validate_on_submit():
         now = utcnow()
         try:
-            user = services.authenticate(form.email.data, form.password.data, now, **_where())
+            user = services.authenticate(form.email.data, form.password.data, now, **web.origin())
         except AuthError as exc:
             db.session.commit()  # the failure counters and the event are kept
             error = exc
@@ -102,10 +93,10 @@ def _after_password(user, now):
 
 
 def _finish_sign_in(user, now, *, via: str, remember: bool = False):
-    token = services.complete_sign_in(user, now, via=via, remember_device=remember, **_where())
+    token = services.complete_sign_in(user, now, via=via, remember_device=remember, **web.origin())
     target = web.safe_next(session.get(NEXT_KEY)) or url_for("pages.home")
     with _language_kept():
-        begin_session(user, now, **_where())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
+        begin_session(user, now, **web.origin())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
     db.session.commit()
     response = redirect(target)
     if token:
@@ -120,7 +111,7 @@ def _finish_sign_in(user, now, *, via: str, remember: bool = False):
 def sign_out():
     now = utcnow()
     user = current_user._get_current_object() if current_user.is_authenticated else pending_user(now)
-    services.record_sign_out(user, now, **_where())
+    services.record_sign_out(user, now, **web.origin())
     end_this_session(now)
     db.session.commit()
     flash(_("You are signed out."), "success")
@@ -135,7 +126,7 @@ def _password_step_expired():
 # --- the challenge ------------------------------------------------------------------
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
-@_limit("RECOVERY_LIMIT_CODE_CHECK")
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
 def challenge():
     now = utcnow()
     user = pending_user(now)
@@ -153,7 +144,7 @@ def challenge():
     error = None
     if form.validate_on_submit():
         try:
-            via = services.verify_code(user, current, form.code.data, now, **_where())
+            via = services.verify_code(user, current, form.code.data, now, **web.origin())
         except AuthError as exc:
             db.session.commit()
             error = exc
@@ -195,7 +186,7 @@ def backups():
 
 
 @bp.post("/sign-in/other-ways")
-@_limit("RECOVERY_LIMIT_CODE_SEND")
+@web.configured_limit("RECOVERY_LIMIT_CODE_SEND", methods=["POST"])
 def use_backup():
     now = utcnow()
     user = pending_user(now)
@@ -251,7 +242,7 @@ def enroll_app():
 
 
 @bp.route("/sign-in/setup/phone", methods=["GET", "POST"])
-@_limit("RECOVERY_LIMIT_CODE_SEND")
+@web.configured_limit("RECOVERY_LIMIT_CODE_SEND", methods=["POST"])
 def enroll_phone():
     user = _enrolling_user(utcnow())
     if user is None:
@@ -260,7 +251,7 @@ def enroll_phone():
 
 
 @bp.route("/sign-in/setup/phone/confirm", methods=["GET", "POST"])
-@_limit("RECOVERY_LIMIT_CODE_CHECK")
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
 def enroll_phone_confirm():
     user = _enrolling_user(utcnow())
     if user is None:
@@ -295,7 +286,7 @@ def enroll_finish():
     if not ActionForm().validate_on_submit():
         return redirect(url_for("auth.enroll"))
     try:
-        services.finish_enrollment(user, now, **_where())
+        services.finish_enrollment(user, now, **web.origin())
     except AuthError as exc:
         flash(str(exc.message), "error")
         return redirect(url_for("auth.enroll"))
@@ -328,7 +319,7 @@ def _app_method(user, *, enrolling: bool):
     error = None
     if form.validate_on_submit():
         try:
-            services.confirm_app_method(user, method.id, form.code.data, now, **_where())
+            services.confirm_app_method(user, method.id, form.code.data, now, **web.origin())
         except AuthError as exc:
             error = exc
         else:
@@ -381,7 +372,7 @@ def _phone_confirm(user, *, enrolling: bool):
             return redirect(request.path)
     elif form.validate_on_submit():
         try:
-            services.confirm_phone_method(user, method.id, challenge_id, form.code.data, now, **_where())
+            services.confirm_phone_method(user, method.id, challenge_id, form.code.data, now, **web.origin())
         except AuthError as exc:
             db.session.commit()  # the try is counted on the sent code
             error = exc
@@ -399,7 +390,7 @@ def _recovery_codes(user, now, *, enrolling: bool):
     if not ActionForm().validate_on_submit():
         return redirect(_done_url(enrolling))
     try:
-        codes = services.new_recovery_codes(user, now, **_where())
+        codes = services.new_recovery_codes(user, now, **web.origin())
     except AuthError as exc:
         flash(str(exc.message), "error")
         return redirect(_done_url(enrolling))
@@ -422,7 +413,7 @@ def settings():
 
 @bp.route("/settings/confirm", methods=["GET", "POST"])
 @login_required
-@_limit("RECOVERY_LIMIT_CODE_CHECK")
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
 def confirm():
     """Ask for a fresh code before a change to sign-in settings (ASVS 7.5.1)."""
     now = utcnow()
@@ -445,7 +436,7 @@ def confirm():
     error = None
     if form.validate_on_submit():
         try:
-            services.verify_code(user, current, form.code.data, now, **_where())
+            services.verify_code(user, current, form.code.data, now, **web.origin())
         except AuthError as exc:
             db.session.commit()
             error = exc
@@ -473,7 +464,7 @@ def add_app():
 @bp.route("/settings/security/phone", methods=["GET", "POST"])
 @login_required
 @fresh_code_required
-@_limit("RECOVERY_LIMIT_CODE_SEND")
+@web.configured_limit("RECOVERY_LIMIT_CODE_SEND", methods=["POST"])
 def add_phone():
     return _phone_method(current_user._get_current_object(), enrolling=False)
 
@@ -481,7 +472,7 @@ def add_phone():
 @bp.route("/settings/security/phone/confirm", methods=["GET", "POST"])
 @login_required
 @fresh_code_required
-@_limit("RECOVERY_LIMIT_CODE_CHECK")
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
 def add_phone_confirm():
     return _phone_confirm(current_user._get_current_object(), enrolling=False)
 
@@ -492,7 +483,7 @@ def _settings_change(change, *args, done: str, then: str | None = None):
     if not ActionForm().validate_on_submit():
         return redirect(url_for("auth.settings"))
     try:
-        change(current_user._get_current_object(), *args, utcnow(), **_where())
+        change(current_user._get_current_object(), *args, utcnow(), **web.origin())
     except AuthError as exc:
         flash(str(exc.message), "error")
     else:
@@ -548,7 +539,7 @@ def sign_out_everywhere():
     now = utcnow()
     if not ActionForm().validate_on_submit():
         return redirect(url_for("auth.settings"))
-    services.sign_out_everywhere(current_user._get_current_object(), now, **_where())
+    services.sign_out_everywhere(current_user._get_current_object(), now, **web.origin())
     end_this_session(now, "signed_out_everywhere")
     db.session.commit()
     flash(_("You are signed out on every device, including this one."), "success")
@@ -562,7 +553,7 @@ def turn_off():
     form = ActionForm()
     if form.validate_on_submit():
         now = utcnow()
-        services.turn_off_2sv(current_user._get_current_object(), now, **_where())
+        services.turn_off_2sv(current_user._get_current_object(), now, **web.origin())
         end_this_session(now, "twofactor_disabled")
         db.session.commit()
         flash(_("2-step verification is off and you are signed out. You will set it up again at your next sign-in."),

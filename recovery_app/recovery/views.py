@@ -14,9 +14,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.sessions import pending_user
-from ..extensions import limiter
 from ..models.base import utcnow
-from ..web import client_address, client_browser
+from ..web import client_address, configured_limit, origin
 from . import services
 from .forms import ResubmitForm, StartForm, WithdrawForm
 
@@ -62,9 +61,9 @@ def _user_key() -> str:
     return f"recovery-user:{seller.id if seller else 'none'}"
 
 
-attempts_per_address = limiter.limit(lambda: current_app.config["RECOVERY_CASE_LIMIT_PER_ADDRESS"],
-                                     key_func=lambda: f"recovery-address:{client_address() or 'unknown'}")
-attempts_per_user = limiter.limit(lambda: current_app.config["RECOVERY_CASE_LIMIT_PER_USER"], key_func=_user_key)
+attempts_per_address = configured_limit("RECOVERY_CASE_LIMIT_PER_ADDRESS",
+                                        key_func=lambda: f"recovery-address:{client_address() or 'unknown'}")
+attempts_per_user = configured_limit("RECOVERY_CASE_LIMIT_PER_USER", key_func=_user_key)
 
 
 def _uploads() -> list[services.Upload]:
@@ -104,7 +103,7 @@ def submit():
     form = StartForm()
     try:
         services.submit_case(g.seller, form.document_type.data, _uploads(), consent=form.consent.data,
-                             now=utcnow(), address=client_address(), browser=client_browser())
+                             now=utcnow(), **origin())
     except services.OpenCaseExists as exists:
         flash(str(exists.message), "warning")
     except services.UploadProblems as wrong:
@@ -129,8 +128,7 @@ def case_status():
 @attempts_per_user
 def resubmit():
     try:
-        services.resubmit_documents(g.seller, _uploads(), now=utcnow(), address=client_address(),
-                                    browser=client_browser())
+        services.resubmit_documents(g.seller, _uploads(), now=utcnow(), **origin())
     except services.UploadProblems as wrong:
         return _page("recovery/case.html", 422, case=services.latest_case(g.seller), form=ResubmitForm(),
                      problems=wrong.problems, summary=wrong.message)
@@ -148,7 +146,7 @@ def withdraw():
     if not form.validate_on_submit():
         return _page("recovery/withdraw.html", form=form, case=services.latest_case(g.seller))
     try:
-        services.withdraw(g.seller, now=utcnow(), address=client_address(), browser=client_browser())
+        services.withdraw(g.seller, now=utcnow(), **origin())
     except services.RecoveryError as refused:
         flash(str(refused.message), "error")
     else:

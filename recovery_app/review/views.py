@@ -15,7 +15,7 @@ from ..auth.sessions import roles_required
 from ..documents.storage import StorageError
 from ..models.base import utcnow
 from ..vault import VaultError
-from ..web import client_address, client_browser, describe_browser
+from ..web import describe_browser, origin
 from . import risk, services
 from .forms import ActionForm, ApproveForm, NeedsInfoForm, NoteForm, QueueFilterForm, ReassignForm, RejectForm
 
@@ -43,7 +43,7 @@ def _staff_choices() -> list[SelectChoice]:
 
 def _edge() -> dict:
     """The request's facts every service takes: the time, and where the action came from."""
-    return {"now": utcnow(), "address": client_address(), "browser": client_browser()}
+    return {"now": utcnow(), **origin()}
 
 
 def _act(reference: str, work: Callable, done: str | Callable):
