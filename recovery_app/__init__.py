@@ -38,7 +38,7 @@ def register_proxy_fix(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import i18n, models  # noqa: F401  (models registers the tables)
+    from . import database, i18n, models  # noqa: F401  (models registers the tables)
     from .auth import sessions  # noqa: F401  (registers the user loader)
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
@@ -55,11 +55,7 @@ def register_extensions(app: Flask) -> None:
     )
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     i18n.init_app(app)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        from .database import enable_sqlite_pragmas
-
-        with app.app_context():
-            enable_sqlite_pragmas(db.engine)
+    database.init_app(app)  # one transaction per request, committed at its edge
 
 
 def register_blueprints(app: Flask) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from . import audit
 from .auth.users import UserError, create_user, get_or_create_account
+from .database import on_commit, on_rollback, unit
 from .extensions import db
 from .models import Account, OutboxMessage, User
 from .models.base import utcnow
@@ -37,14 +38,13 @@ def users_create(role, email, password, account_name, display_name, locale):
         raise click.UsageError("seller roles need --account NAME")
     if role not in SELLER_ROLES and account_name:
         raise click.UsageError("staff roles do not take --account")
-    account = get_or_create_account(account_name, now) if account_name else None
     try:
-        user = create_user(email=email, password=password, role=role, account=account,
-                           display_name=display_name, locale=locale, now=now)
+        with unit():
+            account = get_or_create_account(account_name, now) if account_name else None
+            user = create_user(email=email, password=password, role=role, account=account,
+                               display_name=display_name, locale=locale, now=now)
     except UserError as exc:
-        db.session.rollback()
         raise click.ClickException(str(exc)) from None
-    db.session.commit()
     click.echo(f"created {user.role} {user.email} (id {user.id}); 2-step verification is set up at first sign-in")
 
 
@@ -105,15 +105,15 @@ def demo(case_count, seed):
     credentials = Path(current_app.config["RECOVERY_INSTANCE_DIR"]) / "demo-users.txt"
     if db.session.execute(select(User).where(User.email == DEMO_USERS[0][0])).scalar_one_or_none() is None:
         now = utcnow()
-        account = get_or_create_account("Demo Shop 合同会社", now)
         lines = []
-        for email, role, name, romanised, locale in DEMO_USERS:
-            password = "-".join(secrets.token_hex(3) for _ in range(4))
-            create_user(email=email, password=password, role=role, now=now, display_name=name,
-                        romanised_name=romanised, locale=locale,
-                        account=account if role in SELLER_ROLES else None)
-            lines.append(f"{role:<13} {email:<34} {password}")
-        db.session.commit()
+        with unit():
+            account = get_or_create_account("Demo Shop 合同会社", now)
+            for email, role, name, romanised, locale in DEMO_USERS:
+                password = "-".join(secrets.token_hex(3) for _ in range(4))
+                create_user(email=email, password=password, role=role, now=now, display_name=name,
+                            romanised_name=romanised, locale=locale,
+                            account=account if role in SELLER_ROLES else None)
+                lines.append(f"{role:<13} {email:<34} {password}")
         credentials.parent.mkdir(parents=True, exist_ok=True)
         credentials.write_text("\n".join(lines) + "\n")
         credentials.chmod(0o600)
@@ -131,17 +131,13 @@ def _demo_cases(count: int, seed: int | None) -> None:
     from .demo import seed_cases
     from .documents import storage
 
-    created, staged = seed_cases(count, now=utcnow(), seed=seed)
+    with unit():
+        created, staged = seed_cases(count, now=utcnow(), seed=seed)
+        on_commit(lambda: storage.commit_staged(staged))
+        on_rollback(lambda: storage.discard_staged(staged))
     if not created:
         click.echo("Demo cases exist already; none added.")
         return
-    try:
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        storage.discard_staged(staged)
-        raise
-    storage.commit_staged(staged)
     click.echo(f"Created {created} demo cases over the last 30 days ({len(staged)} document images).")
 
 

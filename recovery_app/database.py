@@ -1,14 +1,57 @@
-"""Database engine settings that the ORM does not make for us."""
+"""Units of work: one transaction per request, job and CLI command.
+
+Services and operations only flush; the edge of the unit commits once, or
+rolls the whole unit back when it fails:
+
+* a request: ``init_app`` commits after the view returned a response (a form
+  error included, so a counted failure is kept) and rolls back on an exception;
+* a job or a CLI command: ``with unit():``.
+
+SQLite lets one writer at a time, and a transaction that began by reading
+cannot become a writer once somebody else has written: SQLite then fails at
+once with "database is locked" instead of waiting. So a unit that writes
+begins ``BEGIN IMMEDIATE`` and waits its turn (``busy_timeout``), and a unit
+that only reads begins a plain deferred ``BEGIN`` (WAL lets it run beside the
+writer). A request is a writer when its method is not safe (POST…); a GET that
+must write (an audited view) says so with ``@writes``; a POST that does slow
+work between reading and writing (a password hash, cleaning uploaded files)
+says ``@reads_first`` and calls ``begin_write()`` when the slow part is done.
+
+A unit that began as a reader and then writes is a bug on SQLite; it is
+reported as a ``ReadUnitWrote`` warning (an error in the tests).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import event
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from flask import Flask, g, request
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from .extensions import db
+
+READ, WRITE = "read", "write"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+# What the unit running in this thread (or task) is: outside any unit (a shell,
+# a script, a test calling a service) it is a writer, the safe assumption.
+_mode: ContextVar[str] = ContextVar("recovery_unit_mode", default=WRITE)
+
+
+class ReadUnitWrote(RuntimeWarning):
+    """A unit that began as a reader tried to write."""
 
 
 def enable_sqlite_pragmas(engine) -> None:
     """WAL, foreign keys and a busy timeout for SQLite; and let SQLAlchemy, not
-    the sqlite3 module, decide when transactions begin, so that SAVEPOINTs and
-    ``BEGIN`` behave as on PostgreSQL."""
+    the sqlite3 module, decide when transactions begin, so that SAVEPOINTs,
+    ``BEGIN`` and ``BEGIN IMMEDIATE`` behave as described above."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -16,9 +59,151 @@ def enable_sqlite_pragmas(engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _mode.get() == WRITE else "BEGIN")
+
+
+def watch_writes(engine) -> None:
+    """Report a write made by a unit that began as a reader (any database, so
+    a missing ``@writes`` shows on PostgreSQL runs too)."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(_connection, _cursor, statement, _parameters, _context, _executemany):
+        if _mode.get() == READ and statement.lstrip()[:7].upper().startswith(_WRITE_VERBS):
+            warnings.warn(f"a read-only unit wrote: {statement.split(None, 3)[:3]}", ReadUnitWrote, stacklevel=2)
+
+
+# --- the edges ----------------------------------------------------------------------
+
+@contextmanager
+def unit(*, write: bool = True) -> Iterator[None]:
+    """One unit of work for a job or a CLI command: committed at the end,
+    rolled back whole if anything in it fails."""
+    token = _mode.set(WRITE if write else READ)
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        _mode.reset(token)
+
+
+@contextmanager
+def as_reader() -> Iterator[None]:
+    """Begin what starts in this block as a reader would (a deferred BEGIN)."""
+    token = _mode.set(READ)
+    try:
+        yield
+    finally:
+        _mode.reset(token)
+
+
+def writes(view):
+    """Mark a GET view that writes (an audited page): its unit begins as a writer."""
+    view.unit_mode = WRITE
+    return view
+
+
+def reads_first(view):
+    """Mark a POST view whose unit reads, does slow work, then calls ``begin_write()``."""
+    view.unit_mode = READ
+    return view
+
+
+def begin_write() -> None:
+    """End the read-only start of this unit and go on as a writer.
+
+    For units that do slow work between reading and writing, so that the
+    database's write lock is not held during it. What was read is expired and
+    read again; what was decided from it must be re-checked by the writes
+    themselves (conditional UPDATEs), since others may have written meanwhile."""
+    if _mode.get() == WRITE:
+        return
+    session = db.session
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("begin_write() after changes were made in a read-only unit")
+    session.commit()  # ends the read snapshot; nothing was written
+    _mode.set(WRITE)
+
+
+@contextmanager
+def best_effort_write() -> Iterator[bool]:
+    """A small bookkeeping write inside a reader (a session's last-seen time).
+
+    It is tried in a SAVEPOINT; when SQLite will not let the reader become a
+    writer just now, it is given up (the next request tries again) instead of
+    failing the page. Yields nothing useful; the block runs as a writer."""
+    token = _mode.set(WRITE)
+    try:
+        with db.session.begin_nested():
+            yield True
+    except OperationalError as exc:
+        if "locked" not in str(exc.orig) and "busy" not in str(exc.orig).lower():
+            raise
+    finally:
+        _mode.reset(token)
+
+
+def on_commit(callback) -> None:
+    """Run ``callback`` once this unit has committed (move stored files into
+    place, hand queued messages to their senders)."""
+    db.session.info.setdefault("on_commit", []).append(callback)
+
+
+def on_rollback(callback) -> None:
+    """Run ``callback`` if this unit ends without committing (remove staged files)."""
+    db.session.info.setdefault("on_rollback", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_commit_callbacks(session):
+    session.info.pop("on_rollback", None)
+    for callback in session.info.pop("on_commit", []):
+        callback()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _run_rollback_callbacks(session, transaction):
+    if transaction.parent is not None or transaction.nested:
+        return
+    session.info.pop("on_commit", None)
+    for callback in session.info.pop("on_rollback", []):
+        callback()
+
+
+def lock_row(model, row_id: int) -> None:
+    """Serialise writers on one row (two tabs of one seller, a seller and a
+    reviewer on one case). PostgreSQL takes a row lock; on SQLite the unit
+    already holds the database's write lock, so there is nothing more to take."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(model.id).where(model.id == row_id).with_for_update())
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            enable_sqlite_pragmas(db.engine)
+        watch_writes(db.engine)
+
+    @app.before_request
+    def _begin_unit():
+        view = app.view_functions.get(request.endpoint)
+        default = READ if request.method in SAFE_METHODS else WRITE
+        g.unit_token = _mode.set(getattr(view, "unit_mode", default))
+
+    @app.after_request
+    def _commit_unit(response):
+        db.session.commit()
+        return response
+
+    @app.teardown_request
+    def _end_unit(_exc):
+        token = g.pop("unit_token", None)
+        if token is not None:
+            _mode.reset(token)

@@ -23,7 +23,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from recovery_app import create_app
+from recovery_app import create_app, database
 from recovery_app.extensions import db as _db
 from recovery_app.extensions import limiter
 
@@ -129,8 +129,12 @@ def _forget_previous_request(sender, **extra):
     The ``app`` fixture keeps one application context open for the whole test
     and Flask reuses it for every test-client request, so without this ``g``
     (where Flask-Login caches the user and Flask-Babel the locale) would carry
-    one request's user and language into the next client's request."""
+    one request's user and language into the next client's request.
+
+    What the test itself changed before the request is flushed first, as a
+    test's own setup: under a real server the request would find it stored."""
     g.__dict__.clear()
+    _db.session.flush()
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +164,8 @@ def app(_shared_app, tmp_path):
     limiter.reset()
     with application.app_context():
         connection = _db.engine.connect()
-        transaction = connection.begin()
+        with database.as_reader():  # the test's own transaction begins like a reader's
+            transaction = connection.begin()
         original = _db.session
         _db.session = scoped_session(sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
         try:
@@ -195,6 +200,35 @@ def live_app(database_url, tmp_path):
 @pytest.fixture
 def db(app):
     return _db
+
+
+_BOOKKEEPING = ("SAVEPOINT", "RELEASE", "ROLLBACK TO")
+
+
+@pytest.fixture
+def count_statements(app):
+    """``count_statements(call)``: how many SQL statements ``call()`` ran, leaving
+    out the SAVEPOINTs of the test's own transaction (a real request has none).
+    The session is expired first, as a real request starts with nothing loaded."""
+    from sqlalchemy import event
+
+    def count(call) -> int:
+        seen = []
+
+        def listener(_conn, _cursor, statement, *_args):
+            if not statement.lstrip().upper().startswith(_BOOKKEEPING):
+                seen.append(statement)
+
+        _db.session.flush()
+        _db.session.expire_all()
+        event.listen(_db.engine, "before_cursor_execute", listener)
+        try:
+            call()
+        finally:
+            event.remove(_db.engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    return count
 
 
 @pytest.fixture

@@ -428,3 +428,9 @@ def unlock_for(manager: User, user_id: int, now: datetime, *, address: str | Non
     audit.record("user.unlocked", now=now, actor=manager, subject_type="user", subject_id=user.id,
                  details={"was_hard_locked": was_locked}, address=address, browser=browser)
     return user
+
+
+def save_language(user: User, code: str) -> None:
+    """The language this user's e-mails and calls use, as they last chose it."""
+    if user.locale != code:
+        user.locale = code

@@ -73,7 +73,6 @@ def invite():
         except services.AccountError as error:
             _fail(form, error)
         else:
-            db.session.commit()
             flash(_("An invitation was sent to %(email)s. The link works once, for %(hours)d hours.",
                     email=email, hours=current_app.config["RECOVERY_INVITATION_HOURS"]), "success")
             return redirect(url_for(".users"))
@@ -89,7 +88,6 @@ def cancel_invitation(invitation_id: int):
         email = services.cancel_invitation(current_user, invitation_id, utcnow())
     except services.NotOnAccount:
         abort(404)
-    db.session.commit()
     flash(_("The invitation to %(email)s was cancelled; its link no longer works.", email=email), "success")
     return redirect(url_for(".users"))
 
@@ -108,7 +106,6 @@ def remove_user(user_id: int):
         except services.AccountError as error:
             _fail(form, error)
         else:
-            db.session.commit()
             flash(_("%(email)s was removed and signed out everywhere.", email=person.email), "success")
             return redirect(url_for(".users"))
     status = 400 if request.method == "POST" else 200
@@ -132,7 +129,6 @@ def accept_invitation(token: str):
         except services.AccountError as error:
             _fail(form, error)
         else:
-            db.session.commit()
             flash(_("Your login is ready. Sign in with your e-mail address and new password; "
                     "you will then set up your own 2-step verification."), "success")
             return _sign_in_page()
@@ -150,7 +146,6 @@ def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         services.request_password_reset(form.email.data, str(get_locale()), utcnow(), **origin())
-        db.session.commit()
         return render_template("account/forgot_password_sent.html",
                                minutes=current_app.config["RECOVERY_RESET_MINUTES"])
     status = 400 if request.method == "POST" else 200
@@ -173,7 +168,6 @@ def reset_password(token: str):
         except services.AccountError as error:
             _fail(form, error)
         else:
-            db.session.commit()
             flash(_("Your new password is set and every session was signed out. Sign in again: "
                     "you will still be asked for a code."), "success")
             return _sign_in_page()
@@ -196,7 +190,6 @@ def password():
         except services.AccountError as error:
             _fail(form, error)
         else:
-            db.session.commit()
             flash(_("Your password was changed."), "success")
             return redirect(url_for(".sessions", after="password"))
     status = 400 if request.method == "POST" else 200
@@ -214,7 +207,6 @@ def email():
         except services.AccountError as error:
             _fail(form, error)
         else:
-            db.session.commit()
             flash(_("Your e-mail address was changed. A notice went to the old and the new address."), "success")
             return redirect(url_for(".sessions", after="email"))
     status = 400 if request.method == "POST" else 200
@@ -253,7 +245,6 @@ def end_sessions():
     except services.AccountError as error:
         flash(str(error.message), "error")
         return redirect(url_for(".sessions"))
-    db.session.commit()
     flash(message, "success")
     return redirect(url_for(".sessions"))
 
@@ -279,7 +270,6 @@ def staff_end_sessions(user_id: int):
         person, ended = services.end_sessions_for(current_user, user_id, utcnow(), **origin())
     except services.NotOnAccount:
         abort(404)
-    db.session.commit()
     flash(_("Every session of %(email)s was ended (%(n)d).", email=person.email, n=ended), "success")
     return redirect(url_for(".staff_users", q=request.args.get("q") or None))
 
@@ -293,6 +283,5 @@ def staff_unlock(user_id: int):
         person = services.unlock_for(current_user, user_id, utcnow(), **origin())
     except services.NotOnAccount:
         abort(404)
-    db.session.commit()
     flash(_("%(email)s can sign in again with their password and a code.", email=person.email), "success")
     return redirect(url_for(".staff_users", q=request.args.get("q") or None))

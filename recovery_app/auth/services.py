@@ -31,6 +31,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 
+from ..database import begin_write
 from ..extensions import db
 from ..models import RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
 from ..notify import queue_email
@@ -114,6 +115,7 @@ def authenticate(email: str, password: str, now: datetime, *, address: str | Non
     if user is not None and not user.is_active:
         user = None
     right = verify_password(user.password_hash if user else None, password)
+    begin_write()  # the slow hash is done: the rest of the sign-in writes
     if user is None:
         record_event(None, "password_failed", now, address=address, browser=browser, known=False)
         raise AuthError(SIGN_IN_REFUSED)

@@ -25,6 +25,7 @@ from flask import abort, current_app, g, session
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select, update
 
+from ..database import best_effort_write
 from ..extensions import db, login_manager
 from ..models import User, UserSession
 from ..models.base import utcnow
@@ -160,19 +161,17 @@ def load_user(user_key: str) -> User | None:
         return None
     now = utcnow()
     idle, lifetime = limits_for(user)
-    if now - row.last_seen_at > idle:
-        end_session(row, now, "idle")
-        db.session.commit()
-        _signed_out("idle")
-        return None
-    if now - row.created_at > lifetime:
-        end_session(row, now, "lifetime")
-        db.session.commit()
-        _signed_out("lifetime")
+    ended = "idle" if now - row.last_seen_at > idle else "lifetime" if now - row.created_at > lifetime else None
+    if ended is not None:
+        with best_effort_write():  # a dead session stays dead even if this write waits for later
+            end_session(row, now, ended)
+            db.session.flush()
+        _signed_out(ended)
         return None
     if now - row.last_seen_at > TOUCH_EVERY:
-        row.last_seen_at = now
-        db.session.commit()
+        with best_effort_write():
+            row.last_seen_at = now
+            db.session.flush()
     g.session_row = row
     return user
 

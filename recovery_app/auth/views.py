@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import web
-from ..extensions import db
+from ..database import reads_first, writes
 from ..models.base import utcnow
 from . import services, twofactor
 from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
@@ -54,6 +54,7 @@ def masked_phone(e164):
 # --- password step ---------------------------------------------------------------
 
 @bp.route("/sign-in", methods=["GET", "POST"])
+@reads_first  # the password hash is checked before the unit takes the write lock
 @web.configured_limit("RECOVERY_LIMIT_SIGN_IN", methods=["POST"])
 def sign_in():
     if current_user.is_authenticated:
@@ -68,7 +69,6 @@ def sign_in():
         try:
             user = services.authenticate(form.email.data, form.password.data, now, **web.origin())
         except AuthError as exc:
-            db.session.commit()  # the failure counters and the event are kept
             error = exc
         else:
             with _language_kept():
@@ -80,13 +80,11 @@ def sign_in():
 
 def _after_password(user, now):
     if services.must_enroll(user):
-        db.session.commit()
         return redirect(url_for("auth.enroll"))
     if services.trusted_device(user, request.cookies.get(current_app.config["RECOVERY_TRUSTED_DEVICE_COOKIE"]), now):
         return _finish_sign_in(user, now, via="trusted_device")
     challenge, problem = services.start_challenge(user, now)
     session[CHALLENGE_KEY] = challenge.as_dict()
-    db.session.commit()
     if problem is not None:
         flash(str(problem.message), "error")
     return redirect(url_for("auth.challenge"))
@@ -97,7 +95,6 @@ def _finish_sign_in(user, now, *, via: str, remember: bool = False):
     target = web.safe_next(session.get(NEXT_KEY)) or url_for("pages.home")
     with _language_kept():
         begin_session(user, now, **web.origin())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
-    db.session.commit()
     response = redirect(target)
     if token:
         config = current_app.config
@@ -113,7 +110,6 @@ def sign_out():
     user = current_user._get_current_object() if current_user.is_authenticated else pending_user(now)
     services.record_sign_out(user, now, **web.origin())
     end_this_session(now)
-    db.session.commit()
     flash(_("You are signed out."), "success")
     return redirect(url_for("auth.sign_in"))
 
@@ -126,6 +122,7 @@ def _password_step_expired():
 # --- the challenge ------------------------------------------------------------------
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
+@writes  # opening the page starts the challenge (and sends a code to a phone method)
 @web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
 def challenge():
     now = utcnow()
@@ -133,20 +130,17 @@ def challenge():
     if user is None:
         return _password_step_expired()
     if services.must_enroll(user):
-        db.session.commit()
         return redirect(url_for("auth.enroll"))
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     if current is None:
         current, problem = services.start_challenge(user, now)
         session[CHALLENGE_KEY] = current.as_dict()
-        db.session.commit()
     form = RecoveryCodeForm() if current.recovery else ChallengeForm()
     error = None
     if form.validate_on_submit():
         try:
             via = services.verify_code(user, current, form.code.data, now, **web.origin())
         except AuthError as exc:
-            db.session.commit()
             error = exc
         else:
             return _finish_sign_in(user, now, via=via, remember=form.remember_device.data)
@@ -205,7 +199,6 @@ def use_backup():
         flash(str(exc.message), "error")
         return redirect(url_for("auth.backups"))
     session[CHALLENGE_KEY] = challenge.as_dict()
-    db.session.commit()
     if problem is not None:
         flash(str(problem.message), "error")
     return redirect(url_for("auth.challenge"))
@@ -234,6 +227,7 @@ def enroll():
 
 
 @bp.route("/sign-in/setup/app", methods=["GET", "POST"])
+@writes  # opening the page creates the pending authenticator
 def enroll_app():
     user = _enrolling_user(utcnow())
     if user is None:
@@ -314,7 +308,6 @@ def _app_method(user, *, enrolling: bool):
     if method is None:
         method, _seed = services.start_app_method(user, now)
         session[SETUP_METHOD_KEY] = method.id
-        db.session.commit()
     form = CodeForm()
     error = None
     if form.validate_on_submit():
@@ -324,7 +317,6 @@ def _app_method(user, *, enrolling: bool):
             error = exc
         else:
             session.pop(SETUP_METHOD_KEY, None)
-            db.session.commit()
             flash(_("Your authenticator app is set up."), "success")
             return redirect(_method_changed_url(enrolling))
     seed = twofactor.totp_seed(method)
@@ -346,7 +338,6 @@ def _phone_method(user, *, enrolling: bool):
         else:
             session[SETUP_METHOD_KEY] = method.id
             session[SETUP_CHALLENGE_KEY] = challenge_id
-            db.session.commit()
             return redirect(url_for("auth.enroll_phone_confirm" if enrolling else "auth.add_phone_confirm"))
     return render_template("auth/method_phone.html", form=form, error=error, enrolling=enrolling,
                            action=request.path)
@@ -367,19 +358,16 @@ def _phone_confirm(user, *, enrolling: bool):
         except AuthError as exc:
             error = exc
         else:
-            db.session.commit()
             flash(_("We sent a new code."), "success")
             return redirect(request.path)
     elif form.validate_on_submit():
         try:
             services.confirm_phone_method(user, method.id, challenge_id, form.code.data, now, **web.origin())
         except AuthError as exc:
-            db.session.commit()  # the try is counted on the sent code
             error = exc
         else:
             session.pop(SETUP_METHOD_KEY, None)
             session.pop(SETUP_CHALLENGE_KEY, None)
-            db.session.commit()
             flash(_("Your phone is set up."), "success")
             return redirect(_method_changed_url(enrolling))
     return render_template("auth/method_phone_confirm.html", form=form, resend_form=ActionForm(), error=error,
@@ -394,7 +382,6 @@ def _recovery_codes(user, now, *, enrolling: bool):
     except AuthError as exc:
         flash(str(exc.message), "error")
         return redirect(_done_url(enrolling))
-    db.session.commit()
     text = "\n".join([_("Recovery codes for %(email)s", email=user.email), "", *codes, ""])
     return render_template("auth/recovery_codes.html", codes=codes, text=text, form=ActionForm(), enrolling=enrolling)
 
@@ -412,6 +399,7 @@ def settings():
 
 
 @bp.route("/settings/confirm", methods=["GET", "POST"])
+@writes  # opening the page starts the challenge
 @login_required
 @web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
 def confirm():
@@ -429,7 +417,6 @@ def confirm():
         except AuthError:
             current, problem = services.start_challenge(user, now)
         session[CONFIRM_KEY] = current.as_dict()
-        db.session.commit()
         if problem is not None:
             flash(str(problem.message), "error")
     form = RecoveryCodeForm() if current.recovery else CodeForm()
@@ -438,7 +425,6 @@ def confirm():
         try:
             services.verify_code(user, current, form.code.data, now, **web.origin())
         except AuthError as exc:
-            db.session.commit()
             error = exc
         else:
             mark_fresh_code(now)
@@ -446,7 +432,6 @@ def confirm():
             if row is not None:
                 renew_session_token(row)  # a new session token at re-authentication (ASVS 7.2.4)
             session.pop(CONFIRM_KEY, None)
-            db.session.commit()
             return redirect(target)
     return render_template("auth/confirm.html", form=form, error=error, challenge=current,
                            method=services.method_of(user, current.method_id), methods=services.usable_methods(user),
@@ -455,6 +440,7 @@ def confirm():
 
 
 @bp.route("/settings/security/app", methods=["GET", "POST"])
+@writes  # opening the page creates the pending authenticator
 @login_required
 @fresh_code_required
 def add_app():
@@ -487,7 +473,6 @@ def _settings_change(change, *args, done: str, then: str | None = None):
     except AuthError as exc:
         flash(str(exc.message), "error")
     else:
-        db.session.commit()
         flash(done, "success")
         if then:
             return redirect(then)
@@ -541,7 +526,6 @@ def sign_out_everywhere():
         return redirect(url_for("auth.settings"))
     services.sign_out_everywhere(current_user._get_current_object(), now, **web.origin())
     end_this_session(now, "signed_out_everywhere")
-    db.session.commit()
     flash(_("You are signed out on every device, including this one."), "success")
     return redirect(url_for("auth.sign_in"))
 
@@ -555,7 +539,6 @@ def turn_off():
         now = utcnow()
         services.turn_off_2sv(current_user._get_current_object(), now, **web.origin())
         end_this_session(now, "twofactor_disabled")
-        db.session.commit()
         flash(_("2-step verification is off and you are signed out. You will set it up again at your next sign-in."),
               "warning")
         return redirect(url_for("auth.sign_in"))

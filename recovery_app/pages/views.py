@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
+from ..account.services import save_language
 from ..web import safe_next
 
 bp = Blueprint("pages", __name__)
@@ -19,17 +20,16 @@ def home():
     return render_template("pages/home.html")
 
 
-@bp.get("/language/<code>")
+@bp.route("/language/<code>", methods=["GET", "POST"])
 def language(code: str):
-    """Switch the language for this browser (and remember it for the signed-in user)."""
+    """Switch the language of this browser. Only the switcher's POST also saves
+    it for the signed-in user's e-mails and calls: a GET (a link from another
+    site, say) changes nothing stored."""
     if code in current_app.config["RECOVERY_LANGUAGES"]:
         session["lang"] = code
-        if current_user.is_authenticated and current_user.locale != code:
-            from ..extensions import db
-
-            current_user.locale = code
-            db.session.commit()
-    return redirect(safe_next(request.args.get("next")) or url_for("pages.home"))
+        if request.method == "POST" and current_user.is_authenticated:
+            save_language(current_user, code)
+    return redirect(safe_next(request.values.get("next")) or url_for("pages.home"))
 
 
 @bp.get("/help", endpoint="help")

@@ -2,10 +2,9 @@
 sending new documents when a reviewer asks, withdrawing it.
 
 Rules take plain values and ``now``. A case and its documents appear together
-or not at all: files are cleaned and staged first, the rows are written, the
-database commits once, and only then are the staged files moved into place.
-Because the files must follow the commit, the commit happens here rather than
-in the view.
+or not at all: files are cleaned and staged first (slow, before the unit takes
+the write lock), the rows are written, the request commits once at its edge,
+and only then are the staged files moved into place.
 """
 
 from __future__ import annotations
@@ -18,13 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.dates import format_datetime
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 
 from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS
 from .. import lifecycle, notify
 from ..documents import pipeline, storage
 from ..auth.events import record_event
+from ..database import begin_write, lock_row, on_commit, on_rollback
 from ..extensions import db
 from ..models import Case, Document, User
 from ..models.cases import OPEN_STATUSES
@@ -178,39 +177,16 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
         raise UploadProblems(problems)
 
     user_id = user.id
-
-    def write() -> Case:
-        _lock(User, user_id)
-        if (raced := open_case(user)) is not None:
-            raise OpenCaseExists(raced)
-        case = lifecycle.new_case(user, document_type, now=now, address=address, browser=browser)
-        _add_documents(case, cleaned, round_number=1, now=now)
-        _security_event(user, "recovery_requested", case, now=now, address=address, browser=browser)
-        _queue_requested_notices(user, case, now=now, address=address, browser=browser)
-        return case
-
-    try:
-        return _commit_with_files(cleaned, write)
-    except OperationalError:
-        # SQLite gave up waiting for a simultaneous submission of the same
-        # user: show the case that won, if it did.
-        if (raced := open_case(user)) is not None:
-            raise OpenCaseExists(raced) from None
-        raise
-
-
-def _lock(model, row_id: int) -> None:
-    """Serialise writers on one row (a user's submissions from two tabs, a
-    seller and a reviewer acting on one case), taken only after the slow work
-    on the files. The objects read so far are expired and read again.
-
-    The read-only transaction of the request ends first, and the new one
-    starts with a write: a row lock on PostgreSQL, the database write lock on
-    SQLite (whose busy timeout then waits for the other writer instead of
-    failing on a stale snapshot). ``row_id`` is passed in, since reading it
-    from an expired object would be a read before the write."""
-    db.session.commit()
-    db.session.execute(update(model).where(model.id == row_id).values(id=model.id))
+    begin_write()  # the slow work on the files is done: now wait for the write lock
+    lock_row(User, user_id)  # two tabs of one seller: one case
+    if (raced := open_case(user)) is not None:
+        raise OpenCaseExists(raced)
+    _files_follow_the_unit(cleaned)
+    case = lifecycle.new_case(user, document_type, now=now, address=address, browser=browser)
+    _add_documents(case, cleaned, round_number=1, now=now)
+    _security_event(user, "recovery_requested", case, now=now, address=address, browser=browser)
+    _queue_requested_notices(user, case, now=now, address=address, browser=browser)
+    return case
 
 
 def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type: str | None,
@@ -285,18 +261,16 @@ def _add_documents(case: Case, cleaned: list[_Cleaned], *, round_number: int, no
     db.session.flush()
 
 
-def _commit_with_files(cleaned: list[_Cleaned], write):
-    """Run ``write`` and commit once; move the staged files into place only after
-    the commit succeeded, and remove them if anything failed."""
-    try:
-        result = write()
-        db.session.commit()
-    except BaseException:
-        storage.discard_staged([item.staged for item in cleaned if item.staged is not None])
-        db.session.rollback()
-        raise
-    storage.commit_staged([item.staged for item in cleaned if item.staged is not None])
-    return result
+def _files_follow_the_unit(cleaned: list[_Cleaned]) -> None:
+    """Files staged for ``cleaned`` (by ``_add_documents``) are moved into place
+    once the unit has committed, and removed if it does not: a refused or
+    failed submission leaves no file."""
+
+    def staged() -> list[storage.StagedFile]:
+        return [item.staged for item in cleaned if item.staged is not None]
+
+    on_commit(lambda: storage.commit_staged(staged()))
+    on_rollback(lambda: storage.discard_staged(staged()))
 
 
 def _security_event(user: User, kind: str, case: Case, *, now: datetime, address: str | None,
@@ -348,19 +322,18 @@ def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, addr
     if problems:
         raise UploadProblems(problems)
     case_id = case.id
-
-    def write() -> Case:
-        _lock(Case, case_id)
-        if case.status != "needs_info":  # read again under the lock
-            raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
-        next_round = (db.session.execute(select(func.max(Document.round)).where(Document.case_id == case_id))
-                      .scalar_one() or 0) + 1
-        lifecycle.transition(case, "submitted", now=now, actor=user, action="resubmitted",
-                             details={"round": next_round}, address=address, browser=browser)
-        _add_documents(case, cleaned, round_number=next_round, now=now)
-        return case
-
-    return _commit_with_files(cleaned, write)
+    begin_write()
+    lock_row(Case, case_id)
+    db.session.refresh(case)
+    if case.status != "needs_info":  # read again under the lock
+        raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
+    _files_follow_the_unit(cleaned)
+    next_round = (db.session.execute(select(func.max(Document.round)).where(Document.case_id == case_id))
+                  .scalar_one() or 0) + 1
+    lifecycle.transition(case, "submitted", now=now, actor=user, action="resubmitted",
+                         details={"round": next_round}, address=address, browser=browser)
+    _add_documents(case, cleaned, round_number=next_round, now=now)
+    return case
 
 
 def withdraw(user: User, *, now: datetime, address: str | None, browser: str | None) -> Case:
@@ -368,13 +341,12 @@ def withdraw(user: User, *, now: datetime, address: str | None, browser: str | N
     case = open_case(user)
     if case is None:
         raise RecoveryError(_l("You have no open recovery case to withdraw."))
-    _lock(Case, case.id)
+    lock_row(Case, case.id)
+    db.session.refresh(case)
     if case.status not in WITHDRAWABLE:  # read again under the lock: a reviewer may have claimed it
-        db.session.rollback()
         raise RecoveryError(_l("A reviewer is working on your case right now, so it cannot be withdrawn at this "
                                "moment. Please try again later."))
     lifecycle.transition(case, "withdrawn", now=now, actor=user, action="withdrawn", address=address,
                          browser=browser)
     _security_event(user, "recovery_withdrawn", case, now=now, address=address, browser=browser)
-    db.session.commit()
     return case

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.sessions import pending_user
+from ..database import reads_first
 from ..models.base import utcnow
 from ..web import client_address, configured_limit, origin
 from . import services
@@ -96,6 +97,7 @@ def start():
 
 
 @bp.post("/")
+@reads_first  # the files are cleaned before the unit takes the write lock
 @seller_required(signed_in_too=False)
 @attempts_per_address
 @attempts_per_user
@@ -123,6 +125,7 @@ def case_status():
 
 
 @bp.post("/case/documents")
+@reads_first
 @seller_required
 @attempts_per_address
 @attempts_per_user

@@ -73,7 +73,6 @@ def change_role(user_id: int):
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("reports.staff"))
-    db.session.commit()
     flash(_("%(name)s is now a %(role)s. Their open sessions were ended.",
             name=person.display_name or person.email, role=ROLE_LABELS[person.role]),
           "success")

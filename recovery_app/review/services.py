@@ -8,21 +8,17 @@ the same statement is one write under the database lock). Decisions first take
 the case with the same kind of conditional UPDATE, so a second click, a replayed
 form or a colleague deciding at the same moment changes nothing.
 
-Services never commit: ``commit_unit`` runs one unit of work and commits it.
+Services only flush: the request that calls them commits once at its edge.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, delete, func, select, union_all, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
 from ..case_labels import REJECTION_REASON_LABELS
@@ -125,40 +121,6 @@ class ReviewError(Exception):
 
 class CaseNotFound(LookupError):
     """No such case, or no such document on it, or not one this viewer may see."""
-
-
-T = TypeVar("T")
-
-
-def commit_unit(work: Callable[[], T], attempts: int = 8) -> T:
-    """Run one unit of work in a transaction of its own and commit it.
-
-    The request has already read (the signed-in user), so that transaction is
-    ended first. On SQLite a transaction that has read can only become a
-    writer if nobody wrote in between, and then fails at once with "database
-    is locked" instead of waiting; so there the unit takes the write lock
-    with its first statement (what ``BEGIN IMMEDIATE`` would do) and waits its
-    turn. Should it still lose, it changed nothing and simply runs again.
-    Any other error rolls the unit back and propagates.
-    """
-    db.session.commit()
-    sqlite = db.session.get_bind().dialect.name == "sqlite"
-    for attempt in range(attempts):
-        try:
-            if sqlite:
-                db.session.execute(update(AuditHead).where(AuditHead.id == -1).values(seq=AuditHead.seq))
-            result = work()
-            db.session.commit()
-            return result
-        except OperationalError as exc:
-            db.session.rollback()
-            if not sqlite or "locked" not in str(exc.orig) or attempt == attempts - 1:
-                raise
-            time.sleep(0.02 * (attempt + 1))
-        except BaseException:
-            db.session.rollback()
-            raise
-    raise AssertionError("unreachable")
 
 
 def _utc(value: datetime) -> datetime:
@@ -439,6 +401,13 @@ def release(reference: str, reviewer: User, *, now: datetime, address: str | Non
     audit.record("case.released", now=now, actor=reviewer, subject_type="case", subject_id=case.reference,
                  details={"to": case.status}, address=address, browser=browser)
     return case
+
+
+def record_refusal(reference: str, actor: User, action: str, error: ReviewError, *, now: datetime,
+                   address: str | None = None, browser: str | None = None) -> None:
+    """Audit a staff action that was refused (ASVS 16.3.2): who tried what, and why not."""
+    audit.record("case.refused", now=now, actor=actor, subject_type="case", subject_id=reference,
+                 details={"action": action, "reason": str(error.message)}, address=address, browser=browser)
 
 
 def staff_choices() -> list[tuple[int, str]]:

@@ -12,6 +12,7 @@ from wtforms import SelectChoice
 
 from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS
 from ..auth.sessions import roles_required
+from ..database import writes
 from ..documents.storage import StorageError
 from ..models.base import utcnow
 from ..vault import VaultError
@@ -49,10 +50,11 @@ def _edge() -> dict:
 def _act(reference: str, work: Callable, done: str | Callable):
     """Run one decision or claim, then go back to the case saying what happened."""
     try:
-        result = services.commit_unit(work)
+        result = work()
     except services.CaseNotFound:
         abort(404)
     except services.ReviewError as exc:
+        services.record_refusal(reference, current_user, request.endpoint.rpartition(".")[2], exc, **_edge())
         flash(str(exc.message), "error")
     else:
         flash(done(result) if callable(done) else done, "success")
@@ -61,7 +63,7 @@ def _act(reference: str, work: Callable, done: str | Callable):
 
 def _case_page(reference: str, status: int = 200, **forms):
     try:
-        file = services.commit_unit(lambda: services.open_case_file(reference, current_user, **_edge()))
+        file = services.open_case_file(reference, current_user, **_edge())
     except services.CaseNotFound:
         abort(404)
     reassign = ReassignForm(formdata=None) if "reassign_form" not in forms else forms.pop("reassign_form")
@@ -100,7 +102,7 @@ def queue():
 def claim_next():
     if not ActionForm().validate_on_submit():
         abort(400)
-    case = services.commit_unit(lambda: services.claim_next(current_user, **_edge()))
+    case = services.claim_next(current_user, **_edge())
     if case is None:
         flash(_("No case is waiting to be claimed."), "info")
         return redirect(url_for("review.queue"), code=303)
@@ -139,16 +141,17 @@ def reassign(reference: str):
 
 @bp.get("/case/<reference>")
 @staff_only
+@writes  # every view of a case file is audited
 def case(reference: str):
     return _case_page(reference)
 
 
 @bp.get("/case/<reference>/documents/<int:document_id>")
 @staff_only
+@writes  # every look at a document is audited
 def document(reference: str, document_id: int):
     try:
-        doc, content, filename = services.commit_unit(
-            lambda: services.read_document(reference, document_id, current_user, **_edge()))
+        doc, content, filename = services.read_document(reference, document_id, current_user, **_edge())
     except services.CaseNotFound:
         abort(404)
     except (StorageError, VaultError, InvalidTag, OSError):

@@ -25,6 +25,7 @@ from sqlalchemy.sql import func
 
 from .. import audit, lifecycle, notify
 from ..documents import storage
+from ..database import unit
 from ..extensions import db
 from ..models import Case, Document, JobRun, User
 from ..models.cases import CLOCK_RUNNING_STATUSES
@@ -220,13 +221,13 @@ def run_job(job: Job, now: datetime, holder: str | None = None) -> tuple[dict | 
     error = None
     started = time.monotonic()
     try:
-        result = job.run(now)
-        db.session.commit()
+        with unit():
+            result = job.run(now)
     except Exception as exc:  # noqa: BLE001 - one failing job must not stop the others
-        db.session.rollback()
         current_app.logger.exception("scheduler job %s failed", job.name)
         result, error = None, f"{type(exc).__name__}: {exc}"[:1000]
-    db.session.add(JobRun(job=job.name, holder=holder, started_at=now, finished_at=now + timedelta(seconds=time.monotonic() - started), result=result or {},
-                          error=error))
-    db.session.commit()
+    with unit():
+        db.session.add(JobRun(job=job.name, holder=holder, started_at=now,
+                              finished_at=now + timedelta(seconds=time.monotonic() - started),
+                              result=result or {}, error=error))
     return result, error

@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy import or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..database import unit
 from ..extensions import db
 from ..models import SchedulerLease
 
@@ -42,17 +43,17 @@ class LeaseLock:
         self.held = False
 
     def acquire(self, now: datetime) -> bool:
-        _ensure_row()
         lease = timedelta(seconds=current_app.config["RECOVERY_SCHEDULER_LEASE_SECONDS"])
-        taken = db.session.execute(
-            update(SchedulerLease)
-            .where(SchedulerLease.name == LEASE_NAME,
-                   or_(SchedulerLease.holder == self.holder, SchedulerLease.holder.is_(None),
-                       SchedulerLease.expires_at.is_(None), SchedulerLease.expires_at < now))
-            .values(holder=self.holder, expires_at=now + lease, heartbeat_at=now),
-            execution_options={"synchronize_session": False},
-        ).rowcount
-        db.session.commit()
+        with unit():
+            _ensure_row()
+            taken = db.session.execute(
+                update(SchedulerLease)
+                .where(SchedulerLease.name == LEASE_NAME,
+                       or_(SchedulerLease.holder == self.holder, SchedulerLease.holder.is_(None),
+                           SchedulerLease.expires_at.is_(None), SchedulerLease.expires_at < now))
+                .values(holder=self.holder, expires_at=now + lease, heartbeat_at=now),
+                execution_options={"synchronize_session": False},
+            ).rowcount
         self.held = taken == 1
         return self.held
 
@@ -60,13 +61,13 @@ class LeaseLock:
 
     def release(self) -> None:
         if self.held:
-            db.session.execute(
-                update(SchedulerLease)
-                .where(SchedulerLease.name == LEASE_NAME, SchedulerLease.holder == self.holder)
-                .values(holder=None, expires_at=None),
-                execution_options={"synchronize_session": False},
-            )
-            db.session.commit()
+            with unit():
+                db.session.execute(
+                    update(SchedulerLease)
+                    .where(SchedulerLease.name == LEASE_NAME, SchedulerLease.holder == self.holder)
+                    .values(holder=None, expires_at=None),
+                    execution_options={"synchronize_session": False},
+                )
         self.held = False
 
 
@@ -105,13 +106,13 @@ class AdvisoryLock:
             current_app.logger.warning("scheduler lock connection lost")
             self._drop()
             return False
-        _ensure_row()
-        db.session.execute(
-            update(SchedulerLease).where(SchedulerLease.name == LEASE_NAME)
-            .values(holder=self.holder, heartbeat_at=now, expires_at=None),
-            execution_options={"synchronize_session": False},
-        )
-        db.session.commit()
+        with unit():
+            _ensure_row()
+            db.session.execute(
+                update(SchedulerLease).where(SchedulerLease.name == LEASE_NAME)
+                .values(holder=self.holder, heartbeat_at=now, expires_at=None),
+                execution_options={"synchronize_session": False},
+            )
         return True
 
     def release(self) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from recovery_app import audit
 from recovery_app.extensions import db
 from recovery_app.models import AuditEvent, Case, User
+from recovery_app.database import unit
 from recovery_app.review import services
 
 
@@ -175,8 +176,8 @@ def _claim_in_threads(live_app, reviewer_ids):
             with live_app.app_context():
                 start.wait()
                 while True:
-                    case = services.commit_unit(
-                        lambda: services.claim_next(db.session.get(User, reviewer_id), now=utcnow()))
+                    with unit():
+                        case = services.claim_next(db.session.get(User, reviewer_id), now=utcnow())
                     if case is None:
                         break
                     results[reviewer_id].append(case.id)
@@ -236,7 +237,8 @@ def test_two_reviewers_claiming_the_same_case_one_wins_the_other_is_told(live_ap
         with live_app.test_request_context(headers={"Accept-Language": "en"}):
             start.wait()
             try:
-                services.commit_unit(lambda: services.claim(reference, db.session.get(User, reviewer_id), now=utcnow()))
+                with unit():
+                    services.claim(reference, db.session.get(User, reviewer_id), now=utcnow())
                 outcomes.append("won")
             except services.ReviewError as exc:
                 outcomes.append(str(exc.message))

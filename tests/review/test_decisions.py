@@ -130,9 +130,9 @@ def test_second_click_or_replayed_form_changes_nothing(make, review, staff_clien
                          follow_redirects=True)
     assert "was already decided (Approved). Nothing was changed." in replay.get_data(as_text=True)
     assert _snapshot(case) == after_first
-    # Only the case view after the redirect was added to the trail.
+    # The refusal is on the trail (ASVS 16.3.2), then the case view after the redirect.
     added = db.session.execute(select(AuditEvent.action).where(AuditEvent.seq > audit_rows)).scalars().all()
-    assert added == ["case.viewed"]
+    assert added == ["case.refused", "case.viewed"]
 
 
 def test_approving_an_already_rejected_case_is_refused(make, review, staff_client, now):

@@ -79,24 +79,13 @@ def test_pages_hold_fifty_and_follow_on_without_gaps_or_repeats(make, staff_clie
     assert _refs(first, cases) + _refs(second, cases) == ordered
 
 
-def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_cases(app, make, staff_client, now):
+def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_cases(app, make, staff_client, now, count_statements):
     reviewer = make.user("reviewer")
     client = staff_client(reviewer)
     seller = make.user(enrolled=False)
 
     def statements() -> int:
-        count = 0
-
-        def seen(*_args):
-            nonlocal count
-            count += 1
-
-        event.listen(db.engine, "before_cursor_execute", seen)
-        try:
-            assert client.get("/review/").status_code == 200
-        finally:
-            event.remove(db.engine, "before_cursor_execute", seen)
-        return count
+        return count_statements(lambda: client.get("/review/").status_code == 200 or pytest.fail("queue failed"))
 
     for n in range(3):
         make.case(seller, submitted_at=now + timedelta(minutes=n))
@@ -109,22 +98,11 @@ def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_ca
     assert statements() == few
 
 
-def test_precheck_filter_and_badges_add_no_statement_whatever_the_results(app, make, review, staff_client, now):
+def test_precheck_filter_and_badges_add_no_statement_whatever_the_results(app, make, review, staff_client, now, count_statements):
     client = staff_client(make.user("reviewer"))
 
     def statements(path: str) -> int:
-        count = 0
-
-        def seen(*_args):
-            nonlocal count
-            count += 1
-
-        event.listen(db.engine, "before_cursor_execute", seen)
-        try:
-            assert client.get(path).status_code == 200
-        finally:
-            event.remove(db.engine, "before_cursor_execute", seen)
-        return count
+        return count_statements(lambda: client.get(path).status_code == 200 or pytest.fail(f"{path} failed"))
 
     for n in range(3):
         make.case(submitted_at=now + timedelta(minutes=n))
