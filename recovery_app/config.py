@@ -131,8 +131,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
         "RECOVERY_TRUSTED_DEVICE_COOKIE": "__Host-trusted" if production else "trusted_device",
+        "RECOVERY_KNOWN_BROWSER_COOKIE": "__Host-known" if production else "known_browser",
         "RECOVERY_COOKIE_SECURE": production,
         "RECOVERY_TRUSTED_DEVICE_DAYS": _int("TRUSTED_DEVICE_DAYS", 90),
+        # A browser that completed a sign-in is not slowed by other people's wrong passwords.
+        "RECOVERY_KNOWN_BROWSER_DAYS": _int("KNOWN_BROWSER_DAYS", 180),
         "RECOVERY_SELLER_IDLE_MINUTES": _int("SELLER_IDLE_MINUTES", 30),
         "RECOVERY_SELLER_SESSION_HOURS": _int("SELLER_SESSION_HOURS", 12),
         "RECOVERY_STAFF_IDLE_MINUTES": _int("STAFF_IDLE_MINUTES", 15),

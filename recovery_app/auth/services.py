@@ -9,13 +9,24 @@ Attempt limits on the account (ASVS 6.3.1, NIST 800-63B 5.2.2), on top of the
 per-address limits the views set:
 
 * wrong passwords: after ``RECOVERY_PASSWORD_FREE_TRIES`` a growing delay
-  (1 s, 2 s, 4 s … up to ``RECOVERY_PASSWORD_MAX_DELAY_SECONDS``) during which
-  even the right password is refused;
-* wrong codes: after ``RECOVERY_CODE_LOCK_AFTER`` (10) in a row the challenge is
-  locked for ``RECOVERY_CODE_LOCK_MINUTES`` (15);
-* every failure of either kind counts towards ``RECOVERY_HARD_LOCK_AFTER`` (100)
-  consecutive failures, after which the account is locked until a manager
-  lifts it or the user resets the password and passes a second factor.
+  (1 s, 2 s, 4 s … up to ``RECOVERY_PASSWORD_MAX_DELAY_SECONDS``). While it
+  lasts every password, right or wrong, gets the same refusal after the same
+  hash, and is not counted. A browser that completed a sign-in to the account
+  before (the known-browser cookie) is not slowed by other people's guesses,
+  so someone who knows only the e-mail address can slow sign-in but never
+  keep the owner out;
+* wrong codes: after ``RECOVERY_CODE_LOCK_AFTER`` (10) the challenge is locked
+  for ``RECOVERY_CODE_LOCK_MINUTES`` (15). A try is taken (counted) before the
+  code is compared, in one conditional UPDATE, so parallel guesses cannot
+  evaluate more than 10 codes per lock window;
+* wrong codes (which follow a right password) count towards
+  ``RECOVERY_HARD_LOCK_AFTER`` (100) consecutive failures (NIST 800-63B
+  5.2.2), after which the account is locked until a manager lifts it or the
+  user resets the password by e-mail and passes a second factor. Wrong
+  passwords alone never lead to it.
+
+Every counter changes in SQL (``UPDATE … SET n = n + 1 … RETURNING n``), never
+read into Python, increased and written back.
 """
 
 from __future__ import annotations
@@ -29,7 +40,8 @@ import phonenumbers
 from babel.dates import format_datetime
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, select
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, or_, select, update
 
 from ..database import begin_write
 from ..extensions import db
@@ -46,6 +58,9 @@ CODES_PAUSED = _l("Too many wrong codes. For your safety, entering codes is paus
 HARD_LOCKED = _l("This account is locked after too many failed attempts. A manager can unlock it, or you can set a "
                  "new password with “Forgot your password?” and then sign in with a code.")
 SIGN_IN_REFUSED = _l("That e-mail address and password do not match. Check both and try again.")
+SIGN_IN_SLOWED = _l("That e-mail address and password do not match, or sign-in to this account is paused for a "
+                    "moment after many wrong passwords. Wait a minute, then try again.")
+KNOWN_BROWSER_SALT = "known-browser"
 
 
 class AuthError(Exception):
@@ -104,12 +119,15 @@ def _notify_change(user: User, change: str, now: datetime, address: str | None, 
 
 # --- the password step ----------------------------------------------------------
 
-def authenticate(email: str, password: str, now: datetime, *, address: str | None, browser: str | None) -> User:
+def authenticate(email: str, password: str, now: datetime, *, address: str | None, browser: str | None,
+                 known_browser: str | None = None) -> User:
     """The user whose e-mail and password these are, or ``AuthError``.
 
     An unknown address, a wrong password and a disabled user get the same
-    message after the same argon2 work (ASVS 6.3.8). Locks and delays are only
-    revealed to someone who typed the right password.
+    message after the same argon2 work (ASVS 6.3.8). While the account is
+    slowed, a right and a wrong password get the same message too, so the
+    delay confirms nothing. The hard lock is only revealed to someone who
+    typed the right password.
     """
     user = find_user_by_email(email)
     if user is not None and not user.is_active:
@@ -119,19 +137,57 @@ def authenticate(email: str, password: str, now: datetime, *, address: str | Non
     if user is None:
         record_event(None, "password_failed", now, address=address, browser=browser, known=False)
         raise AuthError(SIGN_IN_REFUSED)
+    slowed = user.password_delay_until is not None and now < user.password_delay_until
+    if slowed and not is_known_browser(user, known_browser):
+        raise AuthError(SIGN_IN_SLOWED)
     if not right:
         _password_failed(user, now, address, browser)
         raise AuthError(SIGN_IN_REFUSED)
     if user.hard_locked_at is not None and not _reset_since_lock(user):
         raise AuthError(HARD_LOCKED)
-    if user.password_delay_until is not None and now < user.password_delay_until:
-        raise AuthError(_l("Too many wrong attempts. For your safety, please wait a moment and try again."),
-                        until=user.password_delay_until)
-    user.failed_password_count = 0
-    user.password_delay_until = None
+    _counters(user, failed_password_count=0, password_delay_until=None)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
+
+
+def known_browser_token(user: User) -> str:
+    """The cookie value that marks this browser as one that completed a sign-in
+    to ``user``'s account; it dies with the session epoch (sign out everywhere,
+    an approved recovery, a password change)."""
+    return URLSafeTimedSerializer(_config("SECRET_KEY"), salt=KNOWN_BROWSER_SALT).dumps([user.id, user.session_epoch])
+
+
+def is_known_browser(user: User, token: str | None) -> bool:
+    if not token:
+        return False
+    days = _config("RECOVERY_KNOWN_BROWSER_DAYS")
+    try:
+        user_id, epoch = URLSafeTimedSerializer(_config("SECRET_KEY"), salt=KNOWN_BROWSER_SALT).loads(
+            token, max_age=days * 86400)
+    except (BadSignature, ValueError, TypeError):
+        return False
+    return user_id == user.id and epoch == user.session_epoch
+
+
+def _counters(user: User, **values) -> None:
+    """Set or move counters of ``user`` in one UPDATE, and let the loaded
+    object read them again."""
+    db.session.execute(update(User).where(User.id == user.id).values(**values)
+                       .execution_options(synchronize_session=False))
+    db.session.expire(user, list(values))
+
+
+def _count(user: User, **increments) -> tuple:
+    """Add to counters of ``user`` in one statement; returns their new values."""
+    columns = [getattr(User, name) for name in increments]
+    row = db.session.execute(
+        update(User).where(User.id == user.id)
+        .values({column: column + amount for column, amount in zip(columns, increments.values(), strict=True)})
+        .returning(*columns).execution_options(synchronize_session=False)
+    ).one()
+    db.session.expire(user, list(increments))
+    return tuple(row)
 
 
 def _reset_since_lock(user: User) -> bool:
@@ -141,20 +197,30 @@ def _reset_since_lock(user: User) -> bool:
 
 
 def _password_failed(user: User, now: datetime, address, browser) -> None:
-    user.failed_password_count = (user.failed_password_count or 0) + 1
-    over = user.failed_password_count - _config("RECOVERY_PASSWORD_FREE_TRIES")
+    (count,) = _count(user, failed_password_count=1)
+    over = count - _config("RECOVERY_PASSWORD_FREE_TRIES")
     if over >= 0:
-        delay = min(2 ** over, _config("RECOVERY_PASSWORD_MAX_DELAY_SECONDS"))
-        user.password_delay_until = now + timedelta(seconds=delay)
-    record_event(user, "password_failed", now, address=address, browser=browser, count=user.failed_password_count)
-    _count_failure(user, now, address, browser)
+        until = now + timedelta(seconds=min(2 ** over, _config("RECOVERY_PASSWORD_MAX_DELAY_SECONDS")))
+        db.session.execute(
+            update(User).where(User.id == user.id, or_(User.password_delay_until.is_(None),
+                                                       User.password_delay_until < until))
+            .values(password_delay_until=until).execution_options(synchronize_session=False))
+        db.session.expire(user, ["password_delay_until"])
+    record_event(user, "password_failed", now, address=address, browser=browser, count=count)
 
 
 def _count_failure(user: User, now: datetime, address, browser) -> None:
-    user.consecutive_failures = (user.consecutive_failures or 0) + 1
-    if user.consecutive_failures >= _config("RECOVERY_HARD_LOCK_AFTER") and user.hard_locked_at is None:
-        user.hard_locked_at = now
-        record_event(user, "hard_locked", now, address=address, browser=browser, failures=user.consecutive_failures)
+    """One more failure after a right password, towards the hard lock; the one
+    request that reaches the ceiling locks and tells the user, once."""
+    (failures,) = _count(user, consecutive_failures=1)
+    if failures < _config("RECOVERY_HARD_LOCK_AFTER"):
+        return
+    locked = db.session.execute(
+        update(User).where(User.id == user.id, User.hard_locked_at.is_(None)).values(hard_locked_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.expire(user, ["hard_locked_at"])
+    if locked:
+        record_event(user, "hard_locked", now, address=address, browser=browser, failures=failures)
         notify(user, "locked", now, address=address or "?", browser=describe_browser(browser))
 
 
@@ -246,6 +312,27 @@ def check_locks(user: User, now: datetime) -> None:
         raise AuthError(CODES_PAUSED, until=user.code_locked_until)
 
 
+def _take_code_try(user: User, now: datetime) -> int:
+    """Count a try before the code is compared, in one conditional UPDATE: at
+    most ``RECOVERY_CODE_LOCK_AFTER`` codes are compared per lock window, however
+    many requests arrive at once. Returns the number of tries taken so far."""
+    taken = db.session.execute(
+        update(User)
+        .where(User.id == user.id,
+               User.failed_code_count < _config("RECOVERY_CODE_LOCK_AFTER"),
+               or_(User.code_locked_until.is_(None), User.code_locked_until <= now),
+               or_(User.hard_locked_at.is_(None), User.password_changed_at > User.hard_locked_at))
+        .values(failed_code_count=User.failed_code_count + 1)
+        .returning(User.failed_code_count).execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    db.session.expire(user, ["failed_code_count"])
+    if taken is None:
+        db.session.refresh(user)
+        check_locks(user, now)
+        raise AuthError(CODES_PAUSED, until=user.code_locked_until)
+    return taken
+
+
 def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, address: str | None,
                 browser: str | None) -> str:
     """Check a code typed for ``challenge``; returns what was used ("totp",
@@ -255,13 +342,14 @@ def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, a
     if challenge.recovery:
         if twofactor.normalise_recovery_code(text) is None:
             raise AuthError(_l("A recovery code has 10 letters and digits, like abcde-23456."), field="code")
+        tries = _take_code_try(user, now)
         if twofactor.use_recovery_code(user, text, now):
             record_event(user, "recovery_code_used", now, address=address, browser=browser,
                          left=twofactor.remaining_recovery_codes(user))
             _notify_change(user, "recovery_code_used", now, address, browser)
             _code_passed(user)
             return "recovery_code"
-        _code_failed(user, now, address, browser, "recovery_code")
+        _code_failed(user, tries, now, address, browser, "recovery_code")
         raise AuthError(_l("That recovery code is not right or was already used."), field="code")
     code = twofactor.normalise_code(text)
     if code is None:
@@ -269,6 +357,7 @@ def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, a
     method = method_of(user, challenge.method_id)
     if method is None:
         raise AuthError(_l("That way of signing in is not available. Choose another."))
+    tries = _take_code_try(user, now)
     if method.kind == "totp":
         ok = twofactor.verify_totp(method, code, now)
     else:
@@ -277,7 +366,7 @@ def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, a
         if ok:
             method.last_used_at = now
     if not ok:
-        _code_failed(user, now, address, browser, method.kind)
+        _code_failed(user, tries, now, address, browser, method.kind)
         if method.kind == "totp":
             raise AuthError(_l("That code is not right, or it was already used. Wait for the next code in your "
                                "app and try again."), field="code")
@@ -288,26 +377,22 @@ def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, a
 
 
 def _code_passed(user: User) -> None:
-    user.failed_code_count = 0
-    user.code_locked_until = None
-    user.failed_password_count = 0
-    user.password_delay_until = None
-    user.consecutive_failures = 0
+    _counters(user, failed_code_count=0, code_locked_until=None, failed_password_count=0, password_delay_until=None,
+              consecutive_failures=0)
 
 
-def _code_failed(user: User, now: datetime, address, browser, kind: str) -> None:
-    user.failed_code_count = (user.failed_code_count or 0) + 1
-    record_event(user, "code_failed", now, address=address, browser=browser, method=kind,
-                 count=user.failed_code_count)
+def _code_failed(user: User, tries: int, now: datetime, address, browser, kind: str) -> None:
+    """A wrong code: its try was taken already (``tries`` so far in this window)."""
+    record_event(user, "code_failed", now, address=address, browser=browser, method=kind, count=tries)
     _count_failure(user, now, address, browser)
-    if user.failed_code_count == _config("RECOVERY_SUSPICIOUS_AFTER"):
+    if tries == _config("RECOVERY_SUSPICIOUS_AFTER"):
         # The password was right but the codes are not: someone may know the password (ASVS 6.3.5).
         notify(user, "suspicious_attempt", now, address=address or "?", browser=describe_browser(browser))
-    if user.failed_code_count >= _config("RECOVERY_CODE_LOCK_AFTER"):
-        user.code_locked_until = now + timedelta(minutes=_config("RECOVERY_CODE_LOCK_MINUTES"))
-        user.failed_code_count = 0
-        record_event(user, "code_locked", now, address=address, browser=browser, until=user.code_locked_until.isoformat())
-        raise AuthError(CODES_PAUSED, until=user.code_locked_until)
+    if tries >= _config("RECOVERY_CODE_LOCK_AFTER"):
+        until = now + timedelta(minutes=_config("RECOVERY_CODE_LOCK_MINUTES"))
+        _counters(user, code_locked_until=until, failed_code_count=0)
+        record_event(user, "code_locked", now, address=address, browser=browser, until=until.isoformat())
+        raise AuthError(CODES_PAUSED, until=until)
 
 
 def trusted_device(user: User, token: str | None, now: datetime) -> TrustedDevice | None:

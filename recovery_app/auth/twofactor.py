@@ -149,23 +149,30 @@ def send_code(user, *, phone_e164: str, channel: str, purpose: str, challenge_id
 
 
 def check_sent_code(user, *, challenge_id: str, code: str, now: datetime) -> SentCode | None:
-    """The code sent for this challenge, if ``code`` matches it, unused and in time."""
-    sent = db.session.execute(
-        select(SentCode).where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id,
-                               SentCode.used_at.is_(None))
-        .order_by(SentCode.created_at.desc()).limit(1)
-    ).scalar_one_or_none()
-    if sent is None or now >= sent.expires_at or sent.tries >= current_app.config["RECOVERY_CODE_MAX_TRIES"]:
-        return None
-    if not hmac.compare_digest(sent.code_hash, _code_hash(challenge_id, code)):
-        sent.tries += 1
+    """The code sent for this challenge, if ``code`` matches it, unused and in time.
+
+    The try is taken before comparing, in one conditional UPDATE, so parallel
+    guesses at one sent code get ``RECOVERY_CODE_MAX_TRIES`` comparisons in all."""
+    latest = (
+        select(SentCode.id).where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id,
+                                  SentCode.used_at.is_(None))
+        .order_by(SentCode.created_at.desc(), SentCode.id.desc()).limit(1)
+    ).scalar_subquery()
+    taken = db.session.execute(
+        update(SentCode)
+        .where(SentCode.id == latest, SentCode.used_at.is_(None), SentCode.expires_at > now,
+               SentCode.tries < current_app.config["RECOVERY_CODE_MAX_TRIES"])
+        .values(tries=SentCode.tries + 1)
+        .returning(SentCode.id, SentCode.code_hash)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if taken is None or not hmac.compare_digest(taken.code_hash, _code_hash(challenge_id, code)):
         return None
     won = db.session.execute(
-        update(SentCode).where(SentCode.id == sent.id, SentCode.used_at.is_(None)).values(used_at=now)
+        update(SentCode).where(SentCode.id == taken.id, SentCode.used_at.is_(None)).values(used_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    db.session.refresh(sent)
-    return sent if won == 1 else None
+    return db.session.get(SentCode, taken.id, populate_existing=True) if won == 1 else None
 
 
 # --- recovery codes --------------------------------------------------------------

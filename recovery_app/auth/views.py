@@ -67,7 +67,9 @@ def sign_in():
     if form.validate_on_submit():
         now = utcnow()
         try:
-            user = services.authenticate(form.email.data, form.password.data, now, **web.origin())
+            user = services.authenticate(
+                form.email.data, form.password.data, now,
+                known_browser=request.cookies.get(current_app.config["RECOVERY_KNOWN_BROWSER_COOKIE"]), **web.origin())
         except AuthError as exc:
             error = exc
         else:
@@ -96,8 +98,11 @@ def _finish_sign_in(user, now, *, via: str, remember: bool = False):
     with _language_kept():
         begin_session(user, now, **web.origin())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
     response = redirect(target)
+    config = current_app.config
+    response.set_cookie(config["RECOVERY_KNOWN_BROWSER_COOKIE"], services.known_browser_token(user), path="/",
+                        httponly=True, samesite="Lax", secure=config["RECOVERY_COOKIE_SECURE"],
+                        max_age=config["RECOVERY_KNOWN_BROWSER_DAYS"] * 86400)
     if token:
-        config = current_app.config
         response.set_cookie(config["RECOVERY_TRUSTED_DEVICE_COOKIE"], token, path="/", httponly=True, samesite="Lax",
                             secure=config["RECOVERY_COOKIE_SECURE"],
                             max_age=config["RECOVERY_TRUSTED_DEVICE_DAYS"] * 86400)

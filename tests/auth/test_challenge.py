@@ -227,34 +227,34 @@ def test_repeated_wrong_codes_after_a_right_password_send_a_notice(client, make,
 def test_wrong_passwords_bring_a_growing_delay(app, make, now):
     # ASVS 6.3.1
     user = make.user()
-    for _ in range(5):
+
+    def refusal(password, at):
         try:
-            services.authenticate(user.email, "wrong password here", now, address=None, browser=None)
-        except services.AuthError:
-            pass
+            services.authenticate(user.email, password, at, address=None, browser=None)
+        except services.AuthError as exc:
+            return str(exc.message)
+        raise AssertionError("the password was accepted")
+
+    for _ in range(5):
+        refusal("wrong password here", now)
     assert user.password_delay_until == now + timedelta(seconds=1)
-    try:
-        services.authenticate(user.email, "wrong password here", now, address=None, browser=None)
-    except services.AuthError:
-        pass
-    assert user.password_delay_until == now + timedelta(seconds=2)
-    try:
-        services.authenticate(user.email, TEST_PASSWORD, now, address=None, browser=None)
-    except services.AuthError as exc:
-        assert exc.until == now + timedelta(seconds=2)
-    else:
-        raise AssertionError("the right password was accepted during the delay")
+    # During the delay a right and a wrong password read the same, and neither is counted.
+    assert refusal(TEST_PASSWORD, now) == refusal("wrong password here", now) == str(services.SIGN_IN_SLOWED)
+    assert (user.failed_password_count, user.password_delay_until) == (5, now + timedelta(seconds=1))
+    refusal("wrong password here", later(now, seconds=1))
+    assert user.password_delay_until == later(now, seconds=1) + timedelta(seconds=2)
     assert services.authenticate(user.email, TEST_PASSWORD, later(now, seconds=3), address=None, browser=None) is user
     assert user.failed_password_count == 0
 
 
 def test_hundred_consecutive_failures_lock_the_account(app, make, now):
-    # NIST 800-63B: at most 100 consecutive failed attempts
+    # NIST 800-63B: at most 100 consecutive failed attempts, counted after a right password
     user = make.user()
     user.password_changed_at = later(now, days=-30)
+    challenge = services.Challenge(id="c", method_id=twofactor.primary_method(user).id)
     for i in range(100):
         try:
-            services.authenticate(user.email, "wrong password here", later(now, hours=i), address=None, browser=None)
+            services.verify_code(user, challenge, "000000", later(now, hours=i), address=None, browser=None)
         except services.AuthError:
             pass
     assert user.hard_locked_at is not None
@@ -267,6 +267,18 @@ def test_hundred_consecutive_failures_lock_the_account(app, make, now):
         raise AssertionError("a hard-locked account accepted its password")
     manager = make.user(role="manager")
     services.unlock(user, manager, later(now, days=10))
+    assert services.authenticate(user.email, TEST_PASSWORD, later(now, days=10), address=None, browser=None) is user
+
+
+def test_wrong_passwords_alone_never_hard_lock_the_account(app, make, now):
+    # Someone who knows only the e-mail address can slow sign-in, not lock the owner out.
+    user = make.user()
+    for i in range(150):
+        try:
+            services.authenticate(user.email, "wrong password here", later(now, hours=i), address=None, browser=None)
+        except services.AuthError:
+            pass
+    assert user.hard_locked_at is None and user.consecutive_failures == 0
     assert services.authenticate(user.email, TEST_PASSWORD, later(now, days=10), address=None, browser=None) is user
 
 

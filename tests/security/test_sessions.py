@@ -119,7 +119,7 @@ def production_cookies(app, monkeypatch):
     monkeypatch.setenv("RECOVERY_VAULT_KEY", "A" * 43 + "=")
     production = load_config({"RECOVERY_ENV": "production"})
     for key in ("SESSION_COOKIE_NAME", "SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE",
-                "RECOVERY_TRUSTED_DEVICE_COOKIE", "RECOVERY_COOKIE_SECURE"):
+                "RECOVERY_TRUSTED_DEVICE_COOKIE", "RECOVERY_KNOWN_BROWSER_COOKIE", "RECOVERY_COOKIE_SECURE"):
         monkeypatch.setitem(app.config, key, production[key])
     return app
 
@@ -131,7 +131,7 @@ def test_production_cookies_are_host_prefixed_secure_and_httponly(production_coo
     user = make.user()
     response = forms.sign_in(client, user, remember=True)
     cookies = {header.split("=", 1)[0]: header for header in response.headers.getlist("Set-Cookie")}
-    assert set(cookies) == {"__Host-session", "__Host-trusted"}
+    assert set(cookies) == {"__Host-session", "__Host-trusted", "__Host-known"}
     for header in cookies.values():
         attributes = [part.strip().lower() for part in header.split(";")]
         assert "secure" in attributes and "httponly" in attributes and "path=/" in attributes
