@@ -334,12 +334,18 @@ class Auth:
         self.app = app
 
     def password_step(self, client, user, *, at: datetime | None = None):
-        from recovery_app.auth.sessions import PENDING_KEY
+        from recovery_app.auth.sessions import PENDING_KEY, token_hash
+        from recovery_app.models import PasswordStep
         from recovery_app.models.base import utcnow
 
+        moment = at or utcnow()
+        token = secrets.token_urlsafe(32)
+        _db.session.add(PasswordStep(user_id=user.id, token_hash=token_hash(token), created_at=moment,
+                                     address="127.0.0.1", browser="pytest"))
+        _db.session.flush()
         with client.session_transaction() as sess:
             sess.clear()
-            sess[PENDING_KEY] = {"uid": user.id, "epoch": user.session_epoch, "at": (at or utcnow()).isoformat()}
+            sess[PENDING_KEY] = {"uid": user.id, "epoch": user.session_epoch, "at": moment.isoformat(), "token": token}
 
     def sign_in(self, client, user, *, at: datetime | None = None):
         from recovery_app.auth.sessions import SID_KEY, token_hash

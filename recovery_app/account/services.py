@@ -31,7 +31,7 @@ from .. import audit
 from ..auth.events import record_event
 from ..auth.passwords import hash_password, password_problems, verify_password
 from ..auth.services import unlock
-from ..auth.sessions import bump_epoch, end_all_sessions, end_session, limits_for, token_hash
+from ..auth.sessions import bump_epoch, end_all_sessions, end_password_steps, end_session, limits_for, token_hash
 from ..auth.users import create_user, find_user_by_email, normalise_email, valid_email
 from ..extensions import db
 from ..models import Account, ActionToken, User, UserSession
@@ -169,8 +169,10 @@ def reset_password(token: str, password: str, confirm: str, now: datetime, *, ad
 
 
 def _set_password(user: User, password: str, now: datetime) -> None:
+    """A new password; every browser half-way through signing in with the old one starts again."""
     user.password_hash = hash_password(password)
     user.password_changed_at = now
+    end_password_steps(user, now, "password_changed")
 
 
 def _notify(to: str, template: str, user: User, now: datetime, **context) -> None:

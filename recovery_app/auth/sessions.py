@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 
 from ..database import best_effort_write
 from ..extensions import db, login_manager
-from ..models import User, UserSession
+from ..models import PasswordStep, User, UserSession
 from ..models.base import utcnow
 
 PENDING_KEY = "pending"
@@ -53,20 +53,40 @@ def limits_for(user: User) -> tuple[timedelta, timedelta]:
 
 # --- the password step -------------------------------------------------------
 
-def mark_password_passed(user: User, now: datetime) -> None:
-    """Remember in this browser that ``user`` gave the right password."""
+def mark_password_passed(user: User, now: datetime, *, address: str | None = None,
+                         browser: str | None = None) -> PasswordStep:
+    """Remember, server-side and in this browser, that ``user`` gave the right password."""
     session.clear()  # a fresh session at every sign-in: nothing set before it survives
-    session[PENDING_KEY] = {"uid": user.id, "epoch": user.session_epoch, "at": now.isoformat()}
+    token = secrets.token_urlsafe(32)
+    step = PasswordStep(user_id=user.id, token_hash=token_hash(token), created_at=now, address=address,
+                        browser=(browser or "")[:300])
+    db.session.add(step)
+    db.session.flush()
+    session[PENDING_KEY] = {"uid": user.id, "epoch": user.session_epoch, "at": now.isoformat(), "token": token}
+    return step
+
+
+def _pending_step() -> tuple[dict, PasswordStep] | None:
+    data = session.get(PENDING_KEY)
+    if not isinstance(data, dict) or not isinstance(data.get("token"), str):
+        return None
+    step = db.session.execute(
+        select(PasswordStep).where(PasswordStep.token_hash == token_hash(data["token"]))).scalar_one_or_none()
+    return (data, step) if step is not None else None
 
 
 def pending_user(now: datetime | None = None) -> User | None:
-    """The user who passed the password step in this browser, if still valid."""
-    data = session.get(PENDING_KEY)
-    if not isinstance(data, dict):
+    """The user who passed the password step in this browser, if still valid:
+    its server-side row is live, the user's epoch has not moved, not idle."""
+    found = _pending_step()
+    if found is None:
         return None
+    data, step = found
     try:
         user_id, epoch, at = int(data["uid"]), int(data["epoch"]), datetime.fromisoformat(data["at"])
     except (KeyError, TypeError, ValueError):
+        return None
+    if step.ended_at is not None or step.user_id != user_id:
         return None
     user = db.session.get(User, user_id)
     if user is None or user.session_epoch != epoch or not user.is_active:
@@ -77,7 +97,11 @@ def pending_user(now: datetime | None = None) -> User | None:
     return user
 
 
-def clear_pending() -> None:
+def end_password_step(now: datetime, reason: str) -> None:
+    """End this browser's password step, if it has one."""
+    found = _pending_step()
+    if found is not None and found[1].ended_at is None:
+        found[1].ended_at, found[1].end_reason = now, reason
     session.pop(PENDING_KEY, None)
 
 
@@ -85,6 +109,7 @@ def clear_pending() -> None:
 
 def begin_session(user: User, now: datetime, address: str | None, browser: str | None) -> UserSession:
     """Sign ``user`` in after both steps: a new session, a new server-side row."""
+    end_password_step(now, "completed")
     session.clear()
     token = secrets.token_urlsafe(32)
     row = UserSession(
@@ -129,7 +154,14 @@ def end_all_sessions(user: User, now: datetime, reason: str, *, keep: UserSessio
     if keep is not None:
         query = query.where(UserSession.id != keep.id)
     result = db.session.execute(query.values(ended_at=now, end_reason=reason))
+    end_password_steps(user, now, reason)
     return result.rowcount
+
+
+def end_password_steps(user: User, now: datetime, reason: str) -> None:
+    """Every browser half-way through signing in as ``user`` starts again."""
+    db.session.execute(update(PasswordStep).where(PasswordStep.user_id == user.id, PasswordStep.ended_at.is_(None))
+                       .values(ended_at=now, end_reason=reason))
 
 
 def bump_epoch(user: User) -> None:
@@ -141,6 +173,7 @@ def sign_out(now: datetime, reason: str = "signed_out") -> None:
     row = current_session_row()
     if row is not None:
         end_session(row, now, reason)
+    end_password_step(now, reason)
     logout_user()
     session.clear()
 

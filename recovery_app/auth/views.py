@@ -74,7 +74,7 @@ def sign_in():
             error = exc
         else:
             with _language_kept():
-                mark_password_passed(user, now)
+                mark_password_passed(user, now, **web.origin())
             session[NEXT_KEY] = web.safe_next(form.next.data)
             return _after_password(user, now)
     return render_template("auth/sign_in.html", form=form, error=error, reason=reason)

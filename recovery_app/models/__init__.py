@@ -5,7 +5,7 @@ from .cases import Case, CaseNote, Decision, Document
 from .outbox import JobRun, OutboxMessage, SchedulerLease
 from .prechecks import DocumentHash, DocumentMatch, PrecheckResult, PrecheckRun
 from .twofactor import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
-from .users import Account, ActionToken, SecurityEvent, User, UserSession
+from .users import Account, ActionToken, PasswordStep, SecurityEvent, User, UserSession
 
 __all__ = [
     "Account",
@@ -20,6 +20,7 @@ __all__ = [
     "DocumentMatch",
     "JobRun",
     "OutboxMessage",
+    "PasswordStep",
     "PrecheckResult",
     "PrecheckRun",
     "RecoveryCode",

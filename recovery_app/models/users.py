@@ -96,6 +96,24 @@ class UserSession(db.Model):
     user: Mapped[User] = relationship()
 
 
+class PasswordStep(db.Model):
+    """A browser that gave the right password and has not passed 2SV yet.
+
+    Kept server-side, like a session, so that signing out, a new password, an
+    approved recovery or "end other sessions" ends every copy of the cookie."""
+
+    __tablename__ = "password_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    address: Mapped[str | None] = mapped_column(String(64))
+    browser: Mapped[str | None] = mapped_column(String(300))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(40))
+
+
 class SecurityEvent(db.Model):
     """Who did what to whose sign-in, when and from where (never secrets)."""
 

@@ -7,10 +7,10 @@ import threading
 
 from sqlalchemy import func, select
 
-from recovery_app.auth.sessions import PENDING_KEY
+from recovery_app.auth.sessions import PENDING_KEY, token_hash
 from recovery_app.auth.users import create_user, get_or_create_account
 from recovery_app.extensions import db
-from recovery_app.models import Case, Document
+from recovery_app.models import Case, Document, PasswordStep
 from recovery_app.models.base import utcnow
 
 from .conftest import full_form, send, stored_files
@@ -21,8 +21,10 @@ def test_simultaneous_submissions_open_a_single_case(live_app, documents):
         account = get_or_create_account("Double tap shop", utcnow())
         user = create_user(email="double@example.test", password="x" * 20, role="seller_owner", account=account,
                            now=utcnow(), check_password=False)
+        token = "two-tabs-of-one-browser"
+        db.session.add(PasswordStep(user_id=user.id, token_hash=token_hash(token), created_at=utcnow()))
         db.session.commit()
-        pending = {"uid": user.id, "epoch": user.session_epoch, "at": utcnow().isoformat()}
+        pending = {"uid": user.id, "epoch": user.session_epoch, "at": utcnow().isoformat(), "token": token}
     clients = [live_app.test_client(), live_app.test_client()]
     for client in clients:
         with client.session_transaction() as session:
