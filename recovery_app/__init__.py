@@ -23,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
+    register_request_checks(app)
     register_security_headers(app)
     register_cli(app)
     register_scheduler(app)
@@ -71,6 +72,12 @@ def register_blueprints(app: Flask) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     from .errors import init_app
+
+    init_app(app)
+
+
+def register_request_checks(app: Flask) -> None:
+    from .web import init_app
 
     init_app(app)
 

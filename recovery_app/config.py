@@ -7,6 +7,7 @@ production refuses to start without real secrets.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -59,6 +60,14 @@ def _bool(name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"RECOVERY_{name} must be on or off, got {raw!r}")
+
+
+def _networks(name: str, default: str) -> tuple:
+    raw = _env(name, default) or ""
+    try:
+        return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"RECOVERY_{name} must list networks such as 10.0.0.0/8, got {raw!r}: {exc}") from None
 
 
 def _kept_secret(path: Path, make) -> str:
@@ -225,6 +234,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_SCHEDULER_STANDBY_POLL_SECONDS": _int("SCHEDULER_STANDBY_POLL_SECONDS", 5),
         # /healthz calls the scheduler down when its heartbeat is older than this.
         "RECOVERY_HEALTH_HEARTBEAT_MAX_SECONDS": _int("HEALTH_HEARTBEAT_MAX_SECONDS", 180),
+        # Who may read /healthz in detail besides managers: comma-separated networks.
+        "RECOVERY_HEALTH_DETAIL_NETWORKS": _networks("HEALTH_DETAIL_NETWORKS", "127.0.0.0/8,::1/128"),
         # Job intervals (seconds).
         "RECOVERY_JOB_SLA_SWEEP_SECONDS": _int("JOB_SLA_SWEEP_SECONDS", 60),
         "RECOVERY_JOB_STALE_CLAIMS_SECONDS": _int("JOB_STALE_CLAIMS_SECONDS", 300),

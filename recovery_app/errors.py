@@ -47,7 +47,10 @@ def init_app(app) -> None:
     def http_error(error: HTTPException):
         if error.code is None or error.code < 400:
             return error
-        return _render(error.code, MESSAGES.get(error.code, error.description))
+        body, status = _render(error.code, MESSAGES.get(error.code, error.description))
+        # Keep what the error says besides its page: Allow on a 405, Retry-After on a 429.
+        kept = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return body, status, kept
 
     @app.errorhandler(InternalServerError)
     def server_error(error):

@@ -3,6 +3,7 @@ folder, and is a scheduler runner alive (its heartbeat is recent)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +45,16 @@ def _scheduler(now: datetime) -> dict:
     age = (now - beat).total_seconds()
     return {"status": "ok" if age <= limit else "down", "heartbeat_at": beat.isoformat(),
             "heartbeat_age_seconds": int(age), "holder": lease.holder}
+
+
+def may_see_details(address: str | None) -> bool:
+    """Internal addresses (``RECOVERY_HEALTH_DETAIL_NETWORKS``, loopback by
+    default) may read which part is down and who runs the scheduler."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in current_app.config["RECOVERY_HEALTH_DETAIL_NETWORKS"])
 
 
 def check(now: datetime) -> dict:

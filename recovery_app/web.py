@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import abort, current_app, request
 
 from .extensions import limiter
+from .forms import unsafe_characters
 
 
 def client_address() -> str | None:
@@ -74,3 +75,15 @@ def same_site_path(url: str | None) -> str | None:
     if parts.netloc and parts.netloc != request.host:
         return None
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def refuse_control_characters() -> None:
+    """A URL or query with control characters (a NUL that PostgreSQL would
+    refuse, say) gets a clear 400 before any view sees it. Form fields are
+    checked by the forms themselves, with a message beside the field."""
+    if unsafe_characters(request.path) or any(unsafe_characters(value) for value in request.args.values()):
+        abort(400)
+
+
+def init_app(app) -> None:
+    app.before_request(refuse_control_characters)

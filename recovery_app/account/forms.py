@@ -4,7 +4,7 @@ passwords and addresses live in ``services.py``."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..forms import Form
 from wtforms import EmailField, HiddenField, PasswordField, SearchField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
@@ -42,11 +42,11 @@ def _password_field(label, autocomplete: str = "new-password", max_length: int |
     return PasswordField(label, validators=validators, render_kw={"autocomplete": autocomplete})
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(Form):
     email = _email_field(_l("E-mail address"), autocomplete="username")
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(Form):
     password = _password_field(_l("New password"))
     confirm = _password_field(_l("New password again"))
 
@@ -64,26 +64,26 @@ class ChangePasswordForm(NewPasswordForm):
                                        max_length=CURRENT_PASSWORD_MAX)
 
 
-class ChangeEmailForm(FlaskForm):
+class ChangeEmailForm(Form):
     email = _email_field(_l("New e-mail address"))
 
 
-class InviteForm(FlaskForm):
+class InviteForm(Form):
     email = _email_field(_l("E-mail address of the person to invite"))
     locale = SelectField(_l("Language of the invitation"), choices=[SelectChoice("ja", "日本語"), SelectChoice("en", "English")])
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """A button and its CSRF token (remove a user, end sessions)."""
 
 
-class EndSessionsForm(FlaskForm):
+class EndSessionsForm(Form):
     # Digits, checked as text: WTForms' number checks overflow on huge values.
     session_id = StringField(validators=[Optional(), Length(max=9), Regexp(r"^[0-9]+$")])
     scope = HiddenField()
 
 
-class StaffSearchForm(FlaskForm):
+class StaffSearchForm(Form):
     class Meta:
         csrf = False  # a GET search changes nothing
 

@@ -9,7 +9,7 @@ same message is given wherever a code is typed.
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..forms import Form
 from wtforms import BooleanField, SelectChoice, EmailField, HiddenField, PasswordField, RadioField, StringField
 from wtforms.validators import InputRequired, Length
 
@@ -17,7 +17,7 @@ CODE_FIELD = {"inputmode": "numeric", "autocomplete": "one-time-code", "class": 
               "autocapitalize": "off"}
 
 
-class SignInForm(FlaskForm):
+class SignInForm(Form):
     email = EmailField(_l("E-mail address"), validators=[
         InputRequired(_l("Enter your e-mail address.")),
         Length(max=254, message=_l("An e-mail address has at most 254 characters."))],
@@ -29,7 +29,7 @@ class SignInForm(FlaskForm):
     next = HiddenField()
 
 
-class CodeForm(FlaskForm):
+class CodeForm(Form):
     code = StringField(_l("Code"), validators=[
         InputRequired(_l("Enter the code.")), Length(max=40, message=_l("That code is too long."))],
         render_kw=CODE_FIELD)
@@ -39,7 +39,7 @@ class ChallengeForm(CodeForm):
     remember_device = BooleanField(_l("Don't ask for codes on this device"))
 
 
-class RecoveryCodeForm(FlaskForm):
+class RecoveryCodeForm(Form):
     code = StringField(_l("Recovery code"), validators=[
         InputRequired(_l("Enter one of your recovery codes.")),
         Length(max=40, message=_l("That code is too long."))],
@@ -47,7 +47,7 @@ class RecoveryCodeForm(FlaskForm):
     remember_device = BooleanField(_l("Don't ask for codes on this device"))
 
 
-class PhoneForm(FlaskForm):
+class PhoneForm(Form):
     number = StringField(_l("Phone number"), validators=[
         InputRequired(_l("Enter a phone number.")), Length(max=40, message=_l("That phone number is too long."))],
         render_kw={"autocomplete": "tel", "inputmode": "tel", "type": "tel"})
@@ -56,10 +56,10 @@ class PhoneForm(FlaskForm):
         validators=[InputRequired(_l("Choose text message or voice call."))])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A button that changes something: only the CSRF token."""
 
 
-class BackupChoiceForm(FlaskForm):
+class BackupChoiceForm(Form):
     method_id = HiddenField()
     channel = HiddenField()

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask_login import current_user
 
 from ..account.services import save_language
-from ..web import safe_next
+from ..web import client_address, safe_next
 
 bp = Blueprint("pages", __name__)
 
@@ -41,12 +41,14 @@ def help_page():
 
 @bp.get("/healthz")
 def healthz():
-    """Database, upload folder and scheduler heartbeat, as JSON; 503 when one is down."""
-    from ..health import check
+    """Up or down for anyone (503 when a part is down); which part and the
+    scheduler's holder only for managers and internal addresses."""
+    from ..health import check, may_see_details
     from ..models.base import utcnow
 
     report = check(utcnow())
-    response = jsonify(report)
+    manager = current_user.is_authenticated and current_user.role == "manager"
+    response = jsonify(report if manager or may_see_details(client_address()) else {"status": report["status"]})
     response.status_code = 200 if report["status"] == "ok" else 503
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -5,12 +5,12 @@ every problem is reported on its own field in one pass."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..forms import Form
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SubmitField
 
 
-class StartForm(FlaskForm):
+class StartForm(Form):
     # Choices come from RECOVERY_DOCUMENT_TYPES; the service checks the value.
     document_type = RadioField(_l("Which document will you send?"), choices=[], validate_choice=False)
     front = FileField(_l("Front"))
@@ -21,12 +21,12 @@ class StartForm(FlaskForm):
     submit = SubmitField(_l("Send documents"))
 
 
-class ResubmitForm(FlaskForm):
+class ResubmitForm(Form):
     front = FileField(_l("Front"))
     back = FileField(_l("Back"))
     selfie = FileField(_l("Selfie holding the document"))
     submit = SubmitField(_l("Send new documents"))
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(Form):
     submit = SubmitField(_l("Withdraw my case"))

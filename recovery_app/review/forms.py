@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from ..forms import Form
 from wtforms import BooleanField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -15,11 +15,11 @@ MESSAGE_MAX = 2000
 NOTE_MAX = 4000
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A button that changes something (claim, claim next, release, confirm): only the CSRF token."""
 
 
-class QueueFilterForm(FlaskForm):
+class QueueFilterForm(Form):
     """The queue's filters, read from the query string (a GET: no CSRF token)."""
 
     class Meta:
@@ -35,7 +35,7 @@ class QueueFilterForm(FlaskForm):
     after = StringField(validators=[Optional(), Length(max=60)])
 
 
-class ApproveForm(FlaskForm):
+class ApproveForm(Form):
     checklist = SelectMultipleField(
         _l("Checklist"),
         choices=[SelectChoice(key, label) for key, label in CHECKLIST.items()],
@@ -45,7 +45,7 @@ class ApproveForm(FlaskForm):
     )
 
 
-class RejectForm(FlaskForm):
+class RejectForm(Form):
     reason = SelectField(_l("Reason"), choices=[SelectChoice("", _l("Choose a reason"))]
                          + [SelectChoice(code, REASON_LABELS[code]) for code in REASON_CODES],
                          validators=[InputRequired(message=_l("Choose one of the listed reasons."))])
@@ -59,20 +59,20 @@ class RejectForm(FlaskForm):
             raise ValidationError(_l("Choose one of the listed reasons."))
 
 
-class NeedsInfoForm(FlaskForm):
+class NeedsInfoForm(Form):
     message = TextAreaField(_l("What the seller should send"), validators=[
         DataRequired(message=_l("Write a message to the seller.")),
         Length(max=MESSAGE_MAX, message=_l("Keep the message under %(max)d characters.")),
     ])
 
 
-class NoteForm(FlaskForm):
+class NoteForm(Form):
     body = TextAreaField(_l("Internal note"), validators=[
         DataRequired(message=_l("Write the note first.")),
         Length(max=NOTE_MAX, message=_l("Keep the note under %(max)d characters.")),
     ])
 
 
-class ReassignForm(FlaskForm):
+class ReassignForm(Form):
     reviewer = SelectField(_l("Give to"), coerce=int, validate_choice=True,
                            validators=[InputRequired(message=_l("Choose an active reviewer or manager."))])

@@ -12,6 +12,9 @@ from tests.account.conftest import link_in_last_email
 from tests.security.conftest import changed_tables, snapshot
 
 PAYLOADS = ("' OR 1=1 --", "<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
+# Control, bidirectional and zero-width characters: refused in every text field, never a 500 (PostgreSQL
+# refuses NUL outright).
+UNSAFE = ("nul\x00byte@example.test", "right\u202eto-left name 42", "zero\u200bwidth\u200bspace")
 RAW_MARKUP = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "' OR 1=1 --")
 # Tables a refused form may still touch: counters of failures, the event log, messages.
 BOOKKEEPING = {"security_events", "outbox", "sent_codes", "audit_events", "audit_head", "users"}
@@ -56,7 +59,7 @@ def forms_by_state(owner, enrolling, reset_path, invitation_path):
     ]
 
 
-@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("payload", PAYLOADS + UNSAFE)
 def test_every_text_field_refuses_or_escapes_injection_strings(app, db, make, auth, people, payload):
     owner, enrolling = people
     visitor = app.test_client()
@@ -93,7 +96,7 @@ def test_every_text_field_refuses_or_escapes_injection_strings(app, db, make, au
     assert owner.email == "owner.person@example.test"
 
 
-@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("payload", PAYLOADS + UNSAFE)
 def test_sign_in_with_injection_strings_signs_nobody_in(client, make, payload):
     make.user(email="victim.person@example.test")
     for data in ({"email": payload, "password": payload}, {"email": "victim.person@example.test", "password": payload}):
@@ -128,3 +131,40 @@ def test_staff_search_with_injection_strings_is_escaped(app, make, auth, payload
     auth.sign_in(client, manager)
     response = client.get("/account/staff/users", query_string={"q": payload})
     assert_escaped(response, "/account/staff/users")
+
+
+@pytest.mark.parametrize("payload", UNSAFE)
+def test_a_disguised_name_is_refused_with_a_message(app, db, auth, make, payload):
+    owner = make.user("seller_owner", locale="en")
+    owner_browser = app.test_client()
+    auth.sign_in(owner_browser, owner)
+    owner_browser.post("/account/users/invite", data={"email": "new.person@example.test", "locale": "en"})
+    path = link_in_last_email("new.person@example.test", "/account/invitation/")
+    before = snapshot()
+    password = "quiet lantern orchard 9107"
+    response = app.test_client().post(path, data={"display_name": payload, "password": password, "confirm": password})
+    assert response.status_code == 400
+    assert "invisible or control characters" in response.get_data(as_text=True)
+    assert set(changed_tables(before, snapshot())) <= BOOKKEEPING
+
+
+@pytest.mark.parametrize("payload", UNSAFE)
+def test_reviewer_notes_and_messages_refuse_unsafe_characters(app, db, auth, make, payload):
+    from recovery_app.models import CaseNote
+    from recovery_app.review import services as review
+    from recovery_app.models.base import utcnow
+
+    reviewer = make.user("reviewer", locale="en")
+    case = make.case()
+    review.claim(case.reference, reviewer, now=utcnow())
+    client = app.test_client()
+    auth.sign_in(client, reviewer)
+    for path, data in ((f"/review/case/{case.reference}/notes", {"body": payload}),
+                       (f"/review/case/{case.reference}/request-documents", {"message": payload}),
+                       (f"/review/case/{case.reference}/reject", {"reason": "unreadable", "message": payload})):
+        response = client.post(path, data=data)
+        assert response.status_code == 400, path
+        assert "invisible or control characters" in response.get_data(as_text=True), path
+    db.session.refresh(case)
+    assert case.status == "in_review"
+    assert db.session.execute(select(func.count(CaseNote.id))).scalar_one() == 0

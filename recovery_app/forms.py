@@ -1,0 +1,49 @@
+"""The base of every form: CSRF (Flask-WTF) and text that reads as what it is.
+
+Control characters (NUL, other C0 and C1 controls), bidirectional overrides and
+zero-width characters are refused in every text field with a message: they
+break databases (PostgreSQL refuses NUL) and let a name or a note disguise
+itself in a reviewer's screen or an e-mail ("evil\u202egpj.exe").
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, StringField, TextAreaField
+
+_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_LINE_BREAKS = "\t\n\r"
+_INVISIBLE = "\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_FORBIDDEN = {
+    "line": re.compile(f"[{_CONTROLS}{_LINE_BREAKS}{_INVISIBLE}]"),
+    "text": re.compile(f"[{_CONTROLS}{_INVISIBLE}]"),  # a text area keeps its line breaks
+    "password": re.compile(f"[{_CONTROLS}]"),  # any printable character, tab too, is fine (NIST 800-63B)
+}
+UNSAFE_TEXT = _l("This contains invisible or control characters (such as direction marks or zero-width spaces). "
+                 "Please type it again without them.")
+
+
+def unsafe_characters(value: str | None, kind: str = "line") -> bool:
+    return bool(value) and _FORBIDDEN[kind].search(value) is not None
+
+
+def _kind(field) -> str:
+    if isinstance(field, PasswordField):
+        return "password"
+    return "text" if isinstance(field, TextAreaField) else "line"
+
+
+class Form(FlaskForm):
+    """A Flask-WTF form that also refuses unsafe characters in every text field."""
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        for field in self:
+            typed = isinstance(field, StringField) and not isinstance(field, HiddenField)  # hidden: checked where used
+            if typed and isinstance(field.data, str) and unsafe_characters(field.data, _kind(field)):
+                field.errors = [*field.errors, UNSAFE_TEXT]
+                valid = False
+        return valid
