@@ -62,12 +62,9 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     import importlib
 
-    from . import prechecks
-
     for feature in FEATURES:
         module = importlib.import_module(f".{feature}.views", __name__)
         app.register_blueprint(module.bp)
-    prechecks.init_app(app)  # the reviewers' pre-check panel (no routes of its own)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -4,6 +4,18 @@ named the same way everywhere."""
 
 from flask_babel import lazy_gettext as _l
 
+# One wording per status, for the seller's, the reviewer's and the manager's pages
+# alike (models.cases.CaseStatus).
+STATUS_LABELS = {
+    "submitted": _l("Waiting for review"),
+    "in_review": _l("In review"),
+    "awaiting_second_approval": _l("Waiting for a second reviewer"),
+    "needs_info": _l("New documents needed"),
+    "approved": _l("Approved"),
+    "rejected": _l("Not approved"),
+    "withdrawn": _l("Withdrawn"),
+    "expired": _l("Closed without new documents"),
+}
 DOCUMENT_TYPE_LABELS = {
     "passport": _l("Passport"),
     "drivers_licence": _l("Driver's licence"),
@@ -24,3 +36,17 @@ REJECTION_REASON_LABELS = {
     "suspected_fraud": _l("Suspected fraud"),
     "other": _l("Other reason"),
 }
+
+
+def _label(labels: dict):
+    return lambda value: labels.get(value, value)
+
+
+def template_helpers() -> dict:
+    """The words for a case's values, for every template (one context processor)."""
+    return {
+        "status_label": _label(STATUS_LABELS),
+        "reason_label": _label(REJECTION_REASON_LABELS),
+        "document_type_label": _label(DOCUMENT_TYPE_LABELS),
+        "side_label": _label(SIDE_LABELS),
+    }

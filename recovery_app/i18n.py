@@ -48,6 +48,10 @@ def init_app(app) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["hours_minutes"] = hours_minutes
 
+    from .case_labels import template_helpers
+
+    app.context_processor(template_helpers)
+
     @app.context_processor
     def template_globals():
         return {"current_locale": str(get_locale() or "ja"), "view_functions": app.view_functions}

@@ -26,16 +26,18 @@ from sqlalchemy import update
 from . import audit
 from .extensions import db
 from .models import Case
+from .models.cases import CaseStatus
 
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "submitted": frozenset({"in_review", "withdrawn"}),
-    "in_review": frozenset({"submitted", "approved", "rejected", "needs_info", "awaiting_second_approval"}),
-    "awaiting_second_approval": frozenset({"approved", "rejected", "in_review"}),
-    "needs_info": frozenset({"submitted", "expired", "withdrawn"}),
-    "approved": frozenset(),
-    "rejected": frozenset(),
-    "withdrawn": frozenset(),
-    "expired": frozenset(),
+S = CaseStatus
+TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
+    S.SUBMITTED: frozenset({S.IN_REVIEW, S.WITHDRAWN}),
+    S.IN_REVIEW: frozenset({S.SUBMITTED, S.APPROVED, S.REJECTED, S.NEEDS_INFO, S.AWAITING_SECOND_APPROVAL}),
+    S.AWAITING_SECOND_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.IN_REVIEW}),
+    S.NEEDS_INFO: frozenset({S.SUBMITTED, S.EXPIRED, S.WITHDRAWN}),
+    S.APPROVED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.WITHDRAWN: frozenset(),
+    S.EXPIRED: frozenset(),
 }
 CLOSED = frozenset(status for status, nexts in TRANSITIONS.items() if not nexts)
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: read aloud without doubt
@@ -109,29 +111,43 @@ def transition(
     details: dict | None = None,
     address: str | None = None,
     browser: str | None = None,
+    values: dict | None = None,
+    where: tuple = (),
 ) -> Case:
     """Move ``case`` to ``to_status`` if the table allows it, keeping the SLA
-    clock right, and write the audit event ``case.<action>``."""
+    clock right, and write the audit event ``case.<action>``.
+
+    The move is one conditional UPDATE: it happens only if the row is still in
+    the status it was read in (and meets ``where``, e.g. "nobody holds it"), so
+    of two people acting at once exactly one moves the case; the other gets
+    ``TransitionError``. ``values`` are set in the same statement (a claim)."""
     from_status = case.status
     if to_status not in TRANSITIONS.get(from_status, frozenset()):
         raise TransitionError(case, to_status)
+    changes: dict = {"status": to_status, **(values or {})}
     if to_status == "needs_info":
-        case.paused_since = now
-        case.info_requested_at = now
+        changes["paused_since"] = now
+        changes["info_requested_at"] = now
     if from_status == "needs_info" and case.paused_since is not None:
         paused = now - case.paused_since
-        case.paused_seconds = (case.paused_seconds or 0) + int(paused.total_seconds())
-        case.due_at = case.due_at + paused
-        case.paused_since = None
+        changes["paused_seconds"] = (case.paused_seconds or 0) + int(paused.total_seconds())
+        changes["due_at"] = case.due_at + paused
+        changes["paused_since"] = None
     if to_status in ("approved", "rejected"):
-        case.decided_at = now
+        changes["decided_at"] = now
     if to_status in CLOSED:
-        case.closed_at = now
+        changes["closed_at"] = now
     if to_status in ("submitted", "needs_info") or to_status in CLOSED:
-        case.claimed_by_id = None
-        case.claimed_at = None
-    case.status = to_status
+        changes["claimed_by_id"] = None
+        changes["claimed_at"] = None
     db.session.flush()
+    moved = db.session.execute(
+        update(Case).where(Case.id == case.id, Case.status == from_status, *where).values(**changes)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(case)
+    if moved != 1:
+        raise TransitionError(case, to_status)
     audit.record(
         f"case.{action}",
         now=now,
@@ -153,6 +169,9 @@ def transition_where(
     actor,
     action: str,
     details: dict | None = None,
+    values: dict | None = None,
+    address: str | None = None,
+    browser: str | None = None,
 ) -> list[tuple[int, str]]:
     """Move every case in ``from_status`` that meets ``conditions`` to
     ``to_status`` in one conditional UPDATE, and audit each case it moved.
@@ -167,22 +186,23 @@ def transition_where(
         raise ValueError(f"no transition from {from_status} to {to_status}")
     if from_status == "needs_info" and to_status not in CLOSED:
         raise ValueError("leaving needs_info for an open status moves the due time; use transition()")
-    values: dict = {"status": to_status}
+    changes: dict = {"status": to_status, **(values or {})}
     if to_status in CLOSED:
-        values["closed_at"] = now
+        changes["closed_at"] = now
     if to_status in ("submitted", "needs_info") or to_status in CLOSED:
-        values["claimed_by_id"] = None
-        values["claimed_at"] = None
+        changes["claimed_by_id"] = None
+        changes["claimed_at"] = None
     moved = db.session.execute(
         update(Case)
         .where(Case.status == from_status, *conditions)
-        .values(**values)
+        .values(**changes)
         .returning(Case.id, Case.reference),
         execution_options={"synchronize_session": False},
     ).all()
     for _case_id, reference in moved:
         audit.record(f"case.{action}", now=now, actor=actor, subject_type="case", subject_id=reference,
-                     details={"from": from_status, "to": to_status, **(details or {})})
+                     details={"from": from_status, "to": to_status, **(details or {})}, address=address,
+                     browser=browser)
     if moved:
         db.session.expire_all()  # loaded cases must not keep the old status
     return [(case_id, reference) for case_id, reference in moved]

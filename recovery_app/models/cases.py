@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,11 +11,25 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .base import UTCDateTime
 
-OPEN_STATUSES = ("submitted", "in_review", "needs_info", "awaiting_second_approval")
-CLOSED_STATUSES = ("approved", "rejected", "withdrawn", "expired")
-STATUSES = OPEN_STATUSES + CLOSED_STATUSES
+
+
+class CaseStatus(StrEnum):
+    """Where a case stands; lifecycle.TRANSITIONS says which may follow which,
+    case_labels.STATUS_LABELS how each is worded on every page."""
+
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    AWAITING_SECOND_APPROVAL = "awaiting_second_approval"
+    NEEDS_INFO = "needs_info"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
 # Statuses during which the SLA clock runs: the case waits on us.
-CLOCK_RUNNING_STATUSES = ("submitted", "in_review", "awaiting_second_approval")
+CLOCK_RUNNING_STATUSES = (CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW, CaseStatus.AWAITING_SECOND_APPROVAL)
+OPEN_STATUSES = CLOCK_RUNNING_STATUSES + (CaseStatus.NEEDS_INFO,)
 REASON_CODES = ("unreadable", "expired", "name_mismatch", "selfie_mismatch", "suspected_fraud", "other")
 DOCUMENT_SIDES = ("front", "back", "selfie")
 

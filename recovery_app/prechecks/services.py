@@ -22,7 +22,7 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from ..case_labels import SIDE_LABELS
+from ..case_labels import SIDE_LABELS, STATUS_LABELS
 from .. import audit
 from ..documents import storage
 from ..extensions import db
@@ -65,16 +65,6 @@ REASON_LABELS = {
     "not_passport": _l("The document is not a passport"),
     "reused": _l("Matches a document of another user's case"),
     "no_face": _l("No face found"),
-}
-STATUS_LABELS = {
-    "submitted": _l("waiting for review"),
-    "in_review": _l("in review"),
-    "awaiting_second_approval": _l("awaiting second approval"),
-    "needs_info": _l("waiting for the seller"),
-    "approved": _l("approved"),
-    "rejected": _l("rejected"),
-    "withdrawn": _l("withdrawn"),
-    "expired": _l("expired"),
 }
 RISK_REASON_LABEL = _l("A document matches a document of another user's case")
 

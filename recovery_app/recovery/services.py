@@ -19,7 +19,7 @@ from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS
+from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS, STATUS_LABELS
 from .. import lifecycle, notify
 from ..documents import pipeline, storage
 from ..auth.events import record_event
@@ -37,16 +37,6 @@ SIDE_HINTS = {
                  "the document must be clearly visible."),
 }
 PASSPORT_FRONT_HINT = _l("The page with your photo, name and date of birth. The whole page visible, no glare.")
-STATUS_LABELS = {
-    "submitted": _l("Waiting for review"),
-    "in_review": _l("Being reviewed"),
-    "awaiting_second_approval": _l("Being reviewed"),
-    "needs_info": _l("New documents needed"),
-    "approved": _l("Approved"),
-    "rejected": _l("Not approved"),
-    "withdrawn": _l("Withdrawn"),
-    "expired": _l("Closed without new documents"),
-}
 WITHDRAWABLE = ("submitted", "needs_info")
 _TIME_PATTERNS = {"ja": "y年M月d日 H:mm（zzzz）", "en": "MMMM d, y, h:mm a (zzzz)"}
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, distinct, func, or_, select, type_coerce
 
-from ..case_labels import REJECTION_REASON_LABELS
+from ..case_labels import REJECTION_REASON_LABELS, STATUS_LABELS
 from .. import audit, lifecycle
 from ..auth.sessions import bump_epoch
 from ..extensions import db
@@ -36,12 +36,6 @@ DEFAULT_DAYS = 14
 SERVICE_TARGET = 0.95
 BACKLOG_BUCKETS = (0, 3, 6, 9, 12, 24, 48)  # hours on the clock
 DECIDED = ("approved", "rejected")
-STATUS_LABELS = {
-    "submitted": _l("In the queue"),
-    "in_review": _l("In review"),
-    "awaiting_second_approval": _l("Awaiting second approval"),
-    "needs_info": _l("Waiting on the seller"),
-}
 REASON_LABELS = REJECTION_REASON_LABELS
 
 

@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, delete, func, select, union_all, update
 from sqlalchemy.orm import aliased
 
-from ..case_labels import REJECTION_REASON_LABELS
+from ..case_labels import REJECTION_REASON_LABELS, STATUS_LABELS
 from .. import audit, lifecycle
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..documents import storage
@@ -45,7 +45,8 @@ from ..models.base import UTCDateTime
 from ..models.cases import CLOCK_RUNNING_STATUSES, REASON_CODES
 from ..models.users import STAFF_ROLES
 from ..notify import queue_email
-from ..prechecks.services import checklist_suggestions, failed_filter, flagged_filter
+from ..prechecks.services import Panel, checklist_suggestions, failed_filter, flagged_filter
+from ..prechecks.services import panel as precheck_panel
 from . import risk
 
 PAGE_SIZE = 50
@@ -66,16 +67,6 @@ CHECKLIST = {
     "name_matches": _l("Name matches the user"),
     "photo_clear": _l("Photo is clear and readable"),
     "selfie_matches": _l("Selfie matches the document"),
-}
-STATUS_LABELS = {
-    "submitted": _l("Waiting"),
-    "in_review": _l("In review"),
-    "awaiting_second_approval": _l("Awaiting second approval"),
-    "needs_info": _l("Waiting for the seller"),
-    "approved": _l("Approved"),
-    "rejected": _l("Rejected"),
-    "withdrawn": _l("Withdrawn"),
-    "expired": _l("Expired"),
 }
 # Every kind of security event a user can have (auth.events.KINDS, and the
 # recovery intake's own), so the reviewer never reads a raw code.
@@ -312,12 +303,9 @@ def _not_claimable(case: Case, viewer: User) -> ReviewError:
     return ReviewError(_l("Case %(ref)s cannot be claimed now.", ref=case.reference))
 
 
-def _after_claim(case: Case, reviewer: User, now: datetime, action: str, *, from_status: str,
-                 address: str | None, browser: str | None, details: dict | None = None) -> Case:
+def _after_claim(case: Case, reviewer: User, now: datetime) -> Case:
     db.session.refresh(case)
     risk.ensure_assessed(case, now)
-    audit.record(f"case.{action}", now=now, actor=reviewer, subject_type="case", subject_id=case.reference,
-                 details={"from": from_status, "to": case.status, **(details or {})}, address=address, browser=browser)
     return case
 
 
@@ -330,24 +318,25 @@ def claim(reference: str, reviewer: User, *, now: datetime, address: str | None 
         if _first_approver_id(case) == reviewer.id:
             raise ReviewError(_l("You gave the first approval of case %(ref)s: a different reviewer or a manager "
                                  "must confirm it.", ref=case.reference))
+        # The status stays: only the holder changes, if nobody holds it.
         taken = db.session.execute(
             update(Case)
             .where(Case.id == case.id, Case.status == "awaiting_second_approval", Case.claimed_by_id.is_(None))
             .values(**_claim_values(reviewer, now))
         ).rowcount
-        from_status = "awaiting_second_approval"
-    else:
-        assert "in_review" in lifecycle.TRANSITIONS["submitted"]
-        taken = db.session.execute(
-            update(Case)
-            .where(Case.id == case.id, Case.status == "submitted", Case.claimed_by_id.is_(None))
-            .values(status="in_review", **_claim_values(reviewer, now))
-        ).rowcount
-        from_status = "submitted"
-    if taken != 1:
         db.session.refresh(case)
-        raise _not_claimable(case, reviewer)
-    return _after_claim(case, reviewer, now, "claimed", from_status=from_status, address=address, browser=browser)
+        if taken != 1:
+            raise _not_claimable(case, reviewer)
+        audit.record("case.claimed", now=now, actor=reviewer, subject_type="case", subject_id=case.reference,
+                     details={"from": case.status, "to": case.status}, address=address, browser=browser)
+        return _after_claim(case, reviewer, now)
+    try:
+        lifecycle.transition(case, "in_review", now=now, actor=reviewer, action="claimed", address=address,
+                             browser=browser, values=_claim_values(reviewer, now),
+                             where=(Case.claimed_by_id.is_(None),))
+    except lifecycle.TransitionError:
+        raise _not_claimable(case, reviewer) from None
+    return _after_claim(case, reviewer, now)
 
 
 def claim_next(reviewer: User, *, now: datetime, address: str | None = None, browser: str | None = None) -> Case | None:
@@ -357,7 +346,6 @@ def claim_next(reviewer: User, *, now: datetime, address: str | None = None, bro
     reviewers each get a different case instead of queueing behind one row.
     SQLite: the whole statement runs under the database write lock.
     """
-    assert "in_review" in lifecycle.TRANSITIONS["submitted"]
     candidate = (
         select(Case.id)
         .where(Case.status == "submitted", Case.claimed_by_id.is_(None))
@@ -366,38 +354,35 @@ def claim_next(reviewer: User, *, now: datetime, address: str | None = None, bro
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    taken = db.session.execute(
-        update(Case)
-        .where(Case.id == candidate, Case.status == "submitted", Case.claimed_by_id.is_(None))
-        .values(status="in_review", **_claim_values(reviewer, now))
-        .returning(Case.id)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if taken is None:
+    moved = lifecycle.transition_where("submitted", "in_review", Case.id == candidate, Case.claimed_by_id.is_(None),
+                                       now=now, actor=reviewer, action="claimed", details={"next": True},
+                                       values=_claim_values(reviewer, now), address=address, browser=browser)
+    if not moved:
         return None
-    case = db.session.get(Case, taken)
-    return _after_claim(case, reviewer, now, "claimed", from_status="submitted", address=address, browser=browser,
-                        details={"next": True})
+    return _after_claim(db.session.get(Case, moved[0][0]), reviewer, now)
 
 
 def release(reference: str, reviewer: User, *, now: datetime, address: str | None = None,
             browser: str | None = None) -> Case:
-    """Give a held case back to the queue."""
+    """Give a held case back to the queue (a second approval keeps its status)."""
     case = get_case(reference)
+    refused = ReviewError(_l("You do not hold case %(ref)s, so there is nothing to release.", ref=case.reference))
     if case.status == "in_review":
-        assert "submitted" in lifecycle.TRANSITIONS["in_review"]
-        values = {"status": "submitted"}
-    else:
-        values = {}
+        try:
+            lifecycle.transition(case, "submitted", now=now, actor=reviewer, action="released", address=address,
+                                 browser=browser, values={"last_activity_at": now},
+                                 where=(Case.claimed_by_id == reviewer.id,))
+        except lifecycle.TransitionError:
+            raise refused from None
+        return case
     released = db.session.execute(
         update(Case)
-        .where(Case.id == case.id, Case.status == case.status, Case.status.in_(HELD_STATUSES),
-               Case.claimed_by_id == reviewer.id)
-        .values(claimed_by_id=None, claimed_at=None, last_activity_at=now, **values)
+        .where(Case.id == case.id, Case.status == "awaiting_second_approval", Case.claimed_by_id == reviewer.id)
+        .values(claimed_by_id=None, claimed_at=None, last_activity_at=now)
     ).rowcount
     db.session.refresh(case)
     if released != 1:
-        raise ReviewError(_l("You do not hold case %(ref)s, so there is nothing to release.", ref=case.reference))
+        raise refused
     audit.record("case.released", now=now, actor=reviewer, subject_type="case", subject_id=case.reference,
                  details={"to": case.status}, address=address, browser=browser)
     return case
@@ -431,25 +416,30 @@ def reassign(reference: str, manager: User, to_user_id: int, *, now: datetime, a
         raise ReviewError(_l("%(name)s gave the first approval; the second approval must come from someone else.",
                              name=_label(target)))
     previous = case.claimed_by_id
-    values = _claim_values(target, now)
+    details = {"from_holder": previous, "to_holder": target.id}
+    changed = ReviewError(_l("Case %(ref)s changed while you were looking at it. Please check it again.",
+                             ref=case.reference))
     if case.status == "submitted":
-        assert "in_review" in lifecycle.TRANSITIONS["submitted"]
-        statement = update(Case).where(Case.id == case.id, Case.status == "submitted", Case.claimed_by_id.is_(None))
-        values["status"] = "in_review"
-    elif case.status in HELD_STATUSES:
-        statement = update(Case).where(
-            Case.id == case.id, Case.status == case.status,
-            Case.claimed_by_id.is_(None) if previous is None else Case.claimed_by_id == previous,
-        )
-    else:
+        try:
+            lifecycle.transition(case, "in_review", now=now, actor=manager, action="reassigned", details=details,
+                                 address=address, browser=browser, values=_claim_values(target, now),
+                                 where=(Case.claimed_by_id.is_(None),))
+        except lifecycle.TransitionError:
+            raise changed from None
+        return _after_claim(case, manager, now)
+    if case.status not in HELD_STATUSES:
         raise _not_claimable(case, manager) if case.status != "needs_info" else ReviewError(
             _l("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
-    from_status = case.status
-    if db.session.execute(statement.values(**values)).rowcount != 1:
-        raise ReviewError(_l("Case %(ref)s changed while you were looking at it. Please check it again.",
-                             ref=case.reference))
-    return _after_claim(case, manager, now, "reassigned", from_status=from_status, address=address, browser=browser,
-                        details={"from_holder": previous, "to_holder": target.id})
+    # A held case keeps its status: only the holder changes, if it is still the one the manager saw.
+    holder = Case.claimed_by_id.is_(None) if previous is None else Case.claimed_by_id == previous
+    moved = db.session.execute(
+        update(Case).where(Case.id == case.id, Case.status == case.status, holder)
+        .values(**_claim_values(target, now))).rowcount
+    if moved != 1:
+        raise changed
+    audit.record("case.reassigned", now=now, actor=manager, subject_type="case", subject_id=case.reference,
+                 details={"from": case.status, "to": case.status, **details}, address=address, browser=browser)
+    return _after_claim(case, manager, now)
 
 
 # --- the case file ---------------------------------------------------------------
@@ -485,8 +475,10 @@ class CaseFile:
     may_confirm: bool
     checklist: dict
     has_selfie: bool
-    # What the pre-checks suggest per checklist item (True: nothing wrong found,
-    # False: look closely; absent: they cannot say). Never ticks a box.
+    # What the pre-checks found (the panel beside the documents), and what they
+    # suggest per checklist item (True: nothing wrong found, False: look
+    # closely; absent: they cannot say). Never ticks a box.
+    prechecks: Panel | None = None
     suggestions: dict[str, bool] = field(default_factory=dict)
 
 
@@ -570,6 +562,7 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
         may_confirm=held and case.status == "awaiting_second_approval" and first_approver != viewer.id,
         checklist=checklist_items(has_selfie),
         has_selfie=has_selfie,
+        prechecks=precheck_panel(case),
         suggestions=checklist_suggestions(case),
     )
 
@@ -689,13 +682,10 @@ def approve(reference: str, actor: User, checked: list[str], *, now: datetime, a
         raise ReviewError(_l("Tick every item of the checklist before approving."))
     risk.ensure_assessed(case, now)
     if case.high_risk:
+        # The second approval must come from someone else: the case goes back to the queue for them.
         lifecycle.transition(case, "awaiting_second_approval", now=now, actor=actor, action="first_approval",
                              details={"checklist": sorted(items), "risk_reasons": list(case.risk_reasons or [])},
-                             address=address, browser=browser)
-        # The second approval must come from someone else: the case goes back
-        # to the queue for them.
-        case.claimed_by_id = None
-        case.claimed_at = None
+                             address=address, browser=browser, values={"claimed_by_id": None, "claimed_at": None})
         _decision(case, actor, "first_approval", now)
         return case
     return _finish_approval(case, actor, now, action="approved", address=address, browser=browser,
@@ -768,3 +758,11 @@ DECISION_LABELS = {
     "rejected": _l("Rejected"),
     "needs_info": _l("Asked for new documents"),
 }
+
+
+def method_label(kind: str):
+    return METHOD_LABELS.get(kind, kind)
+
+
+def decision_label(action: str):
+    return DECISION_LABELS.get(action, action)

@@ -10,7 +10,6 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS
 from ..auth.sessions import roles_required
 from ..database import writes
 from ..documents.storage import StorageError
@@ -26,15 +25,12 @@ staff_only = roles_required("reviewer", "manager")
 
 @bp.context_processor
 def review_helpers():
+    """The reviewer's own words, beside the case labels every template has."""
     return {
-        "status_label": lambda status: services.STATUS_LABELS.get(status, status),
-        "reason_label": lambda code: services.REASON_LABELS.get(code, code),
         "risk_label": risk.reason_label,
-        "method_label": lambda kind: services.METHOD_LABELS.get(kind, kind),
+        "method_label": services.method_label,
+        "decision_label": services.decision_label,
         "describe_browser": describe_browser,
-        "document_type_label": lambda kind: DOCUMENT_TYPE_LABELS.get(kind, kind),
-        "side_label": lambda side: SIDE_LABELS.get(side, side),
-        "decision_label": lambda action: services.DECISION_LABELS.get(action, action),
     }
 
 

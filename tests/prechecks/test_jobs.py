@@ -4,6 +4,8 @@ retries with the error kept, and the case left alone."""
 import io
 from datetime import timedelta
 
+from types import SimpleNamespace
+
 from flask import render_template_string
 from flask_babel import refresh
 from pypdf import PdfWriter
@@ -13,6 +15,7 @@ from recovery_app.documents import storage
 from recovery_app.extensions import db
 from recovery_app.models import AuditEvent, Case
 from recovery_app.models.prechecks import DocumentHash, PrecheckResult, PrecheckRun
+from recovery_app.prechecks.services import panel
 from recovery_app.prechecks import services
 from recovery_app.prechecks.jobs import run_pending
 
@@ -123,7 +126,8 @@ def test_a_check_that_raises_is_retried_with_the_error_kept_and_the_case_workabl
 
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         refresh()
-        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case)
+        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case,
+                                      file=SimpleNamespace(prechecks=panel(case)))
     assert "Pre-checks running" in html and "will be retried. Attempts so far: 1." in html
 
     assert run_pending(now + timedelta(minutes=1))["claimed"] == 0  # not due yet
@@ -224,5 +228,6 @@ def test_mrz_details_are_removed_once_retention_purged_the_document(app, make, d
     assert run_pending(now + timedelta(days=31))["scrubbed"] == 0
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         refresh()
-        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case)
+        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case,
+                                      file=SimpleNamespace(prechecks=panel(case)))
     assert "Removed with the documents" in html and "YAMADA" not in html

@@ -3,6 +3,8 @@ queue filter, the failed-check badge and the checklist suggestions."""
 
 from datetime import timedelta
 
+from types import SimpleNamespace
+
 from flask import render_template_string
 from flask_babel import refresh
 from sqlalchemy import select
@@ -10,6 +12,7 @@ from sqlalchemy import select
 from recovery_app.documents import storage
 from recovery_app.extensions import db
 from recovery_app.models import Case
+from recovery_app.prechecks.services import panel
 from recovery_app.prechecks import services
 from recovery_app.prechecks.jobs import run_pending
 
@@ -22,7 +25,7 @@ INCLUDE = '{% include "prechecks/_panel.html" ignore missing %}'
 def _render(app, case, language="en"):
     with app.test_request_context("/", headers={"Accept-Language": language}):
         refresh()  # the test's app context outlives one request: drop the cached language
-        return render_template_string(INCLUDE, case=case)
+        return render_template_string(INCLUDE, case=case, file=SimpleNamespace(prechecks=panel(case)))
 
 
 def test_panel_says_running_until_the_job_has_run(app, make, docs, seller, now):

@@ -59,7 +59,7 @@ def test_earlier_cases_and_their_outcomes_are_listed(make, review, staff_client,
     earlier.reason_code = "expired"
     case = review.case(seller)
     page = staff_client(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
-    assert earlier.reference in page and "Rejected: Document expired" in page
+    assert earlier.reference in page and "Not approved: Document expired" in page
 
 
 def test_case_view_is_audited_and_shows_the_trail(make, review, staff_client, now):

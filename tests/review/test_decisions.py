@@ -143,7 +143,7 @@ def test_approving_an_already_rejected_case_is_refused(make, review, staff_clien
     before = _snapshot(case)
     response = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS},
                            follow_redirects=True)
-    assert "was already decided (Rejected)" in response.get_data(as_text=True)
+    assert "was already decided (Not approved)" in response.get_data(as_text=True)
     assert _snapshot(case) == before and case.status == "rejected"
 
 
