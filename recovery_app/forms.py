@@ -36,6 +36,16 @@ def _kind(field) -> str:
     return "text" if isinstance(field, TextAreaField) else "line"
 
 
+def put_on_form(form, error) -> None:
+    """Show a refused rule (``domain.DomainError``) beside the field it names,
+    or above the form when it names none."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, str(error)]
+    else:
+        form.form_errors.append(str(error))
+
+
 class Form(FlaskForm):
     """A Flask-WTF form that also refuses unsafe characters in every text field."""
 

@@ -33,6 +33,7 @@ from ..auth.passwords import hash_password, password_problems, verify_password
 from ..auth.services import unlock
 from ..auth.sessions import bump_epoch, end_all_sessions, end_password_steps, end_session, limits_for, token_hash
 from ..auth.users import create_user, find_user_by_email, normalise_email, valid_email
+from ..domain import DomainError
 from ..extensions import db
 from ..models import Account, ActionToken, User, UserSession
 from ..notify import queue_email
@@ -43,13 +44,8 @@ MAX_NAME_LENGTH = 200
 MAX_TOKEN_LENGTH = 100
 
 
-class AccountError(Exception):
+class AccountError(DomainError):
     """Bad input with a message for the form; ``field`` names the form field it belongs to."""
-
-    def __init__(self, message, field: str | None = None):
-        super().__init__(str(message))
-        self.message = message
-        self.field = field
 
 
 class LinkInvalid(Exception):

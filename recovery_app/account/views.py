@@ -11,6 +11,7 @@ from ..auth.sessions import current_session_row, fresh_code_required, roles_requ
 from ..auth.users import normalise_email
 from ..extensions import db
 from ..models.base import utcnow
+from ..forms import put_on_form
 from ..web import configured_limit, describe_browser, origin
 from . import services
 from .forms import (AcceptInvitationForm, ChangeEmailForm, ChangePasswordForm, ConfirmForm, EndSessionsForm,
@@ -30,14 +31,6 @@ def helpers() -> dict:
 
 def _form_email_key() -> str:
     return normalise_email(request.form.get("email", ""))[:254]
-
-
-def _fail(form, error: services.AccountError) -> None:
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = [*field.errors, str(error.message)]
-    else:
-        form.form_errors.append(str(error.message))
 
 
 def _link_invalid():
@@ -71,7 +64,7 @@ def invite():
         try:
             email = services.invite(current_user, form.email.data, form.locale.data, utcnow(), **origin())
         except services.AccountError as error:
-            _fail(form, error)
+            put_on_form(form, error)
         else:
             flash(_("An invitation was sent to %(email)s. The link works once, for %(hours)d hours.",
                     email=email, hours=current_app.config["RECOVERY_INVITATION_HOURS"]), "success")
@@ -104,7 +97,7 @@ def remove_user(user_id: int):
         try:
             services.remove_user(current_user, user_id, utcnow(), **origin())
         except services.AccountError as error:
-            _fail(form, error)
+            put_on_form(form, error)
         else:
             flash(_("%(email)s was removed and signed out everywhere.", email=person.email), "success")
             return redirect(url_for(".users"))
@@ -127,7 +120,7 @@ def accept_invitation(token: str):
         except services.LinkInvalid:
             return _link_invalid()
         except services.AccountError as error:
-            _fail(form, error)
+            put_on_form(form, error)
         else:
             flash(_("Your login is ready. Sign in with your e-mail address and new password; "
                     "you will then set up your own 2-step verification."), "success")
@@ -166,7 +159,7 @@ def reset_password(token: str):
         except services.LinkInvalid:
             return _link_invalid()
         except services.AccountError as error:
-            _fail(form, error)
+            put_on_form(form, error)
         else:
             flash(_("Your new password is set and every session was signed out. Sign in again: "
                     "you will still be asked for a code."), "success")
@@ -188,7 +181,7 @@ def password():
             services.change_password(current_user, form.current_password.data, form.password.data,
                                      form.confirm.data, utcnow(), **origin())
         except services.AccountError as error:
-            _fail(form, error)
+            put_on_form(form, error)
         else:
             flash(_("Your password was changed."), "success")
             return redirect(url_for(".sessions", after="password"))
@@ -205,7 +198,7 @@ def email():
         try:
             services.change_email(current_user, form.email.data, utcnow(), **origin())
         except services.AccountError as error:
-            _fail(form, error)
+            put_on_form(form, error)
         else:
             flash(_("Your e-mail address was changed. A notice went to the old and the new address."), "success")
             return redirect(url_for(".sessions", after="email"))

@@ -44,6 +44,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, or_, select, update
 
 from ..database import begin_write
+from ..domain import DomainError
 from ..extensions import db
 from ..models import RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
 from ..notify import queue_email
@@ -63,14 +64,12 @@ SIGN_IN_SLOWED = _l("That e-mail address and password do not match, or sign-in t
 KNOWN_BROWSER_SALT = "known-browser"
 
 
-class AuthError(Exception):
+class AuthError(DomainError):
     """A refusal with a message for the page; ``until`` is set for locks."""
 
     def __init__(self, message, *, until: datetime | None = None, field: str | None = None):
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, field=field)
         self.until = until
-        self.field = field
 
 
 @dataclass

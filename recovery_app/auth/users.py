@@ -6,13 +6,14 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from ..domain import DomainError
 from ..extensions import db
 from ..models import Account, User
 from ..models.users import ROLES, SELLER_ROLES
 from .passwords import hash_password, password_problems
 
 
-class UserError(ValueError):
+class UserError(DomainError):
     """A user could not be created; the message says why."""
 
 

@@ -24,6 +24,7 @@ from .. import lifecycle, notify
 from ..documents import pipeline, storage
 from ..auth.events import record_event
 from ..database import begin_write, lock_row, on_commit, on_rollback
+from ..domain import DomainError
 from ..extensions import db
 from ..models import Case, Document, User
 from ..models.cases import OPEN_STATUSES
@@ -41,12 +42,8 @@ WITHDRAWABLE = ("submitted", "needs_info")
 _TIME_PATTERNS = {"ja": "y年M月d日 H:mm（zzzz）", "en": "MMMM d, y, h:mm a (zzzz)"}
 
 
-class RecoveryError(Exception):
+class RecoveryError(DomainError):
     """A rule stopped the request; ``message`` is for the seller."""
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
 
 
 class UploadProblems(RecoveryError):

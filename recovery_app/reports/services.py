@@ -26,6 +26,7 @@ from sqlalchemy import and_, case, distinct, func, or_, select, type_coerce
 from ..case_labels import REJECTION_REASON_LABELS, STATUS_LABELS
 from .. import audit, lifecycle
 from ..auth.sessions import bump_epoch
+from ..domain import DomainError
 from ..extensions import db
 from ..models import Case, Decision, OutboxMessage, User
 from ..models.base import UTCDateTime
@@ -39,16 +40,8 @@ DECIDED = ("approved", "rejected")
 REASON_LABELS = REJECTION_REASON_LABELS
 
 
-class ReportError(Exception):
+class ReportError(DomainError):
     """Bad input for a report (a date range); the message is for the manager."""
-
-    def __init__(self, message, **values):
-        super().__init__(str(message))
-        self.message = message
-        self.values = values
-
-    def __str__(self) -> str:
-        return str(self.message) % self.values if self.values else str(self.message)
 
 
 # --- the date range ------------------------------------------------------------

@@ -25,6 +25,7 @@ from ..case_labels import REJECTION_REASON_LABELS, STATUS_LABELS
 from .. import audit, lifecycle
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..documents import storage
+from ..domain import DomainError
 from ..auth.events import record_event
 from ..extensions import db
 from ..models import (
@@ -102,12 +103,8 @@ METHOD_LABELS = {"totp": _l("Authenticator app"), "sms": _l("SMS"), "voice": _l(
 SAFE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
 
 
-class ReviewError(Exception):
+class ReviewError(DomainError):
     """A review action that cannot happen; ``message`` says why, in the viewer's language."""
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message  # lazy: rendered in the language of whoever reads it
 
 
 class CaseNotFound(LookupError):
