@@ -30,36 +30,36 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"RECOVERY_{name}", default)
 
 
-def _int(name: str, default: int) -> int:
+def _setting(name: str, default, parse, expected: str):
+    """``RECOVERY_<name>`` read with ``parse``, or ``default`` when unset or empty."""
     raw = _env(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"RECOVERY_{name} must be a whole number, got {raw!r}") from None
+        raise ConfigError(f"RECOVERY_{name} must be {expected}, got {raw!r}") from None
 
 
-def _float(name: str, default: float) -> float:
-    raw = _env(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"RECOVERY_{name} must be a number, got {raw!r}") from None
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = _env(name)
-    if raw is None or raw == "":
-        return default
+def _on_off(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"RECOVERY_{name} must be on or off, got {raw!r}")
+    raise ValueError(raw)
+
+
+def _int(name: str, default: int) -> int:
+    return _setting(name, default, int, "a whole number")
+
+
+def _float(name: str, default: float) -> float:
+    return _setting(name, default, float, "a number")
+
+
+def _bool(name: str, default: bool) -> bool:
+    return _setting(name, default, _on_off, "on or off")
 
 
 def _networks(name: str, default: str) -> tuple:
