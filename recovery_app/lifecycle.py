@@ -101,6 +101,18 @@ def new_case(user, document_type: str, *, now: datetime, address: str | None, br
     return case
 
 
+def _arrival_values(to_status: str, now: datetime, values: dict | None) -> dict:
+    """The columns every arrival in ``to_status`` sets: closing stamps it, and
+    a case back in the queue, waiting on the seller or closed is held by nobody."""
+    changes: dict = {"status": to_status, **(values or {})}
+    if to_status in CLOSED:
+        changes["closed_at"] = now
+    if to_status in ("submitted", "needs_info") or to_status in CLOSED:
+        changes["claimed_by_id"] = None
+        changes["claimed_at"] = None
+    return changes
+
+
 def transition(
     case: Case,
     to_status: str,
@@ -124,7 +136,7 @@ def transition(
     from_status = case.status
     if to_status not in TRANSITIONS.get(from_status, frozenset()):
         raise TransitionError(case, to_status)
-    changes: dict = {"status": to_status, **(values or {})}
+    changes = _arrival_values(to_status, now, values)
     if to_status == "needs_info":
         changes["paused_since"] = now
         changes["info_requested_at"] = now
@@ -135,11 +147,6 @@ def transition(
         changes["paused_since"] = None
     if to_status in ("approved", "rejected"):
         changes["decided_at"] = now
-    if to_status in CLOSED:
-        changes["closed_at"] = now
-    if to_status in ("submitted", "needs_info") or to_status in CLOSED:
-        changes["claimed_by_id"] = None
-        changes["claimed_at"] = None
     db.session.flush()
     moved = db.session.execute(
         update(Case).where(Case.id == case.id, Case.status == from_status, *where).values(**changes)
@@ -186,12 +193,7 @@ def transition_where(
         raise ValueError(f"no transition from {from_status} to {to_status}")
     if from_status == "needs_info" and to_status not in CLOSED:
         raise ValueError("leaving needs_info for an open status moves the due time; use transition()")
-    changes: dict = {"status": to_status, **(values or {})}
-    if to_status in CLOSED:
-        changes["closed_at"] = now
-    if to_status in ("submitted", "needs_info") or to_status in CLOSED:
-        changes["claimed_by_id"] = None
-        changes["claimed_at"] = None
+    changes = _arrival_values(to_status, now, values)
     moved = db.session.execute(
         update(Case)
         .where(Case.status == from_status, *conditions)
