@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import outbox_messages
+from tests.helpers import outbox_messages
 
 # Where the sign-in pages send people; the account pages redirect there.
 SIGN_IN_PATH = "/sign-in"
@@ -28,5 +28,5 @@ def owner(make):
 
 @pytest.fixture
 def signed_in_owner(client, auth, owner):
-    auth.sign_in(client, owner)
+    auth.fast_sign_in(client, owner)
     return owner

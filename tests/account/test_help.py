@@ -27,5 +27,5 @@ def test_every_page_footer_links_to_help(app):
 
 
 def test_help_links_owners_to_their_users_page(client, auth, make):
-    auth.sign_in(client, make.user("seller_owner"))
+    auth.fast_sign_in(client, make.user("seller_owner"))
     assert 'href="/account/users"' in client.get("/help").get_data(as_text=True)

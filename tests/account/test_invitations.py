@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from recovery_app.auth.sessions import token_hash
 from recovery_app.models import ActionToken, AuditEvent, SecurityEvent, User, UserSession
 from tests.account.conftest import SIGN_IN_PATH, link_in_last_email
-from tests.conftest import TEST_PASSWORD, outbox_messages
+from tests.helpers import TEST_PASSWORD, outbox_messages
 
 NEW_PASSWORD = "quiet lantern orchard 9107"
 INVITE_PATH = "/account/invitation/"
@@ -123,8 +123,7 @@ def test_a_newer_invitation_replaces_the_older_link(app, db, client, signed_in_o
     ("new.person@example.test", "e-mail address"),
     ("x" * 300, "at most 256 characters"),
 ])
-def test_accepting_with_a_bad_password_says_why_and_keeps_the_link(app, db, client, signed_in_owner, password,
-                                                                   message):
+def test_accepting_with_a_bad_password_says_why_and_keeps_the_link(app, db, client, signed_in_owner, password, message):
     # ASVS 6.2.1, 6.2.4, 6.2.11
     _invite(client)
     path = link_in_last_email("new.person@example.test", INVITE_PATH)
@@ -165,8 +164,7 @@ def test_inviting_someone_already_on_this_account_gets_a_clear_message(db, clien
     assert _count(db, ActionToken) == 0 and outbox_messages("email", colleague.email) == []
 
 
-def test_inviting_an_address_with_a_login_elsewhere_looks_the_same_and_sends_no_link(app, db, client, make,
-                                                                                     signed_in_owner):
+def test_inviting_an_address_with_a_login_elsewhere_looks_the_same_and_sends_no_link(app, db, client, make, signed_in_owner):
     # ASVS 6.3.8: the owner cannot learn which addresses have logins on other accounts
     elsewhere = make.user("seller_user")
     known = _invite(client, email=elsewhere.email)
@@ -199,7 +197,7 @@ def test_inviting_without_csrf_token_is_refused(db, client, signed_in_owner):
 
 def test_a_user_who_is_not_the_owner_cannot_invite_or_remove(db, client, auth, make, owner):
     member = make.user("seller_user", account=owner.account)
-    auth.sign_in(client, member)
+    auth.fast_sign_in(client, member)
     assert client.get("/account/users").status_code == 404
     assert _invite(client).status_code == 404
     assert client.post(f"/account/users/{owner.id}/remove").status_code == 404
@@ -209,7 +207,7 @@ def test_a_user_who_is_not_the_owner_cannot_invite_or_remove(db, client, auth, m
 
 def test_staff_and_visitors_cannot_reach_the_users_page(app, client, auth, make):
     assert app.test_client().get("/account/users").headers["Location"].startswith(SIGN_IN_PATH)
-    auth.sign_in(client, make.user("manager"))
+    auth.fast_sign_in(client, make.user("manager"))
     assert client.get("/account/users").status_code == 404
 
 
@@ -217,7 +215,7 @@ def test_owner_removes_a_user_who_is_disabled_and_signed_out_everywhere(app, db,
     # ASVS 7.4.2: a disabled user's sessions end
     member = make.user("seller_user", account=signed_in_owner.account)
     member_browser = app.test_client()
-    auth.sign_in(member_browser, member)
+    auth.fast_sign_in(member_browser, member)
     epoch = member.session_epoch
     assert client.get(f"/account/users/{member.id}/remove").status_code == 200
     response = client.post(f"/account/users/{member.id}/remove")
@@ -294,10 +292,10 @@ def test_cancelling_another_accounts_invitation_is_404(app, db, client, auth, ma
     _invite(client)
     invitation = _invitation(db)
     stranger_owner = app.test_client()
-    auth.sign_in(stranger_owner, make.user("seller_owner"))
+    auth.fast_sign_in(stranger_owner, make.user("seller_owner"))
     assert stranger_owner.post(f"/account/users/invitations/{invitation.id}/cancel").status_code == 404
     member = app.test_client()
-    auth.sign_in(member, make.user("seller_user", account=signed_in_owner.account))
+    auth.fast_sign_in(member, make.user("seller_user", account=signed_in_owner.account))
     assert member.post(f"/account/users/invitations/{invitation.id}/cancel").status_code == 404
     assert client.post(f"/account/users/invitations/{invitation.id}/cancel", csrf=False).status_code == 400
     assert client.post("/account/users/invitations/999999/cancel").status_code == 404

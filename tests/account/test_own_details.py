@@ -8,7 +8,7 @@ from sqlalchemy import select
 from recovery_app.auth.passwords import verify_password
 from recovery_app.models import ActionToken, SecurityEvent
 from tests.account.conftest import SIGN_IN_PATH, link_in_last_email
-from tests.conftest import TEST_PASSWORD, outbox_messages
+from tests.helpers import TEST_PASSWORD, outbox_messages
 
 NEW_PASSWORD = "quiet lantern orchard 9107"
 
@@ -16,7 +16,7 @@ NEW_PASSWORD = "quiet lantern orchard 9107"
 @pytest.fixture
 def me(client, auth, make):
     user = make.user(locale="en", email="sato.hanako@example.test")
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     return user
 
@@ -92,7 +92,7 @@ def test_password_and_e_mail_pages_ask_for_a_fresh_code_first(app, db, client, a
     with app.test_request_context():
         confirm = url_for("auth.confirm")
     user = make.user()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     for path in ("/account/password", "/account/email", "/account/sessions"):
         response = client.get(path)
         assert response.status_code == 302 and response.headers["Location"].startswith(confirm)
@@ -123,10 +123,10 @@ def test_visitors_are_sent_to_sign_in(app, db, make):
 def test_owners_and_managers_find_their_users_page_in_the_navigation(app, auth, make):
     for role, path in (("seller_owner", "/account/users"), ("manager", "/account/staff/users")):
         browser = app.test_client()
-        auth.sign_in(browser, make.user(role))
+        auth.fast_sign_in(browser, make.user(role))
         assert f'href="{path}"' in browser.get("/help").get_data(as_text=True)
     member = app.test_client()
-    auth.sign_in(member, make.user("seller_user"))
+    auth.fast_sign_in(member, make.user("seller_user"))
     page = member.get("/help").get_data(as_text=True)
     assert 'href="/account/users"' not in page and 'href="/account/staff/users"' not in page
 

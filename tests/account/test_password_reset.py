@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from recovery_app.auth.passwords import verify_password
 from recovery_app.models import ActionToken, SecurityEvent, UserSession
 from tests.account.conftest import SIGN_IN_PATH, link_in_last_email
-from tests.conftest import TEST_PASSWORD, outbox_messages
+from tests.helpers import TEST_PASSWORD, outbox_messages
 
 NEW_PASSWORD = "quiet lantern orchard 9107"
 RESET_PATH = "/account/password/reset/"
@@ -32,7 +32,7 @@ def test_reset_journey_sets_the_password_and_ends_every_session_but_keeps_2sv(ap
     # ASVS 6.4.1, 6.4.3: the reset signs nobody in; the next sign-in still needs a code
     user = make.user(locale="en")
     elsewhere = app.test_client()
-    auth.sign_in(elsewhere, user)
+    auth.fast_sign_in(elsewhere, user)
     epoch = user.session_epoch
     page = _forgot(client, user.email.upper())
     assert page.status_code == 200 and "Check your e-mail" in page.get_data(as_text=True)

@@ -17,14 +17,14 @@ PHONE_UA = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/126.0 Mobi
 @pytest.fixture
 def me(client, auth, make):
     user = make.user(locale="en")
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     return user
 
 
 def _other_browser(app, auth, user, *, browser=PHONE_UA, address="198.51.100.23", at=None):
     other = app.test_client()
-    row = auth.sign_in(other, user, at=at)
+    row = auth.fast_sign_in(other, user, at=at)
     row.browser, row.address = browser, address
     return other, row
 
@@ -35,9 +35,9 @@ def _alive(browser) -> bool:
 
 def test_sessions_page_lists_each_open_session_and_marks_this_one(app, db, client, auth, me):
     _other_browser(app, auth, me)
-    ended = auth.sign_in(app.test_client(), me)
+    ended = auth.fast_sign_in(app.test_client(), me)
     ended.ended_at = utcnow()
-    stale = auth.sign_in(app.test_client(), me, at=utcnow() - timedelta(hours=2))  # idle past 30 minutes
+    stale = auth.fast_sign_in(app.test_client(), me, at=utcnow() - timedelta(hours=2))  # idle past 30 minutes
     db.session.flush()
     page = client.get("/account/sessions", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Chrome / Android" in page and "198.51.100.23" in page
@@ -61,7 +61,7 @@ def test_ending_all_others_keeps_this_session(app, db, client, auth, me):
     # ASVS 7.5.2: end all others; half-way sign-ins die too (the epoch moves on)
     other, row = _other_browser(app, auth, me)
     half_way = app.test_client()
-    auth.password_step(half_way, me)
+    auth.fast_password_step(half_way, me)
     epoch = me.session_epoch
     response = client.post("/account/sessions/end", data={"scope": "others"}, headers={"Accept-Language": "en"})
     assert response.status_code == 302
@@ -136,7 +136,7 @@ def test_no_offer_when_there_is_no_other_session(client, me):
 @pytest.fixture
 def manager(client, auth, make):
     user = make.user("manager", locale="en")
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     return user
 
 
@@ -146,7 +146,7 @@ def test_manager_finds_users_by_e_mail_and_ends_all_their_sessions(app, db, clie
     make.user(email="someone.else@example.test")
     browser, row = _other_browser(app, auth, seller)
     half_way = app.test_client()
-    auth.password_step(half_way, seller)
+    auth.fast_password_step(half_way, seller)
     page = client.get("/account/staff/users?q=TANAKA", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "tanaka.ichiro@example.test" in page and "someone.else@example.test" not in page
     epoch = seller.session_epoch
@@ -178,7 +178,7 @@ def test_only_managers_reach_the_staff_users_page(app, db, auth, make, role):
     target = make.user()
     _, row = _other_browser(app, auth, target)
     browser = app.test_client()
-    auth.sign_in(browser, make.user(role))
+    auth.fast_sign_in(browser, make.user(role))
     assert browser.get("/account/staff/users").status_code == 404
     assert browser.post(f"/account/staff/users/{target.id}/end-sessions").status_code == 404
     db.session.refresh(row)

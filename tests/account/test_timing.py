@@ -50,7 +50,7 @@ def test_inviting_takes_as_long_for_addresses_with_a_login(app, client, auth, ma
     app.config["RECOVERY_INVITE_LIMIT_PER_ACCOUNT"] = "100000 per day"
     owner = make.user("seller_owner")
     elsewhere = make.user("seller_user")
-    auth.sign_in(client, owner)
+    auth.fast_sign_in(client, owner)
     known, unknown = _median_pair(
         lambda: client.post("/account/users/invite", data={"email": elsewhere.email, "locale": "ja"}),
         lambda: client.post("/account/users/invite", data={"email": "nobody.here@example.test", "locale": "ja"}),
@@ -63,7 +63,7 @@ def test_a_used_invitation_link_is_refused_as_fast_as_a_forged_one(app, client, 
     from tests.account.conftest import link_in_last_email
 
     owner = make.user("seller_owner")
-    auth.sign_in(client, owner)
+    auth.fast_sign_in(client, owner)
     client.post("/account/users/invite", data={"email": "new.person@example.test", "locale": "ja"})
     path = link_in_last_email("new.person@example.test", "/account/invitation/")
     visitor = app.test_client()

@@ -1,32 +1,8 @@
-"""Auth fixtures: going through the real sign-in forms."""
+"""Auth fixtures: English browsers, roomy per-address limits, phone methods."""
 
 from __future__ import annotations
 
-import pyotp
 import pytest
-
-from tests.conftest import TEST_PASSWORD
-
-
-class Forms:
-    """Signs a test client in by posting the real forms, as a browser would."""
-
-    def password(self, client, user, *, password: str = TEST_PASSWORD, next: str = ""):
-        return client.post("/sign-in", data={"email": user.email, "password": password, "next": next})
-
-    def totp(self, user, at=None) -> str:
-        totp = pyotp.TOTP(user._test_totp_seed)
-        return totp.at(at) if at is not None else totp.now()
-
-    def sign_in(self, client, user, *, remember: bool = False):
-        """Password, then the current authenticator code: a full session."""
-        self.password(client, user)
-        data = {"code": self.totp(user)}
-        if remember:
-            data["remember_device"] = "y"
-        response = client.post("/sign-in/code", data=data)
-        assert response.status_code == 302, response.get_data(as_text=True)
-        return response
 
 
 @pytest.fixture(autouse=True)
@@ -41,11 +17,6 @@ def english_browser(app):
             self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
 
     app.test_client_class = EnglishClient
-
-
-@pytest.fixture
-def forms():
-    return Forms()
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from flask import g
 from sqlalchemy import select
 
 from recovery_app.auth import services, twofactor
-from recovery_app.models import SecurityEvent
-from tests.conftest import TEST_PASSWORD, last_code, later, outbox_messages
+from recovery_app.models import SecurityEvent, SentCode
+from tests.helpers import TEST_PASSWORD, last_code, later, outbox_messages
 
 PHONE = "+819012345678"
 OTHER_PHONE = "+818011112222"
@@ -22,10 +22,10 @@ def kinds(db, user):
         select(SecurityEvent).where(SecurityEvent.user_id == user.id).order_by(SecurityEvent.id)).scalars()]
 
 
-def test_sms_primary_gets_a_code_at_the_password_step(client, make, forms, add_phone):
+def test_sms_primary_gets_a_code_at_the_password_step(client, make, auth, add_phone):
     user = make.user(enrolled=False)
     add_phone(user)
-    forms.password(client, user)
+    auth.password(client, user)
     [sms] = outbox_messages("sms", PHONE)
     assert outbox_messages("email") == []  # ASVS 6.6.1: codes never by e-mail
     page = client.get("/sign-in/code").get_data(as_text=True)
@@ -45,27 +45,27 @@ def test_sms_code_is_accepted_once(app, make, add_phone, now):
         services.verify_code(user, challenge, code, later(now, seconds=5), address=None, browser=None)
 
 
-def test_a_code_sent_for_one_challenge_fails_on_another(app, make, forms, add_phone):
+def test_a_code_sent_for_one_challenge_fails_on_another(app, make, auth, add_phone):
     # ASVS 6.6.2
     user = make.user(enrolled=False)
     add_phone(user)
     first, second = app.test_client(), app.test_client()
-    forms.password(first, user)
+    auth.password(first, user)
     code_for_first = last_code(PHONE)
-    forms.password(second, user)
+    auth.password(second, user)
     response = second.post("/sign-in/code", data={"code": code_for_first})
     if last_code(PHONE) != code_for_first:
         assert response.status_code == 200
     assert first.post("/sign-in/code", data={"code": code_for_first}).status_code == 302
 
 
-def test_sms_code_after_ten_minutes_is_refused(client, make, forms, add_phone, db):
+def test_sms_code_after_ten_minutes_is_refused(client, make, auth, add_phone, db):
     # ASVS 6.5.5
     from recovery_app.models import SentCode
 
     user = make.user(enrolled=False)
     add_phone(user)
-    forms.password(client, user)
+    auth.password(client, user)
     sent = db.session.execute(select(SentCode)).scalar_one()
     sent.created_at -= timedelta(minutes=11)
     sent.expires_at -= timedelta(minutes=11)
@@ -74,12 +74,12 @@ def test_sms_code_after_ten_minutes_is_refused(client, make, forms, add_phone, d
     assert response.status_code == 200 and "expired" in response.get_data(as_text=True)
 
 
-def test_backups_page_lists_every_way_and_the_recovery_route(client, make, forms, add_phone, now):
+def test_backups_page_lists_every_way_and_the_recovery_route(client, make, auth, add_phone, now):
     user = make.user()
     add_phone(user, primary=False)
     add_phone(user, OTHER_PHONE, kind="voice", primary=False)
     twofactor.generate_recovery_codes(user, now)
-    forms.password(client, user)
+    auth.password(client, user)
     page = client.get("/sign-in/other-ways").get_data(as_text=True)
     assert page.count('action="/sign-in/other-ways"') == 5  # sms, call instead, other phone, app, recovery code
     assert 'href="/recovery/"' in page  # "I can't use any of these" opens a recovery case
@@ -87,16 +87,16 @@ def test_backups_page_lists_every_way_and_the_recovery_route(client, make, forms
     assert start.status_code == 200 and "12" in start.get_data(as_text=True)
 
 
-def test_sms_that_does_not_arrive_can_be_repeated_as_a_voice_call(client, make, forms, add_phone, now):
+def test_sms_that_does_not_arrive_can_be_repeated_as_a_voice_call(client, make, auth, add_phone, now):
     user = make.user(enrolled=False)
     method = add_phone(user)
-    forms.password(client, user)
+    auth.password(client, user)
     throttled = client.post("/sign-in/other-ways", data={"method_id": str(method.id), "channel": "voice"})
     assert throttled.status_code == 302  # same challenge: the 60-second resend rule holds
     assert len(outbox_messages()) == 1
     with client.session_transaction() as sess:
         challenge_id = sess["challenge"]["id"]
-    sent = __import__("recovery_app.models", fromlist=["SentCode"]).SentCode
+    sent = SentCode
     from recovery_app.extensions import db
 
     for row in db.session.execute(select(sent)).scalars():
@@ -110,20 +110,20 @@ def test_sms_that_does_not_arrive_can_be_repeated_as_a_voice_call(client, make, 
     assert client.post("/sign-in/code", data={"code": last_code(PHONE)}).status_code == 302
 
 
-def test_other_phone_and_authenticator_from_the_backups_page(client, make, forms, add_phone):
+def test_other_phone_and_authenticator_from_the_backups_page(client, make, auth, add_phone):
     user = make.user()
     backup = add_phone(user, OTHER_PHONE, primary=False)
-    forms.password(client, user)
+    auth.password(client, user)
     assert outbox_messages() == []  # the app is primary: nothing sent
     client.post("/sign-in/other-ways", data={"method_id": str(backup.id), "channel": "sms"})
     assert outbox_messages("sms", OTHER_PHONE)
     assert client.post("/sign-in/code", data={"code": last_code(OTHER_PHONE)}).status_code == 302
 
 
-def test_someone_elses_method_cannot_be_chosen(client, make, forms, add_phone):
+def test_someone_elses_method_cannot_be_chosen(client, make, auth, add_phone):
     user, stranger = make.user(), make.user()
     foreign = add_phone(stranger, OTHER_PHONE)
-    forms.password(client, user)
+    auth.password(client, user)
     response = client.post("/sign-in/other-ways", data={"method_id": str(foreign.id), "channel": "sms"})
     assert response.headers["Location"].endswith("/sign-in/other-ways")
     assert outbox_messages() == []
@@ -131,11 +131,11 @@ def test_someone_elses_method_cannot_be_chosen(client, make, forms, add_phone):
     assert garbage.status_code == 302
 
 
-def test_recovery_code_signs_in_once(client, make, forms, now, db):
+def test_recovery_code_signs_in_once(client, make, auth, now, db):
     # ASVS 6.5.1, NIST 800-63B look-up secrets
     user = make.user()
     codes = twofactor.generate_recovery_codes(user, now)
-    forms.password(client, user)
+    auth.password(client, user)
     client.post("/sign-in/other-ways", data={"method_id": "recovery"})
     page = client.get("/sign-in/code").get_data(as_text=True)
     assert "recovery" in page.lower()
@@ -143,7 +143,7 @@ def test_recovery_code_signs_in_once(client, make, forms, now, db):
     assert "recovery_code_used" in kinds(db, user)
     assert outbox_messages("email", user.email)  # the user is told (ASVS 6.3.7)
     client.post("/sign-out")
-    forms.password(client, user)
+    auth.password(client, user)
     client.post("/sign-in/other-ways", data={"method_id": "recovery"})
     reused = client.post("/sign-in/code", data={"code": codes[0]})
     assert reused.status_code == 200 and "already used" in reused.get_data(as_text=True)
@@ -151,50 +151,50 @@ def test_recovery_code_signs_in_once(client, make, forms, now, db):
     assert "abcde-23456" in malformed.get_data(as_text=True)
 
 
-def test_dont_ask_again_sets_a_trusted_device_cookie_that_skips_the_code(client, make, forms, app, db):
+def test_dont_ask_again_sets_a_trusted_device_cookie_that_skips_the_code(client, make, auth, app, db):
     user = make.user()
-    response = forms.sign_in(client, user, remember=True)
+    response = auth.sign_in(client, user, remember=True)
     header = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("trusted_device=")][0]
     assert "HttpOnly" in header and "SameSite=Lax" in header and "Max-Age=7776000" in header  # 90 days
     assert "trusted_device_added" in kinds(db, user)
     client.post("/sign-out")
-    again = forms.password(client, user)
+    again = auth.password(client, user)
     assert again.headers["Location"] == "/"  # signed in without a code
     assert client.get("/settings/security").status_code == 200
 
 
-def test_trusted_device_cookie_of_another_user_is_ignored(app, make, forms):
+def test_trusted_device_cookie_of_another_user_is_ignored(app, make, auth):
     owner, other = make.user(), make.user()
     client = app.test_client()
-    forms.sign_in(client, owner, remember=True)
+    auth.sign_in(client, owner, remember=True)
     token = client.get_cookie("trusted_device").value
     thief = app.test_client()
     thief.set_cookie("trusted_device", token)
-    assert forms.password(thief, other).headers["Location"].endswith("/sign-in/code")
+    assert auth.password(thief, other).headers["Location"].endswith("/sign-in/code")
 
 
-def test_tampered_trusted_device_cookie_is_ignored(client, make, forms):
+def test_tampered_trusted_device_cookie_is_ignored(client, make, auth):
     user = make.user()
-    forms.sign_in(client, user, remember=True)
+    auth.sign_in(client, user, remember=True)
     token = client.get_cookie("trusted_device").value
     client.post("/sign-out")
     for forged in (token[:-2] + "xx", "", "x" * 3000, "../../etc/passwd"):
         client.set_cookie("trusted_device", forged)
         g.pop("_login_user", None)
-        assert forms.password(client, user).headers["Location"].endswith("/sign-in/code")
+        assert auth.password(client, user).headers["Location"].endswith("/sign-in/code")
         client.post("/sign-out")
 
 
-def test_ten_wrong_codes_pause_the_challenge_for_fifteen_minutes(client, make, forms, db, roomy_limits):
+def test_ten_wrong_codes_pause_the_challenge_for_fifteen_minutes(client, make, auth, db, roomy_limits):
     user = make.user()
-    forms.password(client, user)
+    auth.password(client, user)
     for _ in range(9):
         client.post("/sign-in/code", data={"code": "000000"})
     locked = client.post("/sign-in/code", data={"code": "000000"})
     assert user.code_locked_until is not None
     text = locked.get_data(as_text=True)
     assert "15" in text and 'name="code"' not in text  # the page says so and when it ends
-    right = client.post("/sign-in/code", data={"code": forms.totp(user)})
+    right = client.post("/sign-in/code", data={"code": auth.totp(user)})
     assert right.status_code == 200 and user.last_sign_in_at is None  # even the right code waits
     assert "code_locked" in kinds(db, user)
 
@@ -214,10 +214,10 @@ def test_code_pause_ends_after_fifteen_minutes(app, make, now):
     assert services.verify_code(user, challenge, code, later(now, minutes=16), address=None, browser=None) == "totp"
 
 
-def test_repeated_wrong_codes_after_a_right_password_send_a_notice(client, make, forms):
+def test_repeated_wrong_codes_after_a_right_password_send_a_notice(client, make, auth):
     # ASVS 6.3.5: suspicious attempt
     user = make.user()
-    forms.password(client, user)
+    auth.password(client, user)
     for _ in range(3):
         client.post("/sign-in/code", data={"code": "000000"})
     [notice] = outbox_messages("email", user.email)
@@ -282,15 +282,15 @@ def test_wrong_passwords_alone_never_hard_lock_the_account(app, make, now):
     assert services.authenticate(user.email, TEST_PASSWORD, later(now, days=10), address=None, browser=None) is user
 
 
-def test_password_reset_plus_second_factor_lifts_the_hard_lock(client, make, forms, now, db):
+def test_password_reset_plus_second_factor_lifts_the_hard_lock(client, make, auth, now, db):
     user = make.user()
     user.password_changed_at = later(now, days=-30)
     user.hard_locked_at = later(now, days=-1)
     user.consecutive_failures = 100
-    assert "locked" in forms.password(client, user).get_data(as_text=True)
+    assert "locked" in auth.password(client, user).get_data(as_text=True)
     user.password_changed_at = later(now, hours=-1)  # what the forgot-password flow records
     db.session.flush()
-    forms.sign_in(client, user)
+    auth.sign_in(client, user)
     assert user.hard_locked_at is None and user.consecutive_failures == 0
 
 
@@ -303,24 +303,24 @@ def test_sign_in_is_rate_limited_per_address(app, make):
     assert client.post("/sign-in", data={"email": "a@example.test", "password": "x" * 12}).status_code == 429
 
 
-def test_code_checks_are_rate_limited_per_address(app, make, forms):
+def test_code_checks_are_rate_limited_per_address(app, make, auth):
     app.config["RECOVERY_LIMIT_CODE_CHECK"] = "2 per minute"
     user = make.user()
     client = app.test_client()
-    forms.password(client, user)
+    auth.password(client, user)
     client.post("/sign-in/code", data={"code": "000000"})
     client.post("/sign-in/code", data={"code": "000000"})
     assert client.post("/sign-in/code", data={"code": "000000"}).status_code == 429
 
 
-def test_challenge_shows_an_open_recovery_case(client, make, forms):
+def test_challenge_shows_an_open_recovery_case(client, make, auth):
     user = make.user()
     case = make.case(user)
-    forms.password(client, user)
+    auth.password(client, user)
     assert case.reference in client.get("/sign-in/code").get_data(as_text=True)
 
 
-def test_challenge_links_to_a_recently_decided_case(client, make, forms, now, db):
+def test_challenge_links_to_a_recently_decided_case(client, make, auth, now, db):
     # A seller who cannot pass the code step reaches their decision from here
     # (the rejection e-mail links to the case page).
     from datetime import timedelta
@@ -331,7 +331,7 @@ def test_challenge_links_to_a_recently_decided_case(client, make, forms, now, db
     case = make.case(user)
     case.status, case.closed_at, case.decided_at = "rejected", utcnow(), utcnow()
     db.session.flush()
-    forms.password(client, user)
+    auth.password(client, user)
     page = client.get("/sign-in/code").get_data(as_text=True)
     assert case.reference in page and 'href="/recovery/case"' in page
     case.closed_at = utcnow() - timedelta(days=31)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from recovery_app.auth import twofactor
 from recovery_app.models.base import utcnow
 from recovery_app.models import RecoveryCode, SecurityEvent, TrustedDevice, TwoFactorMethod, UserSession
-from tests.conftest import last_code, later, outbox_messages
+from tests.helpers import last_code, later, outbox_messages
 
 PHONE = "+819012345678"
 
@@ -29,7 +29,7 @@ def confirmed(db, user):
 def test_settings_needs_a_full_session(client, make, auth):
     user = make.user()
     assert client.get("/settings/security").headers["Location"].startswith("/sign-in")
-    auth.password_step(client, user)
+    auth.fast_password_step(client, user)
     assert client.get("/settings/security").status_code == 302
 
 
@@ -37,7 +37,7 @@ def test_settings_lists_methods_devices_and_links(client, make, auth, add_phone,
     user = make.user()
     add_phone(user, primary=False)
     twofactor.trust_device(user, utcnow(), browser="Mozilla/5.0 (iPhone) Safari/604.1", address="203.0.113.9")
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     page = client.get("/settings/security").get_data(as_text=True)
     assert "5678" in page and "Safari / iPhone" in page
     assert "/settings/security/sign-out-everywhere" in page and "/settings/security/turn-off" in page
@@ -46,7 +46,7 @@ def test_settings_lists_methods_devices_and_links(client, make, auth, add_phone,
 def test_changes_without_a_fresh_code_go_to_the_confirm_page(client, make, auth, db):
     user = make.user()
     method = user and confirmed(db, user)[0]
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     for path in ("/settings/security/recovery-codes", f"/settings/security/methods/{method.id}/remove",
                  "/settings/security/devices/revoke-all", "/settings/security/sign-out-everywhere",
                  "/settings/security/turn-off"):
@@ -56,26 +56,26 @@ def test_changes_without_a_fresh_code_go_to_the_confirm_page(client, make, auth,
     assert db.session.execute(select(RecoveryCode)).first() is None
 
 
-def test_confirm_page_marks_a_fresh_code_and_returns_to_next(client, make, auth, forms):
+def test_confirm_page_marks_a_fresh_code_and_returns_to_next(client, make, auth):
     user = make.user()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     page = client.get("/settings/confirm?next=/settings/security/app")
     assert page.status_code == 200 and 'autocomplete="one-time-code"' in page.get_data(as_text=True)
-    response = client.post("/settings/confirm?next=/settings/security/app", data={"code": forms.totp(user)})
+    response = client.post("/settings/confirm?next=/settings/security/app", data={"code": auth.totp(user)})
     assert response.headers["Location"].endswith("/settings/security/app")
     assert client.get("/settings/security/app").status_code == 200
 
 
-def test_confirm_page_refuses_offsite_next(client, make, auth, forms):
+def test_confirm_page_refuses_offsite_next(client, make, auth):
     user = make.user()
-    auth.sign_in(client, user)
-    response = client.post("/settings/confirm?next=https://evil.example/", data={"code": forms.totp(user)})
+    auth.fast_sign_in(client, user)
+    response = client.post("/settings/confirm?next=https://evil.example/", data={"code": auth.totp(user)})
     assert "evil.example" not in response.headers["Location"]
 
 
 def test_fresh_code_expires_after_ten_minutes(client, make, auth, now):
     user = make.user()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client, at=later(utcnow(), minutes=-11))
     assert client.post("/settings/security/recovery-codes").status_code == 302
 
@@ -83,7 +83,7 @@ def test_fresh_code_expires_after_ten_minutes(client, make, auth, now):
 def test_confirm_with_an_sms_method(client, make, auth, add_phone):
     user = make.user(enrolled=False)
     method = add_phone(user)
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     client.get(f"/settings/confirm?method={method.id}")
     response = client.post("/settings/confirm", data={"code": last_code(PHONE)})
     assert response.headers["Location"].endswith("/settings/security")
@@ -91,7 +91,7 @@ def test_confirm_with_an_sms_method(client, make, auth, add_phone):
 
 def test_wrong_codes_on_the_confirm_page_count_towards_the_lock(client, make, auth, db, roomy_limits):
     user = make.user()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     for _ in range(10):
         client.post("/settings/confirm", data={"code": "000000"})
     assert user.code_locked_until is not None
@@ -100,7 +100,7 @@ def test_wrong_codes_on_the_confirm_page_count_towards_the_lock(client, make, au
 
 def test_add_an_authenticator_app_from_settings(client, make, auth, db):
     user = make.user()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     page = client.get("/settings/security/app").get_data(as_text=True)
     key = re.sub(r"<[^>]+>|\s", "", re.search(r'id="setup-key">(.*?)</p>', page, re.S).group(1))
@@ -113,7 +113,7 @@ def test_add_an_authenticator_app_from_settings(client, make, auth, db):
 def test_add_a_phone_from_settings_then_make_it_primary_then_remove_the_app(client, make, auth, db):
     user = make.user()
     app_method = confirmed(db, user)[0]
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     client.post("/settings/security/phone", data={"number": "090 1234 5678", "channel": "sms"})
     client.post("/settings/security/phone/confirm", data={"code": last_code(PHONE)})
@@ -129,7 +129,7 @@ def test_add_a_phone_from_settings_then_make_it_primary_then_remove_the_app(clie
 def test_the_last_method_cannot_be_removed(client, make, auth, db):
     user = make.user()
     method = confirmed(db, user)[0]
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     client.post(f"/settings/security/methods/{method.id}/remove")
     assert confirmed(db, user) == [method]
@@ -141,7 +141,7 @@ def test_another_users_method_or_device_cannot_be_touched(client, make, auth, db
     foreign = confirmed(db, other)[0]
     twofactor.trust_device(other, now, browser="x", address=None)
     device = db.session.execute(select(TrustedDevice)).scalar_one()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     client.post(f"/settings/security/methods/{foreign.id}/remove")
     client.post(f"/settings/security/methods/{foreign.id}/primary")
@@ -152,7 +152,7 @@ def test_another_users_method_or_device_cannot_be_touched(client, make, auth, db
 def test_regenerate_recovery_codes_replaces_the_old_ones(client, make, auth, db, now):
     user = make.user()
     old = twofactor.generate_recovery_codes(user, now)
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     page = client.post("/settings/security/recovery-codes").get_data(as_text=True)
     new = re.findall(r"<li>([a-z0-9]{5}-[a-z0-9]{5})</li>", page)
@@ -166,7 +166,7 @@ def test_revoke_one_and_all_trusted_devices(client, make, auth, db, now):
     twofactor.trust_device(user, now, browser="a", address=None)
     twofactor.trust_device(user, now, browser="b", address=None)
     first, second = db.session.execute(select(TrustedDevice).order_by(TrustedDevice.id)).scalars().all()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     client.post(f"/settings/security/devices/{first.id}/revoke")
     assert first.revoked_at is not None and second.revoked_at is None
@@ -178,8 +178,8 @@ def test_revoke_one_and_all_trusted_devices(client, make, auth, db, now):
 def test_sign_out_everywhere_ends_every_session(app, make, auth, db):
     user = make.user()
     here, elsewhere = app.test_client(), app.test_client()
-    auth.sign_in(elsewhere, user)
-    auth.sign_in(here, user)
+    auth.fast_sign_in(elsewhere, user)
+    auth.fast_sign_in(here, user)
     auth.fresh_code(here)
     assert here.post("/settings/security/sign-out-everywhere").headers["Location"].endswith("/sign-in")
     assert elsewhere.get("/settings/security").status_code == 302
@@ -188,10 +188,10 @@ def test_sign_out_everywhere_ends_every_session(app, make, auth, db):
     assert open_rows == []
 
 
-def test_turning_2sv_off_signs_out_and_forces_enrollment(client, make, auth, forms, db, now):
+def test_turning_2sv_off_signs_out_and_forces_enrollment(client, make, auth, db, now):
     user = make.user()
     twofactor.generate_recovery_codes(user, now)
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     assert "danger" in client.get("/settings/security/turn-off").get_data(as_text=True)
     response = client.post("/settings/security/turn-off")
@@ -199,13 +199,13 @@ def test_turning_2sv_off_signs_out_and_forces_enrollment(client, make, auth, for
     assert user.must_enroll_2sv and confirmed(db, user) == []
     assert db.session.execute(select(RecoveryCode)).first() is None
     assert "twofactor_disabled" in kinds(db, user) and outbox_messages("email", user.email)
-    assert forms.password(client, user).headers["Location"].endswith("/sign-in/setup")
+    assert auth.password(client, user).headers["Location"].endswith("/sign-in/setup")
 
 
 def test_settings_posts_without_csrf_are_refused_and_change_nothing(client, make, auth, db):
     user = make.user()
     method = confirmed(db, user)[0]
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     for path in (f"/settings/security/methods/{method.id}/remove", "/settings/security/turn-off",
                  "/settings/security/recovery-codes", "/settings/security/sign-out-everywhere"):
@@ -225,7 +225,7 @@ def test_reloading_the_confirm_page_does_not_send_another_sms_at_once(client, ma
     # ASVS 6.6.3: the resend throttle holds on the confirm page too
     user = make.user(enrolled=False)
     method = add_phone(user)
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     client.get(f"/settings/confirm?method={method.id}")
     client.get(f"/settings/confirm?method={method.id}")
     assert len(outbox_messages("sms", PHONE)) == 1
@@ -241,9 +241,9 @@ def test_garbage_to_every_auth_route_never_gives_a_server_error(app, make, auth,
     user = make.user(enrolled=state != "enrolling")
     client = app.test_client()
     if state in ("password_step", "enrolling"):
-        auth.password_step(client, user)
+        auth.fast_password_step(client, user)
     elif state == "signed_in":
-        auth.sign_in(client, user)
+        auth.fast_sign_in(client, user)
         auth.fresh_code(client)
     app.config.update(RECOVERY_LIMIT_SIGN_IN="10000 per minute", RECOVERY_LIMIT_CODE_CHECK="10000 per minute",
                       RECOVERY_LIMIT_CODE_SEND="10000 per minute")

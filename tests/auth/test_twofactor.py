@@ -7,7 +7,7 @@ import pytest
 
 from recovery_app.auth import twofactor
 from recovery_app.models import RecoveryCode
-from tests.conftest import last_code, outbox_messages
+from tests.helpers import last_code, outbox_messages
 
 SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # base32 of ASCII "12345678901234567890"
 

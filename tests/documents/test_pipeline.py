@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from recovery_app.documents import pipeline
-from tests.recovery.conftest import bomb_png, encoded, gps_exif, id_card, jpeg_bytes, pdf_bytes, png_bytes
+from tests.factories import bomb_png, encoded, gps_exif, id_card, jpeg_bytes, pdf_bytes, png_bytes
 
 LIMITS = pipeline.Limits()
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pyotp
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.conftest import TEST_PASSWORD, Factory
+from tests.helpers import TEST_PASSWORD
+from tests.factories import Factory
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}

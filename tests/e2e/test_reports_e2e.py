@@ -11,7 +11,7 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.conftest import TEST_PASSWORD
+from tests.helpers import TEST_PASSWORD
 
 from .conftest import screenshot
 
@@ -52,8 +52,7 @@ def sign_in(page, base, email, seed):
     page.wait_for_url(re.compile(r"/review/"))
 
 
-def test_manager_reads_the_dashboard_and_downloads_csv(live_server, new_context, manager_with_demo_month,
-                                                       database_url, tmp_path):
+def test_manager_reads_the_dashboard_and_downloads_csv(live_server, new_context, manager_with_demo_month, database_url, tmp_path):
     email, seed = manager_with_demo_month
     errors = []
     page = new_context("en-US", viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()

@@ -14,7 +14,7 @@ import time
 import pyotp
 import pytest
 
-from tests.conftest import TEST_PASSWORD
+from tests.helpers import TEST_PASSWORD
 
 from .conftest import screenshot
 

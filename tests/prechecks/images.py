@@ -56,8 +56,7 @@ def face(width: int = 300, seed: int = 0) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(width / 120))
 
 
-def mrz_lines(*, surname: str, given_names: str, number: str, nationality: str = "JPN", birth: str = "900101",
-              sex: str = "M", expiry: str = "320101") -> list[str]:
+def mrz_lines(*, surname: str, given_names: str, number: str, nationality: str = "JPN", birth: str = "900101", sex: str = "M", expiry: str = "320101") -> list[str]:
     """The two TD3 lines from the ``mrz`` package's generator (dates YYMMDD)."""
     code = TD3CodeGenerator("P", nationality, surname, given_names, number, nationality, birth, sex, expiry, "")
     return str(code).splitlines()

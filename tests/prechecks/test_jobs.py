@@ -34,10 +34,10 @@ def _snapshot():
     return results, runs, hashes, audits
 
 
-def test_passport_case_gets_every_check_and_the_second_run_changes_nothing(make, docs, seller, now):
+def test_passport_case_gets_every_check_and_the_second_run_changes_nothing(make, seller, now):
     case = make.case(seller("Taro Yamada"), submitted_at=now)
-    docs.add(case, passport_photo())
-    docs.add(case, images.jpeg(images.selfie(2)), side="selfie")
+    make.document(case, passport_photo())
+    make.document(case, images.jpeg(images.selfie(2)), side="selfie")
 
     first = run_pending(now)
     assert first == {"discovered": 1, "claimed": 1, "done": 1, "retried": 0, "failed": 0, "scrubbed": 0}
@@ -57,9 +57,9 @@ def test_passport_case_gets_every_check_and_the_second_run_changes_nothing(make,
     assert _snapshot() == before
 
 
-def test_wrong_check_digit_fails_the_mrz_check(make, docs, seller, now):
+def test_wrong_check_digit_fails_the_mrz_check(make, seller, now):
     case = make.case(seller("Taro Yamada"), submitted_at=now)
-    docs.add(case, passport_photo(broken_check_digit=True))
+    make.document(case, passport_photo(broken_check_digit=True))
     run_pending(now)
     result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
     assert result.verdict == "fail" and result.reasons == ["check_digit"]
@@ -67,35 +67,35 @@ def test_wrong_check_digit_fails_the_mrz_check(make, docs, seller, now):
     assert case.status == "submitted"  # pre-checks never decide
 
 
-def test_expired_passport_fails_relative_to_submission(make, docs, seller, now):
+def test_expired_passport_fails_relative_to_submission(make, seller, now):
     case = make.case(seller("Taro Yamada"), submitted_at=now)  # 2026-03-02
-    docs.add(case, passport_photo(expiry="260301"))
+    make.document(case, passport_photo(expiry="260301"))
     run_pending(now + timedelta(days=400))
     result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
     assert result.verdict == "fail" and result.reasons == ["expired"]
     assert result.measured["expiry_date"] == "2026-03-01"
 
 
-def test_passport_expiring_after_submission_is_not_expired(make, docs, seller, now):
+def test_passport_expiring_after_submission_is_not_expired(make, seller, now):
     case = make.case(seller("Taro Yamada"), submitted_at=now)
-    docs.add(case, passport_photo(expiry="260303"))
+    make.document(case, passport_photo(expiry="260303"))
     run_pending(now + timedelta(days=400))  # expired by the time the job runs, not when submitted
     result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
     assert result.verdict == "pass"
 
 
-def test_name_mismatch_asks_to_look_closely(make, docs, seller, now):
+def test_name_mismatch_asks_to_look_closely(make, seller, now):
     case = make.case(seller("Hanako Suzuki"), submitted_at=now)
-    docs.add(case, passport_photo())
+    make.document(case, passport_photo())
     run_pending(now)
     result = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).scalar_one()
     assert result.verdict == "review" and result.reasons == ["name_mismatch"]
 
 
-def test_selfie_without_a_face_asks_to_look_closely(make, docs, seller, now):
+def test_selfie_without_a_face_asks_to_look_closely(make, seller, now):
     case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    docs.add(case, images.jpeg(images.photo_of(images.card(5), seed=5)))
-    docs.add(case, images.jpeg(images.with_noise(images.blank((1200, 1600)), 1)), side="selfie")
+    make.document(case, images.jpeg(images.photo_of(images.card(5), seed=5)))
+    make.document(case, images.jpeg(images.with_noise(images.blank((1200, 1600)), 1)), side="selfie")
     run_pending(now)
     faces = {r.document_id: r for r in db.session.execute(
         select(PrecheckResult).where(PrecheckResult.check == "face")).scalars()}
@@ -104,10 +104,10 @@ def test_selfie_without_a_face_asks_to_look_closely(make, docs, seller, now):
     assert not db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).first()
 
 
-def test_a_check_that_raises_is_retried_with_the_error_kept_and_the_case_workable(make, docs, seller, now, app):
+def test_a_check_that_raises_is_retried_with_the_error_kept_and_the_case_workable(make, seller, now, app):
     case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    good = docs.add(case, images.jpeg(images.photo_of(images.card(6), seed=6)))
-    lost = docs.add(case, images.jpeg(images.photo_of(images.card(8), seed=8)), side="back")
+    good = make.document(case, images.jpeg(images.photo_of(images.card(6), seed=6)))
+    lost = make.document(case, images.jpeg(images.photo_of(images.card(8), seed=8)), side="back")
     blob = storage._path_for(lost.storage_key)
     kept = blob.read_bytes()
     blob.unlink()
@@ -138,10 +138,10 @@ def test_a_check_that_raises_is_retried_with_the_error_kept_and_the_case_workabl
     assert {r.document_id for r in db.session.execute(select(PrecheckResult)).scalars()} == {good.id, lost.id}
 
 
-def test_checks_that_keep_failing_are_given_up_and_flagged(make, docs, seller, now, app):
+def test_checks_that_keep_failing_are_given_up_and_flagged(make, seller, now, app):
     app.config["RECOVERY_PRECHECK_MAX_ATTEMPTS"] = 2
     case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    lost = docs.add(case, images.jpeg(images.card(9)))
+    lost = make.document(case, images.jpeg(images.card(9)))
     storage._path_for(lost.storage_key).unlink()
     assert run_pending(now)["retried"] == 1
     assert run_pending(now + timedelta(hours=1))["failed"] == 1
@@ -153,11 +153,11 @@ def test_checks_that_keep_failing_are_given_up_and_flagged(make, docs, seller, n
     assert case.status == "submitted"
 
 
-def test_undecodable_document_is_recorded_not_crashing_the_batch(make, docs, seller, now):
+def test_undecodable_document_is_recorded_not_crashing_the_batch(make, seller, now):
     broken = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    docs.add(broken, b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    make.document(broken, b"\xff\xd8\xff\xe0" + b"\x00" * 64)
     fine = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    docs.add(fine, images.jpeg(images.photo_of(images.card(10), seed=10)))
+    make.document(fine, images.jpeg(images.photo_of(images.card(10), seed=10)))
     outcome = run_pending(now)
     assert outcome["claimed"] == 2 and outcome["done"] == 1 and outcome["retried"] == 1
     runs = {r.case_id: r for r in db.session.execute(select(PrecheckRun)).scalars()}
@@ -165,55 +165,55 @@ def test_undecodable_document_is_recorded_not_crashing_the_batch(make, docs, sel
     assert "could not be decoded" in runs[broken.id].last_error
 
 
-def test_closed_cases_and_purged_documents_are_not_checked(make, docs, seller, now):
+def test_closed_cases_and_purged_documents_are_not_checked(make, seller, now):
     closed = make.case(seller(), submitted_at=now, document_type="drivers_licence", status="approved")
-    docs.add(closed, images.jpeg(images.card(11)))
+    make.document(closed, images.jpeg(images.card(11)))
     purged_case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    purged = docs.add(purged_case, images.jpeg(images.card(12)))
+    purged = make.document(purged_case, images.jpeg(images.card(12)))
     purged.purged_at = now
     db.session.flush()
     assert run_pending(now)["discovered"] == 0
 
 
-def test_new_round_of_documents_gets_a_new_run(make, docs, seller, now):
+def test_new_round_of_documents_gets_a_new_run(make, seller, now):
     case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    docs.add(case, images.jpeg(images.blurred(images.photo_of(images.card(13), seed=13), 4)))
+    make.document(case, images.jpeg(images.blurred(images.photo_of(images.card(13), seed=13), 4)))
     run_pending(now)
     assert services.panel(case).verdict == "fail"
-    docs.add(case, images.jpeg(images.photo_of(images.card(13), seed=13)), round_=2)
+    make.document(case, images.jpeg(images.photo_of(images.card(13), seed=13)), round=2)
     assert run_pending(now + timedelta(hours=1))["done"] == 1
     view = services.panel(case)
     assert view.verdict == "pass" and {line.check for line in view.lines} == {"quality", "face", "reuse"}
 
 
-def test_pdf_scan_is_checked_from_its_embedded_image(make, docs, seller, now):
+def test_pdf_scan_is_checked_from_its_embedded_image(make, seller, now):
 
     case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
     out = io.BytesIO()
     images.photo_of(images.card(14), seed=14).save(out, "PDF", resolution=150)
-    docs.add(case, out.getvalue(), content_type="application/pdf")
+    make.document(case, out.getvalue(), content_type="application/pdf")
     run_pending(now)
     quality = db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "quality")).scalar_one()
     assert quality.verdict == "pass" and quality.measured["width"] == 1600
 
 
-def test_pdf_without_an_image_asks_to_look_closely(make, docs, seller, now):
+def test_pdf_without_an_image_asks_to_look_closely(make, seller, now):
 
     writer = PdfWriter()
     writer.add_blank_page(595, 842)
     out = io.BytesIO()
     writer.write(out)
     case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    docs.add(case, out.getvalue(), content_type="application/pdf")
+    make.document(case, out.getvalue(), content_type="application/pdf")
     run_pending(now)
     result = db.session.execute(select(PrecheckResult)).scalar_one()
     assert (result.check, result.verdict, result.reasons) == ("quality", "review", ["no_image"])
 
 
-def test_mrz_details_are_removed_once_retention_purged_the_document(app, make, docs, seller, now):
+def test_mrz_details_are_removed_once_retention_purged_the_document(app, make, seller, now):
 
     case = make.case(seller("Taro Yamada"), submitted_at=now)
-    front = docs.add(case, passport_photo(expiry="250101"))
+    front = make.document(case, passport_photo(expiry="250101"))
     run_pending(now)
     storage.purge(front)
     front.purged_at = now + timedelta(days=30)

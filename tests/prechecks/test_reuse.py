@@ -41,16 +41,16 @@ def test_bands_spread_neighbouring_bits_over_different_bands():
     assert reuse.bands(f"{1 << 16:064x}") == [2] + [0] * 15
 
 
-def test_same_document_by_two_users_flags_both_cases(make, docs, seller, now):
+def test_same_document_by_two_users_flags_both_cases(make, seller, now):
     data = _licence(21)
     first = make.case(seller(), submitted_at=now, document_type="drivers_licence")
     first.risk_reasons = ["password_changed"]
-    first_doc = docs.add(first, data)
+    first_doc = make.document(first, data)
     run_pending(now)
     assert _reuse_result(first_doc).verdict == "pass" and first.high_risk is False
 
     second = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    second_doc = docs.add(second, data)
+    second_doc = make.document(second, data)
     run_pending(now)
 
     for case, document, other in ((first, first_doc, second), (second, second_doc, first)):
@@ -71,18 +71,18 @@ def test_same_document_by_two_users_flags_both_cases(make, docs, seller, now):
 
     # Running again finds the same match and adds nothing.
     second_again = make.case(second.user, submitted_at=now, document_type="drivers_licence")
-    docs.add(second_again, _licence(22))
+    make.document(second_again, _licence(22))
     run_pending(now)
     assert len(db.session.execute(select(DocumentMatch)).scalars().all()) == 2
     assert len(db.session.execute(select(AuditEvent).where(AuditEvent.action == "precheck.document_reused")).all()) == 2
 
 
-def test_seventy_percent_jpeg_recompressed_copy_is_flagged(make, docs, seller, now):
+def test_seventy_percent_jpeg_recompressed_copy_is_flagged(make, seller, now):
     data = _licence(23)
     original = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    docs.add(original, data)
+    make.document(original, data)
     copy_case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    copy_doc = docs.add(copy_case, images.scaled_copy(data, 0.7, 70))
+    copy_doc = make.document(copy_case, images.scaled_copy(data, 0.7, 70))
     run_pending(now)
     result = _reuse_result(copy_doc)
     assert result.verdict == "fail"
@@ -90,21 +90,21 @@ def test_seventy_percent_jpeg_recompressed_copy_is_flagged(make, docs, seller, n
     assert result.measured["matches"][0]["distance"] <= 4
 
 
-def test_slightly_cropped_copy_is_flagged(make, docs, seller, now, app):
+def test_slightly_cropped_copy_is_flagged(make, seller, now, app):
     data = _licence(24)
     original = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    docs.add(original, data)
+    make.document(original, data)
     copy_case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    copy_doc = docs.add(copy_case, images.cropped_copy(data, 0.01))
+    copy_doc = make.document(copy_case, images.cropped_copy(data, 0.01))
     run_pending(now)
     result = _reuse_result(copy_doc)
     assert result.verdict == "fail"
     assert result.measured["matches"][0]["distance"] <= app.config["RECOVERY_PRECHECK_REUSE_MAX_DISTANCE"]
 
 
-def test_two_different_documents_of_one_type_are_not_flagged(make, docs, seller, now):
+def test_two_different_documents_of_one_type_are_not_flagged(make, seller, now):
     cases = [make.case(seller(), submitted_at=now, document_type="drivers_licence") for _ in range(2)]
-    documents = [docs.add(case, _licence(31 + n)) for n, case in enumerate(cases)]
+    documents = [make.document(case, _licence(31 + n)) for n, case in enumerate(cases)]
     run_pending(now)
     hashes = db.session.execute(select(DocumentHash.phash).order_by(DocumentHash.id)).scalars().all()
     assert reuse.distance(*hashes) > 24
@@ -113,30 +113,30 @@ def test_two_different_documents_of_one_type_are_not_flagged(make, docs, seller,
         assert case.high_risk is False
 
 
-def test_same_user_sending_the_same_document_again_is_not_reuse(make, docs, seller, now):
+def test_same_user_sending_the_same_document_again_is_not_reuse(make, seller, now):
     user = seller()
     data = _licence(25)
     for _ in range(2):
         case = make.case(user, submitted_at=now, document_type="drivers_licence")
-        document = docs.add(case, data)
+        document = make.document(case, data)
     run_pending(now)
     assert _reuse_result(document).verdict == "pass"
     assert db.session.execute(select(DocumentMatch)).first() is None
 
 
-def test_hashes_stay_after_the_document_file_is_purged(make, docs, seller, now):
+def test_hashes_stay_after_the_document_file_is_purged(make, seller, now):
     from recovery_app.documents import storage
 
     data = _licence(26)
     old = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    old_doc = docs.add(old, data)
+    old_doc = make.document(old, data)
     run_pending(now)
     storage.purge(old_doc)
     old_doc.purged_at = now
     old.status = "approved"
     db.session.flush()
     new = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    new_doc = docs.add(new, data)
+    new_doc = make.document(new, data)
     run_pending(now)
     result = _reuse_result(new_doc)
     assert result.verdict == "fail" and result.measured["matches"][0]["case_id"] == old.id

@@ -5,119 +5,14 @@ stored (rows and files)."""
 from __future__ import annotations
 
 import io
-import random
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
 from recovery_app.extensions import db as _db
 from recovery_app.models import Case, Document
-
-
-def id_card(width: int = 1200, height: int = 760, *, seed: int = 1, label: str = "IDENTITY CARD") -> Image.Image:
-    """An ID-card-like picture: coloured card, photo box, text lines, some noise
-    (so the JPEG is not trivially small and two seeds never give the same bytes)."""
-    rng = random.Random(seed)
-    image = Image.new("RGB", (width, height), (rng.randint(200, 240), rng.randint(215, 240), rng.randint(200, 235)))
-    draw = ImageDraw.Draw(image)
-    margin = width // 30
-    draw.rounded_rectangle((margin, margin, width - margin, height - margin), radius=width // 40,
-                           outline=(40, 60, 90), width=6, fill=(235, 240, 246))
-    draw.rectangle((margin * 2, margin * 4, margin * 2 + width // 4, margin * 4 + height // 2), fill=(150, 160, 175))
-    draw.ellipse((margin * 2 + width // 16, margin * 5, margin * 2 + width // 5, margin * 5 + height // 5),
-                 fill=(225, 200, 180))
-    draw.text((margin * 2, margin * 1.6), label, fill=(20, 30, 60))
-    for row in range(6):
-        y = margin * 4 + row * height // 10
-        draw.text((width // 3 + margin, y), f"FIELD {row}: {rng.randint(10**5, 10**9)}", fill=(30, 30, 30))
-        draw.line((width // 3 + margin, y + 22, width - margin * 3, y + 22), fill=(180, 185, 195), width=2)
-    for _ in range(width * height // 60):
-        x, y = rng.randrange(width), rng.randrange(height)
-        image.putpixel((x, y), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    return image
-
-
-def jpeg_bytes(image: Image.Image | None = None, *, exif=None, comment: bytes | None = None, quality: int = 88,
-               seed: int = 1) -> bytes:
-    image = image or id_card(seed=seed)
-    out = io.BytesIO()
-    kwargs = {"quality": quality}
-    if exif is not None:
-        kwargs["exif"] = exif
-    if comment is not None:
-        kwargs["comment"] = comment
-    image.save(out, "JPEG", **kwargs)
-    return out.getvalue()
-
-
-def png_bytes(image: Image.Image | None = None, *, seed: int = 1) -> bytes:
-    out = io.BytesIO()
-    (image or id_card(seed=seed)).save(out, "PNG")
-    return out.getvalue()
-
-
-def encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    out = io.BytesIO()
-    image.save(out, fmt, **kwargs)
-    return out.getvalue()
-
-
-def gps_exif(orientation: int | None = None) -> Image.Exif:
-    """EXIF with a camera make, an owner name and a GPS position (Tokyo Station)."""
-    exif = Image.Exif()
-    exif[0x010F] = "PhoneMaker"          # Make
-    exif[0x013B] = "Taro Yamada"         # Artist
-    if orientation:
-        exif[0x0112] = orientation       # Orientation
-    exif[0x8825] = {                     # GPSInfo
-        1: "N", 2: (35.0, 40.0, 52.0), 3: "E", 4: (139.0, 46.0, 2.0),
-    }
-    return exif
-
-
-def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
-    """A PNG of one colour that claims 900 megapixels: ~100 KB on disk, ~110 MB
-    (1 bit per pixel) or far more once decoded."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    row = b"\x00" + b"\x00" * ((width + 7) // 8)
-    compressor = zlib.compressobj(9)
-    parts = [compressor.compress(row) for _ in range(height)]
-    parts.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
-
-
-def pdf_bytes(*, pages: int = 1, javascript: bool = False, open_action: bool = False, encrypt: bool = False,
-              embedded: bool = False) -> bytes:
-    from pypdf import PdfWriter
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
-
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=595, height=842)
-    if javascript:  # a document-level script, run by viewers when the file opens
-        script = writer._add_object(DictionaryObject({NameObject("/S"): NameObject("/JavaScript"),
-                                                      NameObject("/JS"): TextStringObject("app.alert('hello');")}))
-        tree = DictionaryObject({NameObject("/Names"): ArrayObject([TextStringObject("hello"), script])})
-        writer._root_object[NameObject("/Names")] = DictionaryObject({NameObject("/JavaScript"): tree})
-    if open_action:
-        action = DictionaryObject({NameObject("/S"): NameObject("/Launch"),
-                                   NameObject("/F"): TextStringObject("calc.exe")})
-        writer._root_object[NameObject("/OpenAction")] = writer._add_object(action)
-    if embedded:
-        writer.add_attachment("payload.exe", b"MZ\x90\x00 not really")
-    writer.add_metadata({"/Author": "Taro Yamada", "/Title": "scan"})
-    if encrypt:
-        writer.encrypt("secret")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+from tests.factories import bomb_png, id_card, jpeg_bytes
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +34,7 @@ def bomb():
 def seller(make, auth, client):
     """A seller owner who lost their phone and passed the password step in ``client``."""
     user = make.user(locale="ja")
-    auth.password_step(client, user)
+    auth.fast_password_step(client, user)
     return user
 
 

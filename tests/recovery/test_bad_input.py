@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from recovery_app.models import Case
 
-from .conftest import (case_count, encoded, file_field, form_for, full_form, id_card, jpeg_bytes, pdf_bytes,
-                       png_bytes, send, stored_files)
+from .conftest import case_count, file_field, form_for, full_form, send, stored_files
+from tests.factories import encoded, id_card, jpeg_bytes, pdf_bytes, png_bytes
 
 ALLOWED = "JPEG, PNG, PDF"
 REFUSED_TYPE = "This kind of file cannot be used"
@@ -95,8 +95,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("bad", sorted(EXPECTED))
-def test_bad_front_is_refused_with_a_clear_message_and_nothing_is_stored(bad, client, english, documents,
-                                                                         nothing_changed):
+def test_bad_front_is_refused_with_a_clear_message_and_nothing_is_stored(bad, client, english, documents, nothing_changed):
     # ASVS 5.2.1, 5.2.2, 5.4.1
     data, name, declared = _bad_front(bad)
     response = send(client, "/recovery/", full_form(documents, front=(io.BytesIO(data), name, declared)))
@@ -142,8 +141,7 @@ def test_file_exactly_at_the_cap_is_accepted_and_loses_its_padding(client, engli
     assert front.size < len(photo) * 2
 
 
-def test_request_over_max_content_length_gets_a_clear_page_and_stores_nothing(app, client, english, documents,
-                                                                            nothing_changed):
+def test_request_over_max_content_length_gets_a_clear_page_and_stores_nothing(app, client, english, documents, nothing_changed):
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     padding = b"\x00" * (1024 * 1024)
     response = send(client, "/recovery/", full_form(documents, front=(io.BytesIO(documents["front"] + padding),
@@ -306,6 +304,6 @@ def test_rate_limit_per_address_covers_every_user_of_that_address(app, make, aut
     statuses = []
     for _ in range(3):
         fresh = app.test_client()
-        auth.password_step(fresh, make.user())
+        auth.fast_password_step(fresh, make.user())
         statuses.append(send(fresh, "/recovery/", bad).status_code)
     assert statuses == [422, 422, 429]

@@ -13,7 +13,8 @@ from recovery_app import lifecycle
 from recovery_app.models import AuditEvent, Case, Document
 from recovery_app.models.base import utcnow
 
-from .conftest import full_form, id_card, jpeg_bytes, send, stored_files
+from .conftest import full_form, send, stored_files
+from tests.factories import id_card, jpeg_bytes
 
 
 def _open_case(client, documents, db) -> Case:
@@ -142,9 +143,9 @@ def test_case_in_review_cannot_be_withdrawn(client, seller, make, documents, db)
 def test_fully_signed_in_owner_can_withdraw_a_case_someone_else_opened(app, make, auth, documents, db):
     owner = make.user()
     intruder_browser, owner_browser = app.test_client(), app.test_client()
-    auth.password_step(intruder_browser, owner)
+    auth.fast_password_step(intruder_browser, owner)
     case = _open_case(intruder_browser, documents, db)
-    auth.sign_in(owner_browser, owner)
+    auth.fast_sign_in(owner_browser, owner)
     db.session.commit()  # the session row must outlive the first request's app context
     with app.app_context():  # a fresh ``g``, as each real request has
         assert case.reference in owner_browser.get("/recovery/case").get_data(as_text=True)
@@ -155,19 +156,19 @@ def test_fully_signed_in_owner_can_withdraw_a_case_someone_else_opened(app, make
 
 def test_staff_at_the_password_step_cannot_open_a_case(client, make, auth):
     reviewer = make.user("reviewer")
-    auth.password_step(client, reviewer)
+    auth.fast_password_step(client, reviewer)
     assert client.get("/recovery/").status_code == 302
 
 
 def test_expired_password_step_is_sent_to_sign_in(client, make, auth):
     user = make.user()
-    auth.password_step(client, user, at=utcnow() - timedelta(hours=2))
+    auth.fast_password_step(client, user, at=utcnow() - timedelta(hours=2))
     assert client.get("/recovery/").status_code == 302
 
 
 def test_signed_in_seller_without_a_case_cannot_open_one(client, make, auth, documents, db):
     user = make.user()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     assert client.get("/recovery/").headers["Location"].endswith("/recovery/case")
     assert client.get("/recovery/case").headers["Location"] == "/"
     response = send(client, "/recovery/", full_form(documents))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
 import re
 
 from sqlalchemy import select
 
 from recovery_app.models import AuditEvent, Case, SecurityEvent
-from tests.conftest import outbox_messages
+from tests.helpers import outbox_messages
 
 from .conftest import case_count, full_form, send, stored_files
 
@@ -56,7 +57,7 @@ def test_seller_opens_a_case_and_sees_reference_and_due_time(client, seller, doc
     page = client.get("/recovery/case").get_data(as_text=True)
     assert case.reference in page
     assert "審査待ち" in page
-    local_due = case.due_at.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
+    local_due = case.due_at.astimezone(ZoneInfo("Asia/Tokyo"))
     assert f"{local_due.hour}:{local_due.minute:02d}（日本標準時）" in page
 
 
@@ -76,7 +77,7 @@ def test_every_address_of_the_account_is_told_in_its_own_language(client, make, 
     owner = make.user(locale="ja")
     colleague = make.user("seller_user", account=owner.account, locale="en")
     other_account = make.user(locale="ja")
-    auth.password_step(client, colleague)
+    auth.fast_password_step(client, colleague)
     iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) AppleWebKit Safari/604.1"
     send(client, "/recovery/", full_form(documents), headers={"User-Agent": iphone})
     case = db.session.execute(select(Case)).scalar_one()

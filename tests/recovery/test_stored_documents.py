@@ -14,7 +14,8 @@ from sqlalchemy import select, text
 from recovery_app.documents import storage
 from recovery_app.models import Case, Document, OutboxMessage
 
-from .conftest import encoded, full_form, gps_exif, id_card, jpeg_bytes, pdf_bytes, send, stored_files
+from tests.factories import encoded, gps_exif, id_card, jpeg_bytes, pdf_bytes
+from .conftest import full_form, send, stored_files
 
 
 def _documents(db) -> dict[str, Document]:
@@ -72,8 +73,7 @@ def test_file_names_are_kept_only_as_sanitised_display_text(client, seller, docu
     assert len(stored["back"].display_name) <= 120 and stored["back"].display_name.endswith(".jpg")
 
 
-def test_database_failure_after_staging_leaves_no_row_no_file_and_no_notice(client, seller, documents, db, app,
-                                                                             backend):
+def test_database_failure_after_staging_leaves_no_row_no_file_and_no_notice(client, seller, documents, db, app, backend):
     # A real failure inside the transaction (a trigger refusing document rows),
     # after the files were written under their temporary names.
     if backend == "sqlite":

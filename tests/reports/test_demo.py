@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from sqlalchemy import func, select
 
 from recovery_app.demo import seed_cases
@@ -23,7 +24,7 @@ def test_demo_cases_cover_every_state_with_stored_images_and_are_added_once(app,
     assert sum(statuses.values()) == 60
     assert {"submitted", "approved", "rejected", "withdrawn", "expired"} <= set(statuses)
     oldest = db.session.execute(select(func.min(Case.submitted_at))).scalar()
-    assert now - oldest <= __import__("datetime").timedelta(days=30)
+    assert now - oldest <= timedelta(days=30)
     document = db.session.execute(select(Document).limit(1)).scalar_one()
     image = Image.open(io.BytesIO(storage.read(document)))
     assert image.format == "JPEG" and image.size[0] >= 800

@@ -13,6 +13,7 @@ from recovery_app import notify
 from recovery_app.extensions import db as _db
 from recovery_app.models import AuditEvent, User
 from recovery_app.scheduler import jobs
+from tests.helpers import count_statements
 
 RANGE = {"start": "2026-02-28", "end": "2026-03-02"}
 
@@ -29,14 +30,14 @@ def use_language(client, code):
 @pytest.fixture
 def manager_client(client, make, auth):
     manager = make.user("manager", locale="en", display_name="Manager M")
-    auth.sign_in(client, manager)
+    auth.fast_sign_in(client, manager)
     client.manager = manager
     return client
 
 
 @pytest.mark.parametrize("role", ["seller_owner", "seller_user", "reviewer"])
 def test_only_managers_find_the_reports(client, make, auth, role):  # ASVS 4.1.1 (access control at the server)
-    auth.sign_in(client, make.user(role))
+    auth.fast_sign_in(client, make.user(role))
     for path in ("/reports/", "/reports/daily.csv", "/reports/staff"):
         assert client.get(path).status_code == 404
     assert client.post("/reports/staff/1/role", data={"role": "manager"}).status_code == 404
@@ -121,7 +122,7 @@ def test_failed_messages_are_shown_to_managers(manager_client, app, now, db):
     assert "provider unavailable" in html
 
 
-def test_dashboard_statement_count_does_not_grow_with_cases(manager_client, make, now, db, count_statements):
+def test_dashboard_statement_count_does_not_grow_with_cases(manager_client, make, now, db):
     def statements() -> int:
         return count_statements(
             lambda: manager_client.get("/reports/").status_code == 200 or pytest.fail("dashboard failed"))

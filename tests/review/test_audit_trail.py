@@ -6,22 +6,22 @@ from recovery_app.extensions import db
 from recovery_app.models import AuditEvent
 from recovery_app.review import services
 
-from .conftest import ALL_CHECKS, png_bytes
+from tests.factories import ALL_CHECKS, png_bytes
 
 
-def _reviewed_case(make, review, staff_client):
+def _reviewed_case(make, review, auth):
     reviewer = make.user("reviewer")
     case = review.case()
     case.seed = case.user._test_totp_seed
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     client.post(f"/review/case/{case.reference}/claim")
     client.get(f"/review/case/{case.reference}/documents/{case.documents[0].id}")
     client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
     return case
 
 
-def test_tampering_with_one_audit_row_makes_verify_fail_naming_it(make, review, staff_client, runner):
-    case = _reviewed_case(make, review, staff_client)
+def test_tampering_with_one_audit_row_makes_verify_fail_naming_it(make, review, auth, runner):
+    case = _reviewed_case(make, review, auth)
     intact = runner.invoke(args=["audit", "verify"])
     assert intact.exit_code == 0, intact.output
     approved = db.session.execute(select(AuditEvent).where(AuditEvent.action == "case.approved")).scalar_one()
@@ -34,8 +34,8 @@ def test_tampering_with_one_audit_row_makes_verify_fail_naming_it(make, review, 
     assert case.reference == approved.subject_id
 
 
-def test_audit_entries_hold_no_document_content_or_secrets(make, review, staff_client):
-    case = _reviewed_case(make, review, staff_client)
+def test_audit_entries_hold_no_document_content_or_secrets(make, review, auth):
+    case = _reviewed_case(make, review, auth)
     events = db.session.execute(select(AuditEvent).where(AuditEvent.subject_id == case.reference)).scalars().all()
     assert {"case.submitted", "case.claimed", "document.viewed", "case.approved"} <= {e.action for e in events}
     text = repr([(e.details, e.browser, e.actor_label) for e in events])

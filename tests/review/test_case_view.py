@@ -13,7 +13,7 @@ def _event(user, kind, at, address="198.51.100.9", browser="Mozilla/5.0 (Windows
     db.session.add(SecurityEvent(user_id=user.id, kind=kind, at=at, address=address, browser=browser, details={}))
 
 
-def test_case_view_shows_the_sellers_facts_and_never_secrets(make, review, staff_client, now):
+def test_case_view_shows_the_sellers_facts_and_never_secrets(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     account = make.account("Sakura Trading 株式会社")
     seller = review.seller(account=account, display_name="山田 花子", email="hanako@example.test")
@@ -21,7 +21,7 @@ def test_case_view_shows_the_sellers_facts_and_never_secrets(make, review, staff
     seller.last_sign_in_address = "192.0.2.44"
     seller.last_sign_in_browser = "Mozilla/5.0 (iPhone) Safari/604.1"
     case = review.case(seller)
-    page = staff_client(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
+    page = auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
     for fact in ("Sakura Trading 株式会社", "山田 花子", "hanako@example.test", "192.0.2.44", "Safari / iPhone",
                  "203.0.113.7", "Authenticator app", "Unused recovery codes: 1", "Trusted devices: 1"):
         assert fact in page, fact
@@ -29,7 +29,7 @@ def test_case_view_shows_the_sellers_facts_and_never_secrets(make, review, staff
     assert "argon2-hash-placeholder" not in page
 
 
-def test_security_events_of_30_days_with_failed_code_bursts_grouped(make, review, staff_client):
+def test_security_events_of_30_days_with_failed_code_bursts_grouped(make, review, auth):
     from recovery_app.models.base import utcnow
 
     current = utcnow()
@@ -40,7 +40,7 @@ def test_security_events_of_30_days_with_failed_code_bursts_grouped(make, review
     _event(seller, "email_changed", current - timedelta(days=3))
     _event(seller, "signed_in", current - timedelta(days=40))  # too old
     case = review.case(seller, submitted_at=current)
-    page = staff_client(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
+    page = auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
     assert "Wrong 2SV code × 6" in page
     assert "E-mail address changed" in page
     assert "Signed in" not in page
@@ -52,20 +52,20 @@ def test_group_events_keeps_separate_bursts_apart(now):
     assert [(g.kind, g.count) for g in groups] == [("code_failed", 3), ("code_failed", 2)]
 
 
-def test_earlier_cases_and_their_outcomes_are_listed(make, review, staff_client, now):
+def test_earlier_cases_and_their_outcomes_are_listed(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     seller = review.seller()
     earlier = make.case(seller, submitted_at=now - timedelta(days=60), status="rejected")
     earlier.reason_code = "expired"
     case = review.case(seller)
-    page = staff_client(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
+    page = auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
     assert earlier.reference in page and "Not approved: Document expired" in page
 
 
-def test_case_view_is_audited_and_shows_the_trail(make, review, staff_client, now):
+def test_case_view_is_audited_and_shows_the_trail(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = review.case()
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     client.post(f"/review/case/{case.reference}/claim")
     page = client.get(f"/review/case/{case.reference}").get_data(as_text=True)
     actions = db.session.execute(
@@ -76,9 +76,9 @@ def test_case_view_is_audited_and_shows_the_trail(make, review, staff_client, no
         assert action in page
 
 
-def test_case_view_shows_the_precheck_panel_beside_the_documents(app, make, review, staff_client):
+def test_case_view_shows_the_precheck_panel_beside_the_documents(app, make, review, auth):
     reviewer = make.user("reviewer")
     case = review.case()
-    page = staff_client(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
+    page = auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
     assert 'class="card precheck-panel"' in page
     assert page.index("precheck-panel") > page.index("<main")

@@ -13,10 +13,10 @@ from recovery_app.database import unit
 from recovery_app.review import services
 
 
-def test_claim_puts_the_case_in_review_for_the_reviewer(make, staff_client, now):
+def test_claim_puts_the_case_in_review_for_the_reviewer(make, auth, now):
     reviewer = make.user("reviewer")
     case = make.case(submitted_at=now)
-    response = staff_client(reviewer).post(f"/review/case/{case.reference}/claim")
+    response = auth.client_for(reviewer).post(f"/review/case/{case.reference}/claim")
     assert response.status_code == 303
     db.session.refresh(case)
     assert (case.status, case.claimed_by_id) == ("in_review", reviewer.id)
@@ -25,12 +25,12 @@ def test_claim_puts_the_case_in_review_for_the_reviewer(make, staff_client, now)
     assert "case.claimed" in list(actions)
 
 
-def test_second_reviewer_is_told_who_holds_the_case(make, staff_client, now):
+def test_second_reviewer_is_told_who_holds_the_case(make, auth, now):
     first = make.user("reviewer", display_name="Aiko Reviewer")
     second = make.user("reviewer", locale="en")
     case = make.case(submitted_at=now)
-    staff_client(first).post(f"/review/case/{case.reference}/claim")
-    client = staff_client(second)
+    auth.client_for(first).post(f"/review/case/{case.reference}/claim")
+    client = auth.client_for(second)
     response = client.post(f"/review/case/{case.reference}/claim", follow_redirects=True)
     assert f"Case {case.reference} is already held by Aiko Reviewer." in response.get_data(as_text=True)
     db.session.refresh(case)
@@ -60,37 +60,37 @@ def test_actions_on_a_case_in_another_state_are_refused_with_a_reason(make, revi
     assert case.status == "needs_info"
 
 
-def test_unknown_reference_is_not_found(make, staff_client):
-    client = staff_client(make.user("reviewer"))
+def test_unknown_reference_is_not_found(make, auth):
+    client = auth.client_for(make.user("reviewer"))
     assert client.get("/review/case/RC-NOPE-NOPE").status_code == 404
     assert client.post("/review/case/RC-NOPE-NOPE/claim").status_code == 404
     assert client.post("/review/case/RC-NOPE-NOPE/approve", data={"checklist": ["type_matches"]}).status_code == 404
     assert client.get("/review/case/" + "X" * 500).status_code == 404
 
 
-def test_claim_next_takes_the_most_urgent_unclaimed_case(make, staff_client, now):
+def test_claim_next_takes_the_most_urgent_unclaimed_case(make, auth, now):
     reviewer = make.user("reviewer")
     other = make.user("reviewer")
     make.case(submitted_at=now - timedelta(hours=1))
     held = make.case(submitted_at=now - timedelta(hours=6))
     urgent = make.case(submitted_at=now - timedelta(hours=4))
     services.claim(held.reference, other, now=now)
-    response = staff_client(reviewer).post("/review/claim-next")
+    response = auth.client_for(reviewer).post("/review/claim-next")
     assert response.status_code == 303 and response.headers["Location"].endswith(urgent.reference)
     db.session.refresh(urgent)
     assert urgent.claimed_by_id == reviewer.id
 
 
-def test_claim_next_with_an_empty_queue_says_so(make, staff_client):
-    client = staff_client(make.user("reviewer", locale="en"))
+def test_claim_next_with_an_empty_queue_says_so(make, auth):
+    client = auth.client_for(make.user("reviewer", locale="en"))
     response = client.post("/review/claim-next", follow_redirects=True)
     assert "No case is waiting to be claimed." in response.get_data(as_text=True)
 
 
-def test_release_gives_the_case_back_to_the_queue(make, staff_client, now):
+def test_release_gives_the_case_back_to_the_queue(make, auth, now):
     reviewer = make.user("reviewer")
     case = make.case(submitted_at=now)
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     client.post(f"/review/case/{case.reference}/claim")
     client.post(f"/review/case/{case.reference}/release")
     db.session.refresh(case)
@@ -106,24 +106,24 @@ def test_reviewer_cannot_release_a_case_someone_else_holds(make, now, english):
     assert case.claimed_by_id == holder.id
 
 
-def test_manager_reassigns_a_case_and_reviewers_cannot(make, staff_client, now):
+def test_manager_reassigns_a_case_and_reviewers_cannot(make, auth, now):
     manager, holder, target = make.user("manager"), make.user("reviewer"), make.user("reviewer")
     case = make.case(submitted_at=now)
     services.claim(case.reference, holder, now=now)
-    assert staff_client(holder).post(f"/review/case/{case.reference}/reassign",
+    assert auth.client_for(holder).post(f"/review/case/{case.reference}/reassign",
                                      data={"reviewer": target.id}).status_code == 404
-    response = staff_client(manager).post(f"/review/case/{case.reference}/reassign", data={"reviewer": target.id})
+    response = auth.client_for(manager).post(f"/review/case/{case.reference}/reassign", data={"reviewer": target.id})
     assert response.status_code == 303
     db.session.refresh(case)
     assert case.claimed_by_id == target.id
 
 
-def test_reassign_to_a_seller_or_nobody_is_refused(make, staff_client, now):
+def test_reassign_to_a_seller_or_nobody_is_refused(make, auth, now):
     manager, holder = make.user("manager", locale="en"), make.user("reviewer")
     seller = make.user()
     case = make.case(submitted_at=now)
     services.claim(case.reference, holder, now=now)
-    client = staff_client(manager)
+    client = auth.client_for(manager)
     for value in (seller.id, 999999, "abc", ""):
         response = client.post(f"/review/case/{case.reference}/reassign", data={"reviewer": value})
         assert response.status_code == 400, value
@@ -132,10 +132,10 @@ def test_reassign_to_a_seller_or_nobody_is_refused(make, staff_client, now):
     assert case.claimed_by_id == holder.id
 
 
-def test_claim_without_csrf_token_is_refused(make, staff_client, now):
+def test_claim_without_csrf_token_is_refused(make, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = make.case(submitted_at=now)
-    response = staff_client(reviewer).post(f"/review/case/{case.reference}/claim", csrf=False)
+    response = auth.client_for(reviewer).post(f"/review/case/{case.reference}/claim", csrf=False)
     assert response.status_code == 400
     assert "This form has expired" in response.get_data(as_text=True)
     db.session.refresh(case)
@@ -262,7 +262,7 @@ def test_manager_can_hand_an_unclaimed_case_to_a_reviewer(make, now):
 
 
 def test_second_approval_cannot_be_handed_to_the_first_approver(make, review, now, english):
-    from .conftest import ALL_CHECKS
+    from tests.factories import ALL_CHECKS
 
     manager, first = make.user("manager"), make.user("reviewer")
     seller = review.seller()
@@ -276,7 +276,7 @@ def test_second_approval_cannot_be_handed_to_the_first_approver(make, review, no
 
 
 def test_releasing_a_second_approval_keeps_it_waiting_for_someone_else(make, review, now):
-    from .conftest import ALL_CHECKS
+    from tests.factories import ALL_CHECKS
 
     first, second = make.user("reviewer"), make.user("reviewer")
     seller = review.seller()

@@ -18,9 +18,9 @@ from recovery_app.models import (
     UserSession,
 )
 from recovery_app.review import services
-from tests.conftest import outbox_messages
+from tests.helpers import outbox_messages
 
-from .conftest import ALL_CHECKS
+from tests.factories import ALL_CHECKS
 
 
 def _count(model, user) -> int:
@@ -42,7 +42,7 @@ def _snapshot(case):
             case.user.session_epoch, case.user.must_enroll_2sv, _count(TwoFactorMethod, case.user))
 
 
-def test_approval_resets_every_second_factor_in_one_transaction(app, make, review, staff_client, now):
+def test_approval_resets_every_second_factor_in_one_transaction(app, make, review, auth, now):
     # ASVS 6.4.4, 6.5.6: a lost factor is removed only after identity proofing.
     reviewer = make.user("reviewer")
     seller = review.seller(locale="ja")
@@ -52,7 +52,7 @@ def test_approval_resets_every_second_factor_in_one_transaction(app, make, revie
                             expires_at=now + timedelta(minutes=10)))
     case = _held(review, make, reviewer, now, seller=seller)
     epoch = seller.session_epoch
-    response = staff_client(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
+    response = auth.client_for(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
     assert response.status_code == 303
     db.session.expire_all()
     assert (case.status, case.decision, case.decided_by_id) == ("approved", "approved", reviewer.id)
@@ -71,14 +71,14 @@ def test_approval_resets_every_second_factor_in_one_transaction(app, make, revie
     assert "code" not in mail.body.lower() or "コード" not in mail.body
 
 
-def test_open_seller_sessions_end_at_their_next_request(app, make, review, staff_client, now):
+def test_open_seller_sessions_end_at_their_next_request(app, make, review, auth, now):
     # ASVS 7.4.1: the session epoch ends every session server-side.
     reviewer = make.user("reviewer")
     seller = review.seller()
     case = _held(review, make, reviewer, now, seller=seller)
-    phone, laptop = staff_client(seller), staff_client(seller)
+    phone, laptop = auth.client_for(seller), auth.client_for(seller)
     assert phone.get("/").status_code == 200  # this one is in use when the approval happens
-    staff_client(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
+    auth.client_for(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
     with app.test_request_context():
         sign_in = url_for("auth.sign_in")
     for client in (phone, laptop):
@@ -88,11 +88,11 @@ def test_open_seller_sessions_end_at_their_next_request(app, make, review, staff
     assert len(rows) == 2 and all(row.end_reason == "recovery_approved" for row in rows)
 
 
-def test_deciding_a_case_someone_else_holds_is_refused(make, review, staff_client, now):
+def test_deciding_a_case_someone_else_holds_is_refused(make, review, auth, now):
     holder, other = make.user("reviewer"), make.user("reviewer", locale="en")
     case = _held(review, make, holder, now)
     before = _snapshot(case)
-    client = staff_client(other)
+    client = auth.client_for(other)
     for path, data in (("approve", {"checklist": ALL_CHECKS}), ("reject", {"reason": "expired", "message": "x"}),
                        ("request-documents", {"message": "again"})):
         response = client.post(f"/review/case/{case.reference}/{path}", data=data, follow_redirects=True)
@@ -100,29 +100,29 @@ def test_deciding_a_case_someone_else_holds_is_refused(make, review, staff_clien
     assert _snapshot(case) == before
 
 
-def test_deciding_an_unclaimed_case_asks_to_claim_it_first(make, review, staff_client, now):
+def test_deciding_an_unclaimed_case_asks_to_claim_it_first(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = review.case()
     before = _snapshot(case)
-    response = staff_client(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS},
+    response = auth.client_for(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS},
                                            follow_redirects=True)
     assert f"Claim case {case.reference} before deciding it." in response.get_data(as_text=True)
     assert _snapshot(case) == before
 
 
-def test_a_manager_may_decide_a_case_a_reviewer_holds(make, review, staff_client, now):
+def test_a_manager_may_decide_a_case_a_reviewer_holds(make, review, auth, now):
     holder, manager = make.user("reviewer"), make.user("manager")
     case = _held(review, make, holder, now)
-    staff_client(manager).post(f"/review/case/{case.reference}/reject",
+    auth.client_for(manager).post(f"/review/case/{case.reference}/reject",
                                data={"reason": "unreadable", "message": "Please retake the photo."})
     db.session.expire_all()
     assert case.status == "rejected" and case.decided_by_id == manager.id
 
 
-def test_second_click_or_replayed_form_changes_nothing(make, review, staff_client, now):
+def test_second_click_or_replayed_form_changes_nothing(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = _held(review, make, reviewer, now)
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
     after_first = _snapshot(case)
     audit_rows = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
@@ -135,10 +135,10 @@ def test_second_click_or_replayed_form_changes_nothing(make, review, staff_clien
     assert added == ["case.refused", "case.viewed"]
 
 
-def test_approving_an_already_rejected_case_is_refused(make, review, staff_client, now):
+def test_approving_an_already_rejected_case_is_refused(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = _held(review, make, reviewer, now)
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     client.post(f"/review/case/{case.reference}/reject", data={"reason": "expired", "message": "Expired in 2024."})
     before = _snapshot(case)
     response = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS},
@@ -153,11 +153,11 @@ def test_approving_an_already_rejected_case_is_refused(make, review, staff_clien
     {"reason": "expired", "message": ""},
     {"reason": "expired", "message": "x" * 2001},
 ])
-def test_reject_with_a_bad_reason_or_message_gets_a_form_error(make, review, staff_client, now, data):
+def test_reject_with_a_bad_reason_or_message_gets_a_form_error(make, review, auth, now, data):
     reviewer = make.user("reviewer", locale="en")
     case = _held(review, make, reviewer, now)
     before = _snapshot(case)
-    response = staff_client(reviewer).post(f"/review/case/{case.reference}/reject", data=data)
+    response = auth.client_for(reviewer).post(f"/review/case/{case.reference}/reject", data=data)
     assert response.status_code == 400
     assert 'class="field-error"' in response.get_data(as_text=True)
     assert _snapshot(case) == before
@@ -171,11 +171,11 @@ def test_reason_code_not_in_the_list_is_refused_by_the_service_too(make, review,
     assert case.status == "in_review"
 
 
-def test_approval_needs_every_checklist_item(make, review, staff_client, now):
+def test_approval_needs_every_checklist_item(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = _held(review, make, reviewer, now)
     before = _snapshot(case)
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     partial = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS[:-1]},
                           follow_redirects=True)
     assert "Tick every item of the checklist before approving." in partial.get_data(as_text=True)
@@ -184,20 +184,20 @@ def test_approval_needs_every_checklist_item(make, review, staff_client, now):
     assert _snapshot(case) == before
 
 
-def test_selfie_item_is_not_asked_when_the_case_has_no_selfie(make, review, staff_client, now):
+def test_selfie_item_is_not_asked_when_the_case_has_no_selfie(make, review, auth, now):
     reviewer = make.user("reviewer")
     case = _held(review, make, reviewer, now, documents=(("front", "image/png"),))
-    staff_client(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS[:-1]})
+    auth.client_for(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS[:-1]})
     db.session.expire_all()
     assert case.status == "approved"
 
 
-def test_missing_csrf_token_changes_nothing(make, review, staff_client, now):
+def test_missing_csrf_token_changes_nothing(make, review, auth, now):
     # ASVS 3.5.1
     reviewer = make.user("reviewer", locale="en")
     case = _held(review, make, reviewer, now)
     before = _snapshot(case)
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     for path in ("approve", "reject", "request-documents", "notes", "release", "confirm"):
         response = client.post(f"/review/case/{case.reference}/{path}", csrf=False,
                                data={"checklist": ALL_CHECKS, "reason": "expired", "message": "m", "body": "b"})
@@ -206,11 +206,11 @@ def test_missing_csrf_token_changes_nothing(make, review, staff_client, now):
     assert _snapshot(case) == before
 
 
-def test_rejection_tells_the_seller_in_their_language_with_the_message(make, review, staff_client, now):
+def test_rejection_tells_the_seller_in_their_language_with_the_message(make, review, auth, now):
     reviewer = make.user("reviewer")
     seller = review.seller(locale="en")
     case = _held(review, make, reviewer, now, seller=seller)
-    staff_client(reviewer).post(f"/review/case/{case.reference}/reject",
+    auth.client_for(reviewer).post(f"/review/case/{case.reference}/reject",
                                 data={"reason": "name_mismatch", "message": "The name on the card is not yours."})
     db.session.expire_all()
     assert (case.status, case.reason_code) == ("rejected", "name_mismatch")
@@ -221,21 +221,21 @@ def test_rejection_tells_the_seller_in_their_language_with_the_message(make, rev
     assert _count(TwoFactorMethod, seller) == 1  # nothing reset
 
 
-def test_rejection_mail_in_japanese(make, review, staff_client, now):
+def test_rejection_mail_in_japanese(make, review, auth, now):
     reviewer = make.user("reviewer")
     seller = review.seller(locale="ja")
     case = _held(review, make, reviewer, now, seller=seller)
-    staff_client(reviewer).post(f"/review/case/{case.reference}/reject",
+    auth.client_for(reviewer).post(f"/review/case/{case.reference}/reject",
                                 data={"reason": "expired", "message": "有効期限が切れています。"})
     mail = outbox_messages("email", seller.email)[-1]
     assert mail.locale == "ja" and "本人確認" in mail.subject and "有効期限が切れています。" in mail.body
 
 
-def test_asking_for_new_documents_pauses_the_clock_and_tells_the_seller(make, review, staff_client, now):
+def test_asking_for_new_documents_pauses_the_clock_and_tells_the_seller(make, review, auth, now):
     reviewer = make.user("reviewer")
     seller = review.seller(locale="en")
     case = _held(review, make, reviewer, now, seller=seller)
-    staff_client(reviewer).post(f"/review/case/{case.reference}/request-documents",
+    auth.client_for(reviewer).post(f"/review/case/{case.reference}/request-documents",
                                 data={"message": "Please send the back of the card too."})
     db.session.expire_all()
     assert case.status == "needs_info" and case.paused_since is not None and case.claimed_by_id is None
@@ -244,10 +244,10 @@ def test_asking_for_new_documents_pauses_the_clock_and_tells_the_seller(make, re
     assert "new documents" in mail.subject and "Please send the back of the card too." in mail.body
 
 
-def test_notes_can_be_added_at_any_time_and_blank_ones_are_refused(make, review, staff_client, now):
+def test_notes_can_be_added_at_any_time_and_blank_ones_are_refused(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = review.case(status="withdrawn")
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     blank = client.post(f"/review/case/{case.reference}/notes", data={"body": "   "})
     assert blank.status_code == 400 and "Write the note first." in blank.get_data(as_text=True)
     client.post(f"/review/case/{case.reference}/notes", data={"body": "Called the seller's office."})

@@ -12,7 +12,7 @@ from recovery_app.review import risk, services
 from tests.prechecks import images
 from tests.prechecks.conftest import passport_photo
 
-from .conftest import ALL_CHECKS
+from tests.factories import ALL_CHECKS
 
 
 def _licence_case(review, seller, picture, now):
@@ -43,9 +43,9 @@ def _rows(html: str) -> dict[str, str]:
     return rows
 
 
-def test_precheck_flags_filter_shows_only_flagged_cases(make, review, staff_client, now):
+def test_precheck_flags_filter_shows_only_flagged_cases(make, review, auth, now):
     clean, soft, failed, unchecked = _three_outcomes(review, now)
-    client = staff_client(make.user("reviewer", locale="en"))
+    client = auth.client_for(make.user("reviewer", locale="en"))
     everything = client.get("/review/").get_data(as_text=True)
     assert set(_rows(everything)) == {clean.reference, soft.reference, failed.reference, unchecked.reference}
     flagged = client.get("/review/?flagged=1").get_data(as_text=True)
@@ -59,24 +59,24 @@ def test_flag_filter_is_kept_in_the_next_page_link(make, review, now):
     assert services.QueueFilters().args() == {}
 
 
-def test_precheck_flags_filter_is_labelled_in_japanese(make, staff_client, now):
+def test_precheck_flags_filter_is_labelled_in_japanese(make, auth, now):
     make.case(submitted_at=now)
-    html = staff_client(make.user("reviewer", locale="ja")).get("/review/").get_data(as_text=True)
+    html = auth.client_for(make.user("reviewer", locale="ja")).get("/review/").get_data(as_text=True)
     assert "プレチェックの指摘あり" in html
 
 
-def test_failed_check_badge_is_on_the_failed_case_row_only(make, review, staff_client, now):
+def test_failed_check_badge_is_on_the_failed_case_row_only(make, review, auth, now):
     clean, soft, failed, unchecked = _three_outcomes(review, now)
-    english = _rows(staff_client(make.user("reviewer", locale="en")).get("/review/").get_data(as_text=True))
+    english = _rows(auth.client_for(make.user("reviewer", locale="en")).get("/review/").get_data(as_text=True))
     assert "Pre-check failed" in english[failed.reference]
     for other in (clean, soft, unchecked):
         assert "Pre-check failed" not in english[other.reference], other.reference
-    japanese = _rows(staff_client(make.user("reviewer", locale="ja")).get("/review/").get_data(as_text=True))
+    japanese = _rows(auth.client_for(make.user("reviewer", locale="ja")).get("/review/").get_data(as_text=True))
     assert "プレチェック不合格" in japanese[failed.reference]
     assert "プレチェック不合格" not in japanese[soft.reference]
 
 
-def test_resubmitted_case_whose_new_round_passes_is_neither_flagged_nor_badged(make, review, staff_client, now):
+def test_resubmitted_case_whose_new_round_passes_is_neither_flagged_nor_badged(make, review, auth, now):
     failed_first = _licence_case(review, review.seller(), images.with_glare(images.photo_of(images.card(51), seed=51)),
                                  now)
     run_pending(now)
@@ -88,7 +88,7 @@ def test_resubmitted_case_whose_new_round_passes_is_neither_flagged_nor_badged(m
     run_pending(later)
     db.session.commit()
     assert precheck_services.panel(failed_first).verdict == "pass"
-    client = staff_client(make.user("reviewer", locale="en"))
+    client = auth.client_for(make.user("reviewer", locale="en"))
     everything = _rows(client.get("/review/").get_data(as_text=True))
     assert failed_first.reference in everything
     assert "Pre-check failed" not in everything[failed_first.reference]
@@ -119,10 +119,10 @@ def _suggestion(checklist: str, key: str) -> str | None:
     return found.group(1) if found else None
 
 
-def test_case_view_shows_suggestions_beside_the_checklist_without_ticking_it(make, review, staff_client, now):
+def test_case_view_shows_suggestions_beside_the_checklist_without_ticking_it(make, review, auth, now):
     blank_selfie = images.jpeg(images.with_noise(images.blank((1200, 1600)), 2))  # no face in it
     case, reviewer = _claimed_passport_case(make, review, now, romanised_name="Taro Yamada", selfie=blank_selfie)
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     checklist = _checklist(client.get(f"/review/case/{case.reference}").get_data(as_text=True))
     for key in ("type_matches", "not_expired", "name_matches", "photo_clear"):
         assert _suggestion(checklist, key) == "Pre-check suggests: yes", key
@@ -137,12 +137,12 @@ def test_case_view_shows_suggestions_beside_the_checklist_without_ticking_it(mak
     assert _suggestion(japanese, "selfie_matches") == "プレチェックの提案: 要確認"
 
 
-def test_approval_still_needs_the_reviewers_own_ticks_after_the_checks_passed(make, review, staff_client, now):
+def test_approval_still_needs_the_reviewers_own_ticks_after_the_checks_passed(make, review, auth, now):
     case, reviewer = _claimed_passport_case(make, review, now, romanised_name="Taro Yamada",
                                             selfie=images.jpeg(images.selfie(5)))
     assert set(services.open_case_file(case.reference, reviewer, now=now).suggestions) >= {
         "type_matches", "not_expired", "name_matches", "photo_clear"}
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     suggested_yes = ["type_matches", "not_expired", "name_matches", "photo_clear"]
     for ticked in ([], suggested_yes):
         response = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ticked})
@@ -154,16 +154,16 @@ def test_approval_still_needs_the_reviewers_own_ticks_after_the_checks_passed(ma
     assert case.status == "approved"
 
 
-def test_case_without_results_shows_no_suggestion(make, review, staff_client, now):
+def test_case_without_results_shows_no_suggestion(make, review, auth, now):
     case = review.case(submitted_at=now)
     reviewer = make.user("reviewer", locale="en")
     services.claim(case.reference, reviewer, now=now)
     db.session.commit()
-    checklist = _checklist(staff_client(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True))
+    checklist = _checklist(auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True))
     assert "data-suggestion" not in checklist and "Pre-check suggest" not in checklist
 
 
-def test_reused_document_reason_is_shown_in_words(make, review, staff_client, now):
+def test_reused_document_reason_is_shown_in_words(make, review, auth, now):
     page = images.jpeg(images.photo_of(images.card(47), seed=47))
     first = review.case(review.seller(), documents=(), document_type="drivers_licence", submitted_at=now)
     review.document(first, "front", "image/jpeg", content=page)
@@ -175,11 +175,11 @@ def test_reused_document_reason_is_shown_in_words(make, review, staff_client, no
     for case in (first, second):
         db.session.refresh(case)
         assert case.high_risk and risk.DOCUMENT_REUSED in case.risk_reasons
-    english = staff_client(make.user("reviewer", locale="en")).get(f"/review/case/{second.reference}")
+    english = auth.client_for(make.user("reviewer", locale="en")).get(f"/review/case/{second.reference}")
     reasons = re.search(r'<ul class="risk-reasons">.*?</ul>', english.get_data(as_text=True), flags=re.DOTALL).group(0)
     assert "A document matches a document of another user&#39;s case" in reasons
     assert "document_reused" not in reasons
-    japanese = staff_client(make.user("reviewer", locale="ja")).get(f"/review/case/{first.reference}")
+    japanese = auth.client_for(make.user("reviewer", locale="ja")).get(f"/review/case/{first.reference}")
     assert "別のユーザーの案件の書類と一致する書類があります" in japanese.get_data(as_text=True)
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import event
 from recovery_app.extensions import db
 from recovery_app.prechecks.jobs import run_pending
 from recovery_app.review import services
+from tests.helpers import count_statements
 from tests.prechecks import images
 
 
@@ -15,18 +16,18 @@ def _refs(html: str, cases) -> list[str]:
     return sorted((c.reference for c in cases if c.reference in html), key=html.index)
 
 
-def test_queue_orders_open_cases_by_due_time_earliest_first(make, review, staff_client, now):
+def test_queue_orders_open_cases_by_due_time_earliest_first(make, review, auth, now):
     reviewer = make.user("reviewer")
     late = make.case(submitted_at=now - timedelta(hours=1))
     early = make.case(submitted_at=now - timedelta(hours=5))
     middle = make.case(submitted_at=now - timedelta(hours=3))
     closed = make.case(submitted_at=now - timedelta(hours=9), status="withdrawn")
-    html = staff_client(reviewer).get("/review/").get_data(as_text=True)
+    html = auth.client_for(reviewer).get("/review/").get_data(as_text=True)
     assert _refs(html, [late, early, middle]) == [early.reference, middle.reference, late.reference]
     assert closed.reference not in html
 
 
-def test_queue_shows_time_left_at_risk_and_breached(app, make, staff_client):
+def test_queue_shows_time_left_at_risk_and_breached(app, make, auth):
     from recovery_app.models.base import utcnow
 
     current = utcnow()
@@ -34,20 +35,20 @@ def test_queue_shows_time_left_at_risk_and_breached(app, make, staff_client):
     make.case(submitted_at=current - timedelta(hours=1, minutes=30))      # 10:30 left
     make.case(submitted_at=current - timedelta(hours=10))                 # 2:00 left: at risk
     make.case(submitted_at=current - timedelta(hours=14, minutes=5))      # 2:05 overdue
-    html = staff_client(reviewer).get("/review/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    html = auth.client_for(reviewer).get("/review/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "10:29 left" in html or "10:30 left" in html
     assert "At risk" in html and ("1:59 left" in html or "2:00 left" in html)
     assert "Breached" in html and ("2:05 overdue" in html or "2:04 overdue" in html)
 
 
-def test_queue_is_in_japanese_for_a_japanese_reviewer(make, staff_client, now):
+def test_queue_is_in_japanese_for_a_japanese_reviewer(make, auth, now):
     reviewer = make.user("reviewer", locale="ja")
     make.case(submitted_at=now)
-    html = staff_client(reviewer).get("/review/").get_data(as_text=True)
+    html = auth.client_for(reviewer).get("/review/").get_data(as_text=True)
     assert "審査キュー" in html and "次の案件を担当" in html
 
 
-def test_filters_mine_at_risk_and_breached(make, staff_client, now):
+def test_filters_mine_at_risk_and_breached(make, auth, now):
     from recovery_app.models.base import utcnow
 
     current = utcnow()
@@ -57,7 +58,7 @@ def test_filters_mine_at_risk_and_breached(make, staff_client, now):
     breached = make.case(submitted_at=current - timedelta(hours=13))
     mine = make.case(submitted_at=current - timedelta(hours=2))
     services.claim(mine.reference, reviewer, now=current)
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     everything = [fresh, at_risk, breached, mine]
     assert _refs(client.get("/review/?mine=1").get_data(as_text=True), everything) == [mine.reference]
     assert _refs(client.get("/review/?at_risk=1").get_data(as_text=True), everything) == [at_risk.reference]
@@ -65,11 +66,11 @@ def test_filters_mine_at_risk_and_breached(make, staff_client, now):
     assert _refs(client.get("/review/?status=in_review").get_data(as_text=True), everything) == [mine.reference]
 
 
-def test_pages_hold_fifty_and_follow_on_without_gaps_or_repeats(make, staff_client, now):
+def test_pages_hold_fifty_and_follow_on_without_gaps_or_repeats(make, auth, now):
     reviewer = make.user("reviewer")
     seller = make.user(enrolled=False)
     cases = [make.case(seller, submitted_at=now + timedelta(minutes=n // 2)) for n in range(57)]  # ties on due_at
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     first = client.get("/review/").get_data(as_text=True)
     assert len(_refs(first, cases)) == 50
     cursor = services.encode_cursor(*sorted((c.due_at, c.id) for c in cases)[49])
@@ -79,9 +80,9 @@ def test_pages_hold_fifty_and_follow_on_without_gaps_or_repeats(make, staff_clie
     assert _refs(first, cases) + _refs(second, cases) == ordered
 
 
-def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_cases(app, make, staff_client, now, count_statements):
+def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_cases(app, make, auth, now):
     reviewer = make.user("reviewer")
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     seller = make.user(enrolled=False)
 
     def statements() -> int:
@@ -98,8 +99,8 @@ def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_ca
     assert statements() == few
 
 
-def test_precheck_filter_and_badges_add_no_statement_whatever_the_results(app, make, review, staff_client, now, count_statements):
-    client = staff_client(make.user("reviewer"))
+def test_precheck_filter_and_badges_add_no_statement_whatever_the_results(app, make, review, auth, now):
+    client = auth.client_for(make.user("reviewer"))
 
     def statements(path: str) -> int:
         return count_statements(lambda: client.get(path).status_code == 200 or pytest.fail(f"{path} failed"))
@@ -123,10 +124,10 @@ def test_precheck_filter_and_badges_add_no_statement_whatever_the_results(app, m
     assert statements("/review/?flagged=1") == plain
 
 
-def test_bad_filter_and_bad_cursor_get_a_message_and_the_plain_queue(make, staff_client, now):
+def test_bad_filter_and_bad_cursor_get_a_message_and_the_plain_queue(make, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = make.case(submitted_at=now)
-    client = staff_client(reviewer)
+    client = auth.client_for(reviewer)
     bad_status = client.get("/review/?status=approved%27--")
     assert bad_status.status_code == 200
     assert "That filter is not valid" in bad_status.get_data(as_text=True)
@@ -136,10 +137,10 @@ def test_bad_filter_and_bad_cursor_get_a_message_and_the_plain_queue(make, staff
     assert case.reference in bad_cursor.get_data(as_text=True)
 
 
-def test_seller_gets_404_on_every_review_page(make, review, staff_client, now):
+def test_seller_gets_404_on_every_review_page(make, review, auth, now):
     seller = review.seller()
     case = review.case(seller)
-    client = staff_client(seller)
+    client = auth.client_for(seller)
     document = case.documents[0]
     for path in ("/review/", f"/review/case/{case.reference}",
                  f"/review/case/{case.reference}/documents/{document.id}"):
@@ -160,9 +161,9 @@ def test_visitor_is_sent_to_sign_in(app, client):
         assert response.headers["Location"].startswith(url_for("auth.sign_in"))
 
 
-def test_queue_page_has_no_inline_script_or_style(make, staff_client, now):
+def test_queue_page_has_no_inline_script_or_style(make, auth, now):
     # The CSP allows scripts and styles from files only.
     make.case(submitted_at=now)
-    html = staff_client(make.user("reviewer")).get("/review/").get_data(as_text=True)
+    html = auth.client_for(make.user("reviewer")).get("/review/").get_data(as_text=True)
     assert '<script src="/static/js/review.js" defer></script>' in html
     assert "<script>" not in html and "style=" not in html and "onclick" not in html

@@ -9,7 +9,7 @@ from recovery_app.extensions import db
 from recovery_app.models import SecurityEvent, TwoFactorMethod
 from recovery_app.review import risk, services
 
-from .conftest import ALL_CHECKS
+from tests.factories import ALL_CHECKS
 
 
 def test_new_user_with_no_changes_is_not_high_risk(make, now):
@@ -44,13 +44,13 @@ def test_earlier_case_rejected_for_fraud_is_high_risk(make, now):
     assert risk.assess(seller, now) == ["earlier_case_rejected_for_fraud"]
 
 
-def test_assessment_is_kept_on_the_case_at_first_view_and_respects_other_checks(make, review, staff_client, now):
+def test_assessment_is_kept_on_the_case_at_first_view_and_respects_other_checks(make, review, auth, now):
     reviewer = make.user("reviewer")
     case = review.case()
     case.high_risk = True
     case.risk_reasons = ["document_reused"]
     db.session.commit()
-    staff_client(reviewer).get(f"/review/case/{case.reference}")
+    auth.client_for(reviewer).get(f"/review/case/{case.reference}")
     db.session.expire_all()
     assert case.risk_assessed_at is not None
     assert case.high_risk is True and case.risk_reasons == ["document_reused"]
@@ -62,11 +62,11 @@ def _high_risk_case(review, make, now):
     return review.case(seller)
 
 
-def test_high_risk_approval_waits_for_a_different_reviewer(make, review, staff_client, now):
+def test_high_risk_approval_waits_for_a_different_reviewer(make, review, auth, now):
     first, second = make.user("reviewer", locale="en"), make.user("reviewer")
     case = _high_risk_case(review, make, now)
     seller = case.user
-    client = staff_client(first)
+    client = auth.client_for(first)
     client.post(f"/review/case/{case.reference}/claim")
     client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
     db.session.expire_all()
@@ -80,7 +80,7 @@ def test_high_risk_approval_waits_for_a_different_reviewer(make, review, staff_c
     assert f"You gave the first approval of case {case.reference}" in own.get_data(as_text=True)
     db.session.expire_all()
     assert case.status == "awaiting_second_approval"
-    other = staff_client(second)
+    other = auth.client_for(second)
     other.post(f"/review/case/{case.reference}/claim")
     other.post(f"/review/case/{case.reference}/confirm")
     db.session.expire_all()
@@ -104,7 +104,7 @@ def test_manager_who_gave_the_first_approval_cannot_confirm_it(make, review, now
     assert case.status == "approved"
 
 
-def test_second_reviewer_may_reject_instead(make, review, staff_client, now):
+def test_second_reviewer_may_reject_instead(make, review, auth, now):
     first, second = make.user("reviewer"), make.user("reviewer")
     case = _high_risk_case(review, make, now)
     services.claim(case.reference, first, now=now)

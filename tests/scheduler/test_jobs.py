@@ -13,7 +13,7 @@ from recovery_app import lifecycle
 from recovery_app.documents import storage
 from recovery_app.models import AuditEvent, Case, Document, JobRun, OutboxMessage
 from recovery_app.scheduler import jobs
-from tests.conftest import later, outbox_messages
+from tests.helpers import later, outbox_messages
 
 
 def audits(db, action, reference=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from recovery_app.auth.users import get_or_create_account
 import threading
 import time
 from datetime import timedelta
@@ -15,7 +16,7 @@ from recovery_app.models import AuditEvent, Case, JobRun, OutboxMessage, Schedul
 from recovery_app.models.base import utcnow
 from recovery_app.scheduler.lock import LeaseLock
 from recovery_app.scheduler.runner import Runner
-from tests.conftest import TEST_PASSWORD
+from tests.helpers import TEST_PASSWORD
 
 
 def test_lease_is_held_by_one_holder_until_it_expires(app, now):
@@ -61,7 +62,7 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
         manager = create_user(email="boss@example.test", password=TEST_PASSWORD, role="manager", now=now,
                               check_password=False)
         seller = create_user(email="seller@example.test", password=TEST_PASSWORD, role="seller_owner", now=now,
-                             account=__import__("recovery_app.auth.users", fromlist=["x"]).get_or_create_account("S", now),
+                             account=get_or_create_account("S", now),
                              check_password=False)
         references = [lifecycle.new_case(seller, "passport", now=now - timedelta(hours=13), address=None,
                                          browser=None).reference for _ in range(5)]
@@ -89,7 +90,18 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
                     _db.session.remove()
 
         assert _wait(lambda: escalated() == 5, seconds=30)
-        time.sleep(1.5)  # more sweeps run; nothing may happen twice
+
+        def sweeps() -> int:
+            with live_app.app_context():
+                try:
+                    return _db.session.execute(select(func.count()).select_from(JobRun)
+                                               .where(JobRun.job == "sla_sweep")).scalar()
+                finally:
+                    _db.session.remove()
+
+        done = sweeps()
+        assert _wait(lambda: sweeps() >= done + 2, seconds=30)  # more sweeps ran: nothing may happen twice
+        assert escalated() == 5
         assert not standby.leading.is_set()
 
         leader.stop()

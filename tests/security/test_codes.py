@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from recovery_app.auth import services, twofactor
 from recovery_app.models import SentCode
-from tests.conftest import TEST_PASSWORD, last_code, later
+from tests.helpers import TEST_PASSWORD, last_code, later
 from tests.security.conftest import changed_tables, snapshot
 
 PHONE = "+819012345678"
@@ -20,14 +20,14 @@ def _other_code(code: str) -> str:
     return "000000" if code != "000000" else "111111"
 
 
-def test_a_sign_in_code_does_not_pass_another_browsers_challenge(app, make, forms, add_phone, db):
+def test_a_sign_in_code_does_not_pass_another_browsers_challenge(app, make, auth, add_phone, db):
     # ASVS 6.6.2: the code is bound to the challenge it was sent for, not to the user or the phone
     user = make.user(enrolled=False)
     add_phone(user)
     first, second = app.test_client(), app.test_client()
-    forms.password(first, user)
+    auth.password(first, user)
     code_for_first = last_code(PHONE)
-    forms.password(second, user)
+    auth.password(second, user)
     newest = db.session.execute(select(SentCode).order_by(SentCode.id.desc()).limit(1)).scalar_one()
     # make sure the second challenge's own code differs, whatever the random draw was
     newest.code_hash = twofactor._code_hash(newest.challenge_id, _other_code(code_for_first))
@@ -39,13 +39,13 @@ def test_a_sign_in_code_does_not_pass_another_browsers_challenge(app, make, form
     assert first.get("/settings/security").status_code == 200
 
 
-def test_a_sign_in_code_does_not_pass_the_confirm_page(app, make, forms, auth, add_phone, db):
+def test_a_sign_in_code_does_not_pass_the_confirm_page(app, make, auth, add_phone, db):
     # ASVS 6.6.2: nor a challenge of another purpose (the fresh code before a settings change)
     user = make.user(enrolled=False)
     add_phone(user)
     signed_in, at_password = app.test_client(), app.test_client()
-    auth.sign_in(signed_in, user)
-    forms.password(at_password, user)
+    auth.fast_sign_in(signed_in, user)
+    auth.password(at_password, user)
     sign_in_code = last_code(PHONE)
     assert signed_in.get("/settings/confirm").status_code == 200
     confirm_sent = db.session.execute(select(SentCode).order_by(SentCode.id.desc()).limit(1)).scalar_one()
@@ -58,15 +58,15 @@ def test_a_sign_in_code_does_not_pass_the_confirm_page(app, make, forms, auth, a
         assert "fresh_code_at" not in sess
 
 
-def test_a_recovery_code_works_once_across_sign_in_and_the_confirm_page(client, make, forms, auth, now, app):
+def test_a_recovery_code_works_once_across_sign_in_and_the_confirm_page(client, make, auth, now, app):
     # ASVS 6.5.1, NIST look-up secrets: used once, wherever it is typed
     user = make.user(locale="en")
     codes = twofactor.generate_recovery_codes(user, now)
-    forms.password(client, user)
+    auth.password(client, user)
     client.post("/sign-in/other-ways", data={"method_id": "recovery"})
     assert client.post("/sign-in/code", data={"code": codes[0]}).status_code == 302
     again = app.test_client()
-    auth.sign_in(again, user)
+    auth.fast_sign_in(again, user)
     again.get("/settings/confirm?recovery=1")
     before_left = twofactor.remaining_recovery_codes(user)
     reused = again.post("/settings/confirm", data={"code": codes[0]})
@@ -91,10 +91,10 @@ def test_an_sms_code_lives_ten_minutes_and_not_a_second_more(app, make, add_phon
     assert twofactor.check_sent_code(user, challenge_id="c-late", code=late_code, now=later(now, minutes=10)) is None
 
 
-def test_an_sms_code_after_ten_minutes_is_refused_on_the_page_and_signs_nobody_in(client, make, forms, add_phone, db):
+def test_an_sms_code_after_ten_minutes_is_refused_on_the_page_and_signs_nobody_in(client, make, auth, add_phone, db):
     user = make.user(enrolled=False)
     add_phone(user)
-    forms.password(client, user)
+    auth.password(client, user)
     sent = db.session.execute(select(SentCode)).scalar_one()
     sent.created_at -= timedelta(minutes=10, seconds=1)
     sent.expires_at -= timedelta(minutes=10, seconds=1)
@@ -104,32 +104,32 @@ def test_an_sms_code_after_ten_minutes_is_refused_on_the_page_and_signs_nobody_i
     assert sent.used_at is None and client.get("/settings/security").status_code == 302
 
 
-def test_a_trusted_device_cookie_copied_to_another_user_asks_for_a_code(app, make, forms, db):
+def test_a_trusted_device_cookie_copied_to_another_user_asks_for_a_code(app, make, auth, db):
     # ASVS 6.3.3: the cookie only ever skips the code for the user who chose "don't ask again"
     owner, stranger = make.user(), make.user()
     browser = app.test_client()
-    forms.sign_in(browser, owner, remember=True)
+    auth.sign_in(browser, owner, remember=True)
     token = browser.get_cookie("trusted_device").value
     thief = app.test_client()
     thief.set_cookie("trusted_device", token)
     before = snapshot()
-    response = forms.password(thief, stranger)
+    response = auth.password(thief, stranger)
     assert response.headers["Location"].endswith("/sign-in/code")
     assert thief.get("/settings/security").status_code == 302
     assert "trusted_devices" not in changed_tables(before, snapshot())
     copy = app.test_client()  # the same cookie on another browser of its own user still works
     copy.set_cookie("trusted_device", token)
-    assert forms.password(copy, owner).headers["Location"] == "/"
+    assert auth.password(copy, owner).headers["Location"] == "/"
 
 
-def test_a_trusted_device_does_not_skip_the_code_on_a_hard_locked_account(app, make, forms, now):
+def test_a_trusted_device_does_not_skip_the_code_on_a_hard_locked_account(app, make, auth, now):
     user = make.user()
     browser = app.test_client()
-    forms.sign_in(browser, user, remember=True)
+    auth.sign_in(browser, user, remember=True)
     browser.post("/sign-out")
     user.password_changed_at = later(now, days=-30)
     user.hard_locked_at = now
-    response = forms.password(browser, user)
+    response = auth.password(browser, user)
     assert response.status_code == 200 and "locked" in response.get_data(as_text=True)
 
 

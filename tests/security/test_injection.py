@@ -67,7 +67,7 @@ def test_every_text_field_refuses_or_escapes_injection_strings(app, db, make, au
     visitor.post("/account/password/forgot", data={"email": resetting.email})
     reset_path = link_in_last_email(resetting.email, "/account/password/reset/")
     signed_in = app.test_client()
-    auth.sign_in(signed_in, owner)
+    auth.fast_sign_in(signed_in, owner)
     auth.fresh_code(signed_in)
     signed_in.post("/account/users/invite", data={"email": "new.person@example.test", "locale": "en"})
     invitation_path = link_in_last_email("new.person@example.test", "/account/invitation/")
@@ -75,9 +75,9 @@ def test_every_text_field_refuses_or_escapes_injection_strings(app, db, make, au
     for state, path, fields in forms_by_state(owner, enrolling, reset_path, invitation_path):
         client = app.test_client()
         if state == "password_step":
-            auth.password_step(client, owner)
+            auth.fast_password_step(client, owner)
         elif state == "enrolling":
-            auth.password_step(client, enrolling)
+            auth.fast_password_step(client, enrolling)
         elif state == "signed_in":
             client = signed_in
             auth.fresh_code(client)
@@ -110,7 +110,7 @@ def test_a_name_with_markup_is_stored_as_text_and_shown_escaped_to_the_owner(app
     # stored XSS: the one free-text field a visitor sets (the name given at invitation acceptance)
     owner = make.user("seller_owner", locale="en")
     owner_browser = app.test_client()
-    auth.sign_in(owner_browser, owner)
+    auth.fast_sign_in(owner_browser, owner)
     owner_browser.post("/account/users/invite", data={"email": "new.person@example.test", "locale": "en"})
     invited = app.test_client()
     path = link_in_last_email("new.person@example.test", "/account/invitation/")
@@ -128,7 +128,7 @@ def test_a_name_with_markup_is_stored_as_text_and_shown_escaped_to_the_owner(app
 def test_staff_search_with_injection_strings_is_escaped(app, make, auth, payload):
     manager = make.user("manager", locale="en")
     client = app.test_client()
-    auth.sign_in(client, manager)
+    auth.fast_sign_in(client, manager)
     response = client.get("/account/staff/users", query_string={"q": payload})
     assert_escaped(response, "/account/staff/users")
 
@@ -137,7 +137,7 @@ def test_staff_search_with_injection_strings_is_escaped(app, make, auth, payload
 def test_a_disguised_name_is_refused_with_a_message(app, db, auth, make, payload):
     owner = make.user("seller_owner", locale="en")
     owner_browser = app.test_client()
-    auth.sign_in(owner_browser, owner)
+    auth.fast_sign_in(owner_browser, owner)
     owner_browser.post("/account/users/invite", data={"email": "new.person@example.test", "locale": "en"})
     path = link_in_last_email("new.person@example.test", "/account/invitation/")
     before = snapshot()
@@ -158,7 +158,7 @@ def test_reviewer_notes_and_messages_refuse_unsafe_characters(app, db, auth, mak
     case = make.case()
     review.claim(case.reference, reviewer, now=utcnow())
     client = app.test_client()
-    auth.sign_in(client, reviewer)
+    auth.fast_sign_in(client, reviewer)
     for path, data in ((f"/review/case/{case.reference}/notes", {"body": payload}),
                        (f"/review/case/{case.reference}/request-documents", {"message": payload}),
                        (f"/review/case/{case.reference}/reject", {"reason": "unreadable", "message": payload})):

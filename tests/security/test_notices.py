@@ -8,7 +8,7 @@ import re
 import pytest
 
 from recovery_app.auth import services, twofactor
-from tests.conftest import TEST_PASSWORD, last_code, outbox_messages
+from tests.helpers import TEST_PASSWORD, last_code, outbox_messages
 
 PHONE = "+819087654321"
 CODE_LIKE = re.compile(r"(?<![\d:/.-])\d{6}(?![\d:/.-])|\b[a-z0-9]{5}-[a-z0-9]{5}\b")
@@ -56,7 +56,7 @@ CHANGES = {
 def test_every_change_to_sign_in_details_sends_a_notice_without_a_code(app, client, make, auth, db, change):
     # ASVS 6.3.7
     user = make.user(locale="en", email="notice.person@example.test")
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     before = len(outbox_messages("email", "notice.person@example.test"))
     response = CHANGES[change](client, user, db)
@@ -66,11 +66,11 @@ def test_every_change_to_sign_in_details_sends_a_notice_without_a_code(app, clie
     assert all(no_code_in(message) for message in outbox_messages("email")), "a code went by e-mail"
 
 
-def test_a_sign_in_from_a_new_device_is_told(app, make, forms):
+def test_a_sign_in_from_a_new_device_is_told(app, make, auth):
     # ASVS 6.3.5: a sign-in from a browser never seen before
     user = make.user(locale="en")
     user.last_sign_in_at = user.created_at
-    forms.sign_in(app.test_client(), user)
+    auth.sign_in(app.test_client(), user)
     notices = [m for m in outbox_messages("email", user.email) if m.template == "auth/email/new_device"]
     assert len(notices) == 1 and no_code_in(notices[0])
 
@@ -88,11 +88,11 @@ def test_wrong_codes_after_a_right_password_warn_the_user_once(app, make, now, r
     assert len(warnings) == 1 and "198.51.100.9" in warnings[0].body and no_code_in(warnings[0])
 
 
-def test_codes_go_only_to_the_confirmed_phone_never_by_e_mail(app, client, make, forms, add_phone):
+def test_codes_go_only_to_the_confirmed_phone_never_by_e_mail(app, client, make, auth, add_phone):
     # ASVS 6.6.1: an SMS code reaches only a number already confirmed
     user = make.user(enrolled=False, locale="en")
     add_phone(user, PHONE)
-    forms.password(client, user)
+    auth.password(client, user)
     assert [m.to for m in outbox_messages() if m.channel == "sms"] == [PHONE]
     assert outbox_messages("email") == []
 
@@ -100,7 +100,7 @@ def test_codes_go_only_to_the_confirmed_phone_never_by_e_mail(app, client, make,
 def test_phone_set_up_explains_the_risk_and_offers_the_app(app, client, make, auth):
     # ASVS 6.6.1: the stronger authenticator offered, the risk of SMS said
     user = make.user(enrolled=False, locale="en")
-    auth.password_step(client, user)
+    auth.fast_password_step(client, user)
     choice = client.get("/sign-in/setup").get_data(as_text=True)
     assert "Authenticator app" in choice and "Recommended" in choice
     page = client.get("/sign-in/setup/phone").get_data(as_text=True)

@@ -33,9 +33,9 @@ def assert_not_framable(response, path):
 def test_every_page_refuses_to_be_framed(app, make, auth, who):
     client = app.test_client()
     if who == "password_step":
-        auth.password_step(client, make.user())
+        auth.fast_password_step(client, make.user())
     elif who != "visitor":
-        auth.sign_in(client, make.user(who, locale="en"))
+        auth.fast_sign_in(client, make.user(who, locale="en"))
         auth.fresh_code(client)
     for path in [*get_pages(app), "/no-such-page", "/static/css/app.css"]:
         response = client.get(path)
@@ -61,24 +61,24 @@ def assert_stays_here(response, target):
 
 
 @pytest.mark.parametrize("target", OFFSITE)
-def test_next_on_the_sign_in_form_never_leaves_the_site(client, make, forms, target):
+def test_next_on_the_sign_in_form_never_leaves_the_site(client, make, auth, target):
     # ASVS 3.7.2 (open redirect): the next= carried through password and code
     user = make.user()
-    forms.password(client, user, next=target)
-    assert_stays_here(client.post("/sign-in/code", data={"code": forms.totp(user)}), target)
+    auth.password(client, user, next=target)
+    assert_stays_here(client.post("/sign-in/code", data={"code": auth.totp(user)}), target)
 
 
 @pytest.mark.parametrize("target", OFFSITE)
 def test_next_on_the_sign_in_page_of_a_signed_in_user_never_leaves_the_site(client, make, auth, target):
-    auth.sign_in(client, make.user())
+    auth.fast_sign_in(client, make.user())
     assert_stays_here(client.get("/sign-in?next=" + quote(target, safe="")), target)
 
 
 @pytest.mark.parametrize("target", OFFSITE)
-def test_next_on_the_confirm_page_never_leaves_the_site(client, make, auth, forms, target):
+def test_next_on_the_confirm_page_never_leaves_the_site(client, make, auth, target):
     user = make.user()
-    auth.sign_in(client, user)
-    response = client.post("/settings/confirm?next=" + quote(target, safe=""), data={"code": forms.totp(user)})
+    auth.fast_sign_in(client, user)
+    response = client.post("/settings/confirm?next=" + quote(target, safe=""), data={"code": auth.totp(user)})
     assert_stays_here(response, target)
 
 
@@ -91,12 +91,10 @@ def test_next_on_the_language_switch_never_leaves_the_site(client, target):
 def test_a_foreign_referer_never_becomes_the_next_page(client, make, auth, target):
     # fresh_code_required sends POSTs back to the Referer after the code: it goes through safe_next too
     user = make.user()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     response = client.post("/settings/security/recovery-codes", headers={"Referer": target})
     assert response.status_code == 302 and "/settings/confirm" in response.headers["Location"]
-    from tests.auth.conftest import Forms
-
-    after = client.post(response.headers["Location"], data={"code": Forms().totp(user)})
+    after = client.post(response.headers["Location"], data={"code": auth.totp(user)})
     assert_stays_here(after, target)
 
 
@@ -122,7 +120,7 @@ def test_staff_pages_are_not_found_by_sellers(app, make, auth, role):
     assert any(rule.rule.startswith("/account/staff") for rule in rules)
     other = make.user("seller_owner")
     client = app.test_client()
-    auth.sign_in(client, make.user(role, locale="en"))
+    auth.fast_sign_in(client, make.user(role, locale="en"))
     auth.fresh_code(client)
     before = snapshot()
     for rule in rules:
@@ -139,7 +137,7 @@ def test_owner_pages_are_not_found_by_other_seller_users(app, make, auth):
     owner = make.user("seller_owner", account=account)
     colleague = make.user("seller_user", account=account)
     client = app.test_client()
-    auth.sign_in(client, colleague)
+    auth.fast_sign_in(client, colleague)
     auth.fresh_code(client)
     before = snapshot()
     assert client.get("/account/users").status_code == 404
@@ -152,7 +150,7 @@ def test_owner_pages_are_not_found_by_other_seller_users(app, make, auth):
 def test_sign_out_is_on_every_page_of_a_signed_in_user(app, make, auth, role):
     # ASVS 7.4.4
     client = app.test_client()
-    auth.sign_in(client, make.user(role, locale="en"))
+    auth.fast_sign_in(client, make.user(role, locale="en"))
     auth.fresh_code(client)
     seen = 0
     for path in get_pages(app):
@@ -175,13 +173,13 @@ def test_healthz_tells_an_outside_address_only_up_or_down(client, app, make, aut
     inside = client.get("/healthz")
     assert {"database", "uploads", "scheduler"} <= set(inside.get_json())
     manager = app.test_client()
-    auth.sign_in(manager, make.user("manager"))
+    auth.fast_sign_in(manager, make.user("manager"))
     from_home = manager.get("/healthz", environ_base={"REMOTE_ADDR": "203.0.113.9"})
     assert "scheduler" in from_home.get_json()
 
 
 def test_a_nul_in_a_url_is_a_clear_400(client, make, auth):
-    auth.sign_in(client, make.user("reviewer"))
+    auth.fast_sign_in(client, make.user("reviewer"))
     for path in ("/review/case/RC-AAAA%00AAAA", "/review/?after=%00", "/sign-in?next=%00"):
         response = client.get(path)
         assert response.status_code == 400, path
@@ -189,7 +187,7 @@ def test_a_nul_in_a_url_is_a_clear_400(client, make, auth):
 
 def test_language_link_changes_nothing_stored_only_the_switch_does(client, make, auth, db):
     user = make.user(locale="ja")
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     client.get("/language/en")
     db.session.refresh(user)
     assert user.locale == "ja"

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from recovery_app.account import services as account_services
 from recovery_app.models import PasswordStep
 from recovery_app.models.base import utcnow
-from tests.conftest import TEST_PASSWORD
+from tests.helpers import TEST_PASSWORD
 
 
 def _copy_of_cookie(app, client):
@@ -23,18 +23,18 @@ def _opens_recovery(client) -> bool:
     return client.get("/recovery/").status_code == 200
 
 
-def test_a_copied_password_step_cookie_dies_at_sign_out(app, client, make, forms):
+def test_a_copied_password_step_cookie_dies_at_sign_out(app, client, make, auth):
     user = make.user()
-    forms.password(client, user)
+    auth.password(client, user)
     thief = _copy_of_cookie(app, client)
     assert _opens_recovery(thief)
     client.post("/sign-out")
     assert not _opens_recovery(thief)
 
 
-def test_a_new_password_ends_every_password_step_made_with_the_old_one(app, client, make, forms, db):
+def test_a_new_password_ends_every_password_step_made_with_the_old_one(app, client, make, auth, db):
     user = make.user()
-    forms.password(client, user)
+    auth.password(client, user)
     thief = _copy_of_cookie(app, client)
     assert _opens_recovery(thief)
     account_services.change_password(user, TEST_PASSWORD, "a brand new passphrase 7310", "a brand new passphrase 7310",
@@ -44,20 +44,20 @@ def test_a_new_password_ends_every_password_step_made_with_the_old_one(app, clie
     assert not _opens_recovery(client)
 
 
-def test_ending_other_sessions_ends_password_steps_elsewhere(app, client, make, forms, auth, db):
+def test_ending_other_sessions_ends_password_steps_elsewhere(app, client, make, auth, db):
     user = make.user()
     stranger = app.test_client()
-    forms.password(stranger, user)
+    auth.password(stranger, user)
     assert _opens_recovery(stranger)
-    row = auth.sign_in(client, user)
+    row = auth.fast_sign_in(client, user)
     account_services.end_other_sessions(user, row, utcnow(), address=None, browser=None)
     db.session.flush()
     assert not _opens_recovery(stranger)
 
 
-def test_the_step_row_is_ended_when_the_second_step_passes(client, make, forms, db):
+def test_the_step_row_is_ended_when_the_second_step_passes(client, make, auth, db):
     user = make.user()
-    forms.sign_in(client, user)
+    auth.sign_in(client, user)
     steps = db.session.execute(
         select(PasswordStep).where(PasswordStep.user_id == user.id)).scalars().all()
     assert [(step.ended_at is not None, step.end_reason) for step in steps] == [(True, "completed")]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from recovery_app.auth.passwords import password_problems
-from tests.conftest import TEST_PASSWORD
+from tests.helpers import TEST_PASSWORD
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 STATIC = Path(__file__).resolve().parents[2] / "static"
@@ -26,9 +26,9 @@ def change_password(client, new, current=TEST_PASSWORD):
     return client.post("/account/password", data={"current_password": current, "password": new, "confirm": new})
 
 
-def sign_in_with(app, forms, user, password):
+def sign_in_with(app, auth, user, password):
     browser = app.test_client()
-    response = forms.password(browser, user, password=password)
+    response = auth.password(browser, user, password=password)
     return response.status_code == 302 and response.headers["Location"].endswith("/sign-in/code")
 
 
@@ -47,21 +47,21 @@ def test_twelve_characters_is_the_minimum_and_the_message_says_how(app):
     "   spaces at both ends   ",
     "Tab\there and \"quotes\" and \\ slashes",
 ])
-def test_any_characters_are_accepted_and_the_exact_password_signs_in(app, client, make, auth, forms, db, password):
+def test_any_characters_are_accepted_and_the_exact_password_signs_in(app, client, make, auth, db, password):
     # ASVS 6.2.4 (any characters), 6.2.5 (at least 64), 6.2.9 (never altered)
     user = make.user(locale="en")
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     response = change_password(client, password)
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
-    assert sign_in_with(app, forms, user, password)
+    assert sign_in_with(app, auth, user, password)
     for altered in {password.strip(), password.lower(), password.upper(), password[:-1], password[:64]} - {password}:
-        assert not sign_in_with(app, forms, user, altered), f"{altered!r} signed in for {password!r}"
+        assert not sign_in_with(app, auth, user, altered), f"{altered!r} signed in for {password!r}"
 
 
 def test_over_the_maximum_is_refused_with_a_message_never_cut(app, client, make, auth):
     user = make.user(locale="en")
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     maximum = app.config["RECOVERY_PASSWORD_MAX_LENGTH"]
     assert maximum >= 128
@@ -92,7 +92,7 @@ def test_password_fields_allow_paste_and_password_managers(client, make, auth):
     # ASVS 6.2.7, 6.2.8: type=password, autocomplete values, nothing that blocks paste
     page = client.get("/sign-in").get_data(as_text=True)
     assert 'type="password"' in page and 'autocomplete="current-password"' in page
-    auth.sign_in(client, make.user())
+    auth.fast_sign_in(client, make.user())
     auth.fresh_code(client)
     page += client.get("/account/password").get_data(as_text=True)
     assert 'autocomplete="new-password"' in page

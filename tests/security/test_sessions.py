@@ -28,17 +28,17 @@ def sign_in_page_after(client, path="/settings/security"):
     return client.get(response.headers["Location"]).get_data(as_text=True)
 
 
-def test_a_session_cookie_set_before_sign_in_is_not_kept(client, make, forms, db):
+def test_a_session_cookie_set_before_sign_in_is_not_kept(client, make, auth, db):
     # ASVS 7.2.4: session fixation. Whatever the attacker planted, the signed-in session is new.
     user = make.user()
     with client.session_transaction() as sess:
         sess["planted"] = "by the attacker"
         sess[SID_KEY] = "attacker-chosen-token"
     before = client.get_cookie("session").value
-    forms.password(client, user)
+    auth.password(client, user)
     with client.session_transaction() as sess:
         assert "planted" not in sess and SID_KEY not in sess
-    forms.sign_in(client, user)
+    auth.sign_in(client, user)
     after = client.get_cookie("session").value
     assert after != before
     with client.session_transaction() as sess:
@@ -47,13 +47,13 @@ def test_a_session_cookie_set_before_sign_in_is_not_kept(client, make, forms, db
     assert len(rows) == 1 and rows[0].ended_at is None
 
 
-def test_re_authentication_gives_a_new_session_token(app, client, make, auth, forms, db):
+def test_re_authentication_gives_a_new_session_token(app, client, make, auth, db):
     # ASVS 7.2.4: after the confirm page, a copy of the old cookie is worthless
     user = make.user()
-    auth.sign_in(client, user)
+    auth.fast_sign_in(client, user)
     with client.session_transaction() as sess:
         stolen = dict(sess)
-    response = client.post("/settings/confirm?next=/settings/security", data={"code": forms.totp(user)})
+    response = client.post("/settings/confirm?next=/settings/security", data={"code": auth.totp(user)})
     assert response.status_code == 302
     assert client.get("/settings/security").status_code == 200
     with client.session_transaction() as sess:
@@ -69,7 +69,7 @@ def test_re_authentication_gives_a_new_session_token(app, client, make, auth, fo
 def test_idle_sessions_end_and_the_sign_in_page_says_why(client, make, auth, db, role, idle_minutes):
     # ASVS 7.3.1, NIST AAL2: 30 minutes idle for sellers, 15 for staff
     user = make.user(role)
-    row = auth.sign_in(client, user, at=utcnow() - timedelta(minutes=idle_minutes - 1))
+    row = auth.fast_sign_in(client, user, at=utcnow() - timedelta(minutes=idle_minutes - 1))
     assert client.get("/help").status_code == 200
     row.last_seen_at = utcnow() - timedelta(minutes=idle_minutes, seconds=5)
     db.session.flush()
@@ -83,7 +83,7 @@ def test_idle_sessions_end_and_the_sign_in_page_says_why(client, make, auth, db,
 def test_sessions_end_at_their_absolute_lifetime_and_the_sign_in_page_says_why(client, make, auth, db, role, hours):
     # ASVS 7.3.2, NIST AAL2: 12 hours for sellers, 8 for staff, however active
     user = make.user(role)
-    row = auth.sign_in(client, user)
+    row = auth.fast_sign_in(client, user)
     row.created_at = utcnow() - timedelta(hours=hours) + timedelta(minutes=1)
     db.session.flush()
     assert client.get("/settings/security").status_code == 200
@@ -98,8 +98,8 @@ def test_a_session_ended_elsewhere_says_so_on_the_sign_in_page(app, make, auth, 
     # ASVS 7.4.1 / 7.5.2: ended from "your sessions" on another device
     user = make.user()
     here, elsewhere = app.test_client(), app.test_client()
-    auth.sign_in(here, user)
-    auth.sign_in(elsewhere, user)
+    auth.fast_sign_in(here, user)
+    auth.fast_sign_in(elsewhere, user)
     auth.fresh_code(elsewhere)
     assert elsewhere.post("/account/sessions/end", data={"scope": "others"}).status_code == 302
     assert ENDED_MESSAGE in sign_in_page_after(here)
@@ -124,12 +124,12 @@ def production_cookies(app, monkeypatch):
     return app
 
 
-def test_production_cookies_are_host_prefixed_secure_and_httponly(production_cookies, make, forms):
+def test_production_cookies_are_host_prefixed_secure_and_httponly(production_cookies, make, auth):
     # ASVS 3.3.1 Secure, 3.3.2 SameSite, 3.3.3 __Host- prefix, 3.3.4 HttpOnly
     client = production_cookies.test_client()
     client.environ_base["wsgi.url_scheme"] = "https"
     user = make.user()
-    response = forms.sign_in(client, user, remember=True)
+    response = auth.sign_in(client, user, remember=True)
     cookies = {header.split("=", 1)[0]: header for header in response.headers.getlist("Set-Cookie")}
     assert set(cookies) == {"__Host-session", "__Host-trusted", "__Host-known"}
     for header in cookies.values():
@@ -139,7 +139,7 @@ def test_production_cookies_are_host_prefixed_secure_and_httponly(production_coo
         assert not any(part.startswith("domain=") for part in attributes)  # required by __Host-
     assert client.get("/settings/security").status_code == 200
     client.post("/sign-out")
-    assert forms.password(client, user).headers["Location"] == "/"  # the __Host-trusted cookie is read back
+    assert auth.password(client, user).headers["Location"] == "/"  # the __Host-trusted cookie is read back
 
 
 def test_development_cookies_are_not_marked_secure_so_plain_http_works(app):
@@ -147,12 +147,12 @@ def test_development_cookies_are_not_marked_secure_so_plain_http_works(app):
     assert not app.config["SESSION_COOKIE_NAME"].startswith("__Host-")
 
 
-def test_after_adding_or_removing_a_method_the_other_sessions_can_be_ended(app, client, make, auth, db, forms):
+def test_after_adding_or_removing_a_method_the_other_sessions_can_be_ended(app, client, make, auth, db):
     # ASVS 7.4.3: the change lands on "your sessions" with the offer to end the others
     user = make.user(locale="en")
     elsewhere = app.test_client()
-    auth.sign_in(elsewhere, user)
-    auth.sign_in(client, user)
+    auth.fast_sign_in(elsewhere, user)
+    auth.fast_sign_in(client, user)
     auth.fresh_code(client)
     page = client.get("/settings/security/app").get_data(as_text=True)
     key = re.sub(r"<[^>]+>|\s", "", re.search(r'id="setup-key">(.*?)</p>', page, re.DOTALL).group(1))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from recovery_app.models import AuditEvent
-from tests.conftest import TEST_PASSWORD, later
+from tests.helpers import TEST_PASSWORD, later
 from tests.security.conftest import changed_tables, snapshot
 
 
@@ -18,10 +18,10 @@ def locked_user(make, now):
     return user
 
 
-def test_a_manager_unlocks_a_hard_locked_user_and_it_is_audited(app, client, make, auth, forms, now, db):
+def test_a_manager_unlocks_a_hard_locked_user_and_it_is_audited(app, client, make, auth, now, db):
     user = locked_user(make, now)
     manager = make.user("manager", locale="en")
-    auth.sign_in(client, manager)
+    auth.fast_sign_in(client, manager)
     page = client.get("/account/staff/users?q=locked.person").get_data(as_text=True)
     assert "Locked after too many failed attempts" in page and f"/account/staff/users/{user.id}/unlock" in page
     response = client.post(f"/account/staff/users/{user.id}/unlock")
@@ -30,14 +30,14 @@ def test_a_manager_unlocks_a_hard_locked_user_and_it_is_audited(app, client, mak
     [entry] = db.session.execute(select(AuditEvent).where(AuditEvent.action == "user.unlocked")).scalars().all()
     assert entry.actor_id == manager.id and entry.subject_id == str(user.id)
     browser = app.test_client()
-    assert forms.password(browser, user, password=TEST_PASSWORD).headers["Location"].endswith("/sign-in/code")
+    assert auth.password(browser, user, password=TEST_PASSWORD).headers["Location"].endswith("/sign-in/code")
 
 
 def test_only_managers_can_unlock(app, make, auth, now):
     user = locked_user(make, now)
     for role in ("seller_owner", "seller_user", "reviewer"):
         client = app.test_client()
-        auth.sign_in(client, make.user(role))
+        auth.fast_sign_in(client, make.user(role))
         before = snapshot()
         assert client.post(f"/account/staff/users/{user.id}/unlock").status_code == 404, role
         assert changed_tables(before, snapshot()) == []
@@ -46,7 +46,7 @@ def test_only_managers_can_unlock(app, make, auth, now):
 
 def test_unlocking_an_unknown_user_or_without_a_token_changes_nothing(client, make, auth, now):
     user = locked_user(make, now)
-    auth.sign_in(client, make.user("manager"))
+    auth.fast_sign_in(client, make.user("manager"))
     before = snapshot()
     assert client.post("/account/staff/users/999999999/unlock").status_code == 404
     assert client.post(f"/account/staff/users/{user.id}/unlock", csrf=False).status_code == 400

@@ -1,0 +1,124 @@
+"""What tests share besides fixtures: the test password, the fixed clock, a
+client that posts like a browser, the outbox readers, and how a test database
+is made."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from datetime import datetime, timedelta, timezone
+
+from flask.testing import FlaskClient
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import create_engine, event, select, text
+
+from recovery_app import create_app
+from recovery_app.extensions import db
+
+TEST_PASSWORD = "correct horse battery staple 42"
+FIXED_NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def later(moment: datetime, **delta) -> datetime:
+    return moment + timedelta(**delta)
+
+
+def sqlalchemy_url(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def base_config(database_url: str, tmp_path) -> dict:
+    return {
+        "RECOVERY_ENV": "testing",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "test-secret-" + "x" * 40,
+        "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"k" * 32).decode(),
+        "RECOVERY_INSTANCE_DIR": str(tmp_path / "instance"),
+        "RECOVERY_UPLOAD_DIR": str(tmp_path / "uploads"),
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SERVER_NAME": None,
+    }
+
+
+def reset_schema(database_url: str, tmp_path) -> None:
+    """Drop everything and run every migration from the start."""
+    import flask_migrate
+
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    app = create_app(base_config(database_url, tmp_path))
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+
+
+class CsrfClient(FlaskClient):
+    """Posts like a browser would: with the CSRF token the page would carry,
+    unless the test says ``csrf=False`` (or gives its own ``csrf_token``)."""
+
+    def csrf_token(self) -> str:
+        with self.session_transaction() as sess:
+            if "csrf_token" not in sess:
+                sess["csrf_token"] = hashlib.sha1(os.urandom(64)).hexdigest()
+            raw = sess["csrf_token"]
+        config = self.application.config
+        secret = config.get("WTF_CSRF_SECRET_KEY") or config["SECRET_KEY"]
+        return URLSafeTimedSerializer(secret, salt="wtf-csrf-token").dumps(raw)
+
+    def post(self, *args, csrf: bool = True, **kwargs):
+        data = kwargs.get("data")
+        if csrf and (data is None or isinstance(data, dict)) and "json" not in kwargs:
+            data = dict(data or {})
+            data.setdefault("csrf_token", self.csrf_token())
+            kwargs["data"] = data
+        return super().post(*args, **kwargs)
+
+
+def outbox_messages(channel: str | None = None, to: str | None = None):
+    """Messages queued so far, oldest first (tests read codes and notices here)."""
+    from recovery_app.models import OutboxMessage
+
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if channel:
+        query = query.where(OutboxMessage.channel == channel)
+    if to:
+        query = query.where(OutboxMessage.to == to)
+    return db.session.execute(query).scalars().all()
+
+
+def last_code(to: str) -> str:
+    """The six-digit code in the newest SMS or voice message to ``to``."""
+    for message in reversed(outbox_messages(to=to)):
+        if message.channel in ("sms", "voice"):
+            digits = re.sub(r"(\d) (?=\d)", r"\1", message.body)
+            found = re.search(r"(?<!\d)\d{6}(?!\d)", digits)
+            if found:
+                return found.group(0)
+    raise AssertionError(f"no code was sent to {to}")
+
+
+def count_statements(call) -> int:
+    """The SQL statements ``call()`` ran, as a real request would: nothing
+    loaded before, and the SAVEPOINTs of the test's own transaction left out."""
+    seen = []
+
+    def listener(_conn, _cursor, statement, *_args):
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+            seen.append(statement)
+
+    db.session.flush()
+    db.session.expire_all()
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        call()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    return len(seen)
