@@ -1,6 +1,5 @@
 """The fixture stack: a real database per backend, each test in a transaction
-that is rolled back, a client that sends CSRF tokens like a browser, and the
-helpers tests build on.
+that is rolled back, and a client that sends CSRF tokens like a browser.
 
 Every test that uses ``app`` runs on SQLite, and on PostgreSQL too when
 ``RECOVERY_TEST_DATABASE_URL`` is set. In CI (``CI=true``) a missing or
