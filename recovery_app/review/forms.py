@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from ..forms import Form
-from wtforms import BooleanField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms import (
+    BooleanField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..case_labels import STATUS_LABELS
+from ..forms import Form
 from ..models.cases import REASON_CODES
-from .services import CHECKLIST, QUEUE_STATUSES, REASON_LABELS, STATUS_LABELS
+from .casefile import CHECKLIST
+from .queue import QUEUE_STATUSES
+from .services import REASON_LABELS
 
 MESSAGE_MAX = 2000
 NOTE_MAX = 4000

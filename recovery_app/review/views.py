@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
@@ -16,8 +26,17 @@ from ..documents.storage import StorageError
 from ..models.base import utcnow
 from ..vault import VaultError
 from ..web import describe_browser, origin
-from . import risk, services
-from .forms import ActionForm, ApproveForm, NeedsInfoForm, NoteForm, QueueFilterForm, ReassignForm, RejectForm
+from . import casefile, claims, decisions, risk, services
+from .forms import (
+    ActionForm,
+    ApproveForm,
+    NeedsInfoForm,
+    NoteForm,
+    QueueFilterForm,
+    ReassignForm,
+    RejectForm,
+)
+from .queue import QueueFilters, decode_cursor, queue_page
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 staff_only = roles_required("reviewer", "manager")
@@ -28,14 +47,14 @@ def review_helpers():
     """The reviewer's own words, beside the case labels every template has."""
     return {
         "risk_label": risk.reason_label,
-        "method_label": services.method_label,
-        "decision_label": services.decision_label,
+        "method_label": casefile.method_label,
+        "decision_label": decisions.decision_label,
         "describe_browser": describe_browser,
     }
 
 
 def _staff_choices() -> list[SelectChoice]:
-    return [SelectChoice(user_id, label) for user_id, label in services.staff_choices()]
+    return [SelectChoice(user_id, label) for user_id, label in claims.staff_choices()]
 
 
 def _edge() -> dict:
@@ -59,7 +78,7 @@ def _act(reference: str, work: Callable, done: str | Callable):
 
 def _case_page(reference: str, status: int = 200, **forms):
     try:
-        file = services.open_case_file(reference, current_user, **_edge())
+        file = casefile.open_case_file(reference, current_user, **_edge())
     except services.CaseNotFound:
         abort(404)
     reassign = ReassignForm(formdata=None) if "reassign_form" not in forms else forms.pop("reassign_form")
@@ -76,19 +95,19 @@ def _case_page(reference: str, status: int = 200, **forms):
 @staff_only
 def queue():
     filters_form = QueueFilterForm(request.args)
-    filters = services.QueueFilters()
+    filters = QueueFilters()
     if filters_form.validate():
-        filters = services.QueueFilters(status=filters_form.status.data or "", at_risk=filters_form.at_risk.data,
+        filters = QueueFilters(status=filters_form.status.data or "", at_risk=filters_form.at_risk.data,
                                         breached=filters_form.breached.data, mine=filters_form.mine.data,
                                         flagged=filters_form.flagged.data)
         try:
-            filters.after = services.decode_cursor(filters_form.after.data) if filters_form.after.data else None
+            filters.after = decode_cursor(filters_form.after.data) if filters_form.after.data else None
         except services.ReviewError as exc:
             flash(str(exc.message), "error")
     else:
         flash(_("That filter is not valid; showing every case that waits on us."), "error")
     now = utcnow()
-    page = services.queue_page(current_user, filters, now)
+    page = queue_page(current_user, filters, now)
     return render_template("review/queue.html", page=page, filters=filters, filters_form=filters_form,
                            action_form=ActionForm(), now=now)
 
@@ -98,7 +117,7 @@ def queue():
 def claim_next():
     if not ActionForm().validate_on_submit():
         abort(400)
-    case = services.claim_next(current_user, **_edge())
+    case = claims.claim_next(current_user, **_edge())
     if case is None:
         flash(_("No case is waiting to be claimed."), "info")
         return redirect(url_for("review.queue"), code=303)
@@ -111,7 +130,7 @@ def claim_next():
 def claim(reference: str):
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _act(reference, lambda: services.claim(reference, current_user, **_edge()),
+    return _act(reference, lambda: claims.claim(reference, current_user, **_edge()),
                 _("You now hold case %(ref)s.", ref=reference))
 
 
@@ -120,7 +139,7 @@ def claim(reference: str):
 def release(reference: str):
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _act(reference, lambda: services.release(reference, current_user, **_edge()),
+    return _act(reference, lambda: claims.release(reference, current_user, **_edge()),
                 _("Case %(ref)s is back in the queue.", ref=reference))
 
 
@@ -131,7 +150,7 @@ def reassign(reference: str):
     form.reviewer.choices = _staff_choices()
     if not form.validate_on_submit():
         return _case_page(reference, 400, reassign_form=form)
-    return _act(reference, lambda: services.reassign(reference, current_user, form.reviewer.data, **_edge()),
+    return _act(reference, lambda: claims.reassign(reference, current_user, form.reviewer.data, **_edge()),
                 _("Case %(ref)s was reassigned.", ref=reference))
 
 
@@ -147,14 +166,14 @@ def case(reference: str):
 @writes  # every look at a document is audited
 def document(reference: str, document_id: int):
     try:
-        doc, content, filename = services.read_document(reference, document_id, current_user, **_edge())
+        doc, content, filename = casefile.read_document(reference, document_id, current_user, **_edge())
     except services.CaseNotFound:
         abort(404)
     except (StorageError, VaultError, InvalidTag, OSError):
         current_app.logger.error("document %s of case %s could not be read", document_id, reference)
         return render_template("errors/error.html", status=500, message=_(
             "This document cannot be shown: its stored copy is missing or failed its integrity check.")), 500
-    response = Response(content, mimetype=doc.content_type if doc.content_type in services.SAFE_TYPES
+    response = Response(content, mimetype=doc.content_type if doc.content_type in casefile.SAFE_TYPES
                         else "application/octet-stream")
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
@@ -172,7 +191,7 @@ def approve(reference: str):
     form = ApproveForm()
     if not form.validate_on_submit():
         return _case_page(reference, 400, approve_form=form)
-    return _act(reference, lambda: services.approve(reference, current_user, form.checklist.data or [], **_edge()),
+    return _act(reference, lambda: decisions.approve(reference, current_user, form.checklist.data or [], **_edge()),
                 lambda case: _("Case %(ref)s is high-risk: your approval is recorded and waits for a second "
                                "reviewer.", ref=reference) if case.status == "awaiting_second_approval" else
                 _("Case %(ref)s is approved. The seller's 2-step verification was reset.", ref=reference))
@@ -183,7 +202,7 @@ def approve(reference: str):
 def confirm(reference: str):
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _act(reference, lambda: services.confirm_approval(reference, current_user, **_edge()),
+    return _act(reference, lambda: decisions.confirm_approval(reference, current_user, **_edge()),
                 _("Case %(ref)s is approved. The seller's 2-step verification was reset.", ref=reference))
 
 
@@ -193,7 +212,7 @@ def reject(reference: str):
     form = RejectForm()
     if not form.validate_on_submit():
         return _case_page(reference, 400, reject_form=form)
-    return _act(reference, lambda: services.reject(reference, current_user, form.reason.data, form.message.data,
+    return _act(reference, lambda: decisions.reject(reference, current_user, form.reason.data, form.message.data,
                                                    **_edge()),
                 _("Case %(ref)s was rejected. The seller will be told by e-mail.", ref=reference))
 
@@ -204,7 +223,7 @@ def request_documents(reference: str):
     form = NeedsInfoForm()
     if not form.validate_on_submit():
         return _case_page(reference, 400, info_form=form)
-    return _act(reference, lambda: services.request_documents(reference, current_user, form.message.data, **_edge()),
+    return _act(reference, lambda: decisions.request_documents(reference, current_user, form.message.data, **_edge()),
                 _("New documents were requested for case %(ref)s. The SLA clock is paused.", ref=reference))
 
 
@@ -214,5 +233,5 @@ def add_note(reference: str):
     form = NoteForm()
     if not form.validate_on_submit():
         return _case_page(reference, 400, note_form=form)
-    return _act(reference, lambda: services.add_note(reference, current_user, form.body.data, **_edge()),
+    return _act(reference, lambda: decisions.add_note(reference, current_user, form.body.data, **_edge()),
                 _("Note added."))

@@ -4,8 +4,7 @@ from sqlalchemy import select, update
 
 from recovery_app.extensions import db
 from recovery_app.models import AuditEvent
-from recovery_app.review import services
-
+from recovery_app.review import casefile, claims
 from tests.factories import ALL_CHECKS, png_bytes
 
 
@@ -46,6 +45,6 @@ def test_audit_entries_hold_no_document_content_or_secrets(make, review, auth):
 def test_trail_lists_the_cases_own_events_only(make, review, now):
     reviewer = make.user("reviewer")
     first, second = review.case(), review.case()
-    services.claim(first.reference, reviewer, now=now)
-    file = services.open_case_file(second.reference, reviewer, now=now)
+    claims.claim(first.reference, reviewer, now=now)
+    file = casefile.open_case_file(second.reference, reviewer, now=now)
     assert {event.subject_id for event in file.trail} == {second.reference}

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from recovery_app.extensions import db
 from recovery_app.models import AuditEvent, SecurityEvent
-from recovery_app.review import services
+from recovery_app.review import casefile
 
 
 def _event(user, kind, at, address="198.51.100.9", browser="Mozilla/5.0 (Windows NT 10.0) Chrome/120.0"):
@@ -48,7 +48,7 @@ def test_security_events_of_30_days_with_failed_code_bursts_grouped(make, review
 
 def test_group_events_keeps_separate_bursts_apart(now):
     events = [SecurityEvent(kind="code_failed", at=now - timedelta(minutes=m)) for m in (0, 1, 2, 60, 61)]
-    groups = services.group_events(events)
+    groups = casefile.group_events(events)
     assert [(g.kind, g.count) for g in groups] == [("code_failed", 3), ("code_failed", 2)]
 
 

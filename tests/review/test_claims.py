@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select
 
 from recovery_app import audit
+from recovery_app.database import unit
 from recovery_app.extensions import db
 from recovery_app.models import AuditEvent, Case, User
-from recovery_app.database import unit
-from recovery_app.review import services
+from recovery_app.review import claims, decisions, services
 
 
 def test_claim_puts_the_case_in_review_for_the_reviewer(make, auth, now):
@@ -41,19 +41,19 @@ def test_claim_of_a_closed_case_changes_nothing(make, now, english):
     reviewer = make.user("reviewer", locale="en")
     case = make.case(submitted_at=now, status="withdrawn")
     with pytest.raises(services.ReviewError, match="closed"):
-        services.claim(case.reference, reviewer, now=now)
+        claims.claim(case.reference, reviewer, now=now)
     assert case.status == "withdrawn" and case.claimed_by_id is None
 
 
 def test_actions_on_a_case_in_another_state_are_refused_with_a_reason(make, review, now, english):
     reviewer = make.user("reviewer")
     case = review.case()
-    services.claim(case.reference, reviewer, now=now)
-    services.request_documents(case.reference, reviewer, "Please send the back.", now=now)
-    for action in (lambda: services.claim(case.reference, reviewer, now=now),
-                   lambda: services.approve(case.reference, reviewer, [], now=now),
-                   lambda: services.confirm_approval(case.reference, reviewer, now=now),
-                   lambda: services.reject(case.reference, reviewer, "other", "text", now=now)):
+    claims.claim(case.reference, reviewer, now=now)
+    decisions.request_documents(case.reference, reviewer, "Please send the back.", now=now)
+    for action in (lambda: claims.claim(case.reference, reviewer, now=now),
+                   lambda: decisions.approve(case.reference, reviewer, [], now=now),
+                   lambda: decisions.confirm_approval(case.reference, reviewer, now=now),
+                   lambda: decisions.reject(case.reference, reviewer, "other", "text", now=now)):
         with pytest.raises(services.ReviewError) as refused:
             action()
         assert "waiting for the seller's new documents" in str(refused.value.message)
@@ -74,7 +74,7 @@ def test_claim_next_takes_the_most_urgent_unclaimed_case(make, auth, now):
     make.case(submitted_at=now - timedelta(hours=1))
     held = make.case(submitted_at=now - timedelta(hours=6))
     urgent = make.case(submitted_at=now - timedelta(hours=4))
-    services.claim(held.reference, other, now=now)
+    claims.claim(held.reference, other, now=now)
     response = auth.client_for(reviewer).post("/review/claim-next")
     assert response.status_code == 303 and response.headers["Location"].endswith(urgent.reference)
     db.session.refresh(urgent)
@@ -100,16 +100,16 @@ def test_release_gives_the_case_back_to_the_queue(make, auth, now):
 def test_reviewer_cannot_release_a_case_someone_else_holds(make, now, english):
     holder, other = make.user("reviewer"), make.user("reviewer")
     case = make.case(submitted_at=now)
-    services.claim(case.reference, holder, now=now)
+    claims.claim(case.reference, holder, now=now)
     with pytest.raises(services.ReviewError):
-        services.release(case.reference, other, now=now)
+        claims.release(case.reference, other, now=now)
     assert case.claimed_by_id == holder.id
 
 
 def test_manager_reassigns_a_case_and_reviewers_cannot(make, auth, now):
     manager, holder, target = make.user("manager"), make.user("reviewer"), make.user("reviewer")
     case = make.case(submitted_at=now)
-    services.claim(case.reference, holder, now=now)
+    claims.claim(case.reference, holder, now=now)
     assert auth.client_for(holder).post(f"/review/case/{case.reference}/reassign",
                                      data={"reviewer": target.id}).status_code == 404
     response = auth.client_for(manager).post(f"/review/case/{case.reference}/reassign", data={"reviewer": target.id})
@@ -122,7 +122,7 @@ def test_reassign_to_a_seller_or_nobody_is_refused(make, auth, now):
     manager, holder = make.user("manager", locale="en"), make.user("reviewer")
     seller = make.user()
     case = make.case(submitted_at=now)
-    services.claim(case.reference, holder, now=now)
+    claims.claim(case.reference, holder, now=now)
     client = auth.client_for(manager)
     for value in (seller.id, 999999, "abc", ""):
         response = client.post(f"/review/case/{case.reference}/reassign", data={"reviewer": value})
@@ -177,7 +177,7 @@ def _claim_in_threads(live_app, reviewer_ids):
                 start.wait()
                 while True:
                     with unit():
-                        case = services.claim_next(db.session.get(User, reviewer_id), now=utcnow())
+                        case = claims.claim_next(db.session.get(User, reviewer_id), now=utcnow())
                     if case is None:
                         break
                     results[reviewer_id].append(case.id)
@@ -238,7 +238,7 @@ def test_two_reviewers_claiming_the_same_case_one_wins_the_other_is_told(live_ap
             start.wait()
             try:
                 with unit():
-                    services.claim(reference, db.session.get(User, reviewer_id), now=utcnow())
+                    claims.claim(reference, db.session.get(User, reviewer_id), now=utcnow())
                 outcomes.append("won")
             except services.ReviewError as exc:
                 outcomes.append(str(exc.message))
@@ -257,7 +257,7 @@ def test_two_reviewers_claiming_the_same_case_one_wins_the_other_is_told(live_ap
 def test_manager_can_hand_an_unclaimed_case_to_a_reviewer(make, now):
     manager, reviewer = make.user("manager"), make.user("reviewer")
     case = make.case(submitted_at=now)
-    services.reassign(case.reference, manager, reviewer.id, now=now)
+    claims.reassign(case.reference, manager, reviewer.id, now=now)
     assert (case.status, case.claimed_by_id) == ("in_review", reviewer.id)
 
 
@@ -268,10 +268,10 @@ def test_second_approval_cannot_be_handed_to_the_first_approver(make, review, no
     seller = review.seller()
     seller.email_changed_at = now - timedelta(days=1)
     case = review.case(seller)
-    services.claim(case.reference, first, now=now)
-    services.approve(case.reference, first, ALL_CHECKS, now=now)
+    claims.claim(case.reference, first, now=now)
+    decisions.approve(case.reference, first, ALL_CHECKS, now=now)
     with pytest.raises(services.ReviewError, match="gave the first approval"):
-        services.reassign(case.reference, manager, first.id, now=now)
+        claims.reassign(case.reference, manager, first.id, now=now)
     assert case.status == "awaiting_second_approval" and case.claimed_by_id is None
 
 
@@ -282,8 +282,8 @@ def test_releasing_a_second_approval_keeps_it_waiting_for_someone_else(make, rev
     seller = review.seller()
     seller.password_changed_at = now - timedelta(days=2)
     case = review.case(seller)
-    services.claim(case.reference, first, now=now)
-    services.approve(case.reference, first, ALL_CHECKS, now=now)
-    services.claim(case.reference, second, now=now)
-    services.release(case.reference, second, now=now)
+    claims.claim(case.reference, first, now=now)
+    decisions.approve(case.reference, first, ALL_CHECKS, now=now)
+    claims.claim(case.reference, second, now=now)
+    claims.release(case.reference, second, now=now)
     assert (case.status, case.claimed_by_id) == ("awaiting_second_approval", None)

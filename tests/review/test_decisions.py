@@ -17,10 +17,9 @@ from recovery_app.models import (
     TwoFactorMethod,
     UserSession,
 )
-from recovery_app.review import services
-from tests.helpers import outbox_messages
-
+from recovery_app.review import claims, decisions, services
 from tests.factories import ALL_CHECKS
+from tests.helpers import outbox_messages
 
 
 def _count(model, user) -> int:
@@ -29,7 +28,7 @@ def _count(model, user) -> int:
 
 def _held(review, make, reviewer, now, **kwargs):
     case = review.case(**kwargs)
-    services.claim(case.reference, reviewer, now=now)
+    claims.claim(case.reference, reviewer, now=now)
     db.session.commit()
     return case
 
@@ -167,7 +166,7 @@ def test_reason_code_not_in_the_list_is_refused_by_the_service_too(make, review,
     reviewer = make.user("reviewer")
     case = _held(review, make, reviewer, now)
     with pytest.raises(services.ReviewError):
-        services.reject(case.reference, reviewer, "made_up", "text", now=now)
+        decisions.reject(case.reference, reviewer, "made_up", "text", now=now)
     assert case.status == "in_review"
 
 

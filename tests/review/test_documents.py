@@ -6,8 +6,7 @@ from sqlalchemy import select
 from recovery_app.documents import storage
 from recovery_app.extensions import db
 from recovery_app.models import AuditEvent
-from recovery_app.review import services
-
+from recovery_app.review import claims
 from tests.factories import jpeg_bytes, pdf_bytes, png_bytes
 
 
@@ -15,7 +14,7 @@ from tests.factories import jpeg_bytes, pdf_bytes, png_bytes
 def held(make, review, now):
     reviewer = make.user("reviewer", locale="en")
     case = review.case(documents=(("front", "image/png"), ("back", "application/pdf"), ("selfie", "image/jpeg")))
-    services.claim(case.reference, reviewer, now=now)
+    claims.claim(case.reference, reviewer, now=now)
     db.session.commit()
     return reviewer, case
 

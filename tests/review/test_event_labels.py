@@ -3,16 +3,16 @@
 from flask_babel import force_locale
 
 from recovery_app.auth.events import KINDS
-from recovery_app.review import services
+from recovery_app.review import casefile
 
 
 def test_every_security_event_kind_has_a_label_in_both_languages(app):
     kinds = set(KINDS) | {"recovery_withdrawn"}  # written by the recovery intake itself
-    assert kinds <= set(services.EVENT_LABELS), sorted(kinds - set(services.EVENT_LABELS))
+    assert kinds <= set(casefile.EVENT_LABELS), sorted(kinds - set(casefile.EVENT_LABELS))
     with app.test_request_context():
         for kind in kinds:
             with force_locale("en"):
-                english = str(services.EVENT_LABELS[kind])
+                english = str(casefile.EVENT_LABELS[kind])
             with force_locale("ja"):
-                japanese = str(services.EVENT_LABELS[kind])
+                japanese = str(casefile.EVENT_LABELS[kind])
             assert english != kind and japanese != english, kind

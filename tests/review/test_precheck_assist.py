@@ -8,11 +8,10 @@ from datetime import timedelta
 from recovery_app.extensions import db
 from recovery_app.prechecks import services as precheck_services
 from recovery_app.prechecks.jobs import run_pending
-from recovery_app.review import risk, services
+from recovery_app.review import casefile, claims, queue, risk
+from tests.factories import ALL_CHECKS
 from tests.prechecks import images
 from tests.prechecks.conftest import passport_photo
-
-from tests.factories import ALL_CHECKS
 
 
 def _licence_case(review, seller, picture, now):
@@ -55,8 +54,8 @@ def test_precheck_flags_filter_shows_only_flagged_cases(make, review, auth, now)
 
 
 def test_flag_filter_is_kept_in_the_next_page_link(make, review, now):
-    assert services.QueueFilters(flagged=True, mine=True).args() == {"mine": "1", "flagged": "1"}
-    assert services.QueueFilters().args() == {}
+    assert queue.QueueFilters(flagged=True, mine=True).args() == {"mine": "1", "flagged": "1"}
+    assert queue.QueueFilters().args() == {}
 
 
 def test_precheck_flags_filter_is_labelled_in_japanese(make, auth, now):
@@ -105,7 +104,7 @@ def _claimed_passport_case(make, review, now, *, romanised_name: str, selfie: by
     run_pending(now)
     db.session.commit()
     reviewer = make.user("reviewer", locale="en")
-    services.claim(case.reference, reviewer, now=now)
+    claims.claim(case.reference, reviewer, now=now)
     db.session.commit()
     return case, reviewer
 
@@ -140,7 +139,7 @@ def test_case_view_shows_suggestions_beside_the_checklist_without_ticking_it(mak
 def test_approval_still_needs_the_reviewers_own_ticks_after_the_checks_passed(make, review, auth, now):
     case, reviewer = _claimed_passport_case(make, review, now, romanised_name="Taro Yamada",
                                             selfie=images.jpeg(images.selfie(5)))
-    assert set(services.open_case_file(case.reference, reviewer, now=now).suggestions) >= {
+    assert set(casefile.open_case_file(case.reference, reviewer, now=now).suggestions) >= {
         "type_matches", "not_expired", "name_matches", "photo_clear"}
     client = auth.client_for(reviewer)
     suggested_yes = ["type_matches", "not_expired", "name_matches", "photo_clear"]
@@ -157,7 +156,7 @@ def test_approval_still_needs_the_reviewers_own_ticks_after_the_checks_passed(ma
 def test_case_without_results_shows_no_suggestion(make, review, auth, now):
     case = review.case(submitted_at=now)
     reviewer = make.user("reviewer", locale="en")
-    services.claim(case.reference, reviewer, now=now)
+    claims.claim(case.reference, reviewer, now=now)
     db.session.commit()
     checklist = _checklist(auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True))
     assert "data-suggestion" not in checklist and "Pre-check suggest" not in checklist

@@ -2,11 +2,11 @@
 
 from datetime import timedelta
 
-from sqlalchemy import event
+import pytest
 
 from recovery_app.extensions import db
 from recovery_app.prechecks.jobs import run_pending
-from recovery_app.review import services
+from recovery_app.review import claims, queue
 from tests.helpers import count_statements
 from tests.prechecks import images
 
@@ -57,7 +57,7 @@ def test_filters_mine_at_risk_and_breached(make, auth, now):
     at_risk = make.case(submitted_at=current - timedelta(hours=10))
     breached = make.case(submitted_at=current - timedelta(hours=13))
     mine = make.case(submitted_at=current - timedelta(hours=2))
-    services.claim(mine.reference, reviewer, now=current)
+    claims.claim(mine.reference, reviewer, now=current)
     client = auth.client_for(reviewer)
     everything = [fresh, at_risk, breached, mine]
     assert _refs(client.get("/review/?mine=1").get_data(as_text=True), everything) == [mine.reference]
@@ -73,7 +73,7 @@ def test_pages_hold_fifty_and_follow_on_without_gaps_or_repeats(make, auth, now)
     client = auth.client_for(reviewer)
     first = client.get("/review/").get_data(as_text=True)
     assert len(_refs(first, cases)) == 50
-    cursor = services.encode_cursor(*sorted((c.due_at, c.id) for c in cases)[49])
+    cursor = queue.encode_cursor(*sorted((c.due_at, c.id) for c in cases)[49])
     assert f"after={cursor}" in first.replace("&amp;", "&")
     second = client.get(f"/review/?after={cursor}").get_data(as_text=True)
     ordered = [c.reference for c in sorted(cases, key=lambda c: (c.due_at, c.id))]
@@ -95,7 +95,7 @@ def test_queue_page_runs_the_same_number_of_statements_whatever_the_number_of_ca
     for n in range(70):
         case = make.case(seller, submitted_at=now + timedelta(minutes=10 + n))
         if n % 3 == 0:
-            services.claim(case.reference, reviewer, now=now)
+            claims.claim(case.reference, reviewer, now=now)
     assert statements() == few
 
 

@@ -7,8 +7,7 @@ from sqlalchemy import func, select
 
 from recovery_app.extensions import db
 from recovery_app.models import SecurityEvent, TwoFactorMethod
-from recovery_app.review import risk, services
-
+from recovery_app.review import claims, decisions, risk, services
 from tests.factories import ALL_CHECKS
 
 
@@ -94,21 +93,21 @@ def test_high_risk_approval_waits_for_a_different_reviewer(make, review, auth, n
 def test_manager_who_gave_the_first_approval_cannot_confirm_it(make, review, now, english):
     manager = make.user("manager")
     case = _high_risk_case(review, make, now)
-    services.claim(case.reference, manager, now=now)
-    services.approve(case.reference, manager, ALL_CHECKS, now=now)
+    claims.claim(case.reference, manager, now=now)
+    decisions.approve(case.reference, manager, ALL_CHECKS, now=now)
     with pytest.raises(services.ReviewError, match="first approval"):
-        services.confirm_approval(case.reference, manager, now=now)
+        decisions.confirm_approval(case.reference, manager, now=now)
     assert case.status == "awaiting_second_approval"
     other_manager = make.user("manager")
-    services.confirm_approval(case.reference, other_manager, now=now)
+    decisions.confirm_approval(case.reference, other_manager, now=now)
     assert case.status == "approved"
 
 
 def test_second_reviewer_may_reject_instead(make, review, auth, now):
     first, second = make.user("reviewer"), make.user("reviewer")
     case = _high_risk_case(review, make, now)
-    services.claim(case.reference, first, now=now)
-    services.approve(case.reference, first, ALL_CHECKS, now=now)
-    services.claim(case.reference, second, now=now)
-    services.reject(case.reference, second, "suspected_fraud", "We could not confirm it was you.", now=now)
+    claims.claim(case.reference, first, now=now)
+    decisions.approve(case.reference, first, ALL_CHECKS, now=now)
+    claims.claim(case.reference, second, now=now)
+    decisions.reject(case.reference, second, "suspected_fraud", "We could not confirm it was you.", now=now)
     assert case.status == "rejected" and case.user.must_enroll_2sv is False

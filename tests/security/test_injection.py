@@ -151,12 +151,12 @@ def test_a_disguised_name_is_refused_with_a_message(app, db, auth, make, payload
 @pytest.mark.parametrize("payload", UNSAFE)
 def test_reviewer_notes_and_messages_refuse_unsafe_characters(app, db, auth, make, payload):
     from recovery_app.models import CaseNote
-    from recovery_app.review import services as review
     from recovery_app.models.base import utcnow
+    from recovery_app.review import claims
 
     reviewer = make.user("reviewer", locale="en")
     case = make.case()
-    review.claim(case.reference, reviewer, now=utcnow())
+    claims.claim(case.reference, reviewer, now=utcnow())
     client = app.test_client()
     auth.fast_sign_in(client, reviewer)
     for path, data in ((f"/review/case/{case.reference}/notes", {"body": payload}),
