@@ -73,6 +73,31 @@ EVENT_LABELS = {
     "recovery_rejected": _l("Recovery case rejected"),
     "recovery_withdrawn": _l("Recovery case withdrawn"),
 }
+# What each entry of a case's audit trail means, in words (the code stays beside it, small).
+AUDIT_ACTION_LABELS = {
+    "case.submitted": _l("Case opened by the seller"),
+    "case.viewed": _l("Case file opened"),
+    "document.viewed": _l("Document looked at"),
+    "case.claimed": _l("Claimed"),
+    "case.released": _l("Given back to the queue"),
+    "case.claim_released_stale": _l("Given back to the queue after an hour without activity"),
+    "case.reassigned": _l("Reassigned by a manager"),
+    "case.note_added": _l("Internal note added"),
+    "case.first_approval": _l("First of two approvals"),
+    "case.second_approval_requested": _l("Second approval requested"),
+    "case.second_approval": _l("Second approval: approved"),
+    "case.approved": _l("Approved: 2SV reset"),
+    "case.rejected": _l("Not approved"),
+    "case.info_requested": _l("New documents asked for"),
+    "case.resubmitted": _l("New documents sent by the seller"),
+    "case.withdrawn": _l("Withdrawn by the seller"),
+    "case.expired": _l("Closed: no new documents in time"),
+    "case.sla_at_risk": _l("SLA at risk"),
+    "case.sla_breached": _l("SLA breached: escalated"),
+    "case.documents_purged": _l("Documents deleted (retention)"),
+    "case.refused": _l("Action refused"),
+    "precheck.document_reused": _l("Pre-check: document used in another case"),
+}
 METHOD_LABELS = {"totp": _l("Authenticator app"), "sms": _l("SMS"), "voice": _l("Voice call")}
 SAFE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
 
@@ -86,6 +111,23 @@ class EventGroup:
     last_at: datetime
     addresses: list[str] = field(default_factory=list)
     browsers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FirstApproval:
+    reviewer: str
+    at: datetime
+    checklist: list[str]
+    risk_reasons: list[str]
+
+
+def _first_approval(trail: list[AuditEvent]) -> FirstApproval | None:
+    event = next((event for event in trail if event.action == "case.first_approval"), None)
+    if event is None:
+        return None
+    details = event.details or {}
+    return FirstApproval(reviewer=event.actor_label or "?", at=event.at, checklist=list(details.get("checklist", [])),
+                         risk_reasons=list(details.get("risk_reasons", [])))
 
 
 @dataclass
@@ -112,6 +154,8 @@ class CaseFile:
     # suggest per checklist item (True: nothing wrong found, False: look
     # closely; absent: they cannot say). Never ticks a box.
     prechecks: Panel | None = None
+    # For the second approver: who gave the first approval, when, what they ticked and why the case is high-risk.
+    first_approval: FirstApproval | None = None
     suggestions: dict[str, bool] = field(default_factory=dict)
 
 
@@ -197,6 +241,7 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
         has_selfie=has_selfie,
         prechecks=precheck_panel(case),
         suggestions=checklist_suggestions(case),
+        first_approval=_first_approval(trail) if case.status == "awaiting_second_approval" else None,
     )
 
 
@@ -219,6 +264,10 @@ def read_document(reference: str, document_id: int, viewer: User, *, now: dateti
 
 
 # --- decisions -------------------------------------------------------------------
+
+def audit_action_label(action: str):
+    return AUDIT_ACTION_LABELS.get(action, action)
+
 
 def method_label(kind: str):
     return METHOD_LABELS.get(kind, kind)

@@ -69,6 +69,9 @@ class RejectForm(Form):
         DataRequired(message=_l("Write a message to the seller.")),
         Length(max=MESSAGE_MAX, message=_l("Keep the message under %(max)d characters.")),
     ])
+    # A rejection cannot be taken back: it is confirmed on the form itself (no script needed).
+    confirm = BooleanField(_l("I have checked the documents: the seller will be told this case is not approved."),
+                           validators=[DataRequired(message=_l("Tick the box to confirm the rejection."))])
 
     def validate_reason(self, field):
         if field.data not in REASON_CODES:

@@ -48,6 +48,7 @@ def review_helpers():
     return {
         "risk_label": risk.reason_label,
         "method_label": casefile.method_label,
+        "audit_action_label": casefile.audit_action_label,
         "decision_label": decisions.decision_label,
         "describe_browser": describe_browser,
     }

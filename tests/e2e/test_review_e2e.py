@@ -129,6 +129,7 @@ def test_rejected_seller_reads_the_outcome_and_the_message(live_app, live_server
     page.click("details.decide-more > summary:text-is('Reject')")
     page.select_option("select[name=reason]", "unreadable")
     page.fill("textarea[name=message]", REJECTION_MESSAGE)
+    page.check("input[name=confirm]")
     with page.expect_navigation():
         page.click(f"form[action='/review/case/{reference}/reject'] button.danger")
     assert WORDS["en"]["rejected_flash"].format(ref=reference) in page.inner_text(".flash-success")

@@ -82,3 +82,21 @@ def test_case_view_shows_the_precheck_panel_beside_the_documents(app, make, revi
     page = auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
     assert 'class="card precheck-panel"' in page
     assert page.index("precheck-panel") > page.index("<main")
+
+
+def test_the_audit_trail_reads_in_words(make, review, auth):
+    reviewer = make.user("reviewer", locale="en")
+    case = review.case()
+    client = auth.client_for(reviewer)
+    client.post(f"/review/case/{case.reference}/claim")
+    page = client.get(f"/review/case/{case.reference}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Case opened by the seller" in page and "Claimed" in page and "Case file opened" in page
+
+
+def test_the_queue_labels_each_value_for_the_phone_layout(make, review, auth):
+    reviewer = make.user("reviewer", locale="en")
+    review.case()
+    page = auth.client_for(reviewer).get("/review/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'class="review-table queue-cards"' in page
+    for label in ("Document", "Submitted", "Time left", "Status", "Held by"):
+        assert f'data-label="{label}"' in page

@@ -92,7 +92,7 @@ def test_deciding_a_case_someone_else_holds_is_refused(make, review, auth, now):
     case = _held(review, make, holder, now)
     before = _snapshot(case)
     client = auth.client_for(other)
-    for path, data in (("approve", {"checklist": ALL_CHECKS}), ("reject", {"reason": "expired", "message": "x"}),
+    for path, data in (("approve", {"checklist": ALL_CHECKS}), ("reject", {"reason": "expired", "message": "x", "confirm": "y"}),
                        ("request-documents", {"message": "again"})):
         response = client.post(f"/review/case/{case.reference}/{path}", data=data, follow_redirects=True)
         assert "only they or a manager can decide it" in response.get_data(as_text=True), path
@@ -113,7 +113,7 @@ def test_a_manager_may_decide_a_case_a_reviewer_holds(make, review, auth, now):
     holder, manager = make.user("reviewer"), make.user("manager")
     case = _held(review, make, holder, now)
     auth.client_for(manager).post(f"/review/case/{case.reference}/reject",
-                               data={"reason": "unreadable", "message": "Please retake the photo."})
+                               data={"confirm": "y", "reason": "unreadable", "message": "Please retake the photo."})
     db.session.expire_all()
     assert case.status == "rejected" and case.decided_by_id == manager.id
 
@@ -138,7 +138,7 @@ def test_approving_an_already_rejected_case_is_refused(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = _held(review, make, reviewer, now)
     client = auth.client_for(reviewer)
-    client.post(f"/review/case/{case.reference}/reject", data={"reason": "expired", "message": "Expired in 2024."})
+    client.post(f"/review/case/{case.reference}/reject", data={"confirm": "y", "reason": "expired", "message": "Expired in 2024."})
     before = _snapshot(case)
     response = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS},
                            follow_redirects=True)
@@ -147,10 +147,11 @@ def test_approving_an_already_rejected_case_is_refused(make, review, auth, now):
 
 
 @pytest.mark.parametrize("data", [
-    {"reason": "because", "message": "Nope."},
-    {"reason": "", "message": "Nope."},
-    {"reason": "expired", "message": ""},
-    {"reason": "expired", "message": "x" * 2001},
+    {"reason": "because", "message": "Nope.", "confirm": "y"},
+    {"reason": "", "message": "Nope.", "confirm": "y"},
+    {"reason": "expired", "message": "", "confirm": "y"},
+    {"reason": "expired", "message": "x" * 2001, "confirm": "y"},
+    {"reason": "expired", "message": "Unconfirmed."},  # a rejection is confirmed on the form first
 ])
 def test_reject_with_a_bad_reason_or_message_gets_a_form_error(make, review, auth, now, data):
     reviewer = make.user("reviewer", locale="en")
@@ -210,7 +211,7 @@ def test_rejection_tells_the_seller_in_their_language_with_the_message(make, rev
     seller = review.seller(locale="en")
     case = _held(review, make, reviewer, now, seller=seller)
     auth.client_for(reviewer).post(f"/review/case/{case.reference}/reject",
-                                data={"reason": "name_mismatch", "message": "The name on the card is not yours."})
+                                data={"confirm": "y", "reason": "name_mismatch", "message": "The name on the card is not yours."})
     db.session.expire_all()
     assert (case.status, case.reason_code) == ("rejected", "name_mismatch")
     assert case.message_to_seller == "The name on the card is not yours."
@@ -225,7 +226,7 @@ def test_rejection_mail_in_japanese(make, review, auth, now):
     seller = review.seller(locale="ja")
     case = _held(review, make, reviewer, now, seller=seller)
     auth.client_for(reviewer).post(f"/review/case/{case.reference}/reject",
-                                data={"reason": "expired", "message": "有効期限が切れています。"})
+                                data={"confirm": "y", "reason": "expired", "message": "有効期限が切れています。"})
     mail = outbox_messages("email", seller.email)[-1]
     assert mail.locale == "ja" and "本人確認" in mail.subject and "有効期限が切れています。" in mail.body
 

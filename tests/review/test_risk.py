@@ -111,3 +111,16 @@ def test_second_reviewer_may_reject_instead(make, review, auth, now):
     claims.claim(case.reference, second, now=now)
     decisions.reject(case.reference, second, "suspected_fraud", "We could not confirm it was you.", now=now)
     assert case.status == "rejected" and case.user.must_enroll_2sv is False
+
+
+def test_the_second_approver_sees_what_the_first_ticked_and_why_the_case_is_high_risk(make, review, auth, now):
+    first, second = make.user("reviewer"), make.user("reviewer", locale="en")
+    case = _high_risk_case(review, make, now)
+    client = auth.client_for(first)
+    client.post(f"/review/case/{case.reference}/claim")
+    client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
+    other = auth.client_for(second)
+    other.post(f"/review/case/{case.reference}/claim")
+    page = other.get(f"/review/case/{case.reference}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert f"First approval by {first.email}" in page
+    assert "Selfie matches the document" in page and "High risk because:" in page

@@ -161,7 +161,7 @@ def test_reviewer_notes_and_messages_refuse_unsafe_characters(app, db, auth, mak
     auth.fast_sign_in(client, reviewer)
     for path, data in ((f"/review/case/{case.reference}/notes", {"body": payload}),
                        (f"/review/case/{case.reference}/request-documents", {"message": payload}),
-                       (f"/review/case/{case.reference}/reject", {"reason": "unreadable", "message": payload})):
+                       (f"/review/case/{case.reference}/reject", {"reason": "unreadable", "message": payload, "confirm": "y"})):
         response = client.post(path, data=data)
         assert response.status_code == 400, path
         assert "invisible or control characters" in response.get_data(as_text=True), path
