@@ -53,8 +53,10 @@ class StaffPage:
 
 
 def _waiting_invitations(now: datetime):
+    # The link of a manager who has since left or become a reviewer no longer works (account.services).
+    managers = select(User.id).where(User.role == "manager", User.disabled_at.is_(None))
     return (ActionToken.purpose == INVITE, ActionToken.account_id.is_(None), ActionToken.role.in_(STAFF_ROLES),
-            ActionToken.used_at.is_(None), ActionToken.expires_at > now)
+            ActionToken.used_at.is_(None), ActionToken.expires_at > now, ActionToken.created_by_id.in_(managers))
 
 
 def staff_page(now: datetime) -> StaffPage:

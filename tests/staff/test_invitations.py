@@ -254,6 +254,7 @@ def test_the_link_of_a_manager_who_is_no_longer_a_manager_grants_nothing(app, db
     _invite(browser, role="manager")
     path = link_in_last_email(NEWCOMER, INVITE_PATH)
     manager_client.post(f"/staff/{inviter.id}/role", data={"role": "reviewer"})
+    assert NEWCOMER not in manager_client.get("/staff/").get_data(as_text=True)  # no longer listed as waiting
     assert app.test_client().get(path).status_code == 404
     assert _accept(app.test_client(), path).status_code == 404
     assert _count(db, User, User.email == NEWCOMER) == 0

@@ -39,7 +39,6 @@ def test_role_changes_that_are_refused_change_nothing(manager_client, make, db, 
         data = {"role": "reviewer"}
     elif case == "no_csrf":
         csrf = False
-    db.session.commit()  # the view rolls back a refused change: the people must outlive that
     before = {u.id: (u.role, u.session_epoch) for u in db.session.execute(select(User)).scalars()}
     response = manager_client.post(f"/staff/{target}/role", data=data, csrf=csrf,
                                    headers={"Accept-Language": "en"})
