@@ -9,7 +9,6 @@ from flask_login import current_user, login_required, login_user
 
 from ..auth.sessions import current_session_row, fresh_code_required, roles_required
 from ..auth.users import normalise_email
-from ..extensions import db
 from ..models.base import utcnow
 from ..forms import put_on_form
 from ..web import configured_limit, describe_browser, origin

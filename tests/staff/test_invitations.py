@@ -245,12 +245,10 @@ def test_a_cancelled_link_or_an_older_one_stops_working(app, db, manager_client)
     assert _accept(visitor, second).status_code == 404 and _count(db, User, User.email == NEWCOMER) == 0
 
 
-def test_the_link_of_a_manager_who_is_no_longer_a_manager_grants_nothing(app, db, make, manager_client):
+def test_the_link_of_a_manager_who_is_no_longer_a_manager_grants_nothing(app, db, auth, make, manager_client):
     inviter = make.user("manager", locale="en")
     browser = app.test_client()
-    from tests.signin import SignIn
-
-    SignIn(app).fast_sign_in(browser, inviter)
+    auth.fast_sign_in(browser, inviter)
     _invite(browser, role="manager")
     path = link_in_last_email(NEWCOMER, INVITE_PATH)
     manager_client.post(f"/staff/{inviter.id}/role", data={"role": "reviewer"})

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from recovery_app.models import AuditEvent, User
 
+
 def test_manager_changes_a_reviewer_into_a_manager(manager_client, make, db):
     reviewer = make.user("reviewer", display_name="Rae")
     epoch = reviewer.session_epoch
@@ -56,3 +57,17 @@ def test_staff_list_shows_staff_only(manager_client, make):
     seller = make.user("seller_owner", display_name="Sal")
     html = manager_client.get("/staff/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert reviewer.email in html and seller.email not in html
+
+
+@pytest.mark.parametrize("language, words", [
+    ("en", ("Staff and roles", "Find a user", "Invite a reviewer or manager", "2-step verification not set up yet")),
+    ("ja", ("スタッフと役割", "ユーザー検索", "審査担当者・マネージャーを招待する", "2段階認証は未設定")),
+])
+def test_staff_pages_speak_japanese_and_english(app, auth, make, language, words):
+    make.user("reviewer", enrolled=False)  # joined, has not set up 2SV yet
+    client = app.test_client()
+    auth.fast_sign_in(client, make.user("manager", locale=language))
+    page = client.get("/staff/", headers={"Accept-Language": language}).get_data(as_text=True)
+    assert all(word in page for word in words), [word for word in words if word not in page]
+    search = client.get("/staff/users", headers={"Accept-Language": language}).get_data(as_text=True)
+    assert words[1] in search and 'aria-current="page"' in search
