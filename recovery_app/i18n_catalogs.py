@@ -16,6 +16,7 @@ CATALOGS: dict[str, tuple[str, ...]] = {
     "recovery_app/reports": ("recovery_app/reports", "recovery_app/scheduler", "templates/reports",
                              "templates/scheduler"),
     "recovery_app/account": ("recovery_app/account", "templates/account"),
+    "recovery_app/staff": ("recovery_app/staff", "templates/staff"),
     "recovery_app/prechecks": ("recovery_app/prechecks", "templates/prechecks"),
 }
 LANGUAGES = ("ja",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from ..forms import Form
-from wtforms import EmailField, HiddenField, PasswordField, SearchField, SelectField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
@@ -81,11 +81,3 @@ class EndSessionsForm(Form):
     # Digits, checked as text: WTForms' number checks overflow on huge values.
     session_id = StringField(validators=[Optional(), Length(max=9), Regexp(r"^[0-9]+$")])
     scope = HiddenField()
-
-
-class StaffSearchForm(Form):
-    class Meta:
-        csrf = False  # a GET search changes nothing
-
-    q = SearchField(_l("Search by e-mail"), validators=[Optional(), Length(max=EMAIL_MAX, message=EMAIL_TOO_LONG)],
-                    render_kw={"autocomplete": "off", "spellcheck": "false"})

@@ -25,17 +25,17 @@ from datetime import datetime, timedelta
 
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from .. import audit
 from ..auth.events import record_event
 from ..auth.passwords import hash_password, password_problems, verify_password
-from ..auth.services import unlock
 from ..auth.sessions import bump_epoch, end_all_sessions, end_password_steps, end_session, limits_for, token_hash
 from ..auth.users import create_user, find_user_by_email, normalise_email, valid_email
 from ..domain import DomainError
 from ..extensions import db
 from ..models import Account, ActionToken, User, UserSession
+from ..models.users import SELLER_ROLES, STAFF_ROLES
 from ..notify import queue_email
 
 INVITE = "invite"
@@ -90,10 +90,22 @@ def usable_link(token: str, purpose: str, now: datetime) -> ActionToken:
         user = db.session.get(User, row.user_id) if row.user_id else None
         if user is None or not user.is_active or user.email != row.email:
             raise LinkInvalid
-    else:
-        if row.account_id is None or find_user_by_email(row.email) is not None:
-            raise LinkInvalid
+    elif find_user_by_email(row.email) is not None or not _invitation_still_stands(row):
+        raise LinkInvalid
     return row
+
+
+def _invitation_still_stands(row: ActionToken) -> bool:
+    """An invitation onto a seller account names that account and a seller role;
+    one onto the staff names no account and a staff role, and stands only while
+    the manager who sent it is still an active manager (a demoted or removed
+    manager's invitations grant nothing)."""
+    if row.account_id is not None:
+        return row.role in SELLER_ROLES
+    if row.role not in STAFF_ROLES or row.created_by_id is None:
+        return False
+    inviter = db.session.get(User, row.created_by_id)
+    return inviter is not None and inviter.is_active and inviter.role == "manager"
 
 
 def _claim(row: ActionToken, now: datetime) -> None:
@@ -196,6 +208,43 @@ def account_people(owner: User, now: datetime) -> AccountPeople:
     return AccountPeople(list(users), list(invitations))
 
 
+def issue_invitation(inviter: User, email: str, locale: str, now: datetime, *, role: str,
+                     account: Account | None, templates: tuple[str, str], **context) -> ActionToken:
+    """Store a single-use invitation link for ``email`` (replacing any older one
+    to the same place) and e-mail it; returns the stored row.
+
+    ``templates`` are the message with the link and the notice sent instead to
+    an address that already has a login: that address gets no link (one login
+    per address), but the same work is done and the inviter sees the same answer.
+    """
+    hours = current_app.config["RECOVERY_INVITATION_HOURS"]
+    token, digest = _new_token()
+    _retire_links(INVITE, now, email=email, account_id=account.id if account else None)
+    row = ActionToken(purpose=INVITE, token_hash=digest, account_id=account.id if account else None, email=email,
+                      role=role, created_by_id=inviter.id, created_at=now, expires_at=now + timedelta(hours=hours),
+                      note=locale)
+    db.session.add(row)
+    db.session.flush()
+    context = {"inviter": inviter.display_name or inviter.email, "hours": hours, **context}
+    existing = find_user_by_email(email)
+    with_link, existing_login = templates
+    if existing is None:
+        queue_email(email, with_link, locale, now, link=_link("account.accept_invitation", token), **context)
+    else:
+        queue_email(email, existing_login, existing.locale, now, **context)
+    return row
+
+
+def check_invitation_address(email: str, locale: str) -> str:
+    """The normalised address, or an ``AccountError`` for a bad address or language."""
+    email = normalise_email(email)
+    if not valid_email(email):
+        raise AccountError(_l("Enter an e-mail address like name@example.com."), field="email")
+    if locale not in current_app.config["RECOVERY_LANGUAGES"]:
+        raise AccountError(_l("Choose one of the languages listed."), field="locale")
+    return email
+
+
 def invite(owner: User, email: str, locale: str, now: datetime, *, address: str | None, browser: str | None) -> str:
     """Invite ``email`` onto the owner's account; returns the normalised address.
 
@@ -203,27 +252,13 @@ def invite(owner: User, email: str, locale: str, now: datetime, *, address: str 
     and the same work (a link row that is never sent), and its owner a notice
     instead of a link: the inviting owner learns nothing about other accounts.
     """
-    email = normalise_email(email)
-    if not valid_email(email):
-        raise AccountError(_l("Enter an e-mail address like name@example.com."), field="email")
-    if locale not in current_app.config["RECOVERY_LANGUAGES"]:
-        raise AccountError(_l("Choose one of the languages listed."), field="locale")
+    email = check_invitation_address(email, locale)
     existing = find_user_by_email(email)
     if existing is not None and existing.account_id == owner.account_id:
         raise AccountError(_l("This address already has a login on this account."), field="email")
-    hours = current_app.config["RECOVERY_INVITATION_HOURS"]
-    token, digest = _new_token()
-    _retire_links(INVITE, now, email=email, account_id=owner.account_id)
-    db.session.add(ActionToken(purpose=INVITE, token_hash=digest, account_id=owner.account_id, email=email,
-                               role="seller_user", created_by_id=owner.id, created_at=now,
-                               expires_at=now + timedelta(hours=hours), note=locale))
-    context = {"account_name": owner.account.name, "inviter": owner.display_name or owner.email,
-               "link": _link("account.accept_invitation", token), "hours": hours}
-    if existing is None:
-        queue_email(email, "account/email/invitation", locale, now, **context)
-    else:
-        context.pop("link")
-        queue_email(email, "account/email/invitation_existing_login", existing.locale, now, **context)
+    issue_invitation(owner, email, locale, now, role="seller_user", account=owner.account,
+                     templates=("account/email/invitation", "account/email/invitation_existing_login"),
+                     account_name=owner.account.name)
     record_event(owner, "invited", now, address=address, browser=browser, invited=email)
     return email
 
@@ -238,8 +273,12 @@ def cancel_invitation(owner: User, invitation_id: int, now: datetime) -> str:
     return row.email
 
 
-def invitation_for(token: str, now: datetime) -> tuple[ActionToken, Account]:
+def invitation_for(token: str, now: datetime) -> tuple[ActionToken, Account | None]:
+    """The invitation behind ``token`` and the seller account it is for (None
+    for an invitation onto the staff), or ``LinkInvalid``."""
     row = usable_link(token, INVITE, now)
+    if row.account_id is None:
+        return row, None
     account = db.session.get(Account, row.account_id)
     if account is None:
         raise LinkInvalid
@@ -248,22 +287,31 @@ def invitation_for(token: str, now: datetime) -> tuple[ActionToken, Account]:
 
 def accept_invitation(token: str, display_name: str, password: str, confirm: str, now: datetime, *,
                       address: str | None, browser: str | None) -> User:
-    """Turn an invitation into the person's own login; 2SV enrollment comes at first sign-in."""
+    """Turn an invitation into the person's own login: a user of the seller
+    account, or a reviewer or manager for an invitation onto the staff. 2SV
+    enrollment comes at first sign-in; the inviter is told."""
     row, account = invitation_for(token, now)
     # One line of text: the name appears in e-mails and pages, never as markup or extra lines.
     display_name = " ".join((display_name or "").split())
     if len(display_name) > MAX_NAME_LENGTH:
         raise AccountError(_l("Use at most %(n)d characters.", n=MAX_NAME_LENGTH), field="display_name")
-    _check_new_password(password, confirm, email=row.email, account_name=account.name)
+    _check_new_password(password, confirm, email=row.email, account_name=account.name if account else "")
     _claim(row, now)
     languages = current_app.config["RECOVERY_LANGUAGES"]
     user = create_user(email=row.email, password=password, role=row.role or "seller_user", now=now, account=account,
                        display_name=display_name, locale=row.note if row.note in languages else languages[0],
                        check_password=False)
     user.must_enroll_2sv = True
+    db.session.flush()
     record_event(user, "invited", now, address=address, browser=browser, accepted=True, invited_by=row.created_by_id)
     inviter = db.session.get(User, row.created_by_id) if row.created_by_id else None
-    if inviter is not None and inviter.is_active:
+    if account is None:
+        audit.record("staff.joined", now=now, actor=user, subject_type="user", subject_id=user.id,
+                     details={"role": user.role, "invitation_id": row.id, "invited_by": row.created_by_id},
+                     address=address, browser=browser)
+        if inviter is not None and inviter.is_active:
+            _notify(inviter.email, "staff/email/joined", inviter, now, new_user=user.email, role=user.role)
+    elif inviter is not None and inviter.is_active:
         _notify(inviter.email, "account/email/invitation_accepted", inviter, now, new_user=user.email,
                 account_name=account.name)
     return user
@@ -371,61 +419,6 @@ def end_other_sessions(user: User, current: UserSession | None, now: datetime, *
     ended = end_all_sessions(user, now, "ended_by_user", keep=current)
     record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended, scope="others")
     return ended
-
-
-# --- staff ---------------------------------------------------------------------
-
-STAFF_PAGE_SIZE = 50
-
-
-@dataclass
-class StaffRow:
-    user: User
-    open_sessions: int
-
-
-def staff_find_users(query: str, now: datetime) -> list[StaffRow]:
-    """Users whose e-mail contains ``query`` (all, when empty), with their open sessions."""
-    statement = select(User).order_by(User.email).limit(STAFF_PAGE_SIZE)
-    query = normalise_email(query)
-    if query:
-        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        statement = statement.where(User.email.like(f"%{escaped}%", escape="\\"))
-    users = list(db.session.execute(statement).scalars())
-    counts = dict(db.session.execute(
-        select(UserSession.user_id, func.count()).where(UserSession.user_id.in_([u.id for u in users]),
-                                                        UserSession.ended_at.is_(None))
-        .group_by(UserSession.user_id)
-    ).all()) if users else {}
-    return [StaffRow(user, counts.get(user.id, 0)) for user in users]
-
-
-def end_sessions_for(manager: User, user_id: int, now: datetime, *, address: str | None,
-                     browser: str | None) -> tuple[User, int]:
-    """A manager ends every session of any user (ASVS 7.4.5); audited."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotOnAccount
-    bump_epoch(user)
-    ended = end_all_sessions(user, now, "ended_by_staff")
-    record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended, by=manager.id)
-    audit.record("user.sessions_ended", now=now, actor=manager, subject_type="user", subject_id=user.id,
-                 details={"sessions_ended": ended}, address=address, browser=browser)
-    return user, ended
-
-
-def unlock_for(manager: User, user_id: int, now: datetime, *, address: str | None,
-               browser: str | None) -> User:
-    """A manager lifts the attempt locks of a user (the 100-failure hard lock the
-    lock e-mail tells the user to ask a manager about); audited."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotOnAccount
-    was_locked = user.hard_locked_at is not None
-    unlock(user, manager, now)
-    audit.record("user.unlocked", now=now, actor=manager, subject_type="user", subject_id=user.id,
-                 details={"was_hard_locked": was_locked}, address=address, browser=browser)
-    return user
 
 
 def save_language(user: User, code: str) -> None:

@@ -9,13 +9,12 @@ from flask_login import current_user, login_required, login_user
 
 from ..auth.sessions import current_session_row, fresh_code_required, roles_required
 from ..auth.users import normalise_email
-from ..extensions import db
 from ..models.base import utcnow
 from ..forms import put_on_form
 from ..web import configured_limit, describe_browser, origin
 from . import services
 from .forms import (AcceptInvitationForm, ChangeEmailForm, ChangePasswordForm, ConfirmForm, EndSessionsForm,
-                    ForgotPasswordForm, InviteForm, NewPasswordForm, StaffSearchForm)
+                    ForgotPasswordForm, InviteForm, NewPasswordForm)
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -240,41 +239,3 @@ def end_sessions():
         return redirect(url_for(".sessions"))
     flash(message, "success")
     return redirect(url_for(".sessions"))
-
-
-# --- staff ---------------------------------------------------------------------
-
-@bp.get("/staff/users")
-@roles_required("manager")
-def staff_users():
-    form = StaffSearchForm(request.args)
-    query = form.q.data if form.validate() else ""
-    rows = services.staff_find_users(query or "", utcnow())
-    return render_template("account/staff_users.html", form=form, rows=rows, end_form=ConfirmForm(),
-                           page_size=services.STAFF_PAGE_SIZE), 200 if not form.errors else 400
-
-
-@bp.post("/staff/users/<int:user_id>/end-sessions")
-@roles_required("manager")
-def staff_end_sessions(user_id: int):
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    try:
-        person, ended = services.end_sessions_for(current_user, user_id, utcnow(), **origin())
-    except services.NotOnAccount:
-        abort(404)
-    flash(_("Every session of %(email)s was ended (%(n)d).", email=person.email, n=ended), "success")
-    return redirect(url_for(".staff_users", q=request.args.get("q") or None))
-
-
-@bp.post("/staff/users/<int:user_id>/unlock")
-@roles_required("manager")
-def staff_unlock(user_id: int):
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    try:
-        person = services.unlock_for(current_user, user_id, utcnow(), **origin())
-    except services.NotOnAccount:
-        abort(404)
-    flash(_("%(email)s can sign in again with their password and a code.", email=person.email), "success")
-    return redirect(url_for(".staff_users", q=request.args.get("q") or None))

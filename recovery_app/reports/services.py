@@ -24,14 +24,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, distinct, func, or_, select, type_coerce
 
 from ..case_labels import REJECTION_REASON_LABELS, STATUS_LABELS
-from .. import audit, lifecycle
-from ..auth.sessions import bump_epoch
+from .. import lifecycle
 from ..domain import DomainError
 from ..extensions import db
 from ..models import Case, Decision, OutboxMessage, User
 from ..models.base import UTCDateTime
 from ..models.cases import CLOCK_RUNNING_STATUSES, OPEN_STATUSES
-from ..models.users import STAFF_ROLES
 
 DEFAULT_DAYS = 14
 SERVICE_TARGET = 0.95
@@ -415,37 +413,3 @@ def build_report(rng: DateRange, now: datetime, *, escalation_limit: int = 50, f
     tables = {t.name: t for t in (now_table, daily, times, _reasons(rng), _backlog(now), _reviewers(rng), staffing_table)}
     return Report(rng, now, snapshot, decision_times, first_claim, staffing, tables, escalations,
                   failed_messages, failed_count)
-
-
-# --- staff roles ----------------------------------------------------------------
-
-class StaffError(ReportError):
-    pass
-
-
-def staff_list() -> list[User]:
-    return list(db.session.execute(
-        select(User).where(User.role.in_(STAFF_ROLES)).order_by(User.role, User.display_name, User.email)
-    ).scalars())
-
-
-def change_role(manager: User, user_id: int, role: str, *, now: datetime, address: str | None = None,
-                browser: str | None = None) -> User:
-    """A manager moves a staff member between reviewer and manager. Their
-    sessions end (the new rights apply from their next sign-in); audited."""
-    if role not in STAFF_ROLES:
-        raise StaffError(_l("Choose reviewer or manager."))
-    user = db.session.get(User, user_id)
-    if user is None or user.role not in STAFF_ROLES:
-        raise StaffError(_l("That person is not on the staff list."))
-    if user.id == manager.id:
-        raise StaffError(_l("You cannot change your own role; ask another manager."))
-    if user.role == role:
-        raise StaffError(_l("%(name)s already has that role."), name=user.display_name or user.email)
-    previous = user.role
-    user.role = role
-    bump_epoch(user)
-    db.session.flush()
-    audit.record("user.role_changed", now=now, actor=manager, subject_type="user", subject_id=user.id,
-                 details={"from": previous, "to": role}, address=address, browser=browser)
-    return user

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import get_timezone, gettext as _
-from flask_login import current_user
+from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask_babel import get_timezone
 
 from ..auth.sessions import roles_required
-from ..extensions import db
 from ..models.base import utcnow
-from ..web import client_address, client_browser
 from . import charts, display, services
 from .export import table_csv
-from .forms import ROLE_LABELS, RoleForm
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 display.init_app(bp)
@@ -50,29 +46,3 @@ def download(name: str):
     filename = f"recovery-desk-{name}-{rng.start.isoformat()}-{rng.end.isoformat()}.csv"
     return Response(table_csv(report.tables[name]), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
-
-
-@bp.get("/staff")
-@roles_required("manager")
-def staff():
-    return render_template("reports/staff.html", staff=services.staff_list(), form=RoleForm())
-
-
-@bp.post("/staff/<int:user_id>/role")
-@roles_required("manager")
-def change_role(user_id: int):
-    form = RoleForm()
-    if not form.validate_on_submit():
-        flash(_("Choose reviewer or manager."), "error")
-        return redirect(url_for("reports.staff"))
-    try:
-        person = services.change_role(current_user, user_id, form.role.data, now=utcnow(),
-                                      address=client_address(), browser=client_browser())
-    except services.StaffError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("reports.staff"))
-    flash(_("%(name)s is now a %(role)s. Their open sessions were ended.",
-            name=person.display_name or person.email, role=ROLE_LABELS[person.role]),
-          "success")
-    return redirect(url_for("reports.staff"))

@@ -22,9 +22,9 @@ def test_a_manager_unlocks_a_hard_locked_user_and_it_is_audited(app, client, mak
     user = locked_user(make, now)
     manager = make.user("manager", locale="en")
     auth.fast_sign_in(client, manager)
-    page = client.get("/account/staff/users?q=locked.person").get_data(as_text=True)
-    assert "Locked after too many failed attempts" in page and f"/account/staff/users/{user.id}/unlock" in page
-    response = client.post(f"/account/staff/users/{user.id}/unlock")
+    page = client.get("/staff/users?q=locked.person").get_data(as_text=True)
+    assert "Locked after too many failed attempts" in page and f"/staff/users/{user.id}/unlock" in page
+    response = client.post(f"/staff/users/{user.id}/unlock")
     assert response.status_code == 302
     assert user.hard_locked_at is None and user.consecutive_failures == 0
     [entry] = db.session.execute(select(AuditEvent).where(AuditEvent.action == "user.unlocked")).scalars().all()
@@ -39,7 +39,7 @@ def test_only_managers_can_unlock(app, make, auth, now):
         client = app.test_client()
         auth.fast_sign_in(client, make.user(role))
         before = snapshot()
-        assert client.post(f"/account/staff/users/{user.id}/unlock").status_code == 404, role
+        assert client.post(f"/staff/users/{user.id}/unlock").status_code == 404, role
         assert changed_tables(before, snapshot()) == []
     assert user.hard_locked_at is not None
 
@@ -48,6 +48,6 @@ def test_unlocking_an_unknown_user_or_without_a_token_changes_nothing(client, ma
     user = locked_user(make, now)
     auth.fast_sign_in(client, make.user("manager"))
     before = snapshot()
-    assert client.post("/account/staff/users/999999999/unlock").status_code == 404
-    assert client.post(f"/account/staff/users/{user.id}/unlock", csrf=False).status_code == 400
+    assert client.post("/staff/users/999999999/unlock").status_code == 404
+    assert client.post(f"/staff/users/{user.id}/unlock", csrf=False).status_code == 400
     assert changed_tables(before, snapshot()) == []
