@@ -34,7 +34,7 @@ def dashboard():
                                start=request.args.get("start", ""), end=request.args.get("end", "")), 400
     report = services.build_report(rng, utcnow())
     return render_template("reports/dashboard.html", report=report, error=None, charts=charts.for_report(report),
-                           status_labels=services.STATUS_LABELS,
+                           status_labels=services.STATUS_LABELS, bucket_note=services.BUCKET_NOTE,
                            start=rng.start.isoformat(), end=rng.end.isoformat())
 
 
