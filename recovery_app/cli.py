@@ -17,6 +17,7 @@ from .extensions import db
 from .models import Account, OutboxMessage, User
 from .models.base import utcnow
 from .models.users import ROLES, SELLER_ROLES
+from .reports.cli import reports_cli
 from .scheduler.cli import scheduler_cli
 
 users_cli = AppGroup("users", help="Create and list users.")
@@ -130,9 +131,13 @@ def demo(case_count, seed):
 def _demo_cases(count: int, seed: int | None) -> None:
     from .demo import seed_cases
     from .documents import storage
+    from .reports import rollups
 
     with unit():
-        created, staged = seed_cases(count, now=utcnow(), seed=seed)
+        now = utcnow()
+        created, staged = seed_cases(count, now=now, seed=seed)
+        if created:
+            rollups.rebuild(now)  # the demo's past days, as the reports read them
         on_commit(lambda: storage.commit_staged(staged))
         on_rollback(lambda: storage.discard_staged(staged))
     if not created:
@@ -147,3 +152,4 @@ def init_app(app) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(demo)
     app.cli.add_command(scheduler_cli)
+    app.cli.add_command(reports_cli)

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -68,6 +69,17 @@ def _networks(name: str, default: str) -> tuple:
         return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
     except ValueError as exc:
         raise ConfigError(f"RECOVERY_{name} must list networks such as 10.0.0.0/8, got {raw!r}: {exc}") from None
+
+
+def _zones(name: str, default: str) -> tuple:
+    raw = _env(name, default) or ""
+    zones = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for zone in zones:
+        try:
+            ZoneInfo(zone)
+        except (KeyError, ValueError):
+            raise ConfigError(f"RECOVERY_{name} must list time zones such as Asia/Tokyo,UTC, got {raw!r}") from None
+    return zones
 
 
 def _kept_secret(path: Path, make) -> str:
@@ -244,8 +256,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_JOB_ORPHANS_SECONDS": _int("JOB_ORPHANS_SECONDS", 900),
         "RECOVERY_JOB_OUTBOX_SECONDS": _int("JOB_OUTBOX_SECONDS", 30),
         "RECOVERY_JOB_PRECHECKS_SECONDS": _int("JOB_PRECHECKS_SECONDS", 60),
+        "RECOVERY_JOB_REPORT_ROLLUPS_SECONDS": _int("JOB_REPORT_ROLLUPS_SECONDS", 600),
         # Managers' reports: the longest date range one page may cover.
         "RECOVERY_REPORT_MAX_DAYS": 366,
+        # The time zones whose calendar days the reports keep daily rollups for
+        # (a manager in another zone gets figures computed from the cases).
+        "RECOVERY_REPORT_ROLLUP_ZONES": _zones("REPORT_ROLLUP_ZONES", "Asia/Tokyo,UTC"),
         # Languages.
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "UTC",

@@ -27,6 +27,7 @@ from . import audit
 from .extensions import db
 from .models import Case
 from .models.cases import CaseStatus
+from .reports import rollups
 
 S = CaseStatus
 TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
@@ -96,6 +97,7 @@ def new_case(user, document_type: str, *, now: datetime, address: str | None, br
     )
     db.session.add(case)
     db.session.flush()
+    rollups.case_opened(case, now)
     audit.record("case.submitted", now=now, actor=user, subject_type="case", subject_id=case.reference,
                  details={"document_type": document_type}, address=address, browser=browser)
     return case
@@ -155,6 +157,7 @@ def transition(
     db.session.refresh(case)
     if moved != 1:
         raise TransitionError(case, to_status)
+    rollups.case_moved(case, from_status, to_status, now)
     audit.record(
         f"case.{action}",
         now=now,
@@ -201,6 +204,8 @@ def transition_where(
         .returning(Case.id, Case.reference),
         execution_options={"synchronize_session": False},
     ).all()
+    if to_status == "expired":
+        rollups.cases_expired([case_id for case_id, _ in moved], now)
     for _case_id, reference in moved:
         audit.record(f"case.{action}", now=now, actor=actor, subject_type="case", subject_id=reference,
                      details={"from": from_status, "to": to_status, **(details or {})}, address=address,

@@ -4,6 +4,7 @@ from .audit import AuditEvent, AuditHead
 from .cases import Case, CaseNote, Decision, Document
 from .outbox import JobRun, OutboxMessage, SchedulerLease
 from .prechecks import DocumentHash, DocumentMatch, PrecheckResult, PrecheckRun
+from .reports import ReportRollup, ReportRollupMark
 from .twofactor import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
 from .users import Account, ActionToken, PasswordStep, SecurityEvent, User, UserSession
 
@@ -24,6 +25,8 @@ __all__ = [
     "PrecheckResult",
     "PrecheckRun",
     "RecoveryCode",
+    "ReportRollup",
+    "ReportRollupMark",
     "SchedulerLease",
     "SecurityEvent",
     "SentCode",

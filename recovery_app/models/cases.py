@@ -42,6 +42,8 @@ class Case(db.Model):
         # The managers' reports select by these times.
         Index("ix_cases_submitted_at", "submitted_at"),
         Index("ix_cases_decided_at", "decided_at"),
+        # Breaches while held, per reviewer, over a report's range.
+        Index("ix_cases_breached_at", "breached_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

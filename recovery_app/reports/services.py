@@ -2,15 +2,20 @@
 over a date range, how long decisions take, volume, backlog by age, each
 reviewer's work, and how many reviewers it takes (Erlang C).
 
-Every figure is an aggregate computed by the database (a fixed number of
-statements, whatever the number of cases). Durations are on the SLA clock:
-wall time minus the ``needs_info`` pauses. Percentiles use the nearest-rank
-definition (the value at rank ⌈p·n⌉ of the sorted values), the same on
-SQLite and PostgreSQL.
+Figures over a range come from daily rollups up to the rollups' mark, a few
+minutes before the scheduler's last run (see ``rollups``), and from the cases
+after it, with the same statements (``measures``): the work grows with the number of days, not
+with the number of decided cases. Durations are on the SLA clock: wall time
+minus the ``needs_info`` pauses. Percentiles use the nearest-rank definition
+(the value at rank ⌈p·n⌉ of the sorted values), read from histograms with
+fixed buckets, so each is within half a bucket of the exact value
+(``BUCKET_NOTE``); the longest time is exact.
 
-Days are the viewer's calendar days. PostgreSQL uses the viewer's time zone
-rules; SQLite applies the zone's offset at the start of the range (exact for
-zones without daylight saving time, such as Asia/Tokyo and UTC).
+Days are the viewer's calendar days. Rollups are kept for the zones of
+``RECOVERY_REPORT_ROLLUP_ZONES``; a viewer in a zone with other offsets gets
+every day computed from the cases. PostgreSQL uses the zone's rules; SQLite
+applies the zone's offset at the start of the range (exact for zones without
+daylight saving time, such as Asia/Tokyo and UTC).
 """
 
 from __future__ import annotations
@@ -21,20 +26,22 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, distinct, func, or_, select, type_coerce
+from sqlalchemy import and_, case, func, or_, select, type_coerce, union_all
 
-from ..case_labels import REJECTION_REASON_LABELS, STATUS_LABELS
+from ..case_labels import REJECTION_REASON_LABELS
 from .. import lifecycle
+from . import measures, rollups
 from ..domain import DomainError
 from ..extensions import db
-from ..models import Case, Decision, OutboxMessage, User
+from ..models import Case, OutboxMessage, User
 from ..models.base import UTCDateTime
 from ..models.cases import CLOCK_RUNNING_STATUSES, OPEN_STATUSES
 
 DEFAULT_DAYS = 14
 SERVICE_TARGET = 0.95
 BACKLOG_BUCKETS = (0, 3, 6, 9, 12, 24, 48)  # hours on the clock
-DECIDED = ("approved", "rejected")
+DECIDED = measures.DECIDED
+BUCKET_NOTE = _l("Medians and percentiles are read from fixed buckets (1 minute wide below 1 hour, 5 minutes up to 6 hours, 15 minutes up to 48 hours, 1 hour beyond): each is within half a bucket of the exact value, that is within 30 seconds, 2.5 minutes, 7.5 minutes or 30 minutes. The longest time is exact.")
 REASON_LABELS = REJECTION_REASON_LABELS
 
 
@@ -91,81 +98,6 @@ def parse_range(start_text: str | None, end_text: str | None, *, today: date, tz
     return DateRange(start, end, tz)
 
 
-# --- SQL helpers: the same results on SQLite and PostgreSQL ---------------------------
-
-def _postgres() -> bool:
-    return db.engine.dialect.name == "postgresql"
-
-
-def seconds_between(later, earlier):
-    if _postgres():
-        return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-
-
-def day_of(column, rng: DateRange):
-    """The viewer's calendar day of a UTC time, as 'YYYY-MM-DD'."""
-    if _postgres():
-        return func.to_char(func.timezone(rng.tz, column), "YYYY-MM-DD")
-    offset = rng.zone.utcoffset(datetime.combine(rng.start, time()))
-    return func.date(column, f"{int(offset.total_seconds() // 60):+d} minutes")
-
-
-def percentiles(value, *conditions, points=(50, 90, 99), group=None) -> dict:
-    """Nearest-rank percentiles (and the maximum, as 100) of ``value`` over the
-    rows meeting ``conditions``, per ``group`` if given: one statement.
-
-    PostgreSQL's ``percentile_disc`` is the nearest-rank percentile (the first
-    value whose cumulative share reaches p) in one aggregate pass; SQLite has
-    no ordered-set aggregates, so there the rows are ranked with window
-    functions and the wanted ranks ⌈p·n⌉ picked out."""
-    if _postgres():
-        columns = [func.count().label("n"), func.max(value).label("p100")] + [
-            func.percentile_disc(p / 100).within_group(value).label(f"p{p}") for p in points]
-        query = select(*columns, *([group.label("g")] if group is not None else [])).where(*conditions)
-        if group is not None:
-            query = query.group_by(group)
-        result: dict = {}
-        for row in db.session.execute(query):
-            found = {"n": row.n}
-            if row.n:
-                found.update({p: float(getattr(row, f"p{p}")) for p in points})
-                found[100] = float(row.p100)
-            result[row.g if group is not None else None] = found
-        return result if group is not None else result.get(None, {"n": 0})
-    over = {"order_by": value} | ({"partition_by": group} if group is not None else {})
-    count_over = {"partition_by": group} if group is not None else {}
-    ranked = select(
-        value.label("v"),
-        func.row_number().over(**over).label("rn"),
-        func.count().over(**count_over).label("n"),
-        *( [group.label("g")] if group is not None else [] ),
-    ).where(*conditions).subquery()
-    wanted = [ranked.c.rn == (p * ranked.c.n + 99) // 100 for p in points] + [ranked.c.rn == ranked.c.n]
-    columns = [ranked.c.rn, ranked.c.n, ranked.c.v] + ([ranked.c.g] if group is not None else [])
-    result: dict = {}
-    for row in db.session.execute(select(*columns).where(or_(*wanted))):
-        key = row.g if group is not None else None
-        found = result.setdefault(key, {"n": row.n})
-        for p in points:
-            if row.rn == (p * row.n + 99) // 100:
-                found[p] = float(row.v)
-        if row.rn == row.n:
-            found[100] = float(row.v)
-    return result if group is not None else result.get(None, {"n": 0})
-
-
-def clock_at_decision():
-    """Seconds on the SLA clock from submission to decision (pauses excluded)."""
-    return seconds_between(Case.decided_at, Case.clock_started_at) - Case.paused_seconds
-
-
-def handling_seconds():
-    """Seconds on the clock from the first claim to the decision. A case only
-    pauses after it was claimed, so every pause falls inside this span."""
-    return seconds_between(Case.decided_at, Case.first_claimed_at) - Case.paused_seconds
-
-
 # --- the staffing model ---------------------------------------------------------
 
 def erlang_c(servers: int, load: float) -> float:
@@ -219,23 +151,32 @@ class Report:
     escalations: list
     failed_messages: list
     failed_count: int
+    rolled_days: int = 0  # whole days of the range read from the daily rollups
+    live_days: int = 0  # days counted from the cases, in part or whole (today)
+    rolled_until: datetime | None = None  # the rollups hold every event before this
 
 
 def _snapshot(now: datetime) -> dict:
     """Counted from ``due_at`` at ``now`` rather than from the sweep's flags, so
     the page is right even between two sweeps."""
-    running = Case.status.in_(CLOCK_RUNNING_STATUSES)
-    past_due = and_(running, Case.due_at <= now)
+    # One indexed probe per open status: with millions of closed cases, SQLite
+    # would guess that an IN over four statuses reads most of the table and scan it.
+    open_cases = union_all(*[
+        select(Case.status, Case.due_at, Case.breached_at).where(Case.status == status) for status in OPEN_STATUSES
+    ]).subquery()
+    status, due_at = open_cases.c.status, open_cases.c.due_at
+    running = status.in_(CLOCK_RUNNING_STATUSES)
+    past_due = and_(running, due_at <= now)
     row = db.session.execute(
         select(
             func.count().label("open"),
-            func.count(case((Case.status == "submitted", 1))).label("unclaimed"),
-            func.count(case((and_(running, Case.due_at > now, Case.due_at <= now + lifecycle.at_risk_margin()), 1))).label("at_risk"),
-            func.count(case((or_(Case.breached_at.is_not(None), past_due), 1))).label("breached"),
-            func.count(case((Case.status == "awaiting_second_approval", 1))).label("second_approval"),
-            func.count(case((Case.status == "needs_info", 1))).label("needs_info"),
-            type_coerce(func.min(case((running, Case.due_at))), UTCDateTime).label("earliest_due"),
-        ).where(Case.status.in_(OPEN_STATUSES))
+            func.count(case((status == "submitted", 1))).label("unclaimed"),
+            func.count(case((and_(running, due_at > now, due_at <= now + lifecycle.at_risk_margin()), 1))).label("at_risk"),
+            func.count(case((or_(open_cases.c.breached_at.is_not(None), past_due), 1))).label("breached"),
+            func.count(case((status == "awaiting_second_approval", 1))).label("second_approval"),
+            func.count(case((status == "needs_info", 1))).label("needs_info"),
+            type_coerce(func.min(case((running, due_at))), UTCDateTime).label("earliest_due"),
+        )
     ).one()
     oldest = None
     if row.earliest_due is not None:
@@ -244,24 +185,72 @@ def _snapshot(now: datetime) -> dict:
             "second_approval": row.second_approval, "needs_info": row.needs_info, "oldest_seconds": oldest}
 
 
-def _by_day(rng: DateRange, column, *conditions, **aggregates) -> dict[str, dict]:
-    day = day_of(column, rng).label("day")
-    query = select(day, *[expr.label(name) for name, expr in aggregates.items()]) \
-        .where(rng.contains(column), *conditions).group_by(day)
-    return {row.day: row._asdict() for row in db.session.execute(query)}
+@dataclass
+class Figures:
+    """The measures over a range: per day for the daily ones, summed (or the
+    largest) over the range for all of them."""
+    daily: dict = field(default_factory=dict)  # day -> {(measure, reviewer_id, key): n}
+    totals: dict = field(default_factory=dict)  # (measure, reviewer_id, key) -> n
+    rolled_days: int = 0
+    live_days: int = 0
+    rolled_until: datetime | None = None
+
+    def add(self, day, measure: str, reviewer_id: int, key: str, n: int) -> None:
+        item = (measure, int(reviewer_id), key)
+        if measure in measures.LARGEST:
+            self.totals[item] = max(self.totals.get(item, 0), int(n))
+        else:
+            self.totals[item] = self.totals.get(item, 0) + int(n)
+        if day is not None and measure in measures.DAILY:
+            cell = self.daily.setdefault(day, {})
+            cell[item] = cell.get(item, 0) + int(n)
+
+    def count(self, measure: str, key: str | None = None, day: str | None = None) -> int:
+        source = self.totals if day is None else self.daily.get(day, {})
+        return sum(n for (name, _, k), n in source.items() if name == measure and (key is None or k == key))
+
+    def largest(self, measure: str) -> int | None:
+        return self.totals.get((measure, 0, ""))
+
+    def histogram(self, measure: str, reviewer_id: int | None = None) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for (name, reviewer, key), n in self.totals.items():
+            if name == measure and (reviewer_id is None or reviewer == reviewer_id):
+                found[int(key)] = found.get(int(key), 0) + n
+        return found
 
 
-def _daily(rng: DateRange) -> Table:
-    within = Case.decided_at <= Case.due_at
-    decided = _by_day(rng, Case.decided_at, Case.status.in_(DECIDED),
-                      decided=func.count(),
-                      within=func.count(case((within, 1))),
-                      approved=func.count(case((Case.status == "approved", 1))),
-                      rejected=func.count(case((Case.status == "rejected", 1))),
-                      reviewers=func.count(distinct(Case.decided_by_id)))
-    opened = _by_day(rng, Case.submitted_at, opened=func.count())
-    asked = _by_day(rng, Decision.created_at, Decision.action == "request_info", asked=func.count())
-    expired = _by_day(rng, Case.closed_at, Case.status == "expired", expired=func.count())
+def _figures(rng: DateRange, now: datetime) -> Figures:
+    """What the rollups hold (when the viewer's days are a rollup zone's days)
+    from the rollups; the rest of the range from the cases."""
+    figures = Figures()
+    zone = rollups.zone_for(rng.tz, rng.days)
+    mark = rollups.marks().get(zone) if zone else None
+    rolled: list[str] = []
+    spans = [(rng.start_utc, rng.end_utc)]
+    if mark is not None:
+        # The mark's first instant is a midnight of the zone; its last day's
+        # rows hold that day's events up to the mark, the cases the rest.
+        day_start = {day: datetime.combine(day, time(), rng.zone).astimezone(ZoneInfo("UTC")) for day in rng.days}
+        rolled = [day.isoformat() for day in rng.days if mark.rolled_from <= day_start[day] < mark.rolled_until]
+        spans = [(begin, finish) for begin, finish in (
+            (rng.start_utc, min(mark.rolled_from, rng.end_utc)),
+            (max(mark.rolled_until, rng.start_utc), rng.end_utc)) if begin < finish]
+        figures.rolled_until = mark.rolled_until if rolled else None
+        figures.rolled_days = sum(1 for day in rng.days if mark.rolled_from <= day_start[day]
+                                  and day_start[day] + timedelta(days=1) <= mark.rolled_until)
+    daily_rows, totals = rollups.read(zone, rolled) if rolled else ([], [])
+    for row in daily_rows:
+        figures.add(row.day, row.measure, row.reviewer_id, row.key, row.n)
+    for row in totals:
+        figures.add(None, row.measure, row.reviewer_id, row.key, row.n)
+    for row in rollups.live(rng.tz, rng.start, spans):
+        figures.add(*row)
+    figures.live_days = len(rng.days) - figures.rolled_days
+    return figures
+
+
+def _daily(rng: DateRange, figures: Figures) -> Table:
     table = Table("daily", _l("Per day"), [
         (_l("Day"), "day"), (_l("Opened"), "int"), (_l("Decided"), "int"), (_l("Decided within SLA"), "int"),
         (_l("SLA attainment"), "share"), (_l("Approved"), "int"), (_l("Rejected"), "int"),
@@ -269,12 +258,14 @@ def _daily(rng: DateRange) -> Table:
     ])
     for day in rng.days:
         key = day.isoformat()
-        d = decided.get(key, {})
-        count = d.get("decided", 0)
+        count = figures.count("decided", day=key)
+        within = figures.count("within", day=key)
+        reviewers = {reviewer for (name, reviewer, _), n in figures.daily.get(key, {}).items()
+                     if name == "by_reviewer" and n}
         table.rows.append([
-            key, opened.get(key, {}).get("opened", 0), count, d.get("within", 0),
-            (d.get("within", 0) / count) if count else None, d.get("approved", 0), d.get("rejected", 0),
-            asked.get(key, {}).get("asked", 0), expired.get(key, {}).get("expired", 0), d.get("reviewers", 0),
+            key, figures.count("opened", day=key), count, within, (within / count) if count else None,
+            figures.count("decided", "approved", day=key), figures.count("decided", "rejected", day=key),
+            figures.count("asked", day=key), figures.count("expired", day=key), len(reviewers),
         ])
     return table
 
@@ -297,42 +288,40 @@ def _backlog(now: datetime) -> Table:
     return table
 
 
-def _reasons(rng: DateRange) -> Table:
-    rows = db.session.execute(
-        select(Case.reason_code, func.count()).where(Case.status == "rejected", rng.contains(Case.decided_at))
-        .group_by(Case.reason_code).order_by(func.count().desc(), Case.reason_code)
-    ).all()
+def _reasons(figures: Figures) -> Table:
+    counts = {key: n for (name, _, key), n in figures.totals.items() if name == "reason" and n}
     table = Table("reasons", _l("Rejections by reason"), [(_l("Reason"), "reason"), (_l("Cases"), "int")])
-    table.rows = [[reason or "other", count] for reason, count in rows]
+    table.rows = [[reason, count] for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
     return table
 
 
-def _reviewers(rng: DateRange) -> Table:
-    decided = and_(Case.status.in_(DECIDED), rng.contains(Case.decided_at), Case.decided_by_id.is_not(None))
-    counts = {row.uid: row for row in db.session.execute(
-        select(Case.decided_by_id.label("uid"), func.count().label("decided"),
-               func.count(case((Case.status == "approved", 1))).label("approved"))
-        .where(decided).group_by(Case.decided_by_id))}
-    medians = percentiles(handling_seconds(), decided, Case.first_claimed_at.is_not(None),
-                          points=(50,), group=Case.decided_by_id)
+def _reviewers(rng: DateRange, figures: Figures) -> Table:
+    decided: dict[int, int] = {}
+    approved: dict[int, int] = {}
+    for (name, reviewer, key), n in figures.totals.items():
+        if name == "by_reviewer":
+            decided[reviewer] = decided.get(reviewer, 0) + n
+            if key == "approved":
+                approved[reviewer] = approved.get(reviewer, 0) + n
     breaches = dict(db.session.execute(
         select(Case.breached_held_by_id, func.count())
         .where(Case.breached_held_by_id.is_not(None), rng.contains(Case.breached_at))
         .group_by(Case.breached_held_by_id)).all())
-    ids = set(counts) | set(breaches)
+    ids = {uid for uid, n in decided.items() if n} | set(breaches)
     people = {user.id: user for user in db.session.execute(select(User).where(User.id.in_(ids))).scalars()} if ids else {}
     table = Table("reviewers", _l("Per reviewer"), [
         (_l("Reviewer"), "text"), (_l("Decided"), "int"), (_l("Approval share"), "share"),
         (_l("Median handling time"), "seconds"), (_l("Breaches while held"), "int"),
     ])
-    for uid in sorted(ids, key=lambda i: (-(counts[i].decided if i in counts else 0), i)):
+    for uid in sorted(ids, key=lambda i: (-decided.get(i, 0), i)):
         person = people.get(uid)
-        row = counts.get(uid)
+        count = decided.get(uid, 0)
+        median = measures.percentiles(figures.histogram("handling", uid), None, points=(50,)).get(50)
         table.rows.append([
             (person.display_name or person.email) if person else f"#{uid}",
-            row.decided if row else 0,
-            (row.approved / row.decided) if row and row.decided else None,
-            medians.get(uid, {}).get(50),
+            count,
+            (approved.get(uid, 0) / count) if count else None,
+            median,
             breaches.get(uid, 0),
         ])
     return table
@@ -359,14 +348,13 @@ def _staffing(rng: DateRange, opened: int, handling_median: float | None, daily:
 
 
 def build_report(rng: DateRange, now: datetime, *, escalation_limit: int = 50, failed_limit: int = 20) -> Report:
-    decided = and_(Case.status.in_(DECIDED), rng.contains(Case.decided_at))
-    decision_times = percentiles(clock_at_decision(), decided)
-    first_claim = percentiles(seconds_between(Case.first_claimed_at, Case.submitted_at),
-                              rng.contains(Case.submitted_at), Case.first_claimed_at.is_not(None), points=(50, 90))
-    handling = percentiles(handling_seconds(), decided, Case.first_claimed_at.is_not(None), points=(50,))
-    within = db.session.execute(select(func.count(case((Case.decided_at <= Case.due_at, 1)))).where(decided)).scalar()
-    decision_times["within"] = within
-    daily = _daily(rng)
+    figures = _figures(rng, now)
+    decision_times = measures.percentiles(figures.histogram("decision_time"), figures.largest("decision_max"))
+    first_claim = measures.percentiles(figures.histogram("first_claim"), figures.largest("first_claim_max"),
+                                       points=(50, 90))
+    handling = measures.percentiles(figures.histogram("handling"), None, points=(50,))
+    decision_times["within"] = figures.count("within")
+    daily = _daily(rng, figures)
     opened = sum(row[1] for row in daily.rows)
     staffing = _staffing(rng, opened, handling.get(50), daily)
     times = Table("decision_times", _l("Time to decision and to first claim"), [
@@ -410,6 +398,7 @@ def build_report(rng: DateRange, now: datetime, *, escalation_limit: int = 50, f
         select(OutboxMessage).where(OutboxMessage.status == "failed")
         .order_by(OutboxMessage.id.desc()).limit(failed_limit)
     ).scalars().all() if failed_count else []
-    tables = {t.name: t for t in (now_table, daily, times, _reasons(rng), _backlog(now), _reviewers(rng), staffing_table)}
+    tables = {t.name: t for t in (now_table, daily, times, _reasons(figures), _backlog(now), _reviewers(rng, figures),
+                                  staffing_table)}
     return Report(rng, now, snapshot, decision_times, first_claim, staffing, tables, escalations,
-                  failed_messages, failed_count)
+                  failed_messages, failed_count, figures.rolled_days, figures.live_days, figures.rolled_until)

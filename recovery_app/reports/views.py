@@ -30,6 +30,7 @@ def dashboard():
                                start=request.args.get("start", ""), end=request.args.get("end", "")), 400
     report = services.build_report(rng, utcnow())
     return render_template("reports/dashboard.html", report=report, error=None, charts=charts.for_report(report),
+                           bucket_note=services.BUCKET_NOTE,
                            start=rng.start.isoformat(), end=rng.end.isoformat())
 
 

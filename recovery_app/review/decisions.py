@@ -114,10 +114,9 @@ def _finish_approval(case: Case, actor: User, now: datetime, *, action: str, add
     details = {"reset": removed, "user_id": user.id}
     if checklist is not None:
         details["checklist"] = checklist
+    # The decision's columns move with the status, so the reports' rollups see them.
     lifecycle.transition(case, "approved", now=now, actor=actor, action=action, details=details,
-                         address=address, browser=browser)
-    case.decision = "approved"
-    case.decided_by_id = actor.id
+                         address=address, browser=browser, values={"decision": "approved", "decided_by_id": actor.id})
     _decision(case, actor, action, now)
     record_event(user, "recovery_approved", now, address=address, browser=browser, case=case.reference)
     _tell_seller(case, "approved", now)
@@ -165,11 +164,9 @@ def reject(reference: str, actor: User, reason_code: str, message: str, *, now: 
         raise ReviewError(_l("Write a message to the seller."))
     case = _take_for_decision(reference, actor, HELD_STATUSES, now)
     lifecycle.transition(case, "rejected", now=now, actor=actor, action="rejected",
-                         details={"reason_code": reason_code}, address=address, browser=browser)
-    case.decision = "rejected"
-    case.reason_code = reason_code
+                         details={"reason_code": reason_code}, address=address, browser=browser,
+                         values={"decision": "rejected", "reason_code": reason_code, "decided_by_id": actor.id})
     case.message_to_seller = message
-    case.decided_by_id = actor.id
     _decision(case, actor, "rejected", now, reason_code=reason_code, message=message)
     _tell_seller(case, "rejected", now, reason=REASON_LABELS[reason_code], message=message)
     return case

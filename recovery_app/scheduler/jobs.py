@@ -203,6 +203,13 @@ def run_prechecks(now: datetime) -> dict:
     return run_pending(now)
 
 
+def roll_up_reports(now: datetime) -> dict:
+    """Add the events since the last run to the reports' daily rollups (see reports.rollups)."""
+    from ..reports import rollups
+
+    return rollups.roll_up(now)
+
+
 JOBS: list[Job] = [
     Job("sla_sweep", sla_sweep, "RECOVERY_JOB_SLA_SWEEP_SECONDS", 60),
     Job("stale_claims", release_stale_claims, "RECOVERY_JOB_STALE_CLAIMS_SECONDS", 300),
@@ -211,6 +218,7 @@ JOBS: list[Job] = [
     Job("orphans", remove_orphans, "RECOVERY_JOB_ORPHANS_SECONDS", 900),
     Job("outbox", deliver_outbox, "RECOVERY_JOB_OUTBOX_SECONDS", 30),
     Job("prechecks", run_prechecks, "RECOVERY_JOB_PRECHECKS_SECONDS", 60),
+    Job("report_rollups", roll_up_reports, "RECOVERY_JOB_REPORT_ROLLUPS_SECONDS", 600),
 ]
 
 

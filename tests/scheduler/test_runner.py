@@ -166,7 +166,8 @@ def test_run_once_runs_every_job_and_says_what_each_did(runner, make, now, db):
     assert lines[0] == "running every job once at 2026-03-02T09:00:00+00:00"
     assert "sla_sweep: at_risk 0, breached 1" in lines
     assert {line.split(":")[0] for line in lines[1:]} == {"sla_sweep", "stale_claims", "needs_info_expiry",
-                                                          "retention", "orphans", "outbox", "prechecks"}
+                                                          "retention", "orphans", "outbox", "prechecks",
+                                                          "report_rollups"}
 
 
 @pytest.mark.parametrize("bad", ["yesterday", "2026-13-01T00:00", "2026-03-02T25:00:00Z", ""])
