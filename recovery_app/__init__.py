@@ -7,7 +7,7 @@ from flask import Flask
 from .config import PROJECT_ROOT, load_config
 from .i18n_catalogs import CATALOGS
 
-FEATURES = ("pages", "auth", "recovery", "review", "reports", "account")
+FEATURES = ("pages", "auth", "recovery", "review", "reports", "account", "notify")
 
 
 def create_app(config: dict | None = None) -> Flask:

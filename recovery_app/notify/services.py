@@ -218,10 +218,11 @@ def record_delivery_report(provider_id: str, status: str, error_code: str | None
     ).rowcount == 1
 
 
-def code_trouble(to: str, since: datetime) -> str | None:
-    """What went wrong with the newest code sent to ``to`` since ``since``:
-    ``undelivered`` (the provider took it, the phone did not get it),
-    ``failing`` (we could not hand it to the provider), or None."""
+def code_trouble(to: str, since: datetime) -> tuple[str, str] | None:
+    """What went wrong with the newest code sent to ``to`` since ``since``, as
+    (problem, channel): ``undelivered`` (the provider took it, the phone did
+    not get it) or ``failing`` (we could not hand it to the provider); None if
+    nothing is known to have gone wrong."""
     latest = db.session.execute(
         select(OutboxMessage.channel, OutboxMessage.status, OutboxMessage.last_error, OutboxMessage.delivery_status)
         .where(OutboxMessage.to == to, OutboxMessage.channel.in_(CODE_CHANNELS), OutboxMessage.created_at >= since)
@@ -230,9 +231,9 @@ def code_trouble(to: str, since: datetime) -> str | None:
     if latest is None:
         return None
     if latest.delivery_status in NOT_DELIVERED:
-        return "undelivered"
+        return "undelivered", latest.channel
     if latest.status == "failed" or (latest.status in ("pending", "sending") and latest.last_error):
-        return "failing"
+        return "failing", latest.channel
     return None
 
 

@@ -29,6 +29,7 @@ from ..auth.sessions import bump_epoch
 from ..domain import DomainError
 from ..extensions import db
 from ..models import Case, Decision, OutboxMessage, User
+from ..notify import outbox_counts
 from ..models.base import UTCDateTime
 from ..models.cases import CLOCK_RUNNING_STATUSES, OPEN_STATUSES
 from ..models.users import STAFF_ROLES
@@ -221,6 +222,7 @@ class Report:
     escalations: list
     failed_messages: list
     failed_count: int
+    waiting_count: int
 
 
 def _snapshot(now: datetime) -> dict:
@@ -407,14 +409,15 @@ def build_report(rng: DateRange, now: datetime, *, escalation_limit: int = 50, f
         .where(Case.status.in_(OPEN_STATUSES), Case.breached_at.is_not(None))
         .order_by(Case.due_at).limit(escalation_limit)
     ).all()
-    failed_count = db.session.execute(select(func.count()).where(OutboxMessage.status == "failed")).scalar()
+    outbox = outbox_counts()
+    failed_count = outbox["failed"]
     failed_messages = db.session.execute(
         select(OutboxMessage).where(OutboxMessage.status == "failed")
         .order_by(OutboxMessage.id.desc()).limit(failed_limit)
     ).scalars().all() if failed_count else []
     tables = {t.name: t for t in (now_table, daily, times, _reasons(rng), _backlog(now), _reviewers(rng), staffing_table)}
     return Report(rng, now, snapshot, decision_times, first_claim, staffing, tables, escalations,
-                  failed_messages, failed_count)
+                  failed_messages, failed_count, outbox["pending"])
 
 
 # --- staff roles ----------------------------------------------------------------
