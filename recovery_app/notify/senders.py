@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import secrets
 import smtplib
 import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 from typing import Protocol
 
 from flask import current_app
@@ -83,7 +84,9 @@ class SmtpSender:
         mail["To"] = message.to
         mail["Subject"] = message.subject
         mail["Date"] = format_datetime(now)
-        mail["Message-ID"] = make_msgid(idstring=f"outbox{message.id}", domain=self.mail_from.rpartition("@")[2])
+        # Unique without naming this host (make_msgid would), short enough not to be folded.
+        domain = self.mail_from.rpartition("@")[2]
+        mail["Message-ID"] = f"<{now:%Y%m%d%H%M%S}.outbox{message.id}.{secrets.token_hex(6)}@{domain}>"
         mail["Auto-Submitted"] = "auto-generated"
         mail.set_content(message.body, charset="utf-8")
         return mail
@@ -118,7 +121,7 @@ class SmtpSender:
             raise error(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}") from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, dropped, timed out, TLS
             raise SendError(f"SMTP {type(exc).__name__}: {exc}"[:300]) from None
-        return mail["Message-ID"]
+        return str(mail["Message-ID"])
 
 
 def _text(reply) -> str:
@@ -128,9 +131,10 @@ def _text(reply) -> str:
 # --- SMS and voice -------------------------------------------------------------------
 
 VOICE_LANGUAGES = {"ja": "ja-JP", "en": "en-US"}
-# A 4xx from Twilio (but 429, too many requests) means this number will not
-# take this message, ever: not a mobile number, unsubscribed, unknown country.
-_PERMANENT_TWILIO_STATUSES = range(400, 429)
+# A 4xx from Twilio means this number will not take this message, ever (not a
+# mobile number, unsubscribed, unknown country), except 401/403 (our
+# credentials: a setting to fix) and 429 (too many requests: slow down).
+_PERMANENT_TWILIO_STATUSES = frozenset(range(400, 500)) - {401, 403, 408, 429}
 
 
 class TwilioSender:
