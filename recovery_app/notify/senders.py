@@ -163,8 +163,8 @@ class TwilioSender:
         return f"{self.callback_base}/notify/twilio/status"
 
     def send(self, message: OutboxMessage) -> str | None:
-        from twilio.base.exceptions import TwilioRestException
         from requests import RequestException
+        from twilio.base.exceptions import TwilioRestException
 
         try:
             if message.channel == "sms":

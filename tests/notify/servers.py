@@ -45,7 +45,7 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -197,7 +197,7 @@ class TwilioStandIn:
         self._reply(handler, 201, {
             "sid": sid, "account_sid": self.account_sid, "to": form.get("To"), "from": form.get("From"),
             "body": form.get("Body"), "status": "queued", "api_version": "2010-04-01",
-            "date_created": dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000"),
+            "date_created": dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000"),
             "uri": f"{prefix}{resource[:-5]}/{sid}.json",
         })
 

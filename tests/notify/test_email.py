@@ -38,7 +38,7 @@ def test_a_japanese_notice_arrives_with_proper_headers_and_readable_text(app, db
     assert parsedate_to_datetime(mail["Date"]).tzinfo is not None
     assert re.fullmatch(r"<\d{14}\.outbox\d+\.[0-9a-f]{12}@recovery-desk\.example>", mail["Message-ID"])
     # Japanese subjects travel as RFC 2047 encoded words and decode back exactly.
-    raw_subject = re.search(rb"^Subject: (.+(?:\r\n[ \t].+)*)", envelope.original_content, re.M).group(1)
+    raw_subject = re.search(rb"^Subject: (.+(?:\r\n[ \t].+)*)", envelope.original_content, re.MULTILINE).group(1)
     assert b"=?utf-8?" in raw_subject and not re.search(rb"[\x80-\xff]", envelope.original_content)
     assert mail["Subject"] == row.subject and "パスワード" in mail["Subject"]
     # One plain-text part in UTF-8: the notice has nothing an HTML part would add.
@@ -54,7 +54,7 @@ def test_a_japanese_notice_arrives_with_proper_headers_and_readable_text(app, db
 
 
 def test_starttls_with_a_certificate_the_server_proves(app, db, client, make, now, tls_mail_server):
-    user, row = _reset_mail(client, make, db, locale="en")
+    _, row = _reset_mail(client, make, db, locale="en")
     assert notify.deliver_due(utcnow())["sent"] == 1
     assert tls_mail_server.over_tls == [True]
     assert tls_mail_server.messages[0]["Subject"] == row.subject

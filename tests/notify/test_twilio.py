@@ -28,7 +28,7 @@ def _signed_in_to_code_page(app, db, make, add_phone, *, locale="ja", kind="sms"
 
 
 def test_a_text_goes_through_twilio_and_its_code_is_masked_once_sent(app, db, make, add_phone, twilio):
-    user, client = _signed_in_to_code_page(app, db, make, add_phone)
+    _, client = _signed_in_to_code_page(app, db, make, add_phone)
     code = last_code(PHONE)
     assert notify.deliver_due(utcnow()) == {"sent": 1, "retried": 0, "failed": 0}
 
@@ -70,7 +70,7 @@ def test_an_english_call_is_read_in_english(app, db, now, twilio):
 
 def test_an_outage_is_retried_with_backoff_and_the_seller_is_told_to_use_another_way(app, db, make, add_phone, twilio):
     twilio.failure = (503, {"code": 20503, "message": "Service unavailable", "status": 503})
-    user, client = _signed_in_to_code_page(app, db, make, add_phone, locale="en")
+    _, client = _signed_in_to_code_page(app, db, make, add_phone, locale="en")
     start = utcnow()
     assert notify.deliver_due(start) == {"sent": 0, "retried": 1, "failed": 0}
     [row] = outbox_messages("sms", PHONE)

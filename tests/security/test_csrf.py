@@ -11,7 +11,6 @@ from recovery_app.auth import twofactor
 from recovery_app.errors import CSRF_MESSAGE
 from tests.security.conftest import ROLES, changed_tables, snapshot
 
-
 # Posted by a provider, never by a browser: the provider's signature stands in
 # for the token (tests/notify/test_delivery_reports.py); unsigned, they change nothing.
 SIGNED_INSTEAD = {"notify.twilio_status"}
