@@ -91,12 +91,22 @@ def send_now(ids: list[int], now: datetime) -> dict:
     return _deliver(claimed, now)
 
 
-def deliver_due(now: datetime, limit: int = 100) -> dict:
-    """The retry job: take back claims whose sender died, then send what is due."""
+def deliver_due(now: datetime, limit: int = 100, batch: int = 10) -> dict:
+    """The retry job: take back claims whose sender died, then send what is due,
+    claiming a few at a time (a long batch behind a slow provider would outlive
+    its claims)."""
     with unit():
         released = services.release_stale_claims(now)
-        claimed = services.claim_due(now, limit)
-    result = _deliver(claimed, now)
+    result = {"sent": 0, "retried": 0, "failed": 0}
+    handled = 0
+    while handled < limit:
+        with unit():
+            claimed = services.claim_due(now, min(batch, limit - handled))
+        if not claimed:
+            break
+        handled += len(claimed)
+        for key, value in _deliver(claimed, now).items():
+            result[key] += value
     if released:
         result["released"] = released
     return result
