@@ -7,7 +7,7 @@ from flask import Flask
 from .config import PROJECT_ROOT, load_config
 from .i18n_catalogs import CATALOGS
 
-FEATURES = ("pages", "auth", "recovery", "review", "reports", "account", "staff")
+FEATURES = ("pages", "auth", "recovery", "review", "reports", "account", "staff", "notify")
 
 
 def create_app(config: dict | None = None) -> Flask:

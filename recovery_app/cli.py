@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import audit
+from . import audit, notify
 from .auth.users import UserError, create_user, get_or_create_account
 from .database import on_commit, on_rollback, unit
 from .extensions import db
@@ -61,17 +61,43 @@ def users_list():
 @outbox_cli.command("list")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50)
 @click.option("--channel", type=click.Choice(["sms", "voice", "email"]))
-def outbox_list(limit, channel):
-    """The newest messages first, with their text."""
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed"]))
+def outbox_list(limit, channel, status):
+    """The newest messages first, with their text (codes are masked once a real provider sent them)."""
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
     if channel:
         query = query.where(OutboxMessage.channel == channel)
+    if status:
+        query = query.where(OutboxMessage.status == status)
     for message in db.session.execute(query).scalars():
-        click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S}Z {message.channel} to {message.to} [{message.status}]")
+        click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S}Z {message.channel} to {message.to} "
+                   f"[{message.status}, tries {message.tries}]")
+        if message.delivery_status:
+            click.echo(f"  delivery report: {message.delivery_status}"
+                       + (f" (error {message.delivery_error})" if message.delivery_error else ""))
+        if message.last_error and message.status != "sent":
+            click.echo(f"  last error: {message.last_error}")
         if message.subject:
             click.echo(f"  {message.subject}")
         for line in message.body.strip().splitlines():
             click.echo(f"  | {line}")
+
+
+@outbox_cli.command("retry")
+@click.argument("message_id", type=int)
+def outbox_retry(message_id):
+    """Send a failed message again now, with all its tries again."""
+    now = utcnow()
+    with unit():
+        again = notify.services.retry(message_id, now)
+    if not again:
+        raise click.ClickException(f"message #{message_id} does not exist or has not failed")
+    result = notify.send_now([message_id], now)
+    if result["sent"]:
+        click.echo(f"message #{message_id} sent")
+    else:
+        click.echo(f"message #{message_id} not sent yet; the outbox job tries it again "
+                   "(see 'flask outbox list --status pending')")
 
 
 @audit_cli.command("verify")

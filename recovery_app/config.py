@@ -63,6 +63,16 @@ def _bool(name: str, default: bool) -> bool:
     return _setting(name, default, _on_off, "on or off")
 
 
+SMTP_SECURITY = {"none": 25, "starttls": 587, "ssl": 465}  # each with its usual port
+
+
+def _choice(name: str, default: str, choices) -> str:
+    value = (_env(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"RECOVERY_{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _networks(name: str, default: str) -> tuple:
     raw = _env(name, default) or ""
     try:
@@ -133,6 +143,7 @@ def load_config(overrides: dict | None = None) -> dict:
 
     database_url = _env("DATABASE_URL") or f"sqlite:///{instance / 'recovery.db'}"
     max_upload_mb = _int("MAX_UPLOAD_MB", 10)
+    smtp_security = _choice("SMTP_SECURITY", "starttls", SMTP_SECURITY)
     config = {
         "RECOVERY_ENV": env,
         "TESTING": env == "testing",
@@ -257,6 +268,34 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_JOB_OUTBOX_SECONDS": _int("JOB_OUTBOX_SECONDS", 30),
         "RECOVERY_JOB_PRECHECKS_SECONDS": _int("JOB_PRECHECKS_SECONDS", 60),
         "RECOVERY_JOB_REPORT_ROLLUPS_SECONDS": _int("JOB_REPORT_ROLLUPS_SECONDS", 600),
+        # Sending (README "Sending messages"). Unset hosts and accounts: nothing
+        # leaves, every message stays readable with ``flask outbox list``.
+        "RECOVERY_SENDER": _env("SENDER"),  # module:Class replacing every sender (tests, special set-ups)
+        # Hand each message to its sender right after the commit that queued it;
+        # the outbox job retries what failed, and picks up a message nobody
+        # handed over once it is this many seconds old.
+        "RECOVERY_SEND_AFTER_COMMIT": _bool("SEND_AFTER_COMMIT", True),
+        "RECOVERY_OUTBOX_RETRY_AFTER_SECONDS": _int("OUTBOX_RETRY_AFTER_SECONDS", 60),
+        # A claim older than this belongs to a sender that died; the row is tried again.
+        "RECOVERY_OUTBOX_CLAIM_TIMEOUT_SECONDS": _int("OUTBOX_CLAIM_TIMEOUT_SECONDS", 300),
+        "RECOVERY_SMTP_HOST": _env("SMTP_HOST"),
+        "RECOVERY_SMTP_PORT": _int("SMTP_PORT", SMTP_SECURITY[smtp_security]),
+        "RECOVERY_SMTP_USERNAME": _env("SMTP_USERNAME"),
+        "RECOVERY_SMTP_PASSWORD": _env("SMTP_PASSWORD"),
+        "RECOVERY_SMTP_SECURITY": smtp_security,
+        # Extra certificate authorities to trust (a private relay); the system's otherwise.
+        "RECOVERY_SMTP_CA_FILE": _env("SMTP_CA_FILE"),
+        "RECOVERY_SMTP_TIMEOUT_SECONDS": _float("SMTP_TIMEOUT_SECONDS", 10.0),
+        "RECOVERY_MAIL_FROM": _env("MAIL_FROM", "no-reply@recovery-desk.invalid"),
+        "RECOVERY_TWILIO_ACCOUNT_SID": _env("TWILIO_ACCOUNT_SID"),
+        "RECOVERY_TWILIO_AUTH_TOKEN": _env("TWILIO_AUTH_TOKEN"),
+        # The caller ID and SMS sender: an E.164 number bought from Twilio, or a
+        # Messaging Service (which can send with an alphanumeric sender ID).
+        "RECOVERY_TWILIO_FROM": _env("TWILIO_FROM"),
+        "RECOVERY_TWILIO_MESSAGING_SERVICE_SID": _env("TWILIO_MESSAGING_SERVICE_SID"),
+        # Only for the local stand-in the tests and the bench run; unset in real use.
+        "RECOVERY_TWILIO_API_BASE_URL": _env("TWILIO_API_BASE_URL"),
+        "RECOVERY_TWILIO_TIMEOUT_SECONDS": _float("TWILIO_TIMEOUT_SECONDS", 10.0),
         # Managers' reports: the longest date range one page may cover.
         "RECOVERY_REPORT_MAX_DAYS": 366,
         # The time zones whose calendar days the reports keep daily rollups for
@@ -276,6 +315,9 @@ def load_config(overrides: dict | None = None) -> dict:
             RECOVERY_ARGON2_MEMORY_KIB=8,
             RECOVERY_ARGON2_PARALLELISM=1,
             RECOVERY_SCHEDULER=False,
+            # Tests run inside one rolled-back transaction; those about sending
+            # turn this on with an app whose commits are real.
+            RECOVERY_SEND_AFTER_COMMIT=False,
         )
     config.update(overrides)
     return config

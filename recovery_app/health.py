@@ -1,5 +1,6 @@
 """What ``/healthz`` reports: can we reach the database, write the upload
-folder, and is a scheduler runner alive (its heartbeat is recent)."""
+folder, and is a scheduler runner alive (its heartbeat is recent); and, for
+managers only, how many messages wait to be sent or have failed."""
 
 from __future__ import annotations
 
@@ -61,3 +62,16 @@ def check(now: datetime) -> dict:
     parts = {"database": _database(), "uploads": _uploads(), "scheduler": _scheduler(now)}
     status = "ok" if all(part["status"] == "ok" for part in parts.values()) else "down"
     return {"status": status, **parts}
+
+
+def manager_details() -> dict:
+    """For managers only, never for anonymous callers: the outbox's backlog.
+    Failed messages need someone to act; a growing pending count means a
+    provider is down."""
+    from .notify import outbox_counts
+
+    try:
+        return {"outbox": outbox_counts()}
+    except Exception as exc:  # noqa: BLE001 - the database part already says down
+        db.session.rollback()
+        return {"outbox": {"error": type(exc).__name__}}

@@ -98,7 +98,7 @@ def last_code(to: str) -> str:
     """The six-digit code in the newest SMS or voice message to ``to``."""
     for message in reversed(outbox_messages(to=to)):
         if message.channel in ("sms", "voice"):
-            digits = re.sub(r"(\d) (?=\d)", r"\1", message.body)
+            digits = re.sub(r"(\d)[ ,、]{1,2}(?=\d)", r"\1", message.body)  # a call reads "1, 2, 3…"
             found = re.search(r"(?<!\d)\d{6}(?!\d)", digits)
             if found:
                 return found.group(0)

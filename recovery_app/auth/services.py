@@ -47,7 +47,7 @@ from ..database import begin_write
 from ..domain import DomainError
 from ..extensions import db
 from ..models import RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
-from ..notify import queue_email
+from ..notify import code_trouble, queue_email
 from ..web import describe_browser
 from . import twofactor
 from .events import record_event
@@ -249,6 +249,16 @@ def must_enroll(user: User) -> bool:
 
 def usable_methods(user: User) -> list[TwoFactorMethod]:
     return twofactor.confirmed_methods(user)
+
+
+def code_delivery_trouble(method: TwoFactorMethod | None, now: datetime) -> tuple[str, str] | None:
+    """Whether the newest code sent to this phone method (within a code's
+    lifetime) could not be delivered or could not be sent: the challenge page
+    says so and offers the call or another method."""
+    if method is None or method.kind not in ("sms", "voice") or not method.phone_e164:
+        return None
+    since = now - timedelta(minutes=current_app.config["RECOVERY_CODE_TTL_MINUTES"])
+    return code_trouble(method.phone_e164, since)
 
 
 def method_of(user: User, method_id: int | None, *, confirmed: bool = True) -> TwoFactorMethod | None:

@@ -149,8 +149,10 @@ def challenge():
             error = exc
         else:
             return _finish_sign_in(user, now, via=via, remember=form.remember_device.data)
+    method = services.method_of(user, current.method_id)
     return render_template("auth/challenge.html", form=form, error=error, user=user, challenge=current,
-                           method=services.method_of(user, current.method_id), locked_until=_locked_until(user, now),
+                           method=method, locked_until=_locked_until(user, now),
+                           trouble=services.code_delivery_trouble(method, now),
                            case=recovery_case_to_show(user, now))
 
 
@@ -179,9 +181,11 @@ def backups():
     user = pending_user(now)
     if user is None:
         return _password_step_expired()
+    current = Challenge.from_dict(session.get(CHALLENGE_KEY))
+    method = services.method_of(user, current.method_id) if current else None
     return render_template("auth/backups.html", form=BackupChoiceForm(), methods=services.usable_methods(user),
-                           recovery_codes_left=twofactor.remaining_recovery_codes(user),
-                           current=Challenge.from_dict(session.get(CHALLENGE_KEY)))
+                           recovery_codes_left=twofactor.remaining_recovery_codes(user), current=current,
+                           method=method, trouble=services.code_delivery_trouble(method, now))
 
 
 @bp.post("/sign-in/other-ways")

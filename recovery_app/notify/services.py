@@ -1,21 +1,38 @@
-"""Queueing and delivering messages through the outbox."""
+"""The outbox's rules: queueing, claiming a row before it is sent, recording
+what happened, delivery reports, and the counts managers see.
+
+Every row goes ``pending -> sending -> sent | failed`` (or back to ``pending``
+to be retried later). A row is only ever sent by whoever moved it to
+``sending``: the move is one conditional UPDATE, so of an immediate send, the
+retry job and a ``scheduler run-once`` racing for one row, exactly one wins.
+These functions only flush; ``delivery`` commits around them.
+"""
 
 from __future__ import annotations
 
 import re
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import render_template
+from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import select
+from sqlalchemy import case, func, select, update
 
 from ..extensions import db
 from ..models import OutboxMessage
-from .senders import SendError, get_sender
 
 MAX_TRIES = 6
-_CODE_LIKE = re.compile(r"(?<!\d)\d{6}(?!\d)")
+CODE_CHANNELS = ("sms", "voice")
+MASK = "••••••"
+# Six digits, written together (SMS) or one by one for a voice call ("1、2、3…").
+_CODE_LIKE = re.compile(r"(?<!\d)\d(?:[ ,、]{0,2}\d){5}(?!\d)")
+# What a delivery report may say, and which of those mean the message did not arrive.
+FINAL_REPORTS = frozenset({"delivered", "undelivered", "failed", "completed", "busy", "no-answer", "canceled"})
+NOT_DELIVERED = frozenset({"undelivered", "failed", "busy", "no-answer", "canceled"})
 
+
+# --- queueing ------------------------------------------------------------------------
 
 def queue_email(to: str, template: str, locale: str, now: datetime, **context) -> OutboxMessage:
     """Render ``templates/<template>.txt`` (``auth/email/new_device``, say) in the
@@ -28,83 +45,204 @@ def queue_email(to: str, template: str, locale: str, now: datetime, **context) -
     with force_locale(locale):
         rendered = render_template(f"{template}.txt", **context).strip()
     subject, _, body = rendered.partition("\n")
-    message = OutboxMessage(
-        channel="email",
-        to=to,
-        template=template,
-        locale=locale,
-        subject=subject.strip(),
-        body=body.strip() + "\n",
-        payload={},
-        status="pending",
-        tries=0,
-        next_try_at=now,
-        created_at=now,
-    )
-    db.session.add(message)
-    return message
+    return _queue("email", to, template, locale, subject.strip(), body.strip() + "\n", now)
 
 
 def queue_code(channel: str, to_e164: str, code: str, locale: str, now: datetime) -> OutboxMessage:
     """Queue a one-time code by SMS or voice call (never e-mail)."""
-    if channel not in ("sms", "voice"):
+    if channel not in CODE_CHANNELS:
         raise ValueError("codes go by sms or voice only")
     template = f"code_{channel}"
+    # Read aloud digit by digit, with a pause between digits.
+    spoken = ("、" if locale == "ja" else ", ").join(code)
     with force_locale(locale):
-        body = render_template(f"notify/{template}.txt", code=code, spoken=" ".join(code)).strip()
-    message = OutboxMessage(
-        channel=channel,
-        to=to_e164,
-        template=template,
-        locale=locale,
-        subject="",
-        body=body + "\n",
-        payload={},
-        status="pending",
-        tries=0,
-        next_try_at=now,
-        created_at=now,
-    )
+        body = render_template(f"notify/{template}.txt", code=code, spoken=spoken).strip()
+    return _queue(channel, to_e164, template, locale, "", body + "\n", now)
+
+
+def _queue(channel: str, to: str, template: str, locale: str, subject: str, body: str,
+           now: datetime) -> OutboxMessage:
+    from .delivery import hand_over_after_commit
+
+    # Handed over at once after the commit, the row is the retry job's only
+    # once it has had that long to go.
+    head_start = current_app.config["RECOVERY_OUTBOX_RETRY_AFTER_SECONDS"]
+    immediate = current_app.config["RECOVERY_SEND_AFTER_COMMIT"]
+    message = OutboxMessage(channel=channel, to=to, template=template, locale=locale, subject=subject,
+                            body=body, payload={}, status="pending", tries=0,
+                            next_try_at=now + timedelta(seconds=head_start if immediate else 0), created_at=now)
     db.session.add(message)
+    hand_over_after_commit(message)
     return message
 
+
+# --- claiming --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a sender needs of a claimed row, read while the claim was taken
+    (the send itself happens outside any transaction)."""
+
+    id: int
+    claim_token: str
+    channel: str
+    to: str
+    template: str
+    locale: str
+    subject: str
+    body: str
+    tries: int
+    created_at: datetime
+
+
+def _claim(condition, now: datetime, limit: int) -> list[Outgoing]:
+    token = secrets.token_hex(16)
+    candidates = (select(OutboxMessage.id).where(condition)
+                  .order_by(OutboxMessage.next_try_at, OutboxMessage.id).limit(limit))
+    # The subquery picks candidates; the UPDATE's own WHERE decides, row by
+    # row, under the row's write lock: a row another claimer took meanwhile
+    # is no longer 'pending' and is left out.
+    rows = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(candidates.scalar_subquery()), condition)
+        .values(status="sending", claim_token=token, claimed_at=now, tries=OutboxMessage.tries + 1)
+        .returning(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.to, OutboxMessage.template,
+                   OutboxMessage.locale, OutboxMessage.subject, OutboxMessage.body, OutboxMessage.tries,
+                   OutboxMessage.created_at)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return sorted((Outgoing(row.id, token, row.channel, row.to, row.template, row.locale, row.subject,
+                            row.body, row.tries, row.created_at) for row in rows), key=lambda o: o.id)
+
+
+def claim_new(ids: list[int], now: datetime) -> list[Outgoing]:
+    """The immediate send's claim: rows just queued (or put back by an operator), never tried."""
+    if not ids:
+        return []
+    return _claim(OutboxMessage.id.in_(ids) & (OutboxMessage.status == "pending") & (OutboxMessage.tries == 0),
+                  now, len(ids))
+
+
+def claim_due(now: datetime, limit: int = 100) -> list[Outgoing]:
+    """The retry job's claim: rows whose next try is due."""
+    return _claim((OutboxMessage.status == "pending") & (OutboxMessage.next_try_at <= now), now, limit)
+
+
+def release_stale_claims(now: datetime) -> int:
+    """A row claimed longer ago than the claim timeout belongs to a sender that
+    died (the process stopped mid-send): it is tried again, or failed if that
+    was its last try."""
+    cutoff = now - timedelta(seconds=current_app.config["RECOVERY_OUTBOX_CLAIM_TIMEOUT_SECONDS"])
+    return db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < cutoff)
+        .values(status=case((OutboxMessage.tries >= MAX_TRIES, "failed"), else_="pending"),
+                claim_token=None, next_try_at=now, last_error="the sender stopped before it finished")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+# --- recording what happened ------------------------------------------------------------
 
 def backoff(tries: int) -> timedelta:
     """Exponential: 1, 2, 4, 8… minutes after each failed try."""
     return timedelta(minutes=2 ** max(tries - 1, 0))
 
 
-def deliver_due(now: datetime, limit: int = 100) -> dict:
-    """Send the pending messages that are due; a message that keeps failing is marked failed."""
-    sender = get_sender()
-    rows = (
-        db.session.execute(
-            select(OutboxMessage)
-            .where(OutboxMessage.status == "pending", OutboxMessage.next_try_at <= now)
-            .order_by(OutboxMessage.next_try_at, OutboxMessage.id)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
-    )
-    sent = failed = retried = 0
-    for message in rows:
-        message.tries += 1
-        try:
-            sender.send(message)
-        except SendError as exc:
-            message.last_error = str(exc)[:1000]
-            if message.tries >= MAX_TRIES:
-                message.status = "failed"
-                failed += 1
-            else:
-                message.next_try_at = now + backoff(message.tries)
-                retried += 1
-            continue
-        message.status = "sent"
-        message.sent_at = now
-        if message.channel in ("sms", "voice") and not getattr(sender, "keeps_text", False):
-            # The code has left; the copy kept here is no longer needed by anyone.
-            message.body = _CODE_LIKE.sub("••••••", message.body)
-        sent += 1
-    return {"sent": sent, "retried": retried, "failed": failed}
+def masked(text: str) -> str:
+    return _CODE_LIKE.sub(MASK, text)
+
+
+def _body_kept(outgoing: Outgoing, keeps_text: bool) -> str:
+    # A code that has left (or never will) is no longer needed by anyone here.
+    if outgoing.channel in CODE_CHANNELS and not keeps_text:
+        return masked(outgoing.body)
+    return outgoing.body
+
+
+def _settle(outgoing: Outgoing, **values) -> bool:
+    """Write the outcome if the row is still ours (a claim released as stale
+    and taken by another sender is no longer ours to settle)."""
+    return db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outgoing.id, OutboxMessage.status == "sending",
+               OutboxMessage.claim_token == outgoing.claim_token)
+        .values(claim_token=None, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+def record_sent(outgoing: Outgoing, now: datetime, *, provider_id: str | None, keeps_text: bool) -> bool:
+    return _settle(outgoing, status="sent", sent_at=now, provider_id=(provider_id or None) and provider_id[:64],
+                   body=_body_kept(outgoing, keeps_text))
+
+
+def record_failure(outgoing: Outgoing, now: datetime, error: str, *, permanent: bool) -> str:
+    """``retry`` (back to pending after the backoff) or ``failed`` (the last try, or hopeless)."""
+    if permanent or outgoing.tries >= MAX_TRIES:
+        _settle(outgoing, status="failed", last_error=error[:1000], body=_body_kept(outgoing, False))
+        return "failed"
+    _settle(outgoing, status="pending", last_error=error[:1000], next_try_at=now + backoff(outgoing.tries))
+    return "retry"
+
+
+def code_expired(outgoing: Outgoing, now: datetime) -> bool:
+    """A code retried after it stopped working would only confuse."""
+    ttl = timedelta(minutes=current_app.config["RECOVERY_CODE_TTL_MINUTES"])
+    return outgoing.channel in CODE_CHANNELS and now - outgoing.created_at >= ttl
+
+
+def retry(message_id: int, now: datetime) -> bool:
+    """An operator puts a failed message back: it goes again with every try it had."""
+    return db.session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "failed")
+        .values(status="pending", tries=0, next_try_at=now, claim_token=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+# --- delivery reports ---------------------------------------------------------------------
+
+def record_delivery_report(provider_id: str, status: str, error_code: str | None, now: datetime) -> bool:
+    """The provider says what became of a message. A late "sent" never
+    overwrites a "delivered" or "undelivered" that arrived first."""
+    status = status.strip().lower()[:20]
+    condition = OutboxMessage.provider_id == provider_id
+    if status not in FINAL_REPORTS:
+        condition &= OutboxMessage.delivery_status.is_(None) | OutboxMessage.delivery_status.not_in(FINAL_REPORTS)
+    return db.session.execute(
+        update(OutboxMessage).where(condition)
+        .values(delivery_status=status, delivery_error=(error_code or None) and error_code[:200],
+                delivery_reported_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+def code_trouble(to: str, since: datetime) -> tuple[str, str] | None:
+    """What went wrong with the newest code sent to ``to`` since ``since``, as
+    (problem, channel): ``undelivered`` (the provider took it, the phone did
+    not get it) or ``failing`` (we could not hand it to the provider); None if
+    nothing is known to have gone wrong."""
+    latest = db.session.execute(
+        select(OutboxMessage.channel, OutboxMessage.status, OutboxMessage.last_error, OutboxMessage.delivery_status)
+        .where(OutboxMessage.to == to, OutboxMessage.channel.in_(CODE_CHANNELS), OutboxMessage.created_at >= since)
+        .order_by(OutboxMessage.id.desc()).limit(1)
+    ).first()
+    if latest is None:
+        return None
+    if latest.delivery_status in NOT_DELIVERED:
+        return "undelivered", latest.channel
+    if latest.status == "failed" or (latest.status in ("pending", "sending") and latest.last_error):
+        return "failing", latest.channel
+    return None
+
+
+# --- for managers --------------------------------------------------------------------------
+
+def outbox_counts() -> dict[str, int]:
+    """Messages waiting (pending or being sent) and failed, for /healthz and the reports."""
+    counts = dict(db.session.execute(
+        select(OutboxMessage.status, func.count()).where(OutboxMessage.status.in_(("pending", "sending", "failed")))
+        .group_by(OutboxMessage.status)
+    ).all())
+    return {"pending": counts.get("pending", 0) + counts.get("sending", 0), "failed": counts.get("failed", 0)}

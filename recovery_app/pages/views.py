@@ -42,13 +42,20 @@ def help_page():
 @bp.get("/healthz")
 def healthz():
     """Up or down for anyone (503 when a part is down); which part and the
-    scheduler's holder only for managers and internal addresses."""
-    from ..health import check, may_see_details
+    scheduler's holder only for managers and internal addresses; the outbox's
+    pending and failed counts only for managers."""
+    from ..health import check, manager_details, may_see_details
     from ..models.base import utcnow
 
     report = check(utcnow())
     manager = current_user.is_authenticated and current_user.role == "manager"
-    response = jsonify(report if manager or may_see_details(client_address()) else {"status": report["status"]})
+    if manager:
+        body = {**report, **manager_details()}
+    elif may_see_details(client_address()):
+        body = report
+    else:
+        body = {"status": report["status"]}
+    response = jsonify(body)
     response.status_code = 200 if report["status"] == "ok" else 503
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -19,7 +19,7 @@ from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS, STATUS_LABELS
+from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS
 from .. import lifecycle, notify
 from ..documents import pipeline, storage
 from ..auth.events import record_event

@@ -34,6 +34,7 @@ from . import measures, rollups
 from ..domain import DomainError
 from ..extensions import db
 from ..models import Case, OutboxMessage, User
+from ..notify import outbox_counts
 from ..models.base import UTCDateTime
 from ..models.cases import CLOCK_RUNNING_STATUSES, OPEN_STATUSES
 
@@ -151,6 +152,7 @@ class Report:
     escalations: list
     failed_messages: list
     failed_count: int
+    waiting_count: int  # messages not sent yet (the failed ones are listed)
     rolled_days: int = 0  # whole days of the range read from the daily rollups
     live_days: int = 0  # days counted from the cases, in part or whole (today)
     rolled_until: datetime | None = None  # the rollups hold every event before this
@@ -393,7 +395,8 @@ def build_report(rng: DateRange, now: datetime, *, escalation_limit: int = 50, f
         .where(Case.status.in_(OPEN_STATUSES), Case.breached_at.is_not(None))
         .order_by(Case.due_at).limit(escalation_limit)
     ).all()
-    failed_count = db.session.execute(select(func.count()).where(OutboxMessage.status == "failed")).scalar()
+    outbox = outbox_counts()
+    failed_count = outbox["failed"]
     failed_messages = db.session.execute(
         select(OutboxMessage).where(OutboxMessage.status == "failed")
         .order_by(OutboxMessage.id.desc()).limit(failed_limit)
@@ -401,4 +404,5 @@ def build_report(rng: DateRange, now: datetime, *, escalation_limit: int = 50, f
     tables = {t.name: t for t in (now_table, daily, times, _reasons(figures), _backlog(now), _reviewers(rng, figures),
                                   staffing_table)}
     return Report(rng, now, snapshot, decision_times, first_claim, staffing, tables, escalations,
-                  failed_messages, failed_count, figures.rolled_days, figures.live_days, figures.rolled_until)
+                  failed_messages, failed_count, outbox["pending"], figures.rolled_days, figures.live_days,
+                  figures.rolled_until)

@@ -51,7 +51,8 @@ def run():
 @click.option("--now", "now_text", metavar="ISO-8601", help="Run as if it were this time (UTC if no offset).")
 def run_once(now_text):
     """Run every job once, in order, and print what each did. Jobs are
-    idempotent, so this is safe beside a running scheduler."""
+    idempotent, so this is safe beside a running scheduler without its lock:
+    the outbox job claims each message before sending it, so none goes twice."""
     now = parse_now(now_text)
     click.echo(f"running every job once at {now.isoformat()}")
     failed = False

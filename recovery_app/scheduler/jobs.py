@@ -188,11 +188,14 @@ def remove_orphans(now: datetime) -> dict:
 
 
 def deliver_outbox(now: datetime) -> dict:
-    """Send due messages; failures are retried with exponential backoff and
-    marked failed after the last try (managers see them on the dashboard)."""
-    result = notify.deliver_due(now)
-    db.session.flush()
-    return result
+    """Retry what the immediate send after the commit could not send (and any
+    message nobody handed over), with exponential backoff; after the last try
+    a message is failed (managers see it on the dashboard and /healthz).
+    Each message is claimed before it is sent, so this job, a ``run-once``
+    beside it and an immediate send never send one message twice; the claim
+    alone makes that so, without the runner lock. Claims, sends and outcomes
+    are committed step by step: no transaction stays open during a send."""
+    return notify.deliver_due(now)
 
 
 def run_prechecks(now: datetime) -> dict:

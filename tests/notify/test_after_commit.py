@@ -1,0 +1,187 @@
+"""Sent right after the commit, recorded always, never twice: with real
+commits on SQLite and PostgreSQL, threads racing, and a sender that dies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from recovery_app import notify
+from recovery_app.database import unit
+from recovery_app.extensions import db
+from recovery_app.models import OutboxMessage, TwoFactorMethod
+from recovery_app.models.base import utcnow
+from recovery_app.scheduler import jobs
+from tests.factories import Factory
+from tests.signin import SignIn
+
+from .conftest import ACCOUNT_SID, AUTH_TOKEN, mail_settings, twilio_settings
+from .servers import MailServer, TwilioStandIn
+
+PHONE = "+819012345678"
+
+
+def wait_for(predicate, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("waited in vain")
+
+
+def rows(app) -> list[OutboxMessage]:
+    with app.app_context():
+        found = list(db.session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
+        db.session.expunge_all()
+        return found
+
+
+@pytest.fixture
+def sending_app(live_app):
+    live_app.config.update(RECOVERY_SEND_AFTER_COMMIT=True, RECOVERY_OUTBOX_RETRY_AFTER_SECONDS=60)
+    return live_app
+
+
+@pytest.fixture
+def twilio(sending_app):
+    with TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN) as standin:
+        sending_app.config.update(twilio_settings(standin))
+        yield standin
+
+
+def _seller_with_phone(app) -> object:
+    with app.app_context():
+        user = Factory(app).user(locale="ja", enrolled=False)
+        db.session.add(TwoFactorMethod(user_id=user.id, kind="sms", is_primary=True, phone_e164=PHONE, label="",
+                                       created_at=utcnow(), confirmed_at=utcnow()))
+        user.must_enroll_2sv = False
+        email = user.email
+        db.session.commit()
+        return SimpleNamespace(email=email)
+
+
+def test_a_code_leaves_right_after_the_commit_without_the_job(sending_app, twilio):
+    user = _seller_with_phone(sending_app)
+    client = sending_app.test_client()
+    assert SignIn(sending_app).password(client, user).status_code == 302
+    [request] = wait_for(lambda: twilio.requests)
+    [row] = wait_for(lambda: [r for r in rows(sending_app) if r.status == "sent"])
+    assert row.provider_id == request["sid"] and row.tries == 1 and "••••••" in row.body
+    with sending_app.app_context():
+        # The retry job has nothing to do: it only retries.
+        assert notify.deliver_due(utcnow() + timedelta(minutes=5)) == {"sent": 0, "retried": 0, "failed": 0}
+    assert len(twilio.requests) == 1
+
+
+def test_a_unit_that_rolls_back_sends_nothing(sending_app):
+    with MailServer() as server:
+        sending_app.config.update(mail_settings(server))
+        with sending_app.app_context():
+            with pytest.raises(RuntimeError), unit():
+                notify.queue_email("x@example.test", "scheduler/email/case_expired", "en", utcnow(),
+                                   name="X", reference="RC-AAAA-BBBB", days=7, base_url="http://x")
+                db.session.flush()
+                raise RuntimeError("the request failed")
+            with unit():
+                notify.queue_email("y@example.test", "scheduler/email/case_expired", "en", utcnow(),
+                                   name="Y", reference="RC-CCCC-DDDD", days=7, base_url="http://x")
+        [row] = wait_for(lambda: [r for r in rows(sending_app) if r.status == "sent"])
+        assert row.to == "y@example.test" and len(rows(sending_app)) == 1
+        assert [mail["To"] for mail in server.messages] == ["y@example.test"]
+
+
+def test_a_provider_outage_never_fails_the_request_and_leaves_the_row_to_the_retry_job(sending_app, twilio):
+    twilio.failure = (503, {"code": 20503, "message": "Service unavailable", "status": 503})
+    user = _seller_with_phone(sending_app)
+    client = sending_app.test_client()
+    assert SignIn(sending_app).password(client, user).status_code == 302
+    [row] = wait_for(lambda: [r for r in rows(sending_app) if r.last_error])
+    assert row.status == "pending" and row.tries == 1 and row.next_try_at == row.claimed_at + timedelta(minutes=1)
+    assert client.get("/sign-in/code").status_code == 200
+    twilio.failure = None
+    with sending_app.app_context():
+        assert notify.deliver_due(row.next_try_at)["sent"] == 1
+    [row] = rows(sending_app)
+    assert row.status == "sent" and row.tries == 2
+
+
+_sent: list[int] = []
+_sent_lock = threading.Lock()
+
+
+class CountingSender:
+    """Records every send; slow enough that the racers overlap."""
+
+    def send(self, message) -> str:
+        time.sleep(0.005)
+        with _sent_lock:
+            _sent.append(message.id)
+        return f"count-{message.id}"
+
+
+def test_an_immediate_send_the_retry_job_and_run_once_never_send_one_message_twice(live_app):
+    live_app.config.update(RECOVERY_SENDER=f"{__name__}:CountingSender", RECOVERY_SEND_AFTER_COMMIT=False)
+    _sent.clear()
+    now = utcnow()
+    with live_app.app_context(), unit():
+        queued = [notify.queue_email(f"p{n}@example.test", "scheduler/email/case_expired", "en", now,
+                                     name="P", reference="RC-AAAA-BBBB", days=7, base_url="http://x")
+                  for n in range(40)]
+        db.session.flush()
+        ids = [message.id for message in queued]
+    outbox_job = next(job for job in jobs.JOBS if job.name == "outbox")
+    start = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def racer(work):
+        with live_app.app_context():
+            try:
+                start.wait()
+                work()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    def immediate():
+        for message_id in ids:
+            notify.send_now([message_id], now)
+
+    def retry_job():
+        while notify.deliver_due(now, limit=3)["sent"]:
+            pass
+
+    def run_once():  # what `flask scheduler run-once` does for the outbox, beside a live runner
+        for _ in range(15):
+            jobs.run_job(outbox_job, now, holder="run-once")
+
+    threads = [threading.Thread(target=racer, args=(work,)) for work in (immediate, retry_job, run_once)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert sorted(_sent) == ids  # every message once, none twice
+    assert {(row.status, row.tries) for row in rows(live_app)} == {("sent", 1)}
+
+
+def test_a_claim_whose_sender_died_is_sent_again_after_the_timeout(app, db, now):
+    app.config["RECOVERY_OUTBOX_CLAIM_TIMEOUT_SECONDS"] = 300
+    row = notify.queue_code("sms", PHONE, "123456", "ja", now)
+    db.session.flush()
+    [dead] = notify.services.claim_due(now)  # claimed, then the process died mid-send
+    db.session.flush()
+    assert notify.deliver_due(now + timedelta(minutes=1)) == {"sent": 0, "retried": 0, "failed": 0}
+    later = now + timedelta(minutes=5, seconds=1)
+    assert notify.deliver_due(later) == {"sent": 1, "retried": 0, "failed": 0, "released": 1}
+    # Had the first sender come back after all, its outcome is no longer its to write.
+    assert notify.services.record_sent(dead, later, provider_id="late", keeps_text=True) is False
+    db.session.refresh(row)
+    assert row.status == "sent" and row.tries == 2 and row.provider_id is None
