@@ -1,0 +1,150 @@
+"""Many people at once against a served app (a real HTTP server, threads, real
+commits), on SQLite and PostgreSQL, with the scheduler running every job every
+two seconds: no server error, and every counter and single-use thing holds
+(ASVS 6.3.1, NIST 800-63B 5.2.2)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import func, select
+
+from recovery_app import audit
+from recovery_app.auth import twofactor
+from recovery_app.auth.users import get_or_create_account
+from recovery_app.extensions import db
+from recovery_app.models import SecurityEvent, SentCode, TwoFactorMethod, User
+from recovery_app.models.base import utcnow
+from tests.factories import Factory
+from tests.helpers import TEST_PASSWORD, later
+from tests.served import Person, at_once, crowd, served
+
+SECONDS = 20  # bench/concurrency.py runs the same for 60 s
+
+
+def _people(app, count: int) -> list[tuple[str, str | None]]:
+    """(e-mail, authenticator seed) for ``count`` sellers: half enrolled, half to enroll at first sign-in."""
+    with app.app_context():
+        make = Factory(app)
+        account = get_or_create_account("Crowd shop", utcnow())
+        people = []
+        for n in range(count):
+            user = make.user(email=f"person{n}@example.test", account=account, enrolled=n % 2 == 0, locale="en")
+            people.append((user.email, getattr(user, "_test_totp_seed", None)))
+        db.session.commit()
+        db.session.remove()
+    return people
+
+
+@pytest.mark.parametrize("count", [8, 32])
+def test_a_crowd_signs_in_enrolls_and_browses_with_no_server_error(live_app, database_url, count, tmp_path):
+    people = _people(live_app, count)
+    with served(live_app) as base:
+        crowd_people = [Person(base, email, seed) for email, seed in people]
+        cli = at_once([lambda: crowd(crowd_people, SECONDS), lambda: _cli_create_user(database_url, tmp_path)])
+    statuses = [status for person in crowd_people for status in person.outcome.statuses]
+    errors = [error for person in crowd_people for error in person.outcome.errors]
+    assert not errors, errors[:5]
+    assert [s for s in statuses if s >= 500] == []
+    assert all(person.outcome.sign_ins >= 1 for person in crowd_people), [p.outcome.sign_ins for p in crowd_people]
+    assert cli[1] == 0, "the CLI command beside the served app failed"
+    with live_app.app_context():
+        assert db.session.execute(select(User).where(User.email == "beside@example.test")).scalar_one()
+        assert audit.verify().ok
+        db.session.remove()
+
+
+def _cli_create_user(database_url: str, tmp_path) -> int:
+    """``flask users create`` in its own process, beside the served app."""
+    env = {**os.environ, "RECOVERY_DATABASE_URL": database_url, "RECOVERY_INSTANCE_DIR": str(tmp_path / "cli"),
+           "RECOVERY_SCHEDULER": "off", "RECOVERY_ENV": "development"}
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "create", "--role", "reviewer",
+                           "--email", "beside@example.test", "--password", "quiet lantern orchard 9107"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        print(done.stdout, done.stderr)
+    return done.returncode
+
+
+def _password_step(base: str, email: str) -> Person:
+    person = Person(base, email)
+    person.get("/sign-in")
+    assert person.post("/sign-in", {"email": email, "password": TEST_PASSWORD}).url.endswith("/sign-in/code")
+    return person
+
+
+def test_parallel_wrong_codes_never_get_past_the_lock(live_app):
+    # ASVS 6.3.1: 48 wrong codes at once from 8 password-step sessions; at most 10 are compared per lock window
+    ((email, seed),) = [p for p in _people(live_app, 1)]
+    limit = live_app.config["RECOVERY_CODE_LOCK_AFTER"]
+    with served(live_app, scheduler=False) as base:
+        sessions = [_password_step(base, email) for _ in range(8)]
+        wrong = "000000" if pyotp_now(seed) != "000000" else "111111"
+        results = at_once([lambda s=s: s.post("/sign-in/code", {"code": wrong}).status_code
+                           for s in sessions for _ in range(6)])
+        assert all(status < 500 for status in results), results
+        right = sessions[0].post("/sign-in/code", {"code": pyotp_now(seed)})
+    assert right.url.endswith("/sign-in/code")  # the right code is refused while the codes are paused
+    with live_app.app_context():
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+        compared = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
+            SecurityEvent.user_id == user.id, SecurityEvent.kind == "code_failed")).scalar_one()
+        assert compared == limit
+        assert user.code_locked_until is not None and user.code_locked_until > utcnow()
+        assert user.consecutive_failures == limit
+        db.session.remove()
+
+
+def pyotp_now(seed: str) -> str:
+    import pyotp
+
+    return pyotp.TOTP(seed).now()
+
+
+def test_parallel_guesses_at_one_sent_code_get_its_five_tries_and_no_more(live_app):
+    ((email, _seed),) = [p for p in _people(live_app, 1)]
+    with live_app.app_context():
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+        db.session.execute(TwoFactorMethod.__table__.update().where(TwoFactorMethod.user_id == user.id)
+                           .values(is_primary=False))
+        db.session.add(TwoFactorMethod(user_id=user.id, kind="sms", is_primary=True, phone_e164="+819012345678",
+                                       label="", created_at=utcnow(), confirmed_at=utcnow()))
+        db.session.commit()
+        db.session.remove()
+    with served(live_app, scheduler=False) as base:
+        person = _password_step(base, email)  # the code page sends the SMS
+        person.get("/sign-in/code")
+        with live_app.app_context():
+            sent = db.session.execute(select(SentCode).join(User).where(User.email == email)).scalar_one()
+            wrong = "000000" if not twofactor.hmac.compare_digest(
+                sent.code_hash, twofactor._code_hash(sent.challenge_id, "000000")) else "111111"
+            db.session.remove()
+        results = at_once([lambda: person.post("/sign-in/code", {"code": wrong}).status_code for _ in range(24)])
+    assert all(status < 500 for status in results), results
+    with live_app.app_context():
+        tries = db.session.execute(select(SentCode.tries).join(User).where(User.email == email)).scalar_one()
+        assert tries == live_app.config["RECOVERY_CODE_MAX_TRIES"]
+        db.session.remove()
+
+
+def test_parallel_wrong_passwords_are_each_counted_once(live_app):
+    # The counter moves in SQL: every wrong password that was evaluated is in it, none lost.
+    ((email, _seed),) = [p for p in _people(live_app, 1)]
+    with served(live_app, scheduler=False) as base:
+        people = [Person(base, email) for _ in range(20)]
+        for person in people:
+            person.get("/sign-in")
+        results = at_once([lambda p=p: [p.post("/sign-in", {"email": email, "password": "wrong password here"})
+                                        .status_code for _ in range(5)] for p in people])
+    assert all(status < 500 for statuses in results for status in statuses), results
+    with live_app.app_context():
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+        evaluated = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
+            SecurityEvent.user_id == user.id, SecurityEvent.kind == "password_failed")).scalar_one()
+        assert user.failed_password_count == evaluated >= 5
+        assert user.hard_locked_at is None  # wrong passwords alone never lock the owner out
+        assert user.password_delay_until is not None and user.password_delay_until > later(utcnow(), seconds=-1)
+        db.session.remove()
