@@ -15,6 +15,12 @@ STATUS_LABELS = {
     "rejected": _l("Not approved"),
     "withdrawn": _l("Withdrawn"),
     "expired": _l("Closed without new documents"),
+    "cancelled": _l("Cancelled by the account's owner"),
+}
+# Why the owner stopped a case (the ``reason`` of its ``case.cancelled`` event).
+CANCEL_REASONS = {
+    "owner_signed_in": _l("The account's owner signed in with 2-step verification, so no recovery was needed."),
+    "owner_cancelled": _l("The account's owner, signed in with 2-step verification, said it was not them."),
 }
 DOCUMENT_TYPE_LABELS = {
     "passport": _l("Passport"),

@@ -1,11 +1,15 @@
 """The case lifecycle: which status may follow which, the one function that
 moves a case, and the SLA clock.
 
-    submitted  -> in_review (claimed) | withdrawn
+    submitted  -> in_review (claimed) | withdrawn | cancelled
     in_review  -> submitted (released, or the claim went stale)
-                | approved | rejected | needs_info | awaiting_second_approval
-    awaiting_second_approval -> approved | rejected | in_review (second reviewer disagrees)
-    needs_info -> submitted (new documents) | expired | withdrawn
+                | approved | rejected | needs_info | awaiting_second_approval | cancelled
+    awaiting_second_approval -> approved | rejected | in_review (second reviewer disagrees) | cancelled
+    needs_info -> submitted (new documents) | expired | withdrawn | cancelled
+
+``cancelled``: the account's owner proved a second step they already had (a
+sign-in with 2SV, or "this wasn't me" while signed in), so the owner wins over
+whoever opened the case, at every open status short of a decision.
 
 The clock runs while the case waits on us and pauses while it waits on the
 seller (``needs_info``). ``due_at`` is stored, already moved by every pause, so
@@ -31,14 +35,17 @@ from .reports import rollups
 
 S = CaseStatus
 TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
-    S.SUBMITTED: frozenset({S.IN_REVIEW, S.WITHDRAWN}),
-    S.IN_REVIEW: frozenset({S.SUBMITTED, S.APPROVED, S.REJECTED, S.NEEDS_INFO, S.AWAITING_SECOND_APPROVAL}),
-    S.AWAITING_SECOND_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.IN_REVIEW}),
-    S.NEEDS_INFO: frozenset({S.SUBMITTED, S.EXPIRED, S.WITHDRAWN}),
+    S.SUBMITTED: frozenset({S.IN_REVIEW, S.WITHDRAWN, S.CANCELLED}),
+    S.IN_REVIEW: frozenset(
+        {S.SUBMITTED, S.APPROVED, S.REJECTED, S.NEEDS_INFO, S.AWAITING_SECOND_APPROVAL, S.CANCELLED}
+    ),
+    S.AWAITING_SECOND_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.IN_REVIEW, S.CANCELLED}),
+    S.NEEDS_INFO: frozenset({S.SUBMITTED, S.EXPIRED, S.WITHDRAWN, S.CANCELLED}),
     S.APPROVED: frozenset(),
     S.REJECTED: frozenset(),
     S.WITHDRAWN: frozenset(),
     S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
 }
 CLOSED = frozenset(status for status, nexts in TRANSITIONS.items() if not nexts)
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: read aloud without doubt

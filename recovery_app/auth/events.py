@@ -15,7 +15,7 @@ KINDS = (
     "enrolled", "method_added", "method_removed", "method_primary_changed", "recovery_codes_generated",
     "recovery_code_used", "trusted_device_added", "trusted_device_revoked", "twofactor_disabled",
     "password_changed", "password_reset_requested", "email_changed", "sessions_ended", "invited", "user_removed",
-    "recovery_requested", "recovery_withdrawn", "recovery_approved", "recovery_rejected",
+    "recovery_requested", "recovery_withdrawn", "recovery_cancelled", "recovery_approved", "recovery_rejected",
 )
 
 

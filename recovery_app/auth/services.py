@@ -48,6 +48,7 @@ from ..domain import DomainError
 from ..extensions import db
 from ..models import RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
 from ..notify import code_trouble, queue_email
+from ..recovery import services as recovery
 from ..web import describe_browser
 from . import twofactor
 from .events import record_event
@@ -414,7 +415,14 @@ def trusted_device(user: User, token: str | None, now: datetime) -> TrustedDevic
 def complete_sign_in(user: User, now: datetime, *, address: str | None, browser: str | None, via: str,
                      remember_device: bool = False) -> str | None:
     """Both steps passed: record it, tell the user about a new device, and
-    trust this browser when asked. Returns the trusted-device cookie value to set."""
+    trust this browser when asked. Returns the trusted-device cookie value to set.
+
+    A second step the user already had (any method, a recovery code or a
+    trusted device; not a first enrollment) proves the owner is here: an open
+    recovery case is cancelled, since it is not needed and may have been opened
+    by someone who holds only the password."""
+    if via != "enrollment":
+        recovery.cancel_for_owner(user, reason="owner_signed_in", now=now, address=address, browser=browser, via=via)
     if user.hard_locked_at is not None:
         unlock(user, "password_reset", now)  # a new password plus a second factor (see _reset_since_lock)
     seen_before = via == "trusted_device" or db.session.execute(

@@ -25,6 +25,7 @@ class CaseStatus(StrEnum):
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # the account's owner passed 2SV, or cancelled it signed in
 
 
 # Statuses during which the SLA clock runs: the case waits on us.

@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask_login import current_user
 
 from ..account.services import save_language
+from ..models.base import utcnow
+from ..recovery import services as recovery
 from ..web import client_address, safe_next
 
 bp = Blueprint("pages", __name__)
@@ -17,7 +19,12 @@ def home():
         return redirect(url_for("auth.sign_in"))
     if current_user.is_staff:
         return redirect(url_for("review.queue"))
-    return render_template("pages/home.html")
+    # A recovery case opened for this user while they still hold their second
+    # step: say so first, with the way to stop it or, once stopped, to secure
+    # the account.
+    open_case = recovery.open_case(current_user)
+    cancelled = None if open_case is not None else recovery.recently_cancelled(current_user, utcnow())
+    return render_template("pages/home.html", open_case=open_case, cancelled=cancelled)
 
 
 @bp.route("/language/<code>", methods=["GET", "POST"])

@@ -366,6 +366,14 @@ def _current_results(*conditions):
     )
 
 
+def current_reason_codes(case_id: int) -> set[str]:
+    """Every reason code the checks gave on ``case_id``'s newest round of documents."""
+    rows = db.session.execute(
+        _current_results(PrecheckResult.case_id == case_id).with_only_columns(PrecheckResult.reasons)
+    ).scalars()
+    return {code for reasons in rows for code in (reasons or [])}
+
+
 def flagged_filter():
     """For the queue's "pre-check flags" filter: ``select(Case).where(flagged_filter())``.
     A case is flagged when a check on its newest round of documents said look

@@ -1,5 +1,6 @@
 """The seller's side of a recovery case: opening it with identity documents,
-sending new documents when a reviewer asks, withdrawing it.
+sending new documents when a reviewer asks, withdrawing it, and the owner
+who still has a working second step cancelling it.
 
 Rules take plain values and ``now``. A case and its documents appear together
 or not at all: files are cleaned and staged first (slow, before the unit takes
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime
@@ -19,8 +20,8 @@ from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from ..case_labels import DOCUMENT_TYPE_LABELS, SIDE_LABELS
-from .. import lifecycle, notify
+from ..case_labels import CANCEL_REASONS, DOCUMENT_TYPE_LABELS, SIDE_LABELS
+from .. import audit, lifecycle, notify
 from ..documents import pipeline, storage
 from ..auth.events import record_event
 from ..database import begin_write, lock_row, on_commit, on_rollback
@@ -172,7 +173,7 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
     case = lifecycle.new_case(user, document_type, now=now, address=address, browser=browser)
     _add_documents(case, cleaned, round_number=1, now=now)
     _security_event(user, "recovery_requested", case, now=now, address=address, browser=browser)
-    _queue_requested_notices(user, case, now=now, address=address, browser=browser)
+    _tell_account(user, case, "recovery/email/requested", now=now, address=address, browser=browser)
     return case
 
 
@@ -266,17 +267,19 @@ def _security_event(user: User, kind: str, case: Case, *, now: datetime, address
     record_event(user, kind, now, address=address, browser=browser, case=case.reference)
 
 
-def _queue_requested_notices(user: User, case: Case, *, now: datetime, address: str | None,
-                             browser: str | None) -> None:
-    """Tell every address of the seller account, each in their own language and zone."""
+def _tell_account(user: User, case: Case, template: str, *, now: datetime, address: str | None,
+                  browser: str | None, **extra) -> None:
+    """Queue ``template`` to every address of the seller account (and the user),
+    each in their own language and zone: a recovery request, a withdrawal or a
+    cancellation is news for everyone who could lose the account."""
     recipients = list(user.account.users) if user.account is not None else [user]
     if user not in recipients:
         recipients.append(user)
-    case_url = current_app.config["RECOVERY_BASE_URL"].rstrip("/") + url_for("recovery.case_status")
+    base = current_app.config["RECOVERY_BASE_URL"].rstrip("/")
     for recipient in recipients:
         locale = recipient.locale if recipient.locale in current_app.config["RECOVERY_LANGUAGES"] else "ja"
         notify.queue_email(
-            recipient.email, "recovery/email/requested", locale, now,
+            recipient.email, template, locale, now,
             for_self=recipient.id == user.id,
             user_name=user.display_name or user.email,
             user_email=user.email,
@@ -286,8 +289,11 @@ def _queue_requested_notices(user: User, case: Case, *, now: datetime, address: 
             due=in_zone(case.due_at, recipient.time_zone, locale),
             address=address or "?",
             browser=describe_browser(browser),
-            case_url=case_url,
+            case_url=base + url_for("recovery.case_status"),
+            sign_in_url=base + url_for("auth.sign_in"),
+            password_url=base + url_for("account.password"),
             product=current_app.config["RECOVERY_PRODUCT_NAME"],
+            **extra,
         )
 
 
@@ -324,16 +330,70 @@ def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, addr
 
 
 def withdraw(user: User, *, now: datetime, address: str | None, browser: str | None) -> Case:
-    """The seller cancels their open case (only while no reviewer is working on it)."""
+    """The seller withdraws their open case while no reviewer is working on it.
+
+    Only the password step may stand behind this request, so a withdrawal is
+    news for every address of the account, and a refused one is audited. The
+    owner who is fully signed in uses ``cancel_for_owner`` instead, which also
+    stops a case a reviewer holds."""
     case = open_case(user)
     if case is None:
         raise RecoveryError(_l("You have no open recovery case to withdraw."))
     lock_row(Case, case.id)
     db.session.refresh(case)
     if case.status not in WITHDRAWABLE:  # read again under the lock: a reviewer may have claimed it
+        audit.record("case.withdrawal_refused", now=now, actor=user, subject_type="case", subject_id=case.reference,
+                     details={"status": case.status}, address=address, browser=browser)
         raise RecoveryError(_l("A reviewer is working on your case right now, so it cannot be withdrawn at this "
-                               "moment. Please try again later."))
+                               "moment. If you can sign in with your 2-step verification, do so: that stops the "
+                               "case at once."))
     lifecycle.transition(case, "withdrawn", now=now, actor=user, action="withdrawn", address=address,
                          browser=browser)
     _security_event(user, "recovery_withdrawn", case, now=now, address=address, browser=browser)
+    _tell_account(user, case, "recovery/email/withdrawn", now=now, address=address, browser=browser)
     return case
+
+
+# --- the owner who still has a working second step wins ---------------------------
+
+
+def cancel_for_owner(user: User, *, reason: str, now: datetime, address: str | None, browser: str | None,
+                     via: str | None = None) -> Case | None:
+    """Stop the user's open case because its owner proved the second step.
+
+    Called when the user passes 2SV by any method (the case is not needed, and
+    may have been opened by someone holding only the password) and when a
+    signed-in owner says "this wasn't me". Works at every open status,
+    including while a reviewer holds the case; a decision that committed first
+    stands. Returns the cancelled case, or None when nothing was open.
+
+    Each try is one conditional UPDATE from the status just read; a reviewer
+    moving the case in between (a claim, a release) makes it fail and it is
+    read and tried again, so the owner wins against every move but a decision.
+    """
+    if reason not in CANCEL_REASONS:
+        raise ValueError(f"unknown reason {reason!r}")
+    for _ in range(5):
+        case = open_case(user)
+        if case is None:
+            return None
+        try:
+            lifecycle.transition(case, "cancelled", now=now, actor=user, action="cancelled", address=address,
+                                 browser=browser, details={"reason": reason, **({"via": via} if via else {})})
+        except lifecycle.TransitionError:
+            db.session.expire_all()
+            continue
+        _security_event(user, "recovery_cancelled", case, now=now, address=address, browser=browser)
+        _tell_account(user, case, "recovery/email/cancelled", now=now, address=address, browser=browser,
+                      by_sign_in=reason == "owner_signed_in")
+        return case
+    raise RecoveryError(_l("Your case changed while we tried to cancel it. Please try again."))
+
+
+def recently_cancelled(user: User, now: datetime, days: int = 7) -> Case | None:
+    """The user's latest case if the owner cancelled it in the last ``days``: the
+    home page keeps saying so, with the way to secure the account."""
+    case = latest_case(user)
+    if case is None or case.status != "cancelled" or case.closed_at is None:
+        return None
+    return case if now - case.closed_at <= timedelta(days=days) else None

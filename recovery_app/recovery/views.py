@@ -85,7 +85,7 @@ def _page(template: str, status: int = 200, **context):
                            local_time=lambda moment: services.in_zone(moment, seller.time_zone, locale),
                            sla_hours=current_app.config["RECOVERY_SLA_HOURS"],
                            max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
-                           **context), status
+                           owner=_signed_in_owner(), **context), status
 
 
 @bp.get("/")
@@ -142,12 +142,30 @@ def resubmit():
     return redirect(url_for(".case_status"))
 
 
+def _signed_in_owner() -> bool:
+    """Whether the seller of this page passed both steps in this browser (not
+    only the password): they may stop their case at any open status."""
+    return current_user.is_authenticated and current_user.id == g.seller.id
+
+
 @bp.route("/case/withdraw", methods=["GET", "POST"])
 @seller_required
 def withdraw():
+    """Withdraw the case. A seller who is fully signed in cancels it instead,
+    whatever its status short of a decision ("this wasn't me"), and is then
+    shown how to secure the account."""
     form = WithdrawForm()
+    owner = _signed_in_owner()
     if not form.validate_on_submit():
-        return _page("recovery/withdraw.html", form=form, case=services.latest_case(g.seller))
+        case = services.latest_case(g.seller)
+        may_stop = case is not None and case.is_open and (owner or case.status in services.WITHDRAWABLE)
+        return _page("recovery/withdraw.html", form=form, case=case, may_stop=may_stop)
+    if owner:
+        if services.cancel_for_owner(g.seller, reason="owner_cancelled", now=utcnow(), **origin()) is None:
+            flash(_("You have no open recovery case to cancel."), "error")
+            return redirect(url_for(".case_status"))
+        flash(_("The recovery case was cancelled. Nothing was changed on your sign-in."), "success")
+        return redirect(url_for("pages.home"))
     try:
         services.withdraw(g.seller, now=utcnow(), **origin())
     except services.RecoveryError as refused:

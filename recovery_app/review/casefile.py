@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from .. import audit
+from ..case_labels import CANCEL_REASONS
 from ..documents import storage
 from ..extensions import db
 from ..models import (
@@ -72,6 +73,7 @@ EVENT_LABELS = {
     "recovery_requested": _l("Recovery case opened"),
     "recovery_rejected": _l("Recovery case rejected"),
     "recovery_withdrawn": _l("Recovery case withdrawn"),
+    "recovery_cancelled": _l("Recovery case cancelled by the account's owner"),
 }
 # What each entry of a case's audit trail means, in words (the code stays beside it, small).
 AUDIT_ACTION_LABELS = {
@@ -91,6 +93,8 @@ AUDIT_ACTION_LABELS = {
     "case.info_requested": _l("New documents asked for"),
     "case.resubmitted": _l("New documents sent by the seller"),
     "case.withdrawn": _l("Withdrawn by the seller"),
+    "case.withdrawal_refused": _l("Withdrawal refused: a reviewer held the case"),
+    "case.cancelled": _l("Cancelled by the account's owner"),
     "case.expired": _l("Closed: no new documents in time"),
     "case.sla_at_risk": _l("SLA at risk"),
     "case.sla_breached": _l("SLA breached: escalated"),
@@ -130,6 +134,12 @@ def _first_approval(trail: list[AuditEvent]) -> FirstApproval | None:
                          risk_reasons=list(details.get("risk_reasons", [])))
 
 
+def _stopped_because(trail: list[AuditEvent]) -> str | None:
+    event = next((event for event in trail if event.action == "case.cancelled"), None)
+    reason = (event.details or {}).get("reason") if event is not None else None
+    return str(CANCEL_REASONS[reason]) if reason in CANCEL_REASONS else None
+
+
 @dataclass
 class CaseFile:
     case: Case
@@ -157,6 +167,8 @@ class CaseFile:
     # For the second approver: who gave the first approval, when, what they ticked and why the case is high-risk.
     first_approval: FirstApproval | None = None
     suggestions: dict[str, bool] = field(default_factory=dict)
+    # Why a cancelled case stopped, in words: the owner proved their second step.
+    stopped_because: str | None = None
 
 
 def may_see_documents(case: Case, viewer: User) -> bool:
@@ -194,7 +206,7 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
     """Everything a reviewer needs to decide, gathered once; the view is audited
     and the case's risk is assessed the first time anyone looks."""
     case = get_case(reference)
-    if risk.ensure_assessed(case, now):
+    if risk.ensure_assessed(case, now) | risk.note_precheck_findings(case):
         db.session.flush()
     audit.record("case.viewed", now=now, actor=viewer, subject_type="case", subject_id=case.reference,
                  address=address, browser=browser)
@@ -242,6 +254,7 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
         prechecks=precheck_panel(case),
         suggestions=checklist_suggestions(case),
         first_approval=_first_approval(trail) if case.status == "awaiting_second_approval" else None,
+        stopped_because=_stopped_because(trail) if case.status == "cancelled" else None,
     )
 
 

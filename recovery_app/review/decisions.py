@@ -133,6 +133,7 @@ def approve(reference: str, actor: User, checked: list[str], *, now: datetime, a
     if unknown or any(item not in checked for item in items):
         raise ReviewError(_l("Tick every item of the checklist before approving."))
     risk.ensure_assessed(case, now)
+    risk.note_precheck_findings(case)  # a check may have failed since the file was opened
     if case.high_risk:
         # The second approval must come from someone else: the case goes back to the queue for them.
         lifecycle.transition(case, "awaiting_second_approval", now=now, actor=actor, action="first_approval",

@@ -6,7 +6,17 @@ user was rejected for suspected fraud: the pattern of an account takeover that
 is now trying to shed the real owner's second factor.
 
 The pre-checks add one more reason of their own after submission: a document
-that matches another user's document (``document_reused``).
+that matches another user's document (``document_reused``). A failed pre-check
+on the newest documents (no face found, a wrong MRZ check digit, a document
+expired when submitted) also makes the case high-risk: it is added when the
+case file is opened and again at approval, so an approval never goes through
+on one reviewer's word past a failed check.
+
+One reason asks for a closer look without a second approval: the case was
+opened (after the password step only, as every case is) from a browser and an
+address that never signed in to this user before. An honest seller who lost
+their phone often writes from a new phone, so this alone is not four eyes;
+the reviewer reads it in words beside the documents.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Case, SecurityEvent, User
-from ..prechecks.services import REUSED, RISK_REASON_LABEL
+from ..prechecks.services import REUSED, RISK_REASON_LABEL, current_reason_codes
 
 WINDOW = timedelta(days=7)
 
@@ -26,12 +36,25 @@ PASSWORD_CHANGED = "password_changed"
 EMAIL_CHANGED = "email_changed"
 EARLIER_FRAUD = "earlier_case_rejected_for_fraud"
 DOCUMENT_REUSED = REUSED  # set by the pre-checks, not by assess()
+UNKNOWN_PLACE = "opened_from_unknown_browser_and_address"
+PRECHECK_NO_FACE = "precheck_no_face"
+PRECHECK_CHECK_DIGIT = "precheck_check_digit"
+PRECHECK_EXPIRED = "precheck_expired"
+# Pre-check findings (their reason codes) that make a case high-risk.
+PRECHECK_FINDINGS = {"no_face": PRECHECK_NO_FACE, "check_digit": PRECHECK_CHECK_DIGIT, "expired": PRECHECK_EXPIRED}
+# Reasons that only ask for a closer look; every other reason means four eyes.
+LOOK_CLOSELY_ONLY = frozenset({UNKNOWN_PLACE})
 
 REASON_LABELS = {
     PASSWORD_CHANGED: _l("Password changed in the 7 days before the case was opened"),
     EMAIL_CHANGED: _l("E-mail address changed in the 7 days before the case was opened"),
     EARLIER_FRAUD: _l("An earlier recovery case was rejected for suspected fraud"),
     DOCUMENT_REUSED: RISK_REASON_LABEL,
+    UNKNOWN_PLACE: _l("Opened with only the password, from a browser and an address that never signed in to this "
+                      "user before: look closely"),
+    PRECHECK_NO_FACE: _l("Pre-check failed: no face found on the selfie or the document"),
+    PRECHECK_CHECK_DIGIT: _l("Pre-check failed: a check digit of the machine-readable zone is wrong"),
+    PRECHECK_EXPIRED: _l("Pre-check failed: the document had expired when the case was submitted"),
 }
 
 
@@ -39,8 +62,10 @@ def _within(moment: datetime | None, start: datetime, end: datetime) -> bool:
     return moment is not None and start <= moment <= end
 
 
-def assess(user: User, opened_at: datetime) -> list[str]:
-    """The reasons ``user``'s case opened at ``opened_at`` is high-risk (empty: it is not)."""
+def assess(user: User, opened_at: datetime, opened_address: str | None = None,
+           opened_browser: str | None = None) -> list[str]:
+    """The reasons ``user``'s case opened at ``opened_at`` (from that address and
+    browser) is high-risk or worth a closer look (empty: neither)."""
     start = opened_at - WINDOW
     reasons: list[str] = []
     kinds = set(
@@ -69,7 +94,43 @@ def assess(user: User, opened_at: datetime) -> list[str]:
     ).first()
     if earlier_fraud is not None:
         reasons.append(EARLIER_FRAUD)
+    if _never_seen(user, opened_address, opened_browser, opened_at):
+        reasons.append(UNKNOWN_PLACE)
     return reasons
+
+
+def _never_seen(user: User, address: str | None, browser: str | None, before: datetime) -> bool:
+    """Whether neither the address nor the browser a case came from signed in
+    to ``user`` before (over the whole history of sign-ins). Without either
+    recorded there is nothing to compare, and nothing is said."""
+    if not address and not browser:
+        return False
+    seen = select(SecurityEvent.id).where(SecurityEvent.user_id == user.id, SecurityEvent.kind == "signed_in",
+                                          SecurityEvent.at < before)
+    same_address = seen.where(SecurityEvent.address == address).limit(1) if address else None
+    same_browser = seen.where(SecurityEvent.browser == browser).limit(1) if browser else None
+    return not any(query is not None and db.session.execute(query).first() is not None
+                   for query in (same_address, same_browser))
+
+
+def is_four_eyes(reasons: list[str]) -> bool:
+    return any(reason not in LOOK_CLOSELY_ONLY for reason in reasons)
+
+
+def _add(case: Case, found: list[str]) -> bool:
+    existing = list(case.risk_reasons or [])
+    added = [reason for reason in found if reason not in existing]
+    if added:
+        case.risk_reasons = existing + added
+    case.high_risk = bool(case.high_risk) or is_four_eyes(found)
+    return bool(added)
+
+
+def note_precheck_findings(case: Case) -> bool:
+    """Add a reason for each failed pre-check on the case's newest documents
+    (never removed: a case once high-risk stays so). True when one was added."""
+    codes = current_reason_codes(case.id)
+    return _add(case, [reason for code, reason in PRECHECK_FINDINGS.items() if code in codes])
 
 
 def ensure_assessed(case: Case, now: datetime) -> bool:
@@ -77,10 +138,7 @@ def ensure_assessed(case: Case, now: datetime) -> bool:
     check (with its own reason) is never turned back to False."""
     if case.risk_assessed_at is not None:
         return False
-    found = assess(case.user, case.created_at)
-    existing = list(case.risk_reasons or [])
-    case.risk_reasons = existing + [reason for reason in found if reason not in existing]
-    case.high_risk = bool(case.high_risk) or bool(found)
+    _add(case, assess(case.user, case.created_at, case.opened_address, case.opened_browser))
     case.risk_assessed_at = now
     return True
 

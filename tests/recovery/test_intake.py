@@ -86,14 +86,15 @@ def test_every_address_of_the_account_is_told_in_its_own_language(client, make, 
     assert other_account.email not in mails
     english, japanese = mails[colleague.email], mails[owner.email]
     assert english.locale == "en" and "recovery requested" in english.subject
-    # The requester is told what to do if it was not them (with the case page to withdraw it) ...
+    # The requester is told how to stop it if it was not them ...
     assert "If this was not you" in english.body and case.reference in english.body
-    assert "change your password, and withdraw the case here: http://127.0.0.1:5000/recovery/case" in english.body
+    assert "sign in as usual with your 2-step verification: that cancels the request at once" in english.body
+    assert "Then change your password: http://127.0.0.1:5000/account/password" in english.body
     assert "127.0.0.1" in english.body and "Safari / iPhone" in english.body
     assert "(Coordinated Universal Time)" in english.body  # the colleague's zone
     assert japanese.locale == "ja" and "心当たりがない場合" in japanese.body
     # ... the owner is told whom to warn.
-    assert f"すぐに {colleague.display_name} さんとアカウントの所有者にお知らせください" in japanese.body
+    assert f"すぐに {colleague.display_name} さんに知らせてください" in japanese.body
     assert "/recovery/case" not in japanese.body
     assert "（日本標準時）" in japanese.body and colleague.email in japanese.body
 

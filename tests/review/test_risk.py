@@ -124,3 +124,58 @@ def test_the_second_approver_sees_what_the_first_ticked_and_why_the_case_is_high
     page = other.get(f"/review/case/{case.reference}", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert f"First approval by {first.email}" in page
     assert "Selfie matches the document" in page and "High risk because:" in page
+
+
+def test_a_case_from_a_browser_and_an_address_never_seen_asks_for_a_closer_look_only(make, now):
+    seller = make.user(created_at=now - timedelta(days=100))
+    db.session.add(SecurityEvent(user_id=seller.id, kind="signed_in", at=now - timedelta(days=3),
+                                 address="198.51.100.4", browser="Firefox on the office PC", details={}))
+    db.session.flush()
+    assert risk.assess(seller, now, "203.0.113.9", "Safari on a new phone") == [risk.UNKNOWN_PLACE]
+    assert not risk.is_four_eyes([risk.UNKNOWN_PLACE])
+    # A known address or a known browser is enough not to say it.
+    assert risk.assess(seller, now, "198.51.100.4", "Safari on a new phone") == []
+    assert risk.assess(seller, now, "203.0.113.9", "Firefox on the office PC") == []
+    # Sign-ins after the case was opened do not count.
+    assert risk.assess(seller, now - timedelta(days=4), "198.51.100.4", "Firefox on the office PC") == [
+        risk.UNKNOWN_PLACE]
+
+
+def test_the_reviewer_reads_the_closer_look_in_words_and_one_approval_is_enough(make, review, auth, now):
+    reviewer = make.user("reviewer", locale="en")
+    case = review.case()  # opened from an address and browser that never signed in to this seller
+    client = auth.client_for(reviewer)
+    page = client.get(f"/review/case/{case.reference}").get_data(as_text=True)
+    assert "from a browser and an address that never signed in to this user before" in page
+    client.post(f"/review/case/{case.reference}/claim")
+    client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
+    db.session.expire_all()
+    assert case.status == "approved" and case.high_risk is False
+
+
+@pytest.mark.parametrize(("check", "code", "reason"), [
+    ("face", "no_face", risk.PRECHECK_NO_FACE),
+    ("mrz", "check_digit", risk.PRECHECK_CHECK_DIGIT),
+    ("mrz", "expired", risk.PRECHECK_EXPIRED),
+])
+def test_a_failed_pre_check_means_four_eyes_even_if_it_failed_after_the_file_was_opened(
+        make, review, auth, now, check, code, reason):
+    from recovery_app.models import PrecheckResult
+
+    first, second = make.user("reviewer", locale="en"), make.user("reviewer", locale="en")
+    case = review.case()
+    client = auth.client_for(first)
+    client.post(f"/review/case/{case.reference}/claim")
+    assert client.get(f"/review/case/{case.reference}").status_code == 200  # opened before the check finished
+    front = next(document for document in case.documents if document.side == "front")
+    db.session.add(PrecheckResult(case_id=case.id, document_id=front.id, check=check, verdict="fail", reasons=[code],
+                                  measured={}, versions={}, created_at=now))
+    db.session.commit()
+    client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
+    db.session.expire_all()
+    assert case.status == "awaiting_second_approval" and case.high_risk and reason in case.risk_reasons
+    assert case.user.must_enroll_2sv is False
+    page = auth.client_for(second).get(f"/review/case/{case.reference}").get_data(as_text=True)
+    assert "High risk: two approvals needed" in page
+    with auth.app.test_request_context(headers={"Accept-Language": "en"}):
+        assert risk.reason_label(reason) in page
