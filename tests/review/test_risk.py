@@ -52,7 +52,7 @@ def test_assessment_is_kept_on_the_case_at_first_view_and_respects_other_checks(
     auth.client_for(reviewer).get(f"/review/case/{case.reference}")
     db.session.expire_all()
     assert case.risk_assessed_at is not None
-    assert case.high_risk is True and case.risk_reasons == ["document_reused"]
+    assert case.high_risk is True and case.risk_reasons == ["document_reused", risk.UNKNOWN_PLACE]
 
 
 def _high_risk_case(review, make, now):
@@ -70,7 +70,7 @@ def test_high_risk_approval_waits_for_a_different_reviewer(make, review, auth, n
     client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
     db.session.expire_all()
     assert case.status == "awaiting_second_approval" and case.claimed_by_id is None
-    assert case.high_risk and case.risk_reasons == ["email_changed"]
+    assert case.high_risk and case.risk_reasons == ["email_changed", risk.UNKNOWN_PLACE]
     assert seller.must_enroll_2sv is False  # nothing reset yet
     # The first approver can neither take the second approval nor give it.
     again = client.post(f"/review/case/{case.reference}/claim", follow_redirects=True)
