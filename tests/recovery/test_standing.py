@@ -291,3 +291,16 @@ def test_the_case_page_shows_where_the_case_stands_without_inline_script(client,
     assert 'id="standing"' in page and f'data-url="{_url(mine)}"' in page
     assert "1 case is ahead of yours." in page and "Our promise" in page
     assert "/static/js/standing.js" in page and "<script>" not in page
+
+
+@pytest.mark.parametrize("language, words", [
+    ("en", ("Where does my recovery case stand?", "how many cases are ahead of yours",
+            "when they worked on a case in the last hour", "within 12 hours", "We do not send a message")),
+    ("ja", ("本人確認の申請は今どうなっていますか？", "何件の案件があるか", "過去1時間に案件を担当した審査担当者",
+            "12時間以内", "メッセージはお送りしません")),
+])
+def test_help_explains_the_place_the_estimate_and_who_is_on_duty(app, language, words):
+    page = app.test_client().get("/help", headers={"Accept-Language": language}).get_data(as_text=True)
+    assert 'id="case-standing"' in page and 'href="#case-standing"' in page
+    for word in words:
+        assert word in page, word
