@@ -48,6 +48,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.orm import aliased
 
 from .. import lifecycle
+from ..case_labels import STATUS_LABELS
 from ..extensions import db
 from ..models import Case
 from ..models.cases import CLOCK_RUNNING_STATUSES
@@ -192,8 +193,9 @@ def describe(standing: Standing, inputs: Inputs | None, now: datetime, *, time_z
     """Everything the page shows about where the case stands, worded for the
     seller: the same texts for the first render and for each update."""
     waiting = standing.status in CLOCK_RUNNING_STATUSES
-    data: dict = {"status": standing.status, "reload": not waiting, "ahead": None, "state": "closed",
-                  "place": None, "reviewer": None, "estimate": None, "basis": None, "promise": None}
+    data: dict = {"status": standing.status, "status_label": str(STATUS_LABELS.get(standing.status, standing.status)),
+                  "reload": not waiting, "state": "closed", "ahead": None, "place": None, "reviewer": None,
+                  "estimate": None, "basis": None, "promise": None}
     if not waiting or inputs is None:
         return data
     hours = current_app.config["RECOVERY_SLA_HOURS"]
@@ -214,12 +216,15 @@ def describe(standing: Standing, inputs: Inputs | None, now: datetime, *, time_z
         data["estimate"] = _("Expected decision: around %(time)s (%(relative)s).",
                              time=in_zone(expected, time_zone, locale),
                              relative=format_timedelta(expected - now, add_direction=True, locale=locale))
-        data["basis"] = ngettext(
-            "An estimate from the cases ahead of yours, the cases opened today, recent handling times and the "
-            "%(num)d reviewer on duty (who worked on a case in the last hour). It changes as the queue moves.",
-            "An estimate from the cases ahead of yours, the cases opened today, recent handling times and the "
-            "%(num)d reviewers on duty (who worked on a case in the last hour). It changes as the queue moves.",
-            inputs.on_duty)
+        if standing.status == "submitted":
+            data["basis"] = ngettext(
+                "An estimate from the cases ahead of yours, the cases opened today, recent handling times and the "
+                "%(num)d reviewer on duty (who worked on a case in the last hour). It changes as the queue moves.",
+                "An estimate from the cases ahead of yours, the cases opened today, recent handling times and the "
+                "%(num)d reviewers on duty (who worked on a case in the last hour). It changes as the queue moves.",
+                inputs.on_duty)
+        else:
+            data["basis"] = _("An estimate from how long recent reviews took.")
     elif standing.status == "submitted" and inputs.on_duty < 1:
         data["basis"] = _("No reviewer has worked on a case in the last hour, so we cannot estimate a time now.")
     elif standing.status == "submitted":

@@ -25,6 +25,8 @@
   function apply(data) {
     if (data.reload) { window.location.reload(); return; }
     panel.setAttribute("data-state", data.state);
+    var badge = document.getElementById("case-status");
+    if (badge && data.status_label && badge.textContent !== data.status_label) { badge.textContent = data.status_label; }
     fields.forEach(function (name) { show(name, data[name]); });
   }
 
