@@ -202,6 +202,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # Recovery cases and documents.
         "RECOVERY_SLA_HOURS": _int("SLA_HOURS", 12),
         "RECOVERY_AT_RISK_SHARE": 0.75,
+        # How often an open case page asks where the case stands (one indexed statement each time).
+        "RECOVERY_STANDING_POLL_SECONDS": _int("STANDING_POLL_SECONDS", 20),
         "RECOVERY_REQUIRE_SELFIE": _bool("REQUIRE_SELFIE", True),
         "RECOVERY_DOCUMENT_TYPES": parse_document_types(_env("DOCUMENT_TYPES", DEFAULT_DOCUMENT_TYPES)),
         "RECOVERY_MAX_UPLOAD_MB": max_upload_mb,

@@ -106,9 +106,14 @@ def last_code(to: str) -> str:
 
 
 def count_statements(call) -> int:
+    """How many SQL statements ``call()`` ran (see ``statements_of``)."""
+    return len(statements_of(call))
+
+
+def statements_of(call) -> list[str]:
     """The SQL statements ``call()`` ran, as a real request would: nothing
     loaded before, and the SAVEPOINTs of the test's own transaction left out."""
-    seen = []
+    seen: list[str] = []
 
     def listener(_conn, _cursor, statement, *_args):
         if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
@@ -121,4 +126,4 @@ def count_statements(call) -> int:
         call()
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
-    return len(seen)
+    return seen

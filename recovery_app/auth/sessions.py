@@ -201,7 +201,9 @@ def load_user(user_key: str) -> User | None:
             db.session.flush()
         _signed_out(ended)
         return None
-    if now - row.last_seen_at > TOUCH_EVERY:
+    # A page that asks for updates by itself (``g.passive_request``) does not
+    # keep an idle session alive (ASVS 7.3.1).
+    if now - row.last_seen_at > TOUCH_EVERY and not g.get("passive_request"):
         with best_effort_write():
             row.last_seen_at = now
             db.session.flush()

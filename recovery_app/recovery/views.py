@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -17,7 +17,7 @@ from ..auth.sessions import pending_user
 from ..database import reads_first
 from ..models.base import utcnow
 from ..web import client_address, configured_limit, origin
-from . import services
+from . import services, standing
 from .forms import ResubmitForm, StartForm, WithdrawForm
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
@@ -121,7 +121,27 @@ def case_status():
     case = services.latest_case(g.seller)
     if case is None:
         return redirect(url_for(".start")) if pending_user() else _elsewhere()
-    return _page("recovery/case.html", case=case, form=ResubmitForm(), problems={})
+    return _page("recovery/case.html", case=case, form=ResubmitForm(), problems={}, standing=_standing(case.reference))
+
+
+def _standing(reference: str) -> dict | None:
+    return standing.for_case(g.seller.id, reference, utcnow(), time_zone=g.seller.time_zone,
+                             locale=str(get_locale() or "ja"))
+
+
+@bp.get("/case/<reference>/standing")
+def case_standing(reference: str):
+    """Where the case stands now, as JSON, for the case page to update itself.
+    Only its seller may read it; anyone else gets 404. Asking again is not
+    activity: the session's idle timeout keeps running while the page waits."""
+    g.passive_request = True
+    g.seller = _seller()
+    found = _standing(reference) if g.seller is not None else None
+    if found is None:
+        abort(404)
+    response = jsonify(found)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/case/documents")
