@@ -72,6 +72,9 @@ EVENT_LABELS = {
     "recovery_requested": _l("Recovery case opened"),
     "recovery_rejected": _l("Recovery case rejected"),
     "recovery_withdrawn": _l("Recovery case withdrawn"),
+    "passkey_added": _l("Passkey added"),
+    "passkey_removed": _l("Passkey removed"),
+    "passkey_counter_backwards": _l("Passkey refused: its counter went backwards (possible copy)"),
 }
 # What each entry of a case's audit trail means, in words (the code stays beside it, small).
 AUDIT_ACTION_LABELS = {

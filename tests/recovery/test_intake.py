@@ -88,7 +88,7 @@ def test_every_address_of_the_account_is_told_in_its_own_language(client, make, 
     assert english.locale == "en" and "recovery requested" in english.subject
     # The requester is told what to do if it was not them (with the case page to withdraw it) ...
     assert "If this was not you" in english.body and case.reference in english.body
-    assert "change your password, and withdraw the case here: http://127.0.0.1:5000/recovery/case" in english.body
+    assert "change your password, and withdraw the case here: http://localhost:5000/recovery/case" in english.body
     assert "127.0.0.1" in english.body and "Safari / iPhone" in english.body
     assert "(Coordinated Universal Time)" in english.body  # the colleague's zone
     assert japanese.locale == "ja" and "心当たりがない場合" in japanese.body
