@@ -612,8 +612,8 @@ def passkey_options(user: User, purpose: str, now: datetime) -> tuple[int, str]:
             raise AuthError(_l("Passkeys cannot be used at this site's address. Ask the operator to set its "
                                "address to a domain name."))
         return passkeys.registration_options(user, now)
-    if not passkeys.passkeys_of(user):
-        raise AuthError(_l("That way of signing in is not available. Choose another."))
+    if not passkeys.passkeys_of(user):  # removed since the page was opened
+        raise AuthError(PASSKEY_MESSAGES["unknown"])
     return passkeys.authentication_options(user, purpose, now)
 
 
