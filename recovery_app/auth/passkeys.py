@@ -126,15 +126,17 @@ def _descriptors(passkeys: list[Passkey]) -> list[PublicKeyCredentialDescriptor]
 
 # --- challenges ---------------------------------------------------------------------
 
-def _new_challenge(user, purpose: str, now: datetime) -> PasskeyChallenge:
-    """A fresh challenge for ``purpose``; older ones of the same purpose and any
-    expired ones of the user go (one ceremony at a time per purpose)."""
+def _new_challenge(user, purpose: str, now: datetime, replacing=None) -> PasskeyChallenge:
+    """A fresh challenge for ``purpose``. The one this browser held before
+    (``replacing``) and the user's expired ones go; other browsers' live
+    challenges stay, so signing in on a phone does not break the laptop's."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown passkey purpose {purpose!r}")
-    db.session.execute(
-        delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user.id,
-                                       or_(PasskeyChallenge.purpose == purpose, PasskeyChallenge.expires_at <= now))
-        .execution_options(synchronize_session=False))
+    stale = PasskeyChallenge.expires_at <= now
+    if isinstance(replacing, int):
+        stale = or_(stale, PasskeyChallenge.id == replacing)
+    db.session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user.id, stale)
+                       .execution_options(synchronize_session=False))
     seconds = current_app.config["RECOVERY_PASSKEY_CHALLENGE_SECONDS"]
     row = PasskeyChallenge(user_id=user.id, purpose=purpose, challenge=secrets.token_bytes(CHALLENGE_BYTES),
                            created_at=now, expires_at=now + timedelta(seconds=seconds))
@@ -169,10 +171,10 @@ def _timeout_ms() -> int:
 
 # --- adding a passkey ---------------------------------------------------------------------
 
-def registration_options(user, now: datetime) -> tuple[int, str]:
+def registration_options(user, now: datetime, replacing=None) -> tuple[int, str]:
     """(challenge id for the session, options JSON for ``navigator.credentials.create``)."""
     rp_id, _origin = relying_party()
-    row = _new_challenge(user, "register", now)
+    row = _new_challenge(user, "register", now, replacing)
     options = generate_registration_options(
         rp_id=rp_id, rp_name=current_app.config["RECOVERY_PRODUCT_NAME"], user_id=_user_handle(user),
         user_name=user.email, user_display_name=user.display_name or user.email, challenge=row.challenge,
@@ -206,10 +208,10 @@ def register(user, challenge_id, credential_json: str, name: str, now: datetime)
 
 # --- using a passkey -----------------------------------------------------------------------
 
-def authentication_options(user, purpose: str, now: datetime) -> tuple[int, str]:
+def authentication_options(user, purpose: str, now: datetime, replacing=None) -> tuple[int, str]:
     """(challenge id for the session, options JSON for ``navigator.credentials.get``)."""
     rp_id, _origin = relying_party()
-    row = _new_challenge(user, purpose, now)
+    row = _new_challenge(user, purpose, now, replacing)
     options = generate_authentication_options(
         rp_id=rp_id, challenge=row.challenge, timeout=_timeout_ms(),
         allow_credentials=_descriptors(passkeys_of(user)), user_verification=UserVerificationRequirement.REQUIRED)

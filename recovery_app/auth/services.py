@@ -604,17 +604,18 @@ def default_passkey_name(browser: str | None) -> str:
     return describe_browser(browser)[:PASSKEY_NAME_MAX]
 
 
-def passkey_options(user: User, purpose: str, now: datetime) -> tuple[int, str]:
+def passkey_options(user: User, purpose: str, now: datetime, *, replacing=None) -> tuple[int, str]:
     """Start a passkey ceremony: "register" to add one, "sign_in" or "fresh" to use one.
-    Returns the challenge id (for this browser's session) and the options JSON."""
+    Returns the challenge id (for this browser's session) and the options JSON;
+    ``replacing`` is the id of the challenge this browser held before, dropped."""
     if purpose == "register":
         if not passkeys.available():
             raise AuthError(_l("Passkeys cannot be used at this site's address. Ask the operator to set its "
                                "address to a domain name."))
-        return passkeys.registration_options(user, now)
+        return passkeys.registration_options(user, now, replacing)
     if not passkeys.passkeys_of(user):  # removed since the page was opened
         raise AuthError(PASSKEY_MESSAGES["unknown"])
-    return passkeys.authentication_options(user, purpose, now)
+    return passkeys.authentication_options(user, purpose, now, replacing)
 
 
 def add_passkey(user: User, challenge_id, credential: str, name: str | None, now: datetime, *, address,

@@ -226,7 +226,8 @@ def _passkey_options(user, purpose: str):
     """Start a passkey ceremony for ``user``: the options as JSON for static/js/passkeys.js;
     the challenge stays server-side and this browser keeps only its id."""
     try:
-        challenge_id, options = services.passkey_options(user, purpose, utcnow())
+        challenge_id, options = services.passkey_options(user, purpose, utcnow(),
+                                                         replacing=session.get(PASSKEY_KEY.format(purpose)))
     except AuthError as exc:
         return jsonify(error=str(exc.message)), 400
     session[PASSKEY_KEY.format(purpose)] = challenge_id

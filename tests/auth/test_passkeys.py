@@ -419,3 +419,18 @@ def test_the_pages_read_japanese(make, auth):
     assert "パスキーを使う" in page and "コードが届きませんか？" in page
     settings = auth.client_for(user).get("/settings/security").get_data(as_text=True)
     assert "パスキー" in settings and "パスキーを追加" in settings
+
+
+def test_two_browsers_signing_in_at_once_keep_their_own_challenges(db, make, auth):
+    user = make.user(locale="en")
+    device, _ = add_in_settings(auth, user)
+    laptop, phone = auth.app.test_client(), auth.app.test_client()
+    auth.password(laptop, user)
+    auth.password(phone, user)
+    options(laptop, "/sign-in/passkey/options")  # asked twice: the first challenge of this browser is dropped
+    laptop_answer = device.get(options(laptop, "/sign-in/passkey/options"))
+    phone_answer = device.get(options(phone, "/sign-in/passkey/options"))
+    assert db.session.execute(select(func.count()).select_from(PasskeyChallenge)
+                              .where(PasskeyChallenge.purpose == "sign_in")).scalar_one() == 2
+    assert laptop.post("/sign-in/code", data={"credential": laptop_answer}).status_code == 302
+    assert phone.post("/sign-in/code", data={"credential": phone_answer}).status_code == 302
