@@ -9,7 +9,6 @@ a fresh code (ASVS 7.5.1).
 from __future__ import annotations
 
 from contextlib import contextmanager
-
 from datetime import timedelta
 
 import segno
@@ -21,11 +20,28 @@ from .. import web
 from ..database import reads_first, writes
 from ..models.base import utcnow
 from . import passkeys, services, twofactor
-from .forms import (ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PasskeyAddForm, PasskeyForm, PhoneForm,
-                    RecoveryCodeForm, SignInForm)
+from .forms import (
+    ActionForm,
+    BackupChoiceForm,
+    ChallengeForm,
+    CodeForm,
+    PasskeyAddForm,
+    PasskeyForm,
+    PhoneForm,
+    RecoveryCodeForm,
+    SignInForm,
+)
 from .services import AuthError, Challenge
-from .sessions import (begin_session, current_session_row, fresh_code_required, mark_fresh_code,
-                       mark_password_passed, pending_user, pop_signed_out_reason, renew_session_token)
+from .sessions import (
+    begin_session,
+    current_session_row,
+    fresh_code_required,
+    mark_fresh_code,
+    mark_password_passed,
+    pending_user,
+    pop_signed_out_reason,
+    renew_session_token,
+)
 from .sessions import sign_out as end_this_session
 
 bp = Blueprint("auth", __name__)

@@ -19,6 +19,7 @@ from ..models import (
     CaseNote,
     Decision,
     Document,
+    Passkey,
     RecoveryCode,
     SecurityEvent,
     TrustedDevice,
@@ -139,6 +140,7 @@ class CaseFile:
     user: User
     sla: SlaState
     methods: list[TwoFactorMethod]
+    passkeys: int
     unused_recovery_codes: int
     trusted_devices: int
     events: list[EventGroup]
@@ -204,6 +206,8 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
     user = case.user
     methods = list(db.session.execute(
         select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id).order_by(TwoFactorMethod.id)).scalars())
+    passkeys = db.session.execute(
+        select(func.count()).select_from(Passkey).where(Passkey.user_id == user.id)).scalar_one()
     unused_codes = db.session.execute(
         select(func.count()).select_from(RecoveryCode).where(RecoveryCode.user_id == user.id,
                                                               RecoveryCode.used_at.is_(None))).scalar_one()
@@ -228,6 +232,7 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
         user=user,
         sla=sla_state(case, now),
         methods=methods,
+        passkeys=passkeys,
         unused_recovery_codes=unused_codes,
         trusted_devices=devices,
         events=group_events(events),
