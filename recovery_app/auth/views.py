@@ -155,8 +155,8 @@ def challenge():
     if services.must_enroll(user):
         return redirect(url_for("auth.enroll"))
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
-    if current is None:
-        current, problem = services.start_challenge(user, now)
+    if current is None or (current.passkey and request.method == "GET" and not passkeys.passkeys_of(user)):
+        current, problem = services.start_challenge(user, now)  # (a passkey removed meanwhile: the next way)
         session[CHALLENGE_KEY] = current.as_dict()
     form = PasskeyForm() if current.passkey else RecoveryCodeForm() if current.recovery else ChallengeForm()
     error = None

@@ -434,3 +434,15 @@ def test_two_browsers_signing_in_at_once_keep_their_own_challenges(db, make, aut
                               .where(PasskeyChallenge.purpose == "sign_in")).scalar_one() == 2
     assert laptop.post("/sign-in/code", data={"credential": laptop_answer}).status_code == 302
     assert phone.post("/sign-in/code", data={"credential": phone_answer}).status_code == 302
+
+
+def test_the_challenge_moves_on_when_the_passkey_was_removed_meanwhile(db, make, auth):
+    user = make.user(locale="en")
+    add_in_settings(auth, user)
+    client = auth.app.test_client()
+    auth.password(client, user)
+    assert 'data-passkey="get"' in client.get("/sign-in/code").get_data(as_text=True)
+    db.session.execute(Passkey.__table__.delete().where(Passkey.user_id == user.id))
+    db.session.commit()
+    page = client.get("/sign-in/code").get_data(as_text=True)
+    assert 'data-passkey="get"' not in page and 'name="code"' in page
