@@ -125,6 +125,7 @@ def test_enroll_sign_in_confirm_and_remove_a_passkey(live_server, live_app, new_
     page.goto(f"{live_server}/settings/security")
     listed = page.inner_text("#passkeys")
     assert words["name"] in listed and "Work laptop" in listed
+    screenshot(page, f"passkey-settings-{lang}")
     page.goto(f"{live_server}/settings/security/app")
     page.wait_for_url(re.compile(r"/settings/confirm"))
     page.click(f"form[data-passkey] button:has-text('{words['use']}')")
