@@ -446,3 +446,12 @@ def test_the_challenge_moves_on_when_the_passkey_was_removed_meanwhile(db, make,
     db.session.commit()
     page = client.get("/sign-in/code").get_data(as_text=True)
     assert 'data-passkey="get"' not in page and 'name="code"' in page
+
+
+@pytest.mark.parametrize("role", ["reviewer", "manager"])
+def test_staff_add_and_sign_in_with_a_passkey(db, make, auth, role):
+    user = make.user(role, locale="en")
+    device, _ = add_in_settings(auth, user, name="Office key")
+    client = auth.app.test_client()
+    assert sign_in_with(client, auth, user, device).status_code == 302 and signed_in(client)
+    assert [p.name for p in passkeys_of(db, user)] == ["Office key"]
