@@ -154,7 +154,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "RECOVERY_INSTANCE_DIR": str(instance),
         "RECOVERY_UPLOAD_DIR": _env("UPLOAD_DIR", str(PROJECT_ROOT / "uploads")),
-        "RECOVERY_BASE_URL": _env("BASE_URL", "http://127.0.0.1:5000"),
+        # Where people reach the product. Its host is also the passkeys' relying-party ID and its
+        # origin the only one a passkey ceremony is accepted from: a name (localhost in
+        # development), since browsers refuse passkeys for a bare IP address.
+        "RECOVERY_BASE_URL": _env("BASE_URL", "http://localhost:5000"),
         "RECOVERY_PRODUCT_NAME": "Recovery Desk",
         "RECOVERY_MARKETPLACE_NAME": _env("MARKETPLACE_NAME", "Marketplace"),
         # Sessions and cookies.
@@ -173,6 +176,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_STAFF_IDLE_MINUTES": _int("STAFF_IDLE_MINUTES", 15),
         "RECOVERY_STAFF_SESSION_HOURS": _int("STAFF_SESSION_HOURS", 8),
         "RECOVERY_FRESH_CODE_MINUTES": _int("FRESH_CODE_MINUTES", 10),
+        # How long a passkey challenge handed to a browser stays usable (it is used once).
+        "RECOVERY_PASSKEY_CHALLENGE_SECONDS": _int("PASSKEY_CHALLENGE_SECONDS", 300),
         # Passwords (argon2id). The defaults are argon2-cffi's RFC 9106 "low memory" profile.
         "RECOVERY_ARGON2_TIME_COST": _int("ARGON2_TIME_COST", 3),
         "RECOVERY_ARGON2_MEMORY_KIB": _int("ARGON2_MEMORY_KIB", 65536),

@@ -18,7 +18,7 @@ from recovery_app import lifecycle, vault
 from recovery_app.auth.users import create_user, get_or_create_account
 from recovery_app.documents import storage
 from recovery_app.extensions import db
-from recovery_app.models import Document, RecoveryCode, TrustedDevice, TwoFactorMethod
+from recovery_app.models import Document, Passkey, PasskeyChallenge, RecoveryCode, TrustedDevice, TwoFactorMethod
 from recovery_app.models.base import utcnow
 
 from .helpers import TEST_PASSWORD
@@ -180,6 +180,19 @@ class Factory:
         db.session.flush()
         user._test_totp_seed = seed
         return method
+
+    def add_passkey(self, user, device=None, *, name: str = "Phone"):
+        """Give ``user`` a passkey of ``device`` (a tests.passkey_device.SoftPasskey) and an
+        open challenge, as if one were being used; the device is returned."""
+        from .passkey_device import SoftPasskey
+
+        device = device or SoftPasskey()
+        db.session.add(Passkey(user_id=user.id, credential_id=device.credential_id, public_key=device._cose_key(),
+                               sign_count=0, transports="internal", name=name, created_at=utcnow()))
+        db.session.add(PasskeyChallenge(user_id=user.id, purpose="sign_in", challenge=secrets.token_bytes(32),
+                                        created_at=utcnow(), expires_at=utcnow() + timedelta(minutes=5)))
+        db.session.flush()
+        return device
 
     def document(self, case, data: bytes, *, side: str = "front", content_type: str = "image/jpeg", round: int = 1,
                  now=None) -> Document:  # noqa: A002 - the column's name

@@ -148,3 +148,58 @@ def test_parallel_wrong_passwords_are_each_counted_once(live_app):
         assert user.hard_locked_at is None  # wrong passwords alone never lock the owner out
         assert user.password_delay_until is not None and user.password_delay_until > later(utcnow(), seconds=-1)
         db.session.remove()
+
+
+def _passkey_person(live_app, base: str, email: str, device):
+    """A browser at the passkey challenge with the options it was given."""
+    person = _password_step(base, email)
+    page = person.get("/sign-in/code")
+    assert 'data-passkey="get"' in page.text
+    options = person.http.post(base + "/sign-in/passkey/options", headers={"X-CSRFToken": person._token},
+                               timeout=60).json()
+    return person, options
+
+
+def _with_passkey(live_app):
+    ((email, _seed),) = [p for p in _people(live_app, 1)]
+    with live_app.app_context():
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+        device = Factory(live_app).add_passkey(user)
+        db.session.commit()
+        db.session.remove()
+    return email, device
+
+
+def test_one_passkey_answer_sent_many_times_at_once_signs_in_once(live_app):
+    # ASVS 6.5.1, 6.7.2: the challenge is consumed by one DELETE … RETURNING
+    email, device = _with_passkey(live_app)
+    with served(live_app, scheduler=False) as base:
+        person, options = _passkey_person(live_app, base, email, device)
+        answer = device.get(options)
+        results = at_once([lambda: person.post("/sign-in/code", {"credential": answer}) for _ in range(12)])
+    assert all(not isinstance(r, Exception) and r.status_code < 500 for r in results), results
+    assert sum(r.url == base + "/" for r in results) == 1
+    with live_app.app_context():
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+        signed_in = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
+            SecurityEvent.user_id == user.id, SecurityEvent.kind == "signed_in")).scalar_one()
+        assert signed_in == 1
+        db.session.remove()
+
+
+def test_two_uses_of_one_counter_value_at_once_let_one_in(live_app):
+    # A cloned key used at the same moment as the original: the counter moves in one conditional UPDATE
+    email, device = _with_passkey(live_app)
+    with served(live_app, scheduler=False) as base:
+        people = [_passkey_person(live_app, base, email, device) for _ in range(6)]
+        answers = [device.get(options, counter=7) for _person, options in people]
+        results = at_once([lambda p=p, a=a: p.post("/sign-in/code", {"credential": a})
+                           for (p, _options), a in zip(people, answers, strict=True)])
+    assert all(not isinstance(r, Exception) and r.status_code < 500 for r in results), results
+    assert sum(r.url == base + "/" for r in results) == 1
+    with live_app.app_context():
+        user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+        refused = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
+            SecurityEvent.user_id == user.id, SecurityEvent.kind == "passkey_counter_backwards")).scalar_one()
+        assert refused == 5
+        db.session.remove()

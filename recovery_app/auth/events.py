@@ -16,6 +16,7 @@ KINDS = (
     "recovery_code_used", "trusted_device_added", "trusted_device_revoked", "twofactor_disabled",
     "password_changed", "password_reset_requested", "email_changed", "sessions_ended", "invited", "user_removed",
     "recovery_requested", "recovery_withdrawn", "recovery_cancelled", "recovery_approved", "recovery_rejected",
+    "passkey_added", "passkey_removed", "passkey_counter_backwards",
 )
 
 

@@ -56,6 +56,20 @@ class PhoneForm(Form):
         validators=[InputRequired(_l("Choose text message or voice call."))])
 
 
+class PasskeyForm(Form):
+    """The answer of a passkey, filled in by static/js/passkeys.js."""
+
+    credential = HiddenField(validators=[InputRequired(_l("Use your passkey first."))])
+    remember_device = BooleanField(_l("Don't ask for codes on this device"))
+
+
+class PasskeyAddForm(Form):
+    name = StringField(_l("Name of this passkey"), validators=[
+        Length(max=200, message=_l("That name is too long."))],
+        render_kw={"autocomplete": "off", "maxlength": 60})
+    credential = HiddenField(validators=[InputRequired(_l("Create the passkey with your device first."))])
+
+
 class ActionForm(Form):
     """A button that changes something: only the CSRF token."""
 

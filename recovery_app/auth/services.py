@@ -46,11 +46,11 @@ from sqlalchemy import delete, or_, select, update
 from ..database import begin_write
 from ..domain import DomainError
 from ..extensions import db
-from ..models import RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
+from ..models import Passkey, RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
 from ..notify import code_trouble, queue_email
 from ..recovery import services as recovery
 from ..web import describe_browser
-from . import twofactor
+from . import passkeys, twofactor
 from .events import record_event
 from .passwords import hash_password, needs_rehash, verify_password
 from .sessions import bump_epoch, end_all_sessions
@@ -75,15 +75,16 @@ class AuthError(DomainError):
 
 @dataclass
 class Challenge:
-    """What the challenge page asks for: a code from ``method_id`` or a recovery code.
-    ``id`` binds SMS/voice codes to this challenge (ASVS 6.6.2)."""
+    """What the challenge page asks for: a passkey, a code from ``method_id`` or a
+    recovery code. ``id`` binds SMS/voice codes to this challenge (ASVS 6.6.2)."""
 
     id: str
     method_id: int | None
     recovery: bool = False
+    passkey: bool = False
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "method": self.method_id, "recovery": self.recovery}
+        return {"id": self.id, "method": self.method_id, "recovery": self.recovery, "passkey": self.passkey}
 
     @classmethod
     def from_dict(cls, data) -> Challenge | None:
@@ -91,7 +92,7 @@ class Challenge:
             return None
         method = data.get("method")
         return cls(id=data["id"], method_id=method if isinstance(method, int) else None,
-                   recovery=bool(data.get("recovery")))
+                   recovery=bool(data.get("recovery")), passkey=bool(data.get("passkey")))
 
 
 def _config(name: str):
@@ -243,13 +244,18 @@ def unlock(user: User, by, now: datetime) -> None:
 def must_enroll(user: User) -> bool:
     """A user with no confirmed method has no second factor to ask for: they set one
     up before anything else, whatever the flag said (6.3.3: no sign-in without it)."""
-    if not user.must_enroll_2sv and not twofactor.confirmed_methods(user):
+    if not user.must_enroll_2sv and not has_second_factor(user):
         user.must_enroll_2sv = True
     return user.must_enroll_2sv
 
 
 def usable_methods(user: User) -> list[TwoFactorMethod]:
     return twofactor.confirmed_methods(user)
+
+
+def has_second_factor(user: User) -> bool:
+    """A confirmed way to get codes or a passkey (recovery codes alone are a backup)."""
+    return bool(twofactor.confirmed_methods(user) or passkeys.passkeys_of(user))
 
 
 def code_delivery_trouble(method: TwoFactorMethod | None, now: datetime) -> tuple[str, str] | None:
@@ -272,14 +278,20 @@ def method_of(user: User, method_id: int | None, *, confirmed: bool = True) -> T
 
 
 def start_challenge(user: User, now: datetime, *, current: Challenge | None = None, method_id: int | None = None,
-                    channel: str | None = None, recovery: bool = False) -> tuple[Challenge, AuthError | None]:
-    """The challenge for ``user``: the primary method, or the one chosen on the
-    "other ways" page. Phone methods are sent a code at once (``channel`` may
-    turn an SMS into a voice call). Asking again for the same method keeps the
-    challenge, so the resend throttle holds. A code that could not be sent is
-    returned as the second value, for the page to say."""
+                    channel: str | None = None, recovery: bool = False,
+                    passkey: bool = False) -> tuple[Challenge, AuthError | None]:
+    """The challenge for ``user``: a passkey when they have one, else the primary
+    method, or the way chosen on the "other ways" page. Phone methods are sent a
+    code at once (``channel`` may turn an SMS into a voice call), never while a
+    passkey is asked for. Asking again for the same method keeps the challenge,
+    so the resend throttle holds. A code that could not be sent is returned as
+    the second value, for the page to say."""
     if recovery:
         return Challenge(id=secrets.token_urlsafe(16), method_id=None, recovery=True), None
+    if passkey or (method_id is None and passkeys.passkeys_of(user)):
+        if not passkeys.passkeys_of(user):
+            raise AuthError(_l("That way of signing in is not available. Choose another."))
+        return Challenge(id=secrets.token_urlsafe(16), method_id=None, passkey=True), None
     method = method_of(user, method_id) if method_id is not None else twofactor.primary_method(user)
     if method is None:
         raise AuthError(_l("That way of signing in is not available. Choose another."))
@@ -384,6 +396,39 @@ def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, a
                         field="code")
     _code_passed(user)
     return method.kind
+
+
+PASSKEY_MESSAGES = {
+    "malformed": _l("Your browser did not send an answer from a passkey. Try again, or use another way."),
+    "expired": _l("This passkey request has expired or was already used. Try again."),
+    "unknown": _l("That passkey is not set up for your user, or it was removed. Use another passkey or another way."),
+    "invalid": _l("The passkey could not be checked. Passkeys work only on this site's own address and with your "
+                  "device's screen lock (PIN, fingerprint or face). Try again, or use another way."),
+    "counter": _l("This passkey was refused: it looks like a copy of your passkey was used. Use another way to "
+                  "sign in, then remove this passkey in your security settings."),
+    "duplicate": _l("This passkey is already set up for you."),
+}
+
+
+def verify_passkey(user: User, purpose: str, challenge_id, credential: str, now: datetime, *, address: str | None,
+                   browser: str | None) -> str:
+    """Check a passkey answer to the challenge this browser was given (``purpose``
+    "sign_in" or "fresh"); returns "passkey". A refused passkey counts towards the
+    same locks as a wrong code; an answer that is not one changes nothing. A
+    signature counter that went backwards is recorded as a security event."""
+    check_locks(user, now)
+    try:
+        passkeys.authenticate(user, purpose, challenge_id, credential, now)
+    except passkeys.PasskeyError as exc:
+        if exc.reason == "counter":
+            record_event(user, "passkey_counter_backwards", now, address=address, browser=browser,
+                         passkey_id=exc.passkey.id, name=exc.passkey.name, counter=exc.detail)
+        if exc.reason not in ("malformed", "expired"):
+            tries = _take_code_try(user, now)
+            _code_failed(user, tries, now, address, browser, "passkey")
+        raise AuthError(PASSKEY_MESSAGES[exc.reason]) from None
+    _code_passed(user)
+    return "passkey"
 
 
 def _code_passed(user: User) -> None:
@@ -557,18 +602,71 @@ def _drop_unconfirmed(user: User) -> None:
     db.session.flush()
 
 
+# --- passkeys (enrollment and settings) ------------------------------------------------
+
+PASSKEY_NAME_MAX = 60
+
+
+def default_passkey_name(browser: str | None) -> str:
+    """What a new passkey is called unless the user names it: the browser and system."""
+    return describe_browser(browser)[:PASSKEY_NAME_MAX]
+
+
+def passkey_options(user: User, purpose: str, now: datetime, *, replacing=None) -> tuple[int, str]:
+    """Start a passkey ceremony: "register" to add one, "sign_in" or "fresh" to use one.
+    Returns the challenge id (for this browser's session) and the options JSON;
+    ``replacing`` is the id of the challenge this browser held before, dropped."""
+    if purpose == "register":
+        if not passkeys.available():
+            raise AuthError(_l("Passkeys cannot be used at this site's address. Ask the operator to set its "
+                               "address to a domain name."))
+        return passkeys.registration_options(user, now, replacing)
+    if not passkeys.passkeys_of(user):  # removed since the page was opened
+        raise AuthError(PASSKEY_MESSAGES["unknown"])
+    return passkeys.authentication_options(user, purpose, now, replacing)
+
+
+def add_passkey(user: User, challenge_id, credential: str, name: str | None, now: datetime, *, address,
+                browser) -> Passkey:
+    """Keep the passkey the browser just made (user verification required), under
+    the name the user chose or the browser's."""
+    name = " ".join((name or "").split()) or default_passkey_name(browser)
+    if len(name) > PASSKEY_NAME_MAX:
+        raise AuthError(_l("Use at most %(n)d characters.", n=PASSKEY_NAME_MAX), field="name")
+    try:
+        passkey = passkeys.register(user, challenge_id, credential, name, now)
+    except passkeys.PasskeyError as exc:
+        raise AuthError(PASSKEY_MESSAGES.get(exc.reason, PASSKEY_MESSAGES["invalid"])) from None
+    record_event(user, "passkey_added", now, address=address, browser=browser, passkey_id=passkey.id, name=name)
+    if not user.must_enroll_2sv:
+        _notify_change(user, "passkey_added", now, address, browser)
+    return passkey
+
+
+def remove_passkey(user: User, passkey_id: int, now: datetime, *, address, browser) -> None:
+    others = [p for p in passkeys.passkeys_of(user) if p.id != passkey_id]
+    if passkeys.passkey_of(user, passkey_id) is not None and not others and not twofactor.confirmed_methods(user):
+        raise AuthError(_l("This is your only second step. Add another first, or turn 2-step verification off."))
+    removed = passkeys.remove(user, passkey_id)
+    if removed is None:
+        raise AuthError(_l("That passkey no longer exists."))
+    record_event(user, "passkey_removed", now, address=address, browser=browser, passkey_id=passkey_id,
+                 name=removed.name)
+    _notify_change(user, "passkey_removed", now, address, browser)
+
+
 # --- forced enrollment ------------------------------------------------------------
 
 def enrollment_step(user: User) -> str:
     """Where a user who must set up 2SV is: "method", "backup" or "codes"."""
-    count = len(twofactor.confirmed_methods(user))
+    count = len(twofactor.confirmed_methods(user)) + len(passkeys.passkeys_of(user))
     if count == 0:
         return "method"
     return "codes" if count >= 2 else "backup"
 
 
 def new_recovery_codes(user: User, now: datetime, *, address, browser) -> list[str]:
-    if not twofactor.confirmed_methods(user):
+    if not has_second_factor(user):
         raise AuthError(_l("Set up a way to get codes first."))
     codes = twofactor.generate_recovery_codes(user, now)
     record_event(user, "recovery_codes_generated", now, address=address, browser=browser)
@@ -578,14 +676,15 @@ def new_recovery_codes(user: User, now: datetime, *, address, browser) -> list[s
 
 
 def finish_enrollment(user: User, now: datetime, *, address, browser) -> None:
-    if not twofactor.confirmed_methods(user):
+    if not has_second_factor(user):
         raise AuthError(_l("Set up a way to get codes first."))
     if twofactor.remaining_recovery_codes(user) == 0:
         raise AuthError(_l("Create your recovery codes and keep them somewhere safe first."))
     user.must_enroll_2sv = False
     _code_passed(user)
     record_event(user, "enrolled", now, address=address, browser=browser,
-                 methods=[m.kind for m in twofactor.confirmed_methods(user)])
+                 methods=[m.kind for m in twofactor.confirmed_methods(user)]
+                 + ["passkey"] * len(passkeys.passkeys_of(user)))
     _notify_change(user, "enrolled", now, address, browser)
 
 
@@ -606,9 +705,9 @@ def remove_method(user: User, method_id: int, now: datetime, *, address, browser
     if method is None:
         raise AuthError(_l("That method no longer exists."))
     others = [m for m in twofactor.confirmed_methods(user) if m.id != method.id]
-    if not others:
+    if not others and not passkeys.passkeys_of(user):
         raise AuthError(_l("This is your only way to get codes. Add another first, or turn 2-step verification off."))
-    if method.is_primary:
+    if method.is_primary and others:
         others[0].is_primary = True
     db.session.delete(method)
     record_event(user, "method_removed", now, address=address, browser=browser, method=method.kind)
@@ -647,6 +746,7 @@ def turn_off_2sv(user: User, now: datetime, *, address, browser) -> None:
     for method in db.session.execute(select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id)).scalars():
         db.session.delete(method)
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    passkeys.remove_all(user)
     twofactor.revoke_devices(user, now)
     user.must_enroll_2sv = True
     end_all_sessions(user, now, "twofactor_disabled")

@@ -9,22 +9,39 @@ a fresh code (ASVS 7.5.1).
 from __future__ import annotations
 
 from contextlib import contextmanager
-
 from datetime import timedelta
 
 import segno
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import web
 from ..database import reads_first, writes
 from ..models.base import utcnow
-from . import services, twofactor
-from .forms import ActionForm, BackupChoiceForm, ChallengeForm, CodeForm, PhoneForm, RecoveryCodeForm, SignInForm
+from . import passkeys, services, twofactor
+from .forms import (
+    ActionForm,
+    BackupChoiceForm,
+    ChallengeForm,
+    CodeForm,
+    PasskeyAddForm,
+    PasskeyForm,
+    PhoneForm,
+    RecoveryCodeForm,
+    SignInForm,
+)
 from .services import AuthError, Challenge
-from .sessions import (begin_session, current_session_row, fresh_code_required, mark_fresh_code,
-                       mark_password_passed, pending_user, pop_signed_out_reason, renew_session_token)
+from .sessions import (
+    begin_session,
+    current_session_row,
+    fresh_code_required,
+    mark_fresh_code,
+    mark_password_passed,
+    pending_user,
+    pop_signed_out_reason,
+    renew_session_token,
+)
 from .sessions import sign_out as end_this_session
 
 bp = Blueprint("auth", __name__)
@@ -35,6 +52,7 @@ NEXT_KEY = "next"
 SETUP_METHOD_KEY = "setup_method"
 SETUP_CHALLENGE_KEY = "setup_challenge"
 SKIP_BACKUP_KEY = "skip_backup"
+PASSKEY_KEY = "passkey_challenge_{}"  # the id of this browser's live passkey challenge, per purpose
 
 
 @contextmanager
@@ -137,14 +155,18 @@ def challenge():
     if services.must_enroll(user):
         return redirect(url_for("auth.enroll"))
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
-    if current is None:
-        current, problem = services.start_challenge(user, now)
+    if current is None or (current.passkey and request.method == "GET" and not passkeys.passkeys_of(user)):
+        current, problem = services.start_challenge(user, now)  # (a passkey removed meanwhile: the next way)
         session[CHALLENGE_KEY] = current.as_dict()
-    form = RecoveryCodeForm() if current.recovery else ChallengeForm()
+    form = PasskeyForm() if current.passkey else RecoveryCodeForm() if current.recovery else ChallengeForm()
     error = None
     if form.validate_on_submit():
         try:
-            via = services.verify_code(user, current, form.code.data, now, **web.origin())
+            if current.passkey:
+                via = services.verify_passkey(user, "sign_in", session.pop(PASSKEY_KEY.format("sign_in"), None),
+                                              form.credential.data, now, **web.origin())
+            else:
+                via = services.verify_code(user, current, form.code.data, now, **web.origin())
         except AuthError as exc:
             error = exc
         else:
@@ -184,6 +206,7 @@ def backups():
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     method = services.method_of(user, current.method_id) if current else None
     return render_template("auth/backups.html", form=BackupChoiceForm(), methods=services.usable_methods(user),
+                           has_passkey=bool(passkeys.passkeys_of(user)),
                            recovery_codes_left=twofactor.remaining_recovery_codes(user), current=current,
                            method=method, trouble=services.code_delivery_trouble(method, now))
 
@@ -200,10 +223,12 @@ def use_backup():
         return redirect(url_for("auth.backups"))
     recovery = form.method_id.data == "recovery"
     method_id = int(form.method_id.data) if (form.method_id.data or "").isdigit() else None
+    if method_id is None and not recovery and form.method_id.data != "passkey":
+        return redirect(url_for("auth.backups"))
     try:
         challenge, problem = services.start_challenge(
             user, now, current=Challenge.from_dict(session.get(CHALLENGE_KEY)), method_id=method_id,
-            channel=form.channel.data or None, recovery=recovery)
+            channel=form.channel.data or None, recovery=recovery, passkey=form.method_id.data == "passkey")
     except AuthError as exc:
         flash(str(exc.message), "error")
         return redirect(url_for("auth.backups"))
@@ -211,6 +236,31 @@ def use_backup():
     if problem is not None:
         flash(str(problem.message), "error")
     return redirect(url_for("auth.challenge"))
+
+
+def _passkey_options(user, purpose: str):
+    """Start a passkey ceremony for ``user``: the options as JSON for static/js/passkeys.js;
+    the challenge stays server-side and this browser keeps only its id."""
+    try:
+        challenge_id, options = services.passkey_options(user, purpose, utcnow(),
+                                                         replacing=session.get(PASSKEY_KEY.format(purpose)))
+    except AuthError as exc:
+        return jsonify(error=str(exc.message)), 400
+    session[PASSKEY_KEY.format(purpose)] = challenge_id
+    return current_app.response_class(options, mimetype="application/json")
+
+
+def _json_refusal(message: str):
+    return jsonify(error=message), 400
+
+
+@bp.post("/sign-in/passkey/options")
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK")
+def passkey_sign_in_options():
+    user = pending_user(utcnow())
+    if user is None:
+        return _json_refusal(_("Please sign in with your e-mail address and password first."))
+    return _passkey_options(user, "sign_in")
 
 
 # --- forced enrollment ---------------------------------------------------------------
@@ -232,7 +282,7 @@ def enroll():
     if step == "backup" and session.get(SKIP_BACKUP_KEY):
         step = "codes"
     return render_template("auth/enroll.html", step=step, form=ActionForm(), methods=services.usable_methods(user),
-                           enrolling=True)
+                           passkeys=passkeys.passkeys_of(user), passkeys_available=passkeys.available(), enrolling=True)
 
 
 @bp.route("/sign-in/setup/app", methods=["GET", "POST"])
@@ -260,6 +310,24 @@ def enroll_phone_confirm():
     if user is None:
         return _password_step_expired()
     return _phone_confirm(user, enrolling=True)
+
+
+@bp.route("/sign-in/setup/passkey", methods=["GET", "POST"])
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
+def enroll_passkey():
+    user = _enrolling_user(utcnow())
+    if user is None:
+        return _password_step_expired()
+    return _passkey_method(user, enrolling=True)
+
+
+@bp.post("/sign-in/setup/passkey/options")
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK")
+def enroll_passkey_options():
+    user = _enrolling_user(utcnow())
+    if user is None:
+        return _json_refusal(_("Please sign in with your e-mail address and password first."))
+    return _passkey_options(user, "register")
 
 
 @bp.post("/sign-in/setup/skip-backup")
@@ -383,6 +451,25 @@ def _phone_confirm(user, *, enrolling: bool):
                            method=method, enrolling=enrolling, action=request.path)
 
 
+def _passkey_method(user, *, enrolling: bool):
+    form = PasskeyAddForm()
+    error = None
+    if request.method == "GET":
+        form.name.data = services.default_passkey_name(web.client_browser())
+    elif form.validate_on_submit():
+        try:
+            services.add_passkey(user, session.pop(PASSKEY_KEY.format("register"), None), form.credential.data,
+                                 form.name.data, utcnow(), **web.origin())
+        except AuthError as exc:
+            error = exc
+        else:
+            flash(_("Your passkey is set up."), "success")
+            return redirect(_method_changed_url(enrolling))
+    options_url = url_for("auth.enroll_passkey_options" if enrolling else "auth.add_passkey_options")
+    return render_template("auth/method_passkey.html", form=form, error=error, enrolling=enrolling,
+                           action=request.path, options_url=options_url, available=passkeys.available())
+
+
 def _recovery_codes(user, now, *, enrolling: bool):
     if not ActionForm().validate_on_submit():
         return redirect(_done_url(enrolling))
@@ -403,6 +490,7 @@ def settings():
     now = utcnow()
     user = current_user
     return render_template("auth/settings.html", form=ActionForm(), methods=services.usable_methods(user),
+                           passkeys=passkeys.passkeys_of(user), passkeys_available=passkeys.available(),
                            recovery_codes_left=twofactor.remaining_recovery_codes(user),
                            devices=services.trusted_devices(user, now), describe_browser=web.describe_browser)
 
@@ -417,22 +505,26 @@ def confirm():
     user = current_user._get_current_object()
     target = web.safe_next(request.args.get("next")) or url_for("auth.settings")
     current = Challenge.from_dict(session.get(CONFIRM_KEY))
-    if current is None or request.args.get("method") or request.args.get("recovery"):
+    if current is None or request.args.get("method") or request.args.get("recovery") or request.args.get("passkey"):
         wanted = request.args.get("method", "")
         try:
             current, problem = services.start_challenge(
                 user, now, current=current, method_id=int(wanted) if wanted.isdigit() else None,
-                recovery=bool(request.args.get("recovery")))
+                recovery=bool(request.args.get("recovery")), passkey=bool(request.args.get("passkey")))
         except AuthError:
             current, problem = services.start_challenge(user, now)
         session[CONFIRM_KEY] = current.as_dict()
         if problem is not None:
             flash(str(problem.message), "error")
-    form = RecoveryCodeForm() if current.recovery else CodeForm()
+    form = PasskeyForm() if current.passkey else RecoveryCodeForm() if current.recovery else CodeForm()
     error = None
     if form.validate_on_submit():
         try:
-            services.verify_code(user, current, form.code.data, now, **web.origin())
+            if current.passkey:
+                services.verify_passkey(user, "fresh", session.pop(PASSKEY_KEY.format("fresh"), None),
+                                        form.credential.data, now, **web.origin())
+            else:
+                services.verify_code(user, current, form.code.data, now, **web.origin())
         except AuthError as exc:
             error = exc
         else:
@@ -444,8 +536,40 @@ def confirm():
             return redirect(target)
     return render_template("auth/confirm.html", form=form, error=error, challenge=current,
                            method=services.method_of(user, current.method_id), methods=services.usable_methods(user),
+                           has_passkey=bool(passkeys.passkeys_of(user)),
                            recovery_codes_left=twofactor.remaining_recovery_codes(user),
                            locked_until=_locked_until(user, now), target=target)
+
+
+@bp.post("/settings/confirm/passkey/options")
+@login_required
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK")
+def confirm_passkey_options():
+    return _passkey_options(current_user._get_current_object(), "fresh")
+
+
+@bp.route("/settings/security/passkey", methods=["GET", "POST"])
+@login_required
+@fresh_code_required
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
+def add_passkey():
+    return _passkey_method(current_user._get_current_object(), enrolling=False)
+
+
+@bp.post("/settings/security/passkey/options")
+@login_required
+@fresh_code_required
+@web.configured_limit("RECOVERY_LIMIT_CODE_CHECK")
+def add_passkey_options():
+    return _passkey_options(current_user._get_current_object(), "register")
+
+
+@bp.post("/settings/security/passkeys/<int:passkey_id>/remove")
+@login_required
+@fresh_code_required
+def remove_passkey(passkey_id: int):
+    return _settings_change(services.remove_passkey, passkey_id, done=_("The passkey was removed."),
+                            then=_method_changed_url(False))
 
 
 @bp.route("/settings/security/app", methods=["GET", "POST"])

@@ -5,7 +5,7 @@ from .cases import Case, CaseNote, Decision, Document
 from .outbox import JobRun, OutboxMessage, SchedulerLease
 from .prechecks import DocumentHash, DocumentMatch, PrecheckResult, PrecheckRun
 from .reports import ReportRollup, ReportRollupMark
-from .twofactor import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
+from .twofactor import Passkey, PasskeyChallenge, RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
 from .users import Account, ActionToken, PasswordStep, SecurityEvent, User, UserSession
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "DocumentMatch",
     "JobRun",
     "OutboxMessage",
+    "Passkey",
+    "PasskeyChallenge",
     "PasswordStep",
     "PrecheckResult",
     "PrecheckRun",

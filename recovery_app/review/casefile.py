@@ -20,6 +20,7 @@ from ..models import (
     CaseNote,
     Decision,
     Document,
+    Passkey,
     RecoveryCode,
     SecurityEvent,
     TrustedDevice,
@@ -74,6 +75,9 @@ EVENT_LABELS = {
     "recovery_rejected": _l("Recovery case rejected"),
     "recovery_withdrawn": _l("Recovery case withdrawn"),
     "recovery_cancelled": _l("Recovery case cancelled by the account's owner"),
+    "passkey_added": _l("Passkey added"),
+    "passkey_removed": _l("Passkey removed"),
+    "passkey_counter_backwards": _l("Passkey refused: its counter went backwards (possible copy)"),
 }
 # What each entry of a case's audit trail means, in words (the code stays beside it, small).
 AUDIT_ACTION_LABELS = {
@@ -146,6 +150,7 @@ class CaseFile:
     user: User
     sla: SlaState
     methods: list[TwoFactorMethod]
+    passkeys: int
     unused_recovery_codes: int
     trusted_devices: int
     events: list[EventGroup]
@@ -213,6 +218,8 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
     user = case.user
     methods = list(db.session.execute(
         select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id).order_by(TwoFactorMethod.id)).scalars())
+    passkeys = db.session.execute(
+        select(func.count()).select_from(Passkey).where(Passkey.user_id == user.id)).scalar_one()
     unused_codes = db.session.execute(
         select(func.count()).select_from(RecoveryCode).where(RecoveryCode.user_id == user.id,
                                                               RecoveryCode.used_at.is_(None))).scalar_one()
@@ -237,6 +244,7 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
         user=user,
         sla=sla_state(case, now),
         methods=methods,
+        passkeys=passkeys,
         unused_recovery_codes=unused_codes,
         trusted_devices=devices,
         events=group_events(events),

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, update
 
 from .. import audit, lifecycle
+from ..auth import passkeys
 from ..auth.events import record_event
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..case_labels import STATUS_LABELS
@@ -97,6 +98,7 @@ def reset_second_factors(user: User, now: datetime) -> dict:
         "methods": db.session.execute(delete(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id)).rowcount,
         "recovery_codes": db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id)).rowcount,
         "trusted_devices": db.session.execute(delete(TrustedDevice).where(TrustedDevice.user_id == user.id)).rowcount,
+        "passkeys": passkeys.remove_all(user),
     }
     user.must_enroll_2sv = True
     # The code lock counted failures of factors that no longer exist.

@@ -1,7 +1,9 @@
 """Browser tests: Debian's chromium driven by Playwright against a live server.
 
 The server runs the real app in a thread on 127.0.0.1 over ``live_app`` (real
-commits). No browser is ever downloaded: ``/usr/bin/chromium`` is launched.
+commits), reached as ``localhost``: a name, and a secure context, so passkeys
+work, and ``RECOVERY_BASE_URL`` says the same. No browser is ever downloaded:
+``/usr/bin/chromium`` is launched.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture
 def live_server(live_app):
-    """Base URL of the app served on a free loopback port."""
+    """Base URL of the app served on a free loopback port, by the name ``localhost``."""
     server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    base_url = f"http://localhost:{server.server_port}"
+    live_app.config["RECOVERY_BASE_URL"] = base_url  # links in e-mails and the passkeys' origin
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield base_url
     finally:
         server.shutdown()
         thread.join(timeout=5)

@@ -89,7 +89,7 @@ def test_every_address_of_the_account_is_told_in_its_own_language(client, make, 
     # The requester is told how to stop it if it was not them ...
     assert "If this was not you" in english.body and case.reference in english.body
     assert "sign in as usual with your 2-step verification: that cancels the request at once" in english.body
-    assert "Then change your password: http://127.0.0.1:5000/account/password" in english.body
+    assert "Then change your password: http://localhost:5000/account/password" in english.body
     assert "127.0.0.1" in english.body and "Safari / iPhone" in english.body
     assert "(Coordinated Universal Time)" in english.body  # the colleague's zone
     assert japanese.locale == "ja" and "心当たりがない場合" in japanese.body

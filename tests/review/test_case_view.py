@@ -29,6 +29,15 @@ def test_case_view_shows_the_sellers_facts_and_never_secrets(make, review, auth,
     assert "argon2-hash-placeholder" not in page
 
 
+def test_case_view_counts_the_sellers_passkeys(make, review, auth):
+    reviewer = make.user("reviewer", locale="en")
+    seller = review.seller()
+    make.add_passkey(seller)
+    case = review.case(seller)
+    page = auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
+    assert "Passkeys: 1" in page and "Authenticator app" in page
+
+
 def test_security_events_of_30_days_with_failed_code_bursts_grouped(make, review, auth):
     from recovery_app.models.base import utcnow
 

@@ -11,6 +11,8 @@ from recovery_app.models import (
     AuditEvent,
     Decision,
     OutboxMessage,
+    Passkey,
+    PasskeyChallenge,
     RecoveryCode,
     SentCode,
     TrustedDevice,
@@ -46,6 +48,7 @@ def test_approval_resets_every_second_factor_in_one_transaction(app, make, revie
     reviewer = make.user("reviewer")
     seller = review.seller(locale="ja")
     make.add_totp(seller, primary=False)
+    make.add_passkey(seller)
     db.session.add(SentCode(user_id=seller.id, challenge_id="c1", purpose="sign_in", channel="sms",
                             phone_e164="+819012345678", code_hash="h" * 64, created_at=now,
                             expires_at=now + timedelta(minutes=10)))
@@ -56,14 +59,14 @@ def test_approval_resets_every_second_factor_in_one_transaction(app, make, revie
     db.session.expire_all()
     assert (case.status, case.decision, case.decided_by_id) == ("approved", "approved", reviewer.id)
     assert case.claimed_by_id is None and case.decided_at is not None
-    for model in (TwoFactorMethod, RecoveryCode, TrustedDevice, SentCode):
+    for model in (TwoFactorMethod, RecoveryCode, TrustedDevice, SentCode, Passkey, PasskeyChallenge):
         assert _count(model, seller) == 0, model
     assert seller.must_enroll_2sv is True
     assert seller.session_epoch == epoch + 1
     approved = db.session.execute(select(AuditEvent).where(AuditEvent.action == "case.approved")).scalar_one()
     assert approved.subject_id == case.reference
     assert approved.details["reset"] == {"sent_codes": 1, "methods": 2, "recovery_codes": 1, "trusted_devices": 1,
-                                         "sessions": 0}
+                                         "passkeys": 1, "sessions": 0}
     mail = outbox_messages("email", seller.email)[-1]
     assert mail.template == "review/email/approved" and mail.locale == "ja"
     assert case.reference in mail.subject and "2段階認証" in mail.body
