@@ -115,7 +115,7 @@ def accept_invitation(token: str):
     if form.validate_on_submit():
         try:
             services.accept_invitation(token, form.display_name.data, form.password.data, form.confirm.data, now,
-                                       **origin())
+                                       locale=str(get_locale()), **origin())
         except services.LinkInvalid:
             return _link_invalid()
         except services.AccountError as error:

@@ -14,10 +14,12 @@ from datetime import timedelta
 
 import segno
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import web
+from ..account.services import save_language
 from ..database import reads_first, writes
 from ..models.base import utcnow
 from . import services, twofactor
@@ -38,12 +40,23 @@ SKIP_BACKUP_KEY = "skip_backup"
 
 
 @contextmanager
-def _language_kept():
-    """A new session at each sign-in step keeps only the language the visitor chose."""
-    language = session.get("lang")
+def _language_kept(save_for=None):
+    """A new session at each sign-in step keeps only the language the visitor
+    switched to. Once both steps are passed (``save_for``), the language in use
+    (switched to, or else asked for by the browser) becomes the one that
+    user's e-mails and calls use, and so the one their pages follow."""
+    chosen = session.get("lang")
+    in_use = str(get_locale() or "")
     yield
-    if language:
-        session["lang"] = language
+    if chosen:
+        session["lang"] = chosen
+    if save_for is not None:
+        save_language(save_for, in_use)
+
+
+def _language() -> str:
+    """The language of this page, which codes sent from it are worded in."""
+    return str(get_locale())
 
 
 @bp.app_template_filter("masked_phone")
@@ -85,7 +98,7 @@ def _after_password(user, now):
         return redirect(url_for("auth.enroll"))
     if services.trusted_device(user, request.cookies.get(current_app.config["RECOVERY_TRUSTED_DEVICE_COOKIE"]), now):
         return _finish_sign_in(user, now, via="trusted_device")
-    challenge, problem = services.start_challenge(user, now)
+    challenge, problem = services.start_challenge(user, now, locale=_language())
     session[CHALLENGE_KEY] = challenge.as_dict()
     if problem is not None:
         flash(str(problem.message), "error")
@@ -95,7 +108,7 @@ def _after_password(user, now):
 def _finish_sign_in(user, now, *, via: str, remember: bool = False):
     token = services.complete_sign_in(user, now, via=via, remember_device=remember, **web.origin())
     target = web.safe_next(session.get(NEXT_KEY)) or url_for("pages.home")
-    with _language_kept():
+    with _language_kept(save_for=user):
         begin_session(user, now, **web.origin())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
     response = redirect(target)
     config = current_app.config
@@ -138,7 +151,7 @@ def challenge():
         return redirect(url_for("auth.enroll"))
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     if current is None:
-        current, problem = services.start_challenge(user, now)
+        current, problem = services.start_challenge(user, now, locale=_language())
         session[CHALLENGE_KEY] = current.as_dict()
     form = RecoveryCodeForm() if current.recovery else ChallengeForm()
     error = None
@@ -203,7 +216,7 @@ def use_backup():
     try:
         challenge, problem = services.start_challenge(
             user, now, current=Challenge.from_dict(session.get(CHALLENGE_KEY)), method_id=method_id,
-            channel=form.channel.data or None, recovery=recovery)
+            channel=form.channel.data or None, recovery=recovery, locale=_language())
     except AuthError as exc:
         flash(str(exc.message), "error")
         return redirect(url_for("auth.backups"))
@@ -341,7 +354,8 @@ def _phone_method(user, *, enrolling: bool):
     if form.validate_on_submit():
         now = utcnow()
         try:
-            method, challenge_id = services.start_phone_method(user, form.number.data, form.channel.data, now)
+            method, challenge_id = services.start_phone_method(user, form.number.data, form.channel.data, now,
+                                                               locale=_language())
         except AuthError as exc:
             error = exc
         else:
@@ -363,7 +377,7 @@ def _phone_confirm(user, *, enrolling: bool):
     error = None
     if request.method == "POST" and request.form.get("resend") and ActionForm().validate_on_submit():
         try:
-            services.resend_phone_code(user, method.id, challenge_id, now)
+            services.resend_phone_code(user, method.id, challenge_id, now, locale=_language())
         except AuthError as exc:
             error = exc
         else:
@@ -422,9 +436,9 @@ def confirm():
         try:
             current, problem = services.start_challenge(
                 user, now, current=current, method_id=int(wanted) if wanted.isdigit() else None,
-                recovery=bool(request.args.get("recovery")))
+                recovery=bool(request.args.get("recovery")), locale=_language())
         except AuthError:
-            current, problem = services.start_challenge(user, now)
+            current, problem = services.start_challenge(user, now, locale=_language())
         session[CONFIRM_KEY] = current.as_dict()
         if problem is not None:
             flash(str(problem.message), "error")
