@@ -98,10 +98,13 @@ def _after_password(user, now):
         return redirect(url_for("auth.enroll"))
     if services.trusted_device(user, request.cookies.get(current_app.config["RECOVERY_TRUSTED_DEVICE_COOKIE"]), now):
         return _finish_sign_in(user, now, via="trusted_device")
-    challenge, problem = services.start_challenge(user, now, locale=_language())
+    unasked = services.sends_code_unasked(user)
+    challenge, problem = services.start_challenge(user, now, send=unasked, locale=_language())
     session[CHALLENGE_KEY] = challenge.as_dict()
     if problem is not None:
         flash(str(problem.message), "error")
+    if not unasked:  # an open recovery case: show it first, with a way to enter a code instead
+        return redirect(url_for("recovery.case_status"))
     return redirect(url_for("auth.challenge"))
 
 
@@ -151,7 +154,8 @@ def challenge():
         return redirect(url_for("auth.enroll"))
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     if current is None:
-        current, problem = services.start_challenge(user, now, locale=_language())
+        current, problem = services.start_challenge(user, now, send=services.sends_code_unasked(user),
+                                                    locale=_language())
         session[CHALLENGE_KEY] = current.as_dict()
     form = RecoveryCodeForm() if current.recovery else ChallengeForm()
     error = None
