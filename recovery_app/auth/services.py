@@ -62,6 +62,7 @@ SIGN_IN_REFUSED = _l("That e-mail address and password do not match. Check both 
 SIGN_IN_SLOWED = _l("That e-mail address and password do not match, or sign-in to this account is paused for a "
                     "moment after many wrong passwords. Wait a minute, then try again.")
 KNOWN_BROWSER_SALT = "known-browser"
+FEW_RECOVERY_CODES = 3  # at or below this many left, the user is urged to create new ones
 
 
 class AuthError(DomainError):

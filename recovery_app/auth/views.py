@@ -113,6 +113,8 @@ def _finish_sign_in(user, now, *, via: str, remember: bool = False):
     target = web.safe_next(session.get(NEXT_KEY)) or url_for("pages.home")
     with _language_kept(save_for=user):
         begin_session(user, now, **web.origin())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
+    if via == "recovery_code":
+        target = _codes_left_first(target, now)
     response = redirect(target)
     config = current_app.config
     response.set_cookie(config["RECOVERY_KNOWN_BROWSER_COOKIE"], services.known_browser_token(user), path="/",
@@ -123,6 +125,14 @@ def _finish_sign_in(user, now, *, via: str, remember: bool = False):
                             secure=config["RECOVERY_COOKIE_SECURE"],
                             max_age=config["RECOVERY_TRUSTED_DEVICE_DAYS"] * 86400)
     return response
+
+
+def _codes_left_first(target: str, now) -> str:
+    """After a sign-in with a recovery code, the count of codes left comes
+    first, with the offer of new ones. The code just passed counts as the
+    fresh code that creating new ones asks for (ASVS 7.5.1)."""
+    mark_fresh_code(now)
+    return url_for("auth.codes_left", next=target)
 
 
 @bp.post("/sign-out")
@@ -423,6 +433,15 @@ def settings():
     return render_template("auth/settings.html", form=ActionForm(), methods=services.usable_methods(user),
                            recovery_codes_left=twofactor.remaining_recovery_codes(user),
                            devices=services.trusted_devices(user, now), describe_browser=web.describe_browser)
+
+
+@bp.get("/settings/security/codes-left")
+@login_required
+def codes_left():
+    left = twofactor.remaining_recovery_codes(current_user)
+    return render_template("auth/codes_left.html", form=ActionForm(), left=left,
+                           few=left <= services.FEW_RECOVERY_CODES,
+                           next=web.safe_next(request.args.get("next")) or url_for("pages.home"))
 
 
 @bp.route("/settings/confirm", methods=["GET", "POST"])

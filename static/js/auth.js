@@ -1,3 +1,14 @@
+// Recovery codes: print them (the print stylesheet keeps only the codes).
+(function () {
+  "use strict";
+  var button = document.getElementById("print-codes");
+  if (!button || typeof window.print !== "function") {
+    return;
+  }
+  button.hidden = false;
+  button.addEventListener("click", function () { window.print(); });
+})();
+
 // Recovery codes: copy them to the clipboard (the download link works without script).
 (function () {
   "use strict";
