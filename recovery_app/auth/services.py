@@ -34,10 +34,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import phonenumbers
-from babel.dates import format_datetime
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -46,6 +44,7 @@ from sqlalchemy import delete, or_, select, update
 from ..database import begin_write
 from ..domain import DomainError
 from ..extensions import db
+from ..i18n import zoned
 from ..models import RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
 from ..notify import code_trouble, queue_email
 from ..web import describe_browser
@@ -102,11 +101,7 @@ def _config(name: str):
 
 def _when(user: User, moment: datetime) -> str:
     """A time written for a notice e-mail, in the user's language and zone."""
-    try:
-        zone = ZoneInfo(user.time_zone or "UTC")
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return format_datetime(moment, "medium", tzinfo=zone, locale=user.locale or "ja") + f" ({zone.key})"
+    return zoned(moment, user.time_zone, user.locale or "ja")
 
 
 def notify(user: User, template: str, now: datetime, **context) -> None:

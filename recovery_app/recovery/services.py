@@ -12,9 +12,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from babel.dates import format_datetime
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -25,6 +22,7 @@ from ..documents import pipeline, storage
 from ..auth.events import record_event
 from ..database import begin_write, lock_row, on_commit, on_rollback
 from ..domain import DomainError
+from ..i18n import zoned
 from ..extensions import db
 from ..models import Case, Document, User
 from ..models.cases import OPEN_STATUSES
@@ -39,7 +37,6 @@ SIDE_HINTS = {
 }
 PASSPORT_FRONT_HINT = _l("The page with your photo, name and date of birth. The whole page visible, no glare.")
 WITHDRAWABLE = ("submitted", "needs_info")
-_TIME_PATTERNS = {"ja": "y年M月d日 H:mm（zzzz）", "en": "MMMM d, y, h:mm a (zzzz)"}
 
 
 class RecoveryError(DomainError):
@@ -135,11 +132,7 @@ def latest_case(user: User) -> Case | None:
 
 def in_zone(moment: datetime, time_zone: str | None, locale: str) -> str:
     """``moment`` as a person in ``time_zone`` reads it, the zone named."""
-    try:
-        zone = ZoneInfo(time_zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return format_datetime(moment, _TIME_PATTERNS.get(locale, "long"), tzinfo=zone, locale=locale)
+    return zoned(moment, time_zone, locale)
 
 
 # --- opening a case -------------------------------------------------------------
