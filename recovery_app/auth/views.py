@@ -259,7 +259,13 @@ def enroll():
     if step == "backup" and session.get(SKIP_BACKUP_KEY):
         step = "codes"
     return render_template("auth/enroll.html", step=step, form=ActionForm(), methods=services.usable_methods(user),
-                           enrolling=True)
+                           enrolling=True, approved_case=_approved_case(user, now))
+
+
+def _approved_case(user, now):
+    """The recent approval that sent this user to set 2SV up again, if that is why."""
+    case = recovery_case_to_show(user, now)
+    return case if case is not None and case.status == "approved" else None
 
 
 @bp.route("/sign-in/setup/app", methods=["GET", "POST"])
