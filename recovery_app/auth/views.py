@@ -362,10 +362,10 @@ def _app_method(user, *, enrolling: bool):
             flash(_("Your authenticator app is set up."), "success")
             return redirect(_method_changed_url(enrolling))
     seed = twofactor.totp_seed(method)
-    qr = segno.make(twofactor.provisioning_uri(user, seed), error="m").svg_inline(scale=4, omitsize=True,
-                                                                                  light="#fff")
-    return render_template("auth/method_app.html", form=form, error=error, qr=qr, seed=seed, enrolling=enrolling,
-                           action=request.path)
+    uri = twofactor.provisioning_uri(user, seed)
+    qr = segno.make(uri, error="m").svg_inline(scale=4, omitsize=True, light="#fff")
+    return render_template("auth/method_app.html", form=form, error=error, qr=qr, seed=seed, uri=uri,
+                           enrolling=enrolling, action=request.path)
 
 
 def _phone_method(user, *, enrolling: bool):

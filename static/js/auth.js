@@ -27,3 +27,19 @@
     });
   });
 })();
+
+// Authenticator set-up: copy the setup key, for pasting into an app on this phone.
+(function () {
+  "use strict";
+  var button = document.getElementById("copy-key");
+  var status = document.getElementById("copy-key-done");
+  if (!button || !navigator.clipboard) {
+    return;
+  }
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    navigator.clipboard.writeText(button.getAttribute("data-key")).then(function () {
+      if (status) { status.textContent = status.getAttribute("data-done"); }
+    });
+  });
+})();
