@@ -46,9 +46,10 @@ class RecoveryError(DomainError):
 class UploadProblems(RecoveryError):
     """One or more fields of the form are wrong: ``problems`` maps a field name to its message."""
 
-    def __init__(self, problems: dict[str, object]):
+    def __init__(self, problems: dict[str, object], passed: list[_Cleaned] | tuple = ()):
         super().__init__(_l("Nothing was sent. Please correct the fields marked below and try again."))
         self.problems = problems
+        self.passed = list(passed)  # the files that were fine, for the caller to keep for the next try
 
 
 class OpenCaseExists(RecoveryError):
@@ -77,6 +78,7 @@ class _Cleaned:
     document: pipeline.CleanDocument
     display_name: str
     staged: storage.StagedFile | None = field(default=None)
+    kept: dict | None = None  # the kept file (recovery.kept) this came from, instead of an upload
 
 
 # --- reading -------------------------------------------------------------------
@@ -135,13 +137,19 @@ def in_zone(moment: datetime, time_zone: str | None, locale: str) -> str:
     return zoned(moment, time_zone, locale)
 
 
+def kept_documents(found: dict[str, tuple[pipeline.CleanDocument, str, dict]]) -> dict[str, _Cleaned]:
+    """Files kept from an earlier try (``recovery.kept.documents``), as cleaned files."""
+    return {side: _Cleaned(side, document, name, kept=entry) for side, (document, name, entry) in found.items()}
+
+
 # --- opening a case -------------------------------------------------------------
 
 def submit_case(user: User, document_type: str | None, uploads: list[Upload], *, consent: bool, now: datetime,
-                address: str | None, browser: str | None) -> Case:
+                address: str | None, browser: str | None, kept: dict[str, _Cleaned] | None = None) -> Case:
     """Open a case for ``user`` with cleaned documents, notify the account, commit.
 
     The user always comes from the session of the caller, never from the form.
+    ``kept`` holds files that passed on an earlier try, for sides not sent again.
     """
     existing = open_case(user)
     if existing is not None:
@@ -152,9 +160,9 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
     if not consent:
         problems["consent"] = _l("Please confirm that you agree, so that we can check your documents.")
     sides = required_sides(document_type) if document_type in document_types() else ()
-    cleaned = _clean_uploads(uploads, sides, document_type, problems)
+    cleaned = _clean_uploads(uploads, sides, document_type, problems, kept=kept)
     if problems:
-        raise UploadProblems(problems)
+        raise UploadProblems(problems, cleaned)
 
     user_id = user.id
     begin_write()  # the slow work on the files is done: now wait for the write lock
@@ -171,7 +179,7 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
 
 def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type: str | None,
                    problems: dict[str, object], *, require_all: bool = True,
-                   sent_before: frozenset[str] = frozenset()) -> list[_Cleaned]:
+                   sent_before: frozenset[str] = frozenset(), kept: dict[str, _Cleaned] | None = None) -> list[_Cleaned]:
     """Clean every file for ``sides``; record a message per field for anything wrong.
 
     ``require_all`` is off for a resubmission, where only the sides the
@@ -181,7 +189,12 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
     by_side = {upload.side: upload for upload in uploads if upload.side in SIDES}
     cleaned: list[_Cleaned] = []
     seen: dict[str, str] = {}
-    if not require_all and sides and not any(by_side.get(side) and by_side[side].present for side in sides):
+    kept = {side: item for side, item in (kept or {}).items()
+            if side in sides and not (by_side.get(side) and by_side[side].present)}
+    for side, item in kept.items():
+        seen[hashlib.sha256(item.document.data).hexdigest()] = side
+    if not require_all and sides and not kept and not any(by_side.get(side) and by_side[side].present
+                                                          for side in sides):
         problems[sides[0]] = _l("Please choose at least one new photo.")
         return cleaned
     for side in SIDES:
@@ -193,6 +206,9 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
                                     document=document_type_label(document_type), side=SIDE_LABELS[side])
             continue
         if not present:
+            if side in kept:
+                cleaned.append(kept[side])
+                continue
             if require_all:
                 problems[side] = _l("Please add this photo: %(side)s.", side=SIDE_LABELS[side])
             continue
@@ -287,7 +303,7 @@ def _queue_requested_notices(user: User, case: Case, *, now: datetime, address: 
 # --- after submission -----------------------------------------------------------
 
 def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, address: str | None,
-                       browser: str | None) -> Case:
+                       browser: str | None, kept: dict[str, _Cleaned] | None = None) -> Case:
     """Send new documents for the user's case that waits on them (needs_info → submitted).
 
     The documents form the next round; earlier rounds stay for the reviewer.
@@ -298,9 +314,9 @@ def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, addr
         raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
     problems: dict[str, object] = {}
     cleaned = _clean_uploads(uploads, case_sides(case), case.document_type, problems, require_all=False,
-                             sent_before=frozenset(document.sha256 for document in case.documents))
+                             sent_before=frozenset(document.sha256 for document in case.documents), kept=kept)
     if problems:
-        raise UploadProblems(problems)
+        raise UploadProblems(problems, cleaned)
     case_id = case.id
     begin_write()
     lock_row(Case, case_id)
