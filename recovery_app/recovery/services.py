@@ -179,7 +179,8 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
 
 def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type: str | None,
                    problems: dict[str, object], *, require_all: bool = True,
-                   sent_before: frozenset[str] = frozenset(), kept: dict[str, _Cleaned] | None = None) -> list[_Cleaned]:
+                   sent_before: frozenset[str] = frozenset(),
+                   kept: dict[str, _Cleaned] | None = None) -> list[_Cleaned]:
     """Clean every file for ``sides``; record a message per field for anything wrong.
 
     ``require_all`` is off for a resubmission, where only the sides the

@@ -37,7 +37,9 @@ ZONED = {"ja": re.compile(r"20\d\d年\d{1,2}月\d{1,2}日 \d{1,2}:\d\d（.+）")
          "en": re.compile(r"\d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d (UTC|[A-Z]{2,5} \(UTC[+-]\d{1,2}(:\d\d)?\))")}
 AXE = Axe()
 
-pytestmark = [pytest.mark.parametrize("language", ["ja", "en"]), pytest.mark.parametrize("device", ["desktop", "phone"])]
+pytestmark = [pytest.mark.parametrize("language", ["ja", "en"]),
+              pytest.mark.parametrize("device", ["desktop", "phone"])]
+PROGRESS = "document.querySelector('#bar-front') ? document.querySelector('#bar-front').value : 100"
 
 
 # --- helpers ----------------------------------------------------------------------
@@ -63,7 +65,7 @@ class Walk:
         return path
 
 
-def seller(live_app, language: str, *, totp: bool = True) -> Person:
+def seller(live_app, language: str) -> Person:
     name, shop = NAMES[language]
     return create_person(live_app, "seller_owner", locale=language, name=name, shop=shop)
 
@@ -347,7 +349,7 @@ def test_upload_keeps_what_passed_stops_big_files_and_shows_progress(live_app, l
         page.click("form.intake button[type=submit]")
         page.locator("#progress-front").wait_for(state="visible")
         deadline = time.monotonic() + 20
-        while page.evaluate("document.querySelector('#bar-front') ? document.querySelector('#bar-front').value : 100") < 1:
+        while page.evaluate(PROGRESS) < 1:
             assert time.monotonic() < deadline, "no upload progress was shown"
             page.wait_for_timeout(100)
         page.screenshot(path=str(walk.folder / f"upload-progress-{language}-{device}.png"), full_page=True)
