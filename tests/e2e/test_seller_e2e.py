@@ -35,6 +35,8 @@ NAMES = {"ja": ("山田 花子", "さくら雑貨店"), "en": ("Emma Clarke", "C
 PHONE_NUMBER = "+819012345678"
 ZONED = {"ja": re.compile(r"20\d\d年\d{1,2}月\d{1,2}日 \d{1,2}:\d\d（.+）"),
          "en": re.compile(r"\d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d (UTC|[A-Z]{2,5} \(UTC[+-]\d{1,2}(:\d\d)?\))")}
+ZONED_SHORT = re.compile(r"(20\d\d/\d\d/\d\d \d{1,2}:\d\d|\d{1,2} [A-Z][a-z]{2} 20\d\d, \d\d:\d\d) "
+                         r"(UTC|[A-Z]{2,5} \(UTC[+-]\d{1,2}(:\d\d)?\))")
 AXE = Axe()
 
 pytestmark = [pytest.mark.parametrize("language", ["ja", "en"]),
@@ -160,6 +162,9 @@ def test_the_language_used_carries_through_sign_in_and_is_saved(live_app, live_s
         page.click("form[action='/sign-in/code'] button[type=submit]")
     assert page.locator("html").get_attribute("lang") == language  # not the saved language any more
     walk.check("home")
+    page.goto(f"{live_server}/settings/security")
+    assert ZONED_SHORT.search(page.inner_text("main")), page.inner_text("main")  # "added …" with its zone
+    walk.check("settings")
     assert in_app(live_app, lambda db: user_of(db, person.email).locale) == language
     # The switcher changes it, and that is saved too.
     with page.expect_navigation():
