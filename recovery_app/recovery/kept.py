@@ -17,6 +17,7 @@ from ..documents import pipeline, storage
 
 KEPT_FOR = timedelta(hours=1)  # the same hour after which the orphan job removes staged files
 SESSION_KEY = "kept_uploads"
+NAME_KEPT = 60  # characters of a file name carried in the session cookie, which must stay small
 
 
 def valid(entries, user_id: int, now: datetime) -> dict[str, dict]:
@@ -68,9 +69,13 @@ def remember(entries: dict[str, dict], passed, user_id: int, now: datetime) -> d
             "uid": user_id, "at": now.isoformat(), "key": staged.storage_key, "key_id": staged.key_id,
             "sha256": staged.sha256, "size": staged.size, "type": item.document.content_type,
             "width": item.document.width, "height": item.document.height, "pages": item.document.pages,
-            "name": item.display_name,
+            "name": _short(item.display_name),
         }
     return kept
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= NAME_KEPT else name[:NAME_KEPT - 1] + "…"
 
 
 def forget(entries: dict[str, dict]) -> None:

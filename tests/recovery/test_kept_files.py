@@ -135,3 +135,13 @@ def test_resubmission_keeps_the_files_that_passed_too(app, client, seller, docum
     assert response.status_code == 302, response.get_data(as_text=True)
     sides = sorted(db.session.execute(select(Document.side).where(Document.case_id == case.id)).scalars())
     assert sides == ["back", "front"]
+
+
+def test_a_long_file_name_does_not_swell_the_session_cookie(client, seller, documents):
+    long_name = "保険証の写真" * 40 + ".jpg"  # 244 characters, as a phone may name a shared file
+    send(client, "/recovery/", full_form(documents, front=NOT_A_PICTURE,
+                                         back=(io.BytesIO(documents["back"]), long_name, "image/jpeg")))
+    entry = _kept_entries(client)["back"]
+    assert len(entry["name"]) == kept.NAME_KEPT and entry["name"].startswith("保険証の写真")
+    cookie = client.get_cookie("session")
+    assert cookie is not None and len(cookie.value) < 3000
