@@ -33,6 +33,15 @@ def select_locale() -> str:
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
+def chosen_language() -> str | None:
+    """The language this visitor chose: switched to, or asked for by their
+    browser. None when they expressed no choice (the default is not one)."""
+    languages = current_app.config["RECOVERY_LANGUAGES"]
+    if session.get("lang") in languages:
+        return session["lang"]
+    return request.accept_languages.best_match(languages)
+
+
 def select_timezone() -> str:
     if not has_request_context():
         return "UTC"

@@ -20,6 +20,7 @@ from flask_login import current_user, login_required
 
 from .. import web
 from ..account.services import save_language
+from ..i18n import chosen_language
 from ..database import reads_first, writes
 from ..models.base import utcnow
 from . import services, twofactor
@@ -42,15 +43,15 @@ SKIP_BACKUP_KEY = "skip_backup"
 @contextmanager
 def _language_kept(save_for=None):
     """A new session at each sign-in step keeps only the language the visitor
-    switched to. Once both steps are passed (``save_for``), the language in use
-    (switched to, or else asked for by the browser) becomes the one that
-    user's e-mails and calls use, and so the one their pages follow."""
+    switched to. Once both steps are passed (``save_for``), the language the
+    person chose (switched to, or else asked for by the browser) becomes the
+    one that user's e-mails and calls use, and so the one their pages follow."""
     chosen = session.get("lang")
-    in_use = str(get_locale() or "")
+    in_use = chosen_language()
     yield
     if chosen:
         session["lang"] = chosen
-    if save_for is not None:
+    if save_for is not None and in_use:
         save_language(save_for, in_use)
 
 

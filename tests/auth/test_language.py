@@ -72,3 +72,12 @@ def test_invited_user_keeps_the_language_they_accepted_in(client, make, auth, db
     assert response.status_code == 302, response.get_data(as_text=True)
     created = db.session.execute(select(User).where(User.email == "new-person@example.test")).scalar_one()
     assert created.locale == "en"
+
+
+def test_a_browser_that_asks_for_no_language_keeps_the_saved_one(client, make, auth, db):
+    user = make.user(locale="en")
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = ""  # no choice expressed: the default is not a choice
+    auth.sign_in(client, user)
+    db.session.refresh(user)
+    assert user.locale == "en"
+    assert '<html lang="en">' in client.get("/").get_data(as_text=True)
