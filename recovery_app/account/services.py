@@ -286,10 +286,11 @@ def invitation_for(token: str, now: datetime) -> tuple[ActionToken, Account | No
 
 
 def accept_invitation(token: str, display_name: str, password: str, confirm: str, now: datetime, *,
-                      address: str | None, browser: str | None) -> User:
+                      address: str | None, browser: str | None, locale: str | None = None) -> User:
     """Turn an invitation into the person's own login: a user of the seller
     account, or a reviewer or manager for an invitation onto the staff. 2SV
-    enrollment comes at first sign-in; the inviter is told."""
+    enrollment comes at first sign-in; the inviter is told. The new user's
+    language is ``locale``, the one they are using; else the inviter's choice."""
     row, account = invitation_for(token, now)
     # One line of text: the name appears in e-mails and pages, never as markup or extra lines.
     display_name = " ".join((display_name or "").split())
@@ -299,7 +300,8 @@ def accept_invitation(token: str, display_name: str, password: str, confirm: str
     _claim(row, now)
     languages = current_app.config["RECOVERY_LANGUAGES"]
     user = create_user(email=row.email, password=password, role=row.role or "seller_user", now=now, account=account,
-                       display_name=display_name, locale=row.note if row.note in languages else languages[0],
+                       display_name=display_name,
+                       locale=next((code for code in (locale, row.note) if code in languages), languages[0]),
                        check_password=False)
     user.must_enroll_2sv = True
     db.session.flush()
@@ -423,5 +425,5 @@ def end_other_sessions(user: User, current: UserSession | None, now: datetime, *
 
 def save_language(user: User, code: str) -> None:
     """The language this user's e-mails and calls use, as they last chose it."""
-    if user.locale != code:
+    if user.locale != code and code in current_app.config["RECOVERY_LANGUAGES"]:
         user.locale = code

@@ -11,6 +11,7 @@ from ..auth.sessions import current_session_row, fresh_code_required, roles_requ
 from ..auth.users import normalise_email
 from ..models.base import utcnow
 from ..forms import put_on_form
+from ..i18n import chosen_language
 from ..web import configured_limit, describe_browser, origin
 from . import services
 from .forms import (AcceptInvitationForm, ChangeEmailForm, ChangePasswordForm, ConfirmForm, EndSessionsForm,
@@ -115,7 +116,7 @@ def accept_invitation(token: str):
     if form.validate_on_submit():
         try:
             services.accept_invitation(token, form.display_name.data, form.password.data, form.confirm.data, now,
-                                       **origin())
+                                       locale=chosen_language(), **origin())
         except services.LinkInvalid:
             return _link_invalid()
         except services.AccountError as error:

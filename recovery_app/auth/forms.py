@@ -9,9 +9,10 @@ same message is given wherever a code is typed.
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from ..forms import Form
-from wtforms import BooleanField, SelectChoice, EmailField, HiddenField, PasswordField, RadioField, StringField
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, RadioField, SelectChoice, StringField
 from wtforms.validators import InputRequired, Length
+
+from ..forms import Form
 
 CODE_FIELD = {"inputmode": "numeric", "autocomplete": "one-time-code", "class": "code", "spellcheck": "false",
               "autocapitalize": "off"}

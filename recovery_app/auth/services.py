@@ -34,10 +34,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import phonenumbers
-from babel.dates import format_datetime
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -46,6 +44,7 @@ from sqlalchemy import delete, or_, select, update
 from ..database import begin_write
 from ..domain import DomainError
 from ..extensions import db
+from ..i18n import zoned
 from ..models import Passkey, RecoveryCode, TrustedDevice, TwoFactorMethod, User, UserSession
 from ..notify import code_trouble, queue_email
 from ..recovery import services as recovery
@@ -63,6 +62,7 @@ SIGN_IN_REFUSED = _l("That e-mail address and password do not match. Check both 
 SIGN_IN_SLOWED = _l("That e-mail address and password do not match, or sign-in to this account is paused for a "
                     "moment after many wrong passwords. Wait a minute, then try again.")
 KNOWN_BROWSER_SALT = "known-browser"
+FEW_RECOVERY_CODES = 3  # at or below this many left, the user is urged to create new ones
 
 
 class AuthError(DomainError):
@@ -76,15 +76,18 @@ class AuthError(DomainError):
 @dataclass
 class Challenge:
     """What the challenge page asks for: a passkey, a code from ``method_id`` or a
-    recovery code. ``id`` binds SMS/voice codes to this challenge (ASVS 6.6.2)."""
+    recovery code. ``id`` binds SMS/voice codes to this challenge (ASVS 6.6.2).
+    ``unsent``: a phone method whose code waits for the user to ask for it."""
 
     id: str
     method_id: int | None
     recovery: bool = False
     passkey: bool = False
+    unsent: bool = False
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "method": self.method_id, "recovery": self.recovery, "passkey": self.passkey}
+        return {"id": self.id, "method": self.method_id, "recovery": self.recovery, "passkey": self.passkey,
+                "unsent": self.unsent}
 
     @classmethod
     def from_dict(cls, data) -> Challenge | None:
@@ -92,7 +95,8 @@ class Challenge:
             return None
         method = data.get("method")
         return cls(id=data["id"], method_id=method if isinstance(method, int) else None,
-                   recovery=bool(data.get("recovery")), passkey=bool(data.get("passkey")))
+                   recovery=bool(data.get("recovery")), passkey=bool(data.get("passkey")),
+                   unsent=bool(data.get("unsent")))
 
 
 def _config(name: str):
@@ -101,11 +105,7 @@ def _config(name: str):
 
 def _when(user: User, moment: datetime) -> str:
     """A time written for a notice e-mail, in the user's language and zone."""
-    try:
-        zone = ZoneInfo(user.time_zone or "UTC")
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return format_datetime(moment, "medium", tzinfo=zone, locale=user.locale or "ja") + f" ({zone.key})"
+    return zoned(moment, user.time_zone, user.locale or "ja")
 
 
 def notify(user: User, template: str, now: datetime, **context) -> None:
@@ -278,14 +278,16 @@ def method_of(user: User, method_id: int | None, *, confirmed: bool = True) -> T
 
 
 def start_challenge(user: User, now: datetime, *, current: Challenge | None = None, method_id: int | None = None,
-                    channel: str | None = None, recovery: bool = False,
-                    passkey: bool = False) -> tuple[Challenge, AuthError | None]:
+                    channel: str | None = None, recovery: bool = False, passkey: bool = False, send: bool = True,
+                    locale: str | None = None) -> tuple[Challenge, AuthError | None]:
     """The challenge for ``user``: a passkey when they have one, else the primary
     method, or the way chosen on the "other ways" page. Phone methods are sent a
-    code at once (``channel`` may turn an SMS into a voice call), never while a
-    passkey is asked for. Asking again for the same method keeps the challenge,
-    so the resend throttle holds. A code that could not be sent is returned as
-    the second value, for the page to say."""
+    code at once (``channel`` may turn an SMS into a voice call), in ``locale``,
+    never while a passkey is asked for, and not when ``send`` is off: then the
+    challenge waits, ``unsent``, until the user asks for the code. Asking again
+    for the same method keeps the challenge, so the resend throttle holds. A
+    code that could not be sent is returned as the second value, for the page
+    to say."""
     if recovery:
         return Challenge(id=secrets.token_urlsafe(16), method_id=None, recovery=True), None
     if passkey or (method_id is None and passkeys.passkeys_of(user)):
@@ -300,20 +302,34 @@ def start_challenge(user: User, now: datetime, *, current: Challenge | None = No
     else:
         challenge = Challenge(id=secrets.token_urlsafe(16), method_id=method.id)
     if method.kind in ("sms", "voice"):
+        challenge.unsent = not send
+        if not send:
+            return challenge, None
         try:
-            send_challenge_code(user, challenge, now, channel=channel or method.kind)
+            send_challenge_code(user, challenge, now, channel=channel or method.kind, locale=locale)
         except AuthError as exc:
             return challenge, exc
     return challenge, None
 
 
-def send_challenge_code(user: User, challenge: Challenge, now: datetime, *, channel: str) -> None:
+def sends_code_unasked(user: User) -> bool:
+    """Whether signing in sends a code to the user's phone without being asked.
+    Not while the seller has an open recovery case: the phone is probably lost
+    (a text to it helps whoever holds it), so the case is shown first and a
+    code goes only when the seller asks for one."""
+    from ..recovery.services import open_case
+
+    return not (user.is_seller and open_case(user) is not None)
+
+
+def send_challenge_code(user: User, challenge: Challenge, now: datetime, *, channel: str,
+                        locale: str | None = None) -> None:
     method = method_of(user, challenge.method_id)
     if method is None or method.kind not in ("sms", "voice") or channel not in ("sms", "voice"):
         raise AuthError(_l("That way of signing in is not available. Choose another."))
     try:
         twofactor.send_code(user, phone_e164=method.phone_e164, channel=channel, purpose="sign_in",
-                            challenge_id=challenge.id, now=now, method=method)
+                            challenge_id=challenge.id, now=now, method=method, locale=locale)
     except twofactor.CodeError as exc:
         raise code_error_message(exc, now) from None
 
@@ -533,7 +549,8 @@ def parse_phone(text: str, channel: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def start_phone_method(user: User, text: str, channel: str, now: datetime) -> tuple[TwoFactorMethod, str]:
+def start_phone_method(user: User, text: str, channel: str, now: datetime, *,
+                       locale: str | None = None) -> tuple[TwoFactorMethod, str]:
     """A phone method waiting for the code just sent to it; returns it and the challenge id."""
     if channel not in ("sms", "voice"):
         raise AuthError(_l("Choose text message or voice call."), field="channel")
@@ -548,7 +565,7 @@ def start_phone_method(user: User, text: str, channel: str, now: datetime) -> tu
     challenge_id = secrets.token_urlsafe(16)
     try:
         twofactor.send_code(user, phone_e164=e164, channel=channel, purpose="enroll", challenge_id=challenge_id,
-                            now=now, method=method)
+                            now=now, method=method, locale=locale)
     except twofactor.CodeError as exc:
         db.session.delete(method)  # nothing half-made is left behind
         db.session.flush()
@@ -556,13 +573,14 @@ def start_phone_method(user: User, text: str, channel: str, now: datetime) -> tu
     return method, challenge_id
 
 
-def resend_phone_code(user: User, method_id: int | None, challenge_id: str, now: datetime) -> None:
+def resend_phone_code(user: User, method_id: int | None, challenge_id: str, now: datetime, *,
+                      locale: str | None = None) -> None:
     method = pending_method(user, method_id)
     if method is None or method.kind not in ("sms", "voice"):
         raise AuthError(_l("This set-up has expired. Please start again."))
     try:
         twofactor.send_code(user, phone_e164=method.phone_e164, channel=method.kind, purpose="enroll",
-                            challenge_id=challenge_id, now=now, method=method)
+                            challenge_id=challenge_id, now=now, method=method, locale=locale)
     except twofactor.CodeError as exc:
         raise code_error_message(exc, now) from None
 

@@ -120,8 +120,10 @@ def _code_hash(challenge_id: str, code: str) -> str:
 
 
 def send_code(user, *, phone_e164: str, channel: str, purpose: str, challenge_id: str, now: datetime,
-              method: TwoFactorMethod | None = None) -> SentCode:
-    """Send a fresh code by SMS or voice for one challenge (ASVS 6.6.2, 6.6.3)."""
+              method: TwoFactorMethod | None = None, locale: str | None = None) -> SentCode:
+    """Send a fresh code by SMS or voice for one challenge (ASVS 6.6.2, 6.6.3),
+    worded (or read aloud) in ``locale``, the language of the person asking,
+    else the user's saved one."""
     config = current_app.config
     last = db.session.execute(
         select(SentCode).where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id)
@@ -143,7 +145,7 @@ def send_code(user, *, phone_e164: str, channel: str, purpose: str, challenge_id
                     code_hash=_code_hash(challenge_id, code), created_at=now,
                     expires_at=now + timedelta(minutes=config["RECOVERY_CODE_TTL_MINUTES"]), tries=0)
     db.session.add(sent)
-    queue_code(channel, phone_e164, code, user.locale, now)
+    queue_code(channel, phone_e164, code, locale or user.locale, now)
     db.session.flush()
     return sent
 

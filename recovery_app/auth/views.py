@@ -13,11 +13,14 @@ from datetime import timedelta
 
 import segno
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import web
+from ..account.services import save_language
 from ..database import reads_first, writes
+from ..i18n import chosen_language
 from ..models.base import utcnow
 from . import passkeys, services, twofactor
 from .forms import (
@@ -56,12 +59,23 @@ PASSKEY_KEY = "passkey_challenge_{}"  # the id of this browser's live passkey ch
 
 
 @contextmanager
-def _language_kept():
-    """A new session at each sign-in step keeps only the language the visitor chose."""
-    language = session.get("lang")
+def _language_kept(save_for=None):
+    """A new session at each sign-in step keeps only the language the visitor
+    switched to. Once both steps are passed (``save_for``), the language the
+    person chose (switched to, or else asked for by the browser) becomes the
+    one that user's e-mails and calls use, and so the one their pages follow."""
+    chosen = session.get("lang")
+    in_use = chosen_language()
     yield
-    if language:
-        session["lang"] = language
+    if chosen:
+        session["lang"] = chosen
+    if save_for is not None and in_use:
+        save_language(save_for, in_use)
+
+
+def _language() -> str:
+    """The language of this page, which codes sent from it are worded in."""
+    return str(get_locale())
 
 
 @bp.app_template_filter("masked_phone")
@@ -103,18 +117,23 @@ def _after_password(user, now):
         return redirect(url_for("auth.enroll"))
     if services.trusted_device(user, request.cookies.get(current_app.config["RECOVERY_TRUSTED_DEVICE_COOKIE"]), now):
         return _finish_sign_in(user, now, via="trusted_device")
-    challenge, problem = services.start_challenge(user, now)
+    unasked = services.sends_code_unasked(user)
+    challenge, problem = services.start_challenge(user, now, send=unasked, locale=_language())
     session[CHALLENGE_KEY] = challenge.as_dict()
     if problem is not None:
         flash(str(problem.message), "error")
+    if not unasked:  # an open recovery case: show it first, with a way to enter a code instead
+        return redirect(url_for("recovery.case_status"))
     return redirect(url_for("auth.challenge"))
 
 
 def _finish_sign_in(user, now, *, via: str, remember: bool = False):
     token = services.complete_sign_in(user, now, via=via, remember_device=remember, **web.origin())
     target = web.safe_next(session.get(NEXT_KEY)) or url_for("pages.home")
-    with _language_kept():
+    with _language_kept(save_for=user):
         begin_session(user, now, **web.origin())  # a new session: nothing from before the sign-in is kept (ASVS 7.2.4)
+    if via == "recovery_code":
+        target = _codes_left_first(target, now)
     response = redirect(target)
     config = current_app.config
     response.set_cookie(config["RECOVERY_KNOWN_BROWSER_COOKIE"], services.known_browser_token(user), path="/",
@@ -125,6 +144,14 @@ def _finish_sign_in(user, now, *, via: str, remember: bool = False):
                             secure=config["RECOVERY_COOKIE_SECURE"],
                             max_age=config["RECOVERY_TRUSTED_DEVICE_DAYS"] * 86400)
     return response
+
+
+def _codes_left_first(target: str, now) -> str:
+    """After a sign-in with a recovery code, the count of codes left comes
+    first, with the offer of new ones. The code just passed counts as the
+    fresh code that creating new ones asks for (ASVS 7.5.1)."""
+    mark_fresh_code(now)
+    return url_for("auth.codes_left", next=target)
 
 
 @bp.post("/sign-out")
@@ -156,7 +183,9 @@ def challenge():
         return redirect(url_for("auth.enroll"))
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     if current is None or (current.passkey and request.method == "GET" and not passkeys.passkeys_of(user)):
-        current, problem = services.start_challenge(user, now)  # (a passkey removed meanwhile: the next way)
+        # (a passkey removed meanwhile: the next way)
+        current, problem = services.start_challenge(user, now, send=services.sends_code_unasked(user),
+                                                    locale=_language())
         session[CHALLENGE_KEY] = current.as_dict()
     form = PasskeyForm() if current.passkey else RecoveryCodeForm() if current.recovery else ChallengeForm()
     error = None
@@ -228,7 +257,8 @@ def use_backup():
     try:
         challenge, problem = services.start_challenge(
             user, now, current=Challenge.from_dict(session.get(CHALLENGE_KEY)), method_id=method_id,
-            channel=form.channel.data or None, recovery=recovery, passkey=form.method_id.data == "passkey")
+            channel=form.channel.data or None, recovery=recovery, passkey=form.method_id.data == "passkey",
+            locale=_language())
     except AuthError as exc:
         flash(str(exc.message), "error")
         return redirect(url_for("auth.backups"))
@@ -282,7 +312,14 @@ def enroll():
     if step == "backup" and session.get(SKIP_BACKUP_KEY):
         step = "codes"
     return render_template("auth/enroll.html", step=step, form=ActionForm(), methods=services.usable_methods(user),
-                           passkeys=passkeys.passkeys_of(user), passkeys_available=passkeys.available(), enrolling=True)
+                           passkeys=passkeys.passkeys_of(user), passkeys_available=passkeys.available(), enrolling=True,
+                           approved_case=_approved_case(user, now))
+
+
+def _approved_case(user, now):
+    """The recent approval that sent this user to set 2SV up again, if that is why."""
+    case = recovery_case_to_show(user, now)
+    return case if case is not None and case.status == "approved" else None
 
 
 @bp.route("/sign-in/setup/app", methods=["GET", "POST"])
@@ -397,10 +434,10 @@ def _app_method(user, *, enrolling: bool):
             flash(_("Your authenticator app is set up."), "success")
             return redirect(_method_changed_url(enrolling))
     seed = twofactor.totp_seed(method)
-    qr = segno.make(twofactor.provisioning_uri(user, seed), error="m").svg_inline(scale=4, omitsize=True,
-                                                                                  light="#fff")
-    return render_template("auth/method_app.html", form=form, error=error, qr=qr, seed=seed, enrolling=enrolling,
-                           action=request.path)
+    uri = twofactor.provisioning_uri(user, seed)
+    qr = segno.make(uri, error="m").svg_inline(scale=4, omitsize=True, light="#fff")
+    return render_template("auth/method_app.html", form=form, error=error, qr=qr, seed=seed, uri=uri,
+                           enrolling=enrolling, action=request.path)
 
 
 def _phone_method(user, *, enrolling: bool):
@@ -409,7 +446,8 @@ def _phone_method(user, *, enrolling: bool):
     if form.validate_on_submit():
         now = utcnow()
         try:
-            method, challenge_id = services.start_phone_method(user, form.number.data, form.channel.data, now)
+            method, challenge_id = services.start_phone_method(user, form.number.data, form.channel.data, now,
+                                                               locale=_language())
         except AuthError as exc:
             error = exc
         else:
@@ -431,7 +469,7 @@ def _phone_confirm(user, *, enrolling: bool):
     error = None
     if request.method == "POST" and request.form.get("resend") and ActionForm().validate_on_submit():
         try:
-            services.resend_phone_code(user, method.id, challenge_id, now)
+            services.resend_phone_code(user, method.id, challenge_id, now, locale=_language())
         except AuthError as exc:
             error = exc
         else:
@@ -495,6 +533,15 @@ def settings():
                            devices=services.trusted_devices(user, now), describe_browser=web.describe_browser)
 
 
+@bp.get("/settings/security/codes-left")
+@login_required
+def codes_left():
+    left = twofactor.remaining_recovery_codes(current_user)
+    return render_template("auth/codes_left.html", form=ActionForm(), left=left,
+                           few=left <= services.FEW_RECOVERY_CODES,
+                           next=web.safe_next(request.args.get("next")) or url_for("pages.home"))
+
+
 @bp.route("/settings/confirm", methods=["GET", "POST"])
 @writes  # opening the page starts the challenge
 @login_required
@@ -510,9 +557,10 @@ def confirm():
         try:
             current, problem = services.start_challenge(
                 user, now, current=current, method_id=int(wanted) if wanted.isdigit() else None,
-                recovery=bool(request.args.get("recovery")), passkey=bool(request.args.get("passkey")))
+                recovery=bool(request.args.get("recovery")), passkey=bool(request.args.get("passkey")),
+                locale=_language())
         except AuthError:
-            current, problem = services.start_challenge(user, now)
+            current, problem = services.start_challenge(user, now, locale=_language())
         session[CONFIRM_KEY] = current.as_dict()
         if problem is not None:
             flash(str(problem.message), "error")

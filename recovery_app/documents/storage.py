@@ -7,6 +7,10 @@
   it into place only after the database commit succeeded; ``discard_staged``
   removes it when the commit failed. A crash in between leaves only a
   ``.tmp`` file, which ``remove_orphans`` deletes once it is old.
+* A staged file can also wait, under its temporary name, for the seller's next
+  try after a form error (``recovery_app.recovery.kept``): ``staged_file`` names
+  it again and ``read_staged`` opens it. ``remove_orphans`` deletes it after an
+  hour like any other leftover.
 * The folder is never a static path: documents are read only through
   ``read`` by an authorised route.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from flask import current_app
 
 from .. import vault
@@ -82,6 +87,25 @@ def commit_staged(files: list[StagedFile]) -> None:
 def discard_staged(files: list[StagedFile]) -> None:
     for staged in files:
         staged.tmp_path.unlink(missing_ok=True)
+
+
+def staged_file(storage_key: str, key_id: str, sha256: str, size: int) -> StagedFile:
+    """A file staged by an earlier request, named by what ``stage`` returned then."""
+    final_path = _path_for(storage_key)
+    return StagedFile(storage_key, key_id, sha256, size, final_path.with_suffix(TMP_SUFFIX), final_path)
+
+
+def read_staged(staged: StagedFile) -> bytes | None:
+    """The clean bytes of a staged file, or None when it is gone (removed as an
+    orphan) or does not decrypt to what was recorded."""
+    try:
+        blob = staged.tmp_path.read_bytes()
+        clean = vault.decrypt(blob, staged.key_id, _context(staged.storage_key))
+    except (FileNotFoundError, InvalidTag, vault.VaultError, ValueError):
+        return None
+    if hashlib.sha256(clean).hexdigest() != staged.sha256:
+        return None
+    return clean
 
 
 def read(document) -> bytes:

@@ -5,9 +5,10 @@ every problem is reported on its own field in one pass."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from ..forms import Form
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SubmitField
+
+from ..forms import Form
 
 
 class StartForm(Form):

@@ -13,20 +13,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.dates import format_datetime
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from ..case_labels import CANCEL_REASONS, DOCUMENT_TYPE_LABELS, SIDE_LABELS
 from .. import audit, lifecycle, notify
-from ..documents import pipeline, storage
 from ..auth.events import record_event
+from ..case_labels import CANCEL_REASONS, DOCUMENT_TYPE_LABELS, SIDE_LABELS
 from ..database import begin_write, lock_row, on_commit, on_rollback
+from ..documents import pipeline, storage
 from ..domain import DomainError
 from ..extensions import db
+from ..i18n import zoned
 from ..models import Case, Document, User
 from ..models.cases import OPEN_STATUSES
 from ..web import describe_browser
@@ -40,7 +39,6 @@ SIDE_HINTS = {
 }
 PASSPORT_FRONT_HINT = _l("The page with your photo, name and date of birth. The whole page visible, no glare.")
 WITHDRAWABLE = ("submitted", "needs_info")
-_TIME_PATTERNS = {"ja": "y年M月d日 H:mm（zzzz）", "en": "MMMM d, y, h:mm a (zzzz)"}
 
 
 class RecoveryError(DomainError):
@@ -50,9 +48,10 @@ class RecoveryError(DomainError):
 class UploadProblems(RecoveryError):
     """One or more fields of the form are wrong: ``problems`` maps a field name to its message."""
 
-    def __init__(self, problems: dict[str, object]):
+    def __init__(self, problems: dict[str, object], passed: list[_Cleaned] | tuple = ()):
         super().__init__(_l("Nothing was sent. Please correct the fields marked below and try again."))
         self.problems = problems
+        self.passed = list(passed)  # the files that were fine, for the caller to keep for the next try
 
 
 class OpenCaseExists(RecoveryError):
@@ -81,6 +80,7 @@ class _Cleaned:
     document: pipeline.CleanDocument
     display_name: str
     staged: storage.StagedFile | None = field(default=None)
+    kept: dict | None = None  # the kept file (recovery.kept) this came from, instead of an upload
 
 
 # --- reading -------------------------------------------------------------------
@@ -136,20 +136,22 @@ def latest_case(user: User) -> Case | None:
 
 def in_zone(moment: datetime, time_zone: str | None, locale: str) -> str:
     """``moment`` as a person in ``time_zone`` reads it, the zone named."""
-    try:
-        zone = ZoneInfo(time_zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return format_datetime(moment, _TIME_PATTERNS.get(locale, "long"), tzinfo=zone, locale=locale)
+    return zoned(moment, time_zone, locale)
+
+
+def kept_documents(found: dict[str, tuple[pipeline.CleanDocument, str, dict]]) -> dict[str, _Cleaned]:
+    """Files kept from an earlier try (``recovery.kept.documents``), as cleaned files."""
+    return {side: _Cleaned(side, document, name, kept=entry) for side, (document, name, entry) in found.items()}
 
 
 # --- opening a case -------------------------------------------------------------
 
 def submit_case(user: User, document_type: str | None, uploads: list[Upload], *, consent: bool, now: datetime,
-                address: str | None, browser: str | None) -> Case:
+                address: str | None, browser: str | None, kept: dict[str, _Cleaned] | None = None) -> Case:
     """Open a case for ``user`` with cleaned documents, notify the account, commit.
 
     The user always comes from the session of the caller, never from the form.
+    ``kept`` holds files that passed on an earlier try, for sides not sent again.
     """
     existing = open_case(user)
     if existing is not None:
@@ -160,9 +162,9 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
     if not consent:
         problems["consent"] = _l("Please confirm that you agree, so that we can check your documents.")
     sides = required_sides(document_type) if document_type in document_types() else ()
-    cleaned = _clean_uploads(uploads, sides, document_type, problems)
+    cleaned = _clean_uploads(uploads, sides, document_type, problems, kept=kept)
     if problems:
-        raise UploadProblems(problems)
+        raise UploadProblems(problems, cleaned)
 
     user_id = user.id
     begin_write()  # the slow work on the files is done: now wait for the write lock
@@ -179,7 +181,8 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
 
 def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type: str | None,
                    problems: dict[str, object], *, require_all: bool = True,
-                   sent_before: frozenset[str] = frozenset()) -> list[_Cleaned]:
+                   sent_before: frozenset[str] = frozenset(),
+                   kept: dict[str, _Cleaned] | None = None) -> list[_Cleaned]:
     """Clean every file for ``sides``; record a message per field for anything wrong.
 
     ``require_all`` is off for a resubmission, where only the sides the
@@ -189,7 +192,12 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
     by_side = {upload.side: upload for upload in uploads if upload.side in SIDES}
     cleaned: list[_Cleaned] = []
     seen: dict[str, str] = {}
-    if not require_all and sides and not any(by_side.get(side) and by_side[side].present for side in sides):
+    kept = {side: item for side, item in (kept or {}).items()
+            if side in sides and not (by_side.get(side) and by_side[side].present)}
+    for side, item in kept.items():
+        seen[hashlib.sha256(item.document.data).hexdigest()] = side
+    if not require_all and sides and not kept and not any(by_side.get(side) and by_side[side].present
+                                                          for side in sides):
         problems[sides[0]] = _l("Please choose at least one new photo.")
         return cleaned
     for side in SIDES:
@@ -201,6 +209,9 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
                                     document=document_type_label(document_type), side=SIDE_LABELS[side])
             continue
         if not present:
+            if side in kept:
+                cleaned.append(kept[side])
+                continue
             if require_all:
                 problems[side] = _l("Please add this photo: %(side)s.", side=SIDE_LABELS[side])
             continue
@@ -300,7 +311,7 @@ def _tell_account(user: User, case: Case, template: str, *, now: datetime, addre
 # --- after submission -----------------------------------------------------------
 
 def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, address: str | None,
-                       browser: str | None) -> Case:
+                       browser: str | None, kept: dict[str, _Cleaned] | None = None) -> Case:
     """Send new documents for the user's case that waits on them (needs_info → submitted).
 
     The documents form the next round; earlier rounds stay for the reviewer.
@@ -311,9 +322,9 @@ def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, addr
         raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
     problems: dict[str, object] = {}
     cleaned = _clean_uploads(uploads, case_sides(case), case.document_type, problems, require_all=False,
-                             sent_before=frozenset(document.sha256 for document in case.documents))
+                             sent_before=frozenset(document.sha256 for document in case.documents), kept=kept)
     if problems:
-        raise UploadProblems(problems)
+        raise UploadProblems(problems, cleaned)
     case_id = case.id
     begin_write()
     lock_row(Case, case_id)

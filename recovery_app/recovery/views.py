@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.sessions import pending_user
-from ..database import reads_first
+from ..database import on_commit, reads_first
 from ..models.base import utcnow
 from ..web import client_address, configured_limit, origin
-from . import services, standing
+from . import kept, services, standing
 from .forms import ResubmitForm, StartForm, WithdrawForm
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
@@ -78,9 +78,35 @@ def _uploads() -> list[services.Upload]:
     return uploads
 
 
+def _kept_entries(now) -> dict:
+    """This browser's files kept from an earlier try, if still good."""
+    return kept.valid(session.get(kept.SESSION_KEY), g.seller.id, now)
+
+
+def _kept_files(entries: dict) -> dict:
+    return services.kept_documents(kept.documents(entries))
+
+
+def _keep_passed(entries: dict, wrong: services.UploadProblems, now) -> None:
+    session[kept.SESSION_KEY] = kept.remember(entries, wrong.passed, g.seller.id, now)
+
+
+def _sent(entries: dict, target: str):
+    """The documents went in: the kept files go once the unit commits. A page
+    that sends with its own progress bar (``X-Upload-Progress``) is told where
+    to go instead of being redirected, so it can show the next page itself."""
+    session.pop(kept.SESSION_KEY, None)
+    if entries:
+        on_commit(lambda: kept.forget(entries))
+    if request.headers.get("X-Upload-Progress"):
+        return jsonify(location=target)
+    return redirect(target)
+
+
 def _page(template: str, status: int = 200, **context):
     seller = g.seller
     locale = str(get_locale() or "ja")
+    context.setdefault("kept", kept.shown(kept.valid(session.get(kept.SESSION_KEY), seller.id, utcnow())))
     return render_template(template, seller=seller, services=services,
                            local_time=lambda moment: services.in_zone(moment, seller.time_zone, locale),
                            sla_hours=current_app.config["RECOVERY_SLA_HOURS"],
@@ -103,16 +129,19 @@ def start():
 @attempts_per_user
 def submit():
     form = StartForm()
+    now = utcnow()
+    entries = _kept_entries(now)
     try:
         services.submit_case(g.seller, form.document_type.data, _uploads(), consent=form.consent.data,
-                             now=utcnow(), **origin())
+                             now=now, kept=_kept_files(entries), **origin())
     except services.OpenCaseExists as exists:
         flash(str(exists.message), "warning")
     except services.UploadProblems as wrong:
+        _keep_passed(entries, wrong, now)
         return _page("recovery/start.html", 422, form=form, problems=wrong.problems, summary=wrong.message)
     else:
         flash(_("Your documents were sent. We will e-mail you the result."), "success")
-    return redirect(url_for(".case_status"))
+    return _sent(entries, url_for(".case_status"))
 
 
 @bp.get("/case")
@@ -150,16 +179,19 @@ def case_standing(reference: str):
 @attempts_per_address
 @attempts_per_user
 def resubmit():
+    now = utcnow()
+    entries = _kept_entries(now)
     try:
-        services.resubmit_documents(g.seller, _uploads(), now=utcnow(), **origin())
+        services.resubmit_documents(g.seller, _uploads(), now=now, kept=_kept_files(entries), **origin())
     except services.UploadProblems as wrong:
+        _keep_passed(entries, wrong, now)
         return _page("recovery/case.html", 422, case=services.latest_case(g.seller), form=ResubmitForm(),
                      problems=wrong.problems, summary=wrong.message)
     except services.RecoveryError as refused:
         flash(str(refused.message), "error")
         return redirect(url_for(".case_status"))
     flash(_("Thank you. Your new documents were sent and the review continues."), "success")
-    return redirect(url_for(".case_status"))
+    return _sent(entries, url_for(".case_status"))
 
 
 def _signed_in_owner() -> bool:

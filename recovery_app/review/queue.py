@@ -5,7 +5,7 @@ per page whatever the number of cases."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, union_all
@@ -91,7 +91,7 @@ def encode_cursor(due_at: datetime, case_id: int) -> str:
 def decode_cursor(text: str) -> tuple[datetime, int]:
     try:
         stamp, case_id = text.rsplit(".", 1)
-        moment = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
         number = int(case_id)
     except (ValueError, AttributeError):
         raise ReviewError(_l("That page link is not valid. Showing the first page.")) from None

@@ -17,7 +17,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import delete, select, update
@@ -27,6 +26,7 @@ from .. import audit, lifecycle, notify
 from ..documents import storage
 from ..database import unit
 from ..extensions import db
+from ..i18n import zoned
 from ..models import Case, Document, JobRun, User
 from ..models.cases import CLOCK_RUNNING_STATUSES
 
@@ -59,11 +59,7 @@ def _staff(role: str) -> list[User]:
 
 
 def _local(moment: datetime, user: User) -> str:
-    try:
-        zone = ZoneInfo(user.time_zone or "UTC")
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return zoned(moment, user.time_zone, user.locale or "ja", "short")
 
 
 def _notify(user: User, template: str, cases: list, now: datetime) -> None:

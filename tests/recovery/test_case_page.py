@@ -45,7 +45,8 @@ def test_case_page_in_english_shows_status_due_time_and_next_steps(client, selle
     page = client.get("/recovery/case").get_data(as_text=True)
     assert case.reference in page and "Waiting for review" in page and "Decision due by" in page
     tokyo = case.due_at.astimezone(ZoneInfo("Asia/Tokyo"))
-    shown = f"{tokyo.strftime('%B')} {tokyo.day}, {tokyo.year}, {tokyo.strftime('%-I:%M %p')} (Japan Standard Time)"
+    # Day, month, year, a 24-hour clock, and the zone by its abbreviation and offset (never a US-style date).
+    shown = f"{tokyo.day} {tokyo.strftime('%B')} {tokyo.year}, {tokyo.strftime('%H:%M')} JST (UTC+9)"
     assert shown in page
     assert "We will e-mail you the result" in page
 

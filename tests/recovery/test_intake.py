@@ -91,7 +91,8 @@ def test_every_address_of_the_account_is_told_in_its_own_language(client, make, 
     assert "sign in as usual with your 2-step verification: that cancels the request at once" in english.body
     assert "Then change your password: http://localhost:5000/account/password" in english.body
     assert "127.0.0.1" in english.body and "Safari / iPhone" in english.body
-    assert "(Coordinated Universal Time)" in english.body  # the colleague's zone
+    # The colleague's zone, named, in the day-month-year order of the English pages.
+    assert re.search(r"Decision due by: \d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d UTC", english.body)
     assert japanese.locale == "ja" and "心当たりがない場合" in japanese.body
     # ... the owner is told whom to warn.
     assert f"すぐに {colleague.display_name} さんに知らせてください" in japanese.body
