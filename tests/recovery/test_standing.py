@@ -154,11 +154,11 @@ def test_on_track_states_the_promise_beside_the_estimate(app, make, now):
         told = _describe(case, now, _inputs(now))
     assert told["state"] == "on_track" and told["ahead"] == 1
     assert told["place"] == "1 case is ahead of yours."
-    assert told["estimate"].startswith("Expected decision: around March 2, 2026, 6:35 PM (Japan Standard Time)")
+    assert told["estimate"].startswith("Expected decision: around 2 March 2026, 18:35 JST (UTC+9)")
     assert "2 reviewers on duty (who worked on a case in the last hour)" in told["basis"]
     assert told["promise"].startswith("Our promise: a decision within 12 hours")
-    assert "March 2, 2026, 9:00 PM" not in told["promise"]  # due 21:00 UTC is 6:00 AM the next day in Tokyo
-    assert "March 3, 2026, 6:00 AM" in told["promise"]
+    assert "2 March 2026, 21:00" not in told["promise"]  # due 21:00 UTC is 6:00 AM the next day in Tokyo
+    assert "3 March 2026, 06:00 JST" in told["promise"]
 
 
 def test_at_risk_late_and_breached_cases_are_told_honestly_instead_of_promised(app, make, now):
