@@ -121,6 +121,15 @@ def _deliver(claimed: list[services.Outgoing], now: datetime) -> dict:
                 services.record_failure(outgoing, now, "the code expired before it could be sent", permanent=True)
             result["failed"] += 1
             continue
+        try:
+            outgoing = services.written(outgoing)
+        except Exception:  # noqa: BLE001 - a template that cannot be written will not be written next time either
+            current_app.logger.exception("outbox: message %s (%s) could not be written", outgoing.id, outgoing.template)
+            with unit():
+                services.record_failure(outgoing, now, "the message could not be written from its template",
+                                        permanent=True)
+            result["failed"] += 1
+            continue
         sender = senders.get(outgoing.channel)
         if sender is None:
             sender = senders[outgoing.channel] = get_sender(outgoing.channel)
