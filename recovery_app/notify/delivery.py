@@ -35,7 +35,8 @@ _pool_lock = threading.Lock()
 # --- after the commit ------------------------------------------------------------------
 
 def hand_over_after_commit(message) -> None:
-    """Send ``message`` once the unit that queued it has committed (nothing, if it rolls back)."""
+    """Send ``message`` (a row, or a row's id) once the unit that queued it has
+    committed (nothing, if it rolls back)."""
     info = db.session.info
     queued = info.get(_QUEUED)
     if queued is None:
@@ -50,7 +51,9 @@ def _hand_over(messages: list) -> None:
     # the committed rows' ids are known without loading anything.
     if not messages or not has_app_context() or not current_app.config["RECOVERY_SEND_AFTER_COMMIT"]:
         return
-    ids = [identity[0] for identity in (inspect(message).identity for message in messages) if identity]
+    ids = [message if isinstance(message, int) else (inspect(message).identity or (None,))[0]
+           for message in messages]
+    ids = [message_id for message_id in ids if message_id is not None]
     if ids:
         hand_over(current_app._get_current_object(), ids)
 

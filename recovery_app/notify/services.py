@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 
 from ..extensions import db
 from ..models import OutboxMessage
@@ -45,6 +45,32 @@ def queue_email(to: str, template: str, locale: str, now: datetime, **context) -
     therefore plain values only (text, numbers, lists, dicts).
     """
     return _queue("email", to, template, locale, "", "", now, payload={"context": _kept_context(context)})
+
+
+@dataclass(frozen=True)
+class Email:
+    """One e-mail of a batch for ``queue_emails``."""
+
+    to: str
+    template: str
+    locale: str
+    context: dict
+
+
+def queue_emails(emails: list[Email], now: datetime) -> int:
+    """Queue many e-mails in one multi-row INSERT (a job telling several people
+    about many cases at once); each is handed to its sender after the commit,
+    like ``queue_email``'s. Returns how many were queued."""
+    if not emails:
+        return 0
+    rows = [_row("email", email.to, email.template, email.locale, "", "", now,
+                 payload={"context": _kept_context(email.context)}) for email in emails]
+    ids = db.session.execute(insert(OutboxMessage).returning(OutboxMessage.id), rows).scalars().all()
+    from .delivery import hand_over_after_commit
+
+    for message_id in ids:
+        hand_over_after_commit(message_id)
+    return len(ids)
 
 
 def _kept_context(context: dict) -> dict:
