@@ -1,8 +1,12 @@
 """The audit log: append-only, every entry holding the SHA-256 of the one before.
 
-``record`` is the only writer. It runs inside the caller's transaction, so an
-action and its audit event commit together or not at all. ``verify`` walks the
-chain and names the first entry whose hash or link does not hold.
+``record`` (one event) and ``record_many`` (a batch, for jobs that act on many
+cases at once) are the only writers. They run inside the caller's transaction,
+so an action and its audit events commit together or not at all. Both take the
+chain's head row first (an UPDATE, which holds the row's write lock until the
+commit), so concurrent writers line up and never link to the same predecessor.
+``verify`` walks the chain and names the first entry whose hash or link does
+not hold.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from .extensions import db
 from .models import AuditEvent, AuditHead
@@ -22,22 +26,32 @@ GENESIS = "0" * 64
 FORBIDDEN_KEYS = {"password", "code", "secret", "token", "seed", "content"}
 
 
+_HASHED = ("seq", "at", "actor_id", "actor_label", "action", "subject_type", "subject_id", "details", "address",
+           "browser", "prev_hash")
+
+
 def _digest(event: AuditEvent) -> str:
-    body = {
-        "seq": event.seq,
-        "at": event.at.isoformat(),
-        "actor_id": event.actor_id,
-        "actor_label": event.actor_label,
-        "action": event.action,
-        "subject_type": event.subject_type,
-        "subject_id": event.subject_id,
-        "details": event.details,
-        "address": event.address,
-        "browser": event.browser,
-        "prev_hash": event.prev_hash,
-    }
+    return _digest_of({name: getattr(event, name) for name in _HASHED})
+
+
+def _digest_of(fields: dict) -> str:
+    body = {name: fields[name] for name in _HASHED}
+    body["at"] = fields["at"].isoformat()
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _checked_details(details: dict | None) -> dict:
+    details = dict(details or {})
+    leaked = FORBIDDEN_KEYS.intersection(details)
+    if leaked:
+        raise ValueError(f"audit details may not hold {sorted(leaked)}")
+    return details
+
+
+def _actor_fields(actor) -> dict:
+    return {"actor_id": getattr(actor, "id", None),
+            "actor_label": getattr(actor, "email", None) or (actor if isinstance(actor, str) else "system")}
 
 
 def record(
@@ -51,10 +65,7 @@ def record(
     address: str | None = None,
     browser: str | None = None,
 ) -> AuditEvent:
-    details = dict(details or {})
-    leaked = FORBIDDEN_KEYS.intersection(details)
-    if leaked:
-        raise ValueError(f"audit details may not hold {sorted(leaked)}")
+    details = _checked_details(details)
     # Taking the head row's write lock first orders concurrent writers, so
     # two transactions can never link to the same predecessor.
     bumped = db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
@@ -65,9 +76,8 @@ def record(
     db.session.refresh(head)
     event = AuditEvent(
         seq=head.seq,
-        at=now.replace(microsecond=(now.microsecond // 1000) * 1000),
-        actor_id=getattr(actor, "id", None),
-        actor_label=getattr(actor, "email", None) or (actor if isinstance(actor, str) else "system"),
+        at=_stored_time(now),
+        **_actor_fields(actor),
         action=action,
         subject_type=subject_type,
         subject_id=str(subject_id),
@@ -82,6 +92,61 @@ def record(
     db.session.add(event)
     db.session.flush()
     return event
+
+
+def _stored_time(now: datetime) -> datetime:
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)  # what every database keeps
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event of a batch for ``record_many``."""
+
+    action: str
+    subject_type: str
+    subject_id: object
+    details: dict | None = None
+
+
+def record_many(entries: list[Entry], *, now: datetime, actor=None, address: str | None = None,
+                browser: str | None = None) -> int:
+    """Append ``entries`` in order, in three statements however many there are
+    (the head moved by their number, one multi-row INSERT, the head's new
+    hash): the chain is computed here in one pass. Returns how many were added.
+
+    The first statement moves the head's ``seq`` on by the batch's size and
+    returns the hash it held: from then until the commit the head row is this
+    transaction's (PostgreSQL's row lock; on SQLite the unit holds the write
+    lock), so a concurrent ``record`` or ``record_many`` waits and then links
+    to the last entry of this batch."""
+    if not entries:
+        return 0
+    fields = [(_checked_details(entry.details), entry) for entry in entries]
+    moved = db.session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(entries))
+        .returning(AuditHead.seq, AuditHead.hash).execution_options(synchronize_session=False)
+    ).first()
+    if moved is None:
+        db.session.add(AuditHead(id=1, seq=len(entries), hash=GENESIS))
+        db.session.flush()
+        last_seq, prev_hash = len(entries), GENESIS
+    else:
+        last_seq, prev_hash = moved
+    shared = {"at": _stored_time(now), **_actor_fields(actor), "address": address,
+              "browser": (browser or None) and browser[:300]}
+    rows = []
+    for seq, (details, entry) in enumerate(fields, start=last_seq - len(entries) + 1):
+        row = {**shared, "seq": seq, "action": entry.action, "subject_type": entry.subject_type,
+               "subject_id": str(entry.subject_id), "details": details, "prev_hash": prev_hash}
+        row["hash"] = prev_hash = _digest_of(row)
+        rows.append(row)
+    db.session.execute(insert(AuditEvent), rows)
+    db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash)
+                       .execution_options(synchronize_session=False))
+    head = db.session.identity_map.get(db.session.identity_key(AuditHead, 1))
+    if head is not None:
+        db.session.expire(head)  # a head loaded earlier in this unit is read again when next used
+    return len(entries)
 
 
 @dataclass

@@ -77,9 +77,10 @@ def outbox_list(limit, channel, status):
                        + (f" (error {message.delivery_error})" if message.delivery_error else ""))
         if message.last_error and message.status != "sent":
             click.echo(f"  last error: {message.last_error}")
-        if message.subject:
-            click.echo(f"  {message.subject}")
-        for line in message.body.strip().splitlines():
+        subject, body = notify.services.text_of(message)
+        if subject:
+            click.echo(f"  {subject}")
+        for line in body.strip().splitlines():
             click.echo(f"  | {line}")
 
 

@@ -161,6 +161,14 @@ def on_rollback(callback) -> None:
     db.session.info.setdefault("on_rollback", []).append(callback)
 
 
+def remembered() -> dict:
+    """A dict that lives as long as the current transaction, for reads a unit
+    makes more than once (the browser's password step, a user's methods): what
+    is kept here is forgotten when the transaction ends, so nothing read in one
+    transaction is trusted in the next."""
+    return db.session.info.setdefault("remembered", {})
+
+
 @event.listens_for(Session, "after_commit")
 def _run_commit_callbacks(session):
     session.info.pop("on_rollback", None)
@@ -172,6 +180,7 @@ def _run_commit_callbacks(session):
 def _run_rollback_callbacks(session, transaction):
     if transaction.parent is not None or transaction.nested:
         return
+    session.info.pop("remembered", None)
     session.info.pop("on_commit", None)
     for callback in session.info.pop("on_rollback", []):
         callback()

@@ -9,10 +9,15 @@ itself in a reviewer's screen or an e-mail ("evil\u202egpj.exe").
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
+from babel import support
+from flask import current_app, has_request_context
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField, TextAreaField
+from wtforms.i18n import messages_path
 
 _CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 _LINE_BREAKS = "\t\n\r"
@@ -46,8 +51,22 @@ def put_on_form(form, error) -> None:
         form.form_errors.append(str(error))
 
 
+@lru_cache(maxsize=8)
+def _wtforms_catalog(locale: str) -> support.Translations:
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
 class Form(FlaskForm):
     """A Flask-WTF form that also refuses unsafe characters in every text field."""
+
+    class Meta:
+        def get_translations(self, form):
+            """WTForms' own messages ("This field is required.") in the page's
+            language, read from disk once per language and process: Flask-WTF
+            would read the catalog again in every request that builds a form."""
+            if not has_request_context() or not current_app.config.get("WTF_I18N_ENABLED", True):
+                return super().get_translations(form)
+            return _wtforms_catalog(str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"]))
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)

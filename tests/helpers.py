@@ -83,15 +83,28 @@ class CsrfClient(FlaskClient):
 
 
 def outbox_messages(channel: str | None = None, to: str | None = None):
-    """Messages queued so far, oldest first (tests read codes and notices here)."""
+    """Messages queued so far, oldest first (tests read codes and notices here).
+
+    An e-mail is written by its sender after the commit; one not sent yet gets
+    the text it will be sent with (on the loaded object only, the row is left
+    as it is)."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
     from recovery_app.models import OutboxMessage
+    from recovery_app.notify.services import text_of
 
     query = select(OutboxMessage).order_by(OutboxMessage.id)
     if channel:
         query = query.where(OutboxMessage.channel == channel)
     if to:
         query = query.where(OutboxMessage.to == to)
-    return db.session.execute(query).scalars().all()
+    messages = db.session.execute(query).scalars().all()
+    for message in messages:
+        if message.channel == "email" and not message.body:
+            subject, body = text_of(message)
+            set_committed_value(message, "subject", subject)
+            set_committed_value(message, "body", body)
+    return messages
 
 
 def last_code(to: str) -> str:

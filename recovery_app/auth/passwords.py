@@ -22,11 +22,15 @@ CONTEXT_WORDS_FILE = Path(__file__).with_name("context_words.txt")
 
 def _hasher() -> PasswordHasher:
     config = current_app.config
-    return PasswordHasher(
-        time_cost=config["RECOVERY_ARGON2_TIME_COST"],
-        memory_cost=config["RECOVERY_ARGON2_MEMORY_KIB"],
-        parallelism=config["RECOVERY_ARGON2_PARALLELISM"],
-    )
+    return _hasher_for(config["RECOVERY_ARGON2_TIME_COST"], config["RECOVERY_ARGON2_MEMORY_KIB"],
+                       config["RECOVERY_ARGON2_PARALLELISM"])
+
+
+@lru_cache(maxsize=4)
+def _hasher_for(time_cost: int, memory: int, parallelism: int) -> PasswordHasher:
+    # Building a hasher checks the parameters against the platform, which costs
+    # about a millisecond: once per setting, not twice per sign-in.
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=parallelism)
 
 
 def hash_password(password: str) -> str:
@@ -35,7 +39,7 @@ def hash_password(password: str) -> str:
 
 @lru_cache(maxsize=4)
 def _dummy_hash(time_cost: int, memory: int, parallelism: int) -> str:
-    return PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=parallelism).hash("not a password")
+    return _hasher_for(time_cost, memory, parallelism).hash("not a password")
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

@@ -146,7 +146,9 @@ def authenticate(email: str, password: str, now: datetime, *, address: str | Non
         raise AuthError(SIGN_IN_REFUSED)
     if user.hard_locked_at is not None and not _reset_since_lock(user):
         raise AuthError(HARD_LOCKED)
-    _counters(user, failed_password_count=0, password_delay_until=None)
+    if user.failed_password_count or user.password_delay_until is not None:
+        # Read after the write began: nothing to reset is the common case, and costs no UPDATE.
+        _counters(user, failed_password_count=0, password_delay_until=None)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user

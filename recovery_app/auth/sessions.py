@@ -25,7 +25,7 @@ from flask import abort, current_app, g, session
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select, update
 
-from ..database import best_effort_write
+from ..database import best_effort_write, remembered
 from ..extensions import db, login_manager
 from ..models import PasswordStep, User, UserSession
 from ..models.base import utcnow
@@ -70,8 +70,17 @@ def _pending_step() -> tuple[dict, PasswordStep] | None:
     data = session.get(PENDING_KEY)
     if not isinstance(data, dict) or not isinstance(data.get("token"), str):
         return None
-    step = db.session.execute(
-        select(PasswordStep).where(PasswordStep.token_hash == token_hash(data["token"]))).scalar_one_or_none()
+    # Read once per transaction: the challenge reads it to know the user, and
+    # ends it when the code is right. The user comes in the same statement
+    # (pending_user asks for it next) and stays in the identity map meanwhile.
+    memo = remembered()
+    known = memo.get(PENDING_KEY)
+    if known is None or known[0] != data["token"]:
+        found = db.session.execute(
+            select(PasswordStep, User).join(User, User.id == PasswordStep.user_id)
+            .where(PasswordStep.token_hash == token_hash(data["token"]))).first()
+        known = memo[PENDING_KEY] = (data["token"], *(found or (None, None)))
+    step = known[1]
     return (data, step) if step is not None else None
 
 

@@ -20,9 +20,12 @@ from datetime import datetime, timedelta
 
 import pyotp
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import vault
+from ..database import remembered
 from ..extensions import db
 from ..models import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
 from ..notify import queue_code
@@ -108,7 +111,11 @@ def verify_totp(method: TwoFactorMethod, code: str, now: datetime) -> bool:
         .values(last_used_step=step, last_used_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    db.session.refresh(method)
+    if won == 1:  # the loaded method says what the row now says, without reading it again
+        set_committed_value(method, "last_used_step", step)
+        set_committed_value(method, "last_used_at", now)
+    else:
+        db.session.expire(method, ["last_used_step", "last_used_at"])
     return won == 1
 
 
@@ -226,11 +233,43 @@ def remaining_recovery_codes(user) -> int:
 
 # --- methods --------------------------------------------------------------------
 
+_METHODS = "confirmed_methods"
+
+
 def confirmed_methods(user) -> list[TwoFactorMethod]:
-    return db.session.execute(
-        select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id, TwoFactorMethod.confirmed_at.is_not(None))
-        .order_by(TwoFactorMethod.is_primary.desc(), TwoFactorMethod.created_at)
-    ).scalars().all()
+    """The user's working methods, primary first.
+
+    A sign-in asks several times (must the user enroll? which method is
+    primary? is this the challenge's method?): the list is read once per
+    transaction and read again as soon as any method is added, changed or
+    removed (see ``_forget_methods``)."""
+    memo = remembered()
+    if _methods_changing(db.session):
+        memo.pop(_METHODS, None)
+    known = memo.setdefault(_METHODS, {})
+    if user.id not in known:
+        known[user.id] = db.session.execute(
+            select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id,
+                                          TwoFactorMethod.confirmed_at.is_not(None))
+            .order_by(TwoFactorMethod.is_primary.desc(), TwoFactorMethod.created_at)
+        ).scalars().all()
+    return list(known[user.id])
+
+
+def _methods_changing(session) -> bool:
+    return any(isinstance(obj, TwoFactorMethod) for obj in (*session.new, *session.dirty, *session.deleted))
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_methods(session, _context, _instances):
+    if _methods_changing(session):
+        session.info.get("remembered", {}).pop(_METHODS, None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_methods_after_bulk_change(state):
+    if (state.is_update or state.is_delete) and any(m.class_ is TwoFactorMethod for m in state.all_mappers):
+        state.session.info.get("remembered", {}).pop(_METHODS, None)
 
 
 def primary_method(user) -> TwoFactorMethod | None:

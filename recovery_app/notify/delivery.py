@@ -35,7 +35,8 @@ _pool_lock = threading.Lock()
 # --- after the commit ------------------------------------------------------------------
 
 def hand_over_after_commit(message) -> None:
-    """Send ``message`` once the unit that queued it has committed (nothing, if it rolls back)."""
+    """Send ``message`` (a row, or a row's id) once the unit that queued it has
+    committed (nothing, if it rolls back)."""
     info = db.session.info
     queued = info.get(_QUEUED)
     if queued is None:
@@ -50,7 +51,9 @@ def _hand_over(messages: list) -> None:
     # the committed rows' ids are known without loading anything.
     if not messages or not has_app_context() or not current_app.config["RECOVERY_SEND_AFTER_COMMIT"]:
         return
-    ids = [identity[0] for identity in (inspect(message).identity for message in messages) if identity]
+    ids = [message if isinstance(message, int) else (inspect(message).identity or (None,))[0]
+           for message in messages]
+    ids = [message_id for message_id in ids if message_id is not None]
     if ids:
         hand_over(current_app._get_current_object(), ids)
 
@@ -119,6 +122,15 @@ def _deliver(claimed: list[services.Outgoing], now: datetime) -> dict:
         if services.code_expired(outgoing, now):
             with unit():
                 services.record_failure(outgoing, now, "the code expired before it could be sent", permanent=True)
+            result["failed"] += 1
+            continue
+        try:
+            outgoing = services.written(outgoing)
+        except Exception:  # noqa: BLE001 - a template that cannot be written will not be written next time either
+            current_app.logger.exception("outbox: message %s (%s) could not be written", outgoing.id, outgoing.template)
+            with unit():
+                services.record_failure(outgoing, now, "the message could not be written from its template",
+                                        permanent=True)
             result["failed"] += 1
             continue
         sender = senders.get(outgoing.channel)

@@ -10,14 +10,15 @@ These functions only flush; ``delivery`` commits around them.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from flask import current_app, render_template
 from flask_babel import force_locale
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 
 from ..extensions import db
 from ..models import OutboxMessage
@@ -35,17 +36,66 @@ NOT_DELIVERED = frozenset({"undelivered", "failed", "busy", "no-answer", "cancel
 # --- queueing ------------------------------------------------------------------------
 
 def queue_email(to: str, template: str, locale: str, now: datetime, **context) -> OutboxMessage:
-    """Render ``templates/<template>.txt`` (``auth/email/new_device``, say) in the
-    recipient's language and queue it.
+    """Queue ``templates/<template>.txt`` (``auth/email/new_device``, say) for
+    ``to``, in the recipient's language.
 
-    The first line of the rendered template is the subject, the rest the body.
+    The row keeps the template and its context; the text is written by whoever
+    sends it, after the commit (``written``), so a request that tells someone
+    something does not spend its time composing the e-mail. The context is
+    therefore plain values only (text, numbers, lists, dicts).
     """
+    return _queue("email", to, template, locale, "", "", now, payload={"context": _kept_context(context)})
+
+
+@dataclass(frozen=True)
+class Email:
+    """One e-mail of a batch for ``queue_emails``."""
+
+    to: str
+    template: str
+    locale: str
+    context: dict
+
+
+def queue_emails(emails: list[Email], now: datetime) -> int:
+    """Queue many e-mails in one multi-row INSERT (a job telling several people
+    about many cases at once); each is handed to its sender after the commit,
+    like ``queue_email``'s. Returns how many were queued."""
+    if not emails:
+        return 0
+    rows = [_row("email", email.to, email.template, email.locale, "", "", now,
+                 payload={"context": _kept_context(email.context)}) for email in emails]
+    ids = db.session.execute(insert(OutboxMessage).returning(OutboxMessage.id), rows).scalars().all()
+    from .delivery import hand_over_after_commit
+
+    for message_id in ids:
+        hand_over_after_commit(message_id)
+    return len(ids)
+
+
+def _kept_context(context: dict) -> dict:
     if "code" in context:
         raise ValueError("codes are never sent by e-mail")
+    try:
+        return json.loads(json.dumps(context))
+    except TypeError as exc:
+        raise ValueError(f"an e-mail's context is kept with the message: plain values only ({exc})") from None
+
+
+def render_email(template: str, locale: str, context: dict) -> tuple[str, str]:
+    """(subject, body) of ``templates/<template>.txt`` in ``locale``: the first
+    line of the rendered template is the subject, the rest the body."""
     with force_locale(locale):
         rendered = render_template(f"{template}.txt", **context).strip()
     subject, _, body = rendered.partition("\n")
-    return _queue("email", to, template, locale, subject.strip(), body.strip() + "\n", now)
+    return subject.strip(), body.strip() + "\n"
+
+
+def text_of(message: OutboxMessage) -> tuple[str, str]:
+    """(subject, body) of a row, written from its template if no sender has yet."""
+    if message.channel == "email" and not message.body:
+        return render_email(message.template, message.locale, (message.payload or {}).get("context", {}))
+    return message.subject, message.body
 
 
 def queue_code(channel: str, to_e164: str, code: str, locale: str, now: datetime) -> OutboxMessage:
@@ -61,19 +111,24 @@ def queue_code(channel: str, to_e164: str, code: str, locale: str, now: datetime
 
 
 def _queue(channel: str, to: str, template: str, locale: str, subject: str, body: str,
-           now: datetime) -> OutboxMessage:
+           now: datetime, payload: dict | None = None) -> OutboxMessage:
     from .delivery import hand_over_after_commit
 
+    message = OutboxMessage(**_row(channel, to, template, locale, subject, body, now, payload=payload))
+    db.session.add(message)
+    hand_over_after_commit(message)
+    return message
+
+
+def _row(channel: str, to: str, template: str, locale: str, subject: str, body: str, now: datetime, *,
+         payload: dict | None = None) -> dict:
     # Handed over at once after the commit, the row is the retry job's only
     # once it has had that long to go.
     head_start = current_app.config["RECOVERY_OUTBOX_RETRY_AFTER_SECONDS"]
     immediate = current_app.config["RECOVERY_SEND_AFTER_COMMIT"]
-    message = OutboxMessage(channel=channel, to=to, template=template, locale=locale, subject=subject,
-                            body=body, payload={}, status="pending", tries=0,
-                            next_try_at=now + timedelta(seconds=head_start if immediate else 0), created_at=now)
-    db.session.add(message)
-    hand_over_after_commit(message)
-    return message
+    return {"channel": channel, "to": to, "template": template, "locale": locale, "subject": subject, "body": body,
+            "payload": payload or {}, "status": "pending", "tries": 0,
+            "next_try_at": now + timedelta(seconds=head_start if immediate else 0), "created_at": now}
 
 
 # --- claiming --------------------------------------------------------------------------
@@ -93,6 +148,17 @@ class Outgoing:
     body: str
     tries: int
     created_at: datetime
+    context: dict = field(default_factory=dict)
+
+
+def written(outgoing: Outgoing) -> Outgoing:
+    """The message with its text: an e-mail queued with only its template and
+    context is written now, by the sender's thread or the retry job, outside
+    the transaction that queued it."""
+    if outgoing.channel != "email" or outgoing.body:
+        return outgoing
+    subject, body = render_email(outgoing.template, outgoing.locale, outgoing.context)
+    return replace(outgoing, subject=subject, body=body)
 
 
 def _claim(condition, now: datetime, limit: int) -> list[Outgoing]:
@@ -108,11 +174,12 @@ def _claim(condition, now: datetime, limit: int) -> list[Outgoing]:
         .values(status="sending", claim_token=token, claimed_at=now, tries=OutboxMessage.tries + 1)
         .returning(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.to, OutboxMessage.template,
                    OutboxMessage.locale, OutboxMessage.subject, OutboxMessage.body, OutboxMessage.tries,
-                   OutboxMessage.created_at)
+                   OutboxMessage.created_at, OutboxMessage.payload)
         .execution_options(synchronize_session=False)
     ).all()
     return sorted((Outgoing(row.id, token, row.channel, row.to, row.template, row.locale, row.subject,
-                            row.body, row.tries, row.created_at) for row in rows), key=lambda o: o.id)
+                            row.body, row.tries, row.created_at, (row.payload or {}).get("context", {}))
+                   for row in rows), key=lambda o: o.id)
 
 
 def claim_new(ids: list[int], now: datetime) -> list[Outgoing]:
@@ -153,11 +220,12 @@ def masked(text: str) -> str:
     return _CODE_LIKE.sub(MASK, text)
 
 
-def _body_kept(outgoing: Outgoing, keeps_text: bool) -> str:
+def _text_kept(outgoing: Outgoing, keeps_text: bool) -> dict:
     # A code that has left (or never will) is no longer needed by anyone here.
     if outgoing.channel in CODE_CHANNELS and not keeps_text:
-        return masked(outgoing.body)
-    return outgoing.body
+        return {"body": masked(outgoing.body)}
+    # An e-mail keeps the text it was sent with, written after it was queued.
+    return {"subject": outgoing.subject, "body": outgoing.body}
 
 
 def _settle(outgoing: Outgoing, **values) -> bool:
@@ -174,13 +242,13 @@ def _settle(outgoing: Outgoing, **values) -> bool:
 
 def record_sent(outgoing: Outgoing, now: datetime, *, provider_id: str | None, keeps_text: bool) -> bool:
     return _settle(outgoing, status="sent", sent_at=now, provider_id=(provider_id or None) and provider_id[:64],
-                   body=_body_kept(outgoing, keeps_text))
+                   **_text_kept(outgoing, keeps_text))
 
 
 def record_failure(outgoing: Outgoing, now: datetime, error: str, *, permanent: bool) -> str:
     """``retry`` (back to pending after the backoff) or ``failed`` (the last try, or hopeless)."""
     if permanent or outgoing.tries >= MAX_TRIES:
-        _settle(outgoing, status="failed", last_error=error[:1000], body=_body_kept(outgoing, False))
+        _settle(outgoing, status="failed", last_error=error[:1000], **_text_kept(outgoing, False))
         return "failed"
     _settle(outgoing, status="pending", last_error=error[:1000], next_try_at=now + backoff(outgoing.tries))
     return "retry"

@@ -129,8 +129,9 @@ def open_case(user: User) -> Case | None:
 
 def latest_case(user: User) -> Case | None:
     """The open case if there is one, otherwise the most recent closed one."""
-    return open_case(user) or db.session.execute(
-        select(Case).where(Case.user_id == user.id).order_by(Case.id.desc()).limit(1)
+    return db.session.execute(
+        select(Case).where(Case.user_id == user.id)
+        .order_by(Case.status.in_(OPEN_STATUSES).desc(), Case.id.desc()).limit(1)
     ).scalar_one_or_none()
 
 

@@ -33,7 +33,6 @@ from . import risk
 from .casefile import CHECKLIST, checklist_items
 from .services import (
     HELD_STATUSES,
-    REASON_LABELS,
     ReviewError,
     _first_approver_id,
     _label,
@@ -82,7 +81,8 @@ def _decision(case: Case, actor: User, action: str, now: datetime, *, reason_cod
 
 def _tell_seller(case: Case, template: str, now: datetime, **context) -> None:
     user = case.user
-    queue_email(user.email, f"review/email/{template}", user.locale, now, case=case, user=user,
+    queue_email(user.email, f"review/email/{template}", user.locale, now, case={"reference": case.reference},
+                user={"display_name": user.display_name, "email": user.email},
                 base_url=current_app.config["RECOVERY_BASE_URL"], **context)
 
 
@@ -171,7 +171,7 @@ def reject(reference: str, actor: User, reason_code: str, message: str, *, now: 
                          values={"decision": "rejected", "reason_code": reason_code, "decided_by_id": actor.id})
     case.message_to_seller = message
     _decision(case, actor, "rejected", now, reason_code=reason_code, message=message)
-    _tell_seller(case, "rejected", now, reason=REASON_LABELS[reason_code], message=message)
+    _tell_seller(case, "rejected", now, reason_code=reason_code, message=message)
     return case
 
 

@@ -23,8 +23,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.sql import func
 
 from .. import audit, lifecycle, notify
-from ..documents import storage
 from ..database import unit
+from ..documents import storage
 from ..extensions import db
 from ..i18n import zoned
 from ..models import Case, Document, JobRun, User
@@ -62,11 +62,11 @@ def _local(moment: datetime, user: User) -> str:
     return zoned(moment, user.time_zone, user.locale or "ja", "short")
 
 
-def _notify(user: User, template: str, cases: list, now: datetime) -> None:
+def _notice(user: User, template: str, cases: list) -> notify.Email:
     items = [{"reference": reference, "due": _local(due_at, user)} for reference, due_at in cases]
-    notify.queue_email(user.email, f"scheduler/email/{template}", user.locale or "ja", now,
-                       name=user.display_name or user.email, cases=items,
-                       base_url=current_app.config["RECOVERY_BASE_URL"].rstrip("/"))
+    return notify.Email(user.email, f"scheduler/email/{template}", user.locale or "ja",
+                        {"name": user.display_name or user.email, "cases": items,
+                         "base_url": current_app.config["RECOVERY_BASE_URL"].rstrip("/")})
 
 
 # --- the jobs ----------------------------------------------------------------
@@ -74,7 +74,11 @@ def _notify(user: User, template: str, cases: list, now: datetime) -> None:
 def sla_sweep(now: datetime) -> dict:
     """Breached cases are flagged and escalated to every manager; cases past 75%
     of their SLA are flagged at risk and their holder (or, unclaimed, every
-    reviewer) is told. Each case is flagged, audited and notified once."""
+    reviewer) is told. Each case is flagged, audited and notified once.
+
+    Its statements do not grow with the cases it changes: two set-based
+    UPDATE … RETURNING, one batch of audit events (``audit.record_many``), the
+    staff it tells, and one multi-row INSERT of the notices."""
     running = Case.status.in_(CLOCK_RUNNING_STATUSES)
     breached = _returning(
         update(Case)
@@ -89,26 +93,24 @@ def sla_sweep(now: datetime) -> dict:
         .values(at_risk_at=now)
         .returning(Case.reference, Case.due_at, Case.claimed_by_id)
     )
-    for reference, due_at, holder_id in breached:
-        audit.record("case.sla_breached", now=now, actor=SYSTEM, subject_type="case", subject_id=reference,
-                     details={"due_at": due_at.isoformat(), "held_by": holder_id})
-    for reference, due_at, holder_id in at_risk:
-        audit.record("case.sla_at_risk", now=now, actor=SYSTEM, subject_type="case", subject_id=reference,
-                     details={"due_at": due_at.isoformat(), "held_by": holder_id})
+    audit.record_many(
+        [audit.Entry(action, "case", reference, {"due_at": due_at.isoformat(), "held_by": holder_id})
+         for action, rows in (("case.sla_breached", breached), ("case.sla_at_risk", at_risk))
+         for reference, due_at, holder_id in rows],
+        now=now, actor=SYSTEM)
+    notices = []
     if breached:
-        for manager in _staff("manager"):
-            _notify(manager, "breached", [(r, d) for r, d, _ in breached], now)
+        notices += [_notice(manager, "breached", [(r, d) for r, d, _ in breached]) for manager in _staff("manager")]
     if at_risk:
         by_holder: dict[int | None, list] = defaultdict(list)
         for reference, due_at, holder_id in at_risk:
             by_holder[holder_id].append((reference, due_at))
         unclaimed = by_holder.pop(None, [])
         holders = db.session.execute(select(User).where(User.id.in_(by_holder))).scalars() if by_holder else []
-        for holder in holders:
-            _notify(holder, "at_risk_yours", by_holder[holder.id], now)
+        notices += [_notice(holder, "at_risk_yours", by_holder[holder.id]) for holder in holders]
         if unclaimed:
-            for reviewer in _staff("reviewer"):
-                _notify(reviewer, "at_risk_pool", unclaimed, now)
+            notices += [_notice(reviewer, "at_risk_pool", unclaimed) for reviewer in _staff("reviewer")]
+    notify.queue_emails(notices, now)
     return {"at_risk": len(at_risk), "breached": len(breached)}
 
 

@@ -154,6 +154,7 @@ def test_rejected_seller_reads_the_outcome_and_the_message(live_app, live_server
 
     from recovery_app.extensions import db
     from recovery_app.models import OutboxMessage
+    from recovery_app.notify.services import text_of
 
     with live_app.app_context():
         mails = db.session.execute(select(OutboxMessage).where(
@@ -161,7 +162,8 @@ def test_rejected_seller_reads_the_outcome_and_the_message(live_app, live_server
         assert len(mails) == 1
         mail = mails[0]
         assert mail.channel == "email" and mail.locale == "ja"  # the seller's language, not the reviewer's
-        assert mail.subject == words["rejected_subject"].format(ref=reference)
-        assert words["reason_unreadable"] in mail.body
-        assert REJECTION_MESSAGE in mail.body
+        subject, body = text_of(mail)  # written by its sender, in the seller's language
+        assert subject == words["rejected_subject"].format(ref=reference)
+        assert words["reason_unreadable"] in body
+        assert REJECTION_MESSAGE in body
         db.session.remove()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from email.utils import parsedate_to_datetime
 
+import pytest
+from sqlalchemy import select
+
 from recovery_app import notify
 from recovery_app.models import OutboxMessage
 from recovery_app.models.base import utcnow
@@ -111,3 +114,23 @@ def test_a_dropped_or_refused_connection_is_tried_again_later(app, db, now):
     db.session.refresh(row)
     assert row.tries == 2 and "ConnectionRefusedError" in row.last_error
     assert db.session.get(OutboxMessage, row.id).status == "pending"
+
+
+def test_a_notice_is_queued_without_its_text_and_written_by_its_sender(app, db, client, make, mail_server):
+    """The request that tells someone does not compose the e-mail: the row keeps
+    the template and its plain context, and the sender writes the text."""
+    user = make.user(locale="ja")
+    db.session.commit()
+    client.post(FORGOT, data={"email": user.email}, headers={"Accept-Language": "ja"})
+    row = db.session.execute(select(OutboxMessage).where(OutboxMessage.to == user.email)).scalar_one()
+    assert row.body == "" and row.subject == "" and "link" in row.payload["context"]
+    assert notify.deliver_due(utcnow())["sent"] == 1
+    db.session.refresh(row)
+    [mail] = mail_server.messages
+    assert row.subject and mail["Subject"] == row.subject and row.payload["context"]["link"] in row.body
+
+
+def test_an_e_mail_context_must_be_plain_values(app, make, now):
+    user = make.user()
+    with pytest.raises(ValueError, match="plain values"):
+        notify.queue_email(user.email, "auth/email/locked", "ja", now, user=user)

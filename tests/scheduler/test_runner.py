@@ -14,6 +14,7 @@ from recovery_app import lifecycle
 from recovery_app.extensions import db as _db
 from recovery_app.models import AuditEvent, Case, JobRun, OutboxMessage, SchedulerLease
 from recovery_app.models.base import utcnow
+from recovery_app.notify.services import text_of
 from recovery_app.scheduler.lock import LeaseLock
 from recovery_app.scheduler.runner import Runner
 from tests.helpers import TEST_PASSWORD
@@ -126,7 +127,7 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
         events = _db.session.execute(select(AuditEvent.subject_id).where(AuditEvent.action == "case.sla_breached")).scalars().all()
         assert sorted(events) == sorted(references)
         mails = _db.session.execute(select(OutboxMessage).where(OutboxMessage.to == manager_email)).scalars().all()
-        assert len(mails) == 1 and all(ref in mails[0].body for ref in references)
+        assert len(mails) == 1 and all(ref in text_of(mails[0])[1] for ref in references)
         holders = set(_db.session.execute(select(JobRun.holder).where(JobRun.job == "sla_sweep")).scalars())
         assert holders == {"runner-1", "runner-2"}  # each led once, one after the other
         assert all(case.escalated_at is not None for case in _db.session.execute(select(Case)).scalars())
