@@ -150,6 +150,14 @@ def test_parallel_wrong_passwords_are_each_counted_once(live_app):
         db.session.remove()
 
 
+def _signed_in_by(response, base: str) -> bool:
+    """Whether this answer's own reply sent the browser home, signed in. (Where
+    the redirect then landed depends on which racing reply's cookie the shared
+    jar kept last, so it is not the measure.)"""
+    first = response.history[0] if response.history else response
+    return first.status_code == 302 and first.headers.get("Location") in ("/", base + "/")
+
+
 def _passkey_person(live_app, base: str, email: str, device):
     """A browser at the passkey challenge with the options it was given."""
     person = _password_step(base, email)
@@ -178,7 +186,7 @@ def test_one_passkey_answer_sent_many_times_at_once_signs_in_once(live_app):
         answer = device.get(options)
         results = at_once([lambda: person.post("/sign-in/code", {"credential": answer}) for _ in range(12)])
     assert all(not isinstance(r, Exception) and r.status_code < 500 for r in results), results
-    assert sum(r.url == base + "/" for r in results) == 1
+    assert sum(_signed_in_by(r, base) for r in results) == 1
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
         signed_in = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
@@ -196,7 +204,7 @@ def test_two_uses_of_one_counter_value_at_once_let_one_in(live_app):
         results = at_once([lambda p=p, a=a: p.post("/sign-in/code", {"credential": a})
                            for (p, _options), a in zip(people, answers, strict=True)])
     assert all(not isinstance(r, Exception) and r.status_code < 500 for r in results), results
-    assert sum(r.url == base + "/" for r in results) == 1
+    assert sum(_signed_in_by(r, base) for r in results) == 1
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
         refused = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
