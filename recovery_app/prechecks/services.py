@@ -79,7 +79,7 @@ class PrecheckError(RuntimeError):
 def library_versions() -> dict[str, str]:
     """What produced a result, stored with it so old results can be told apart."""
     versions = {"opencv": cv2.__version__}
-    for package in ("imagehash", "passporteye", "mrz"):
+    for package in ("imagehash", "mrz"):
         versions[package] = importlib.metadata.version(package)
     try:
         versions["tesseract"] = str(pytesseract.get_tesseract_version())
@@ -111,22 +111,14 @@ def run_checks(case: Case, round_: int, now: datetime) -> str:
             _store(case, document, "face", "pass" if count else "review", [] if count else ["no_face"],
                    {"faces": count}, now)
         if document.side == "front" and case.document_type == "passport":
-            image_bytes = data if document.content_type != "application/pdf" else _png(pixels)
-            _check_mrz(case, document, image_bytes, now)
+            _check_mrz(case, document, gray, now)
         _check_reuse(case, document, reuse.phash(imaging.to_pil(pixels)), now)
     db.session.flush()
     return _worst([r.verdict for r in _results_for(case.id, [d.id for d in documents])]) or "pass"
 
 
-def _png(pixels) -> bytes:
-    ok, encoded = cv2.imencode(".png", pixels)
-    if not ok:
-        raise PrecheckError("the PDF image could not be re-encoded for OCR")
-    return encoded.tobytes()
-
-
-def _check_mrz(case: Case, document: Document, image_bytes: bytes, now: datetime) -> None:
-    reading = mrz.read(image_bytes, case.submitted_at.date())
+def _check_mrz(case: Case, document: Document, gray, now: datetime) -> None:
+    reading = mrz.read(gray, case.submitted_at.date())
     if not reading.found:
         _store(case, document, "mrz", "review", ["mrz_not_found"], {}, now)
         return

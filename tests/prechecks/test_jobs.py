@@ -46,7 +46,7 @@ def test_passport_case_gets_every_check_and_the_second_run_changes_nothing(make,
     assert all(r.verdict == "pass" for r in results.values()), {k: (r.verdict, r.reasons) for k, r in results.items()}
     mrz_result = next(r for (check, _), r in results.items() if check == "mrz")
     assert mrz_result.measured["surname"] == "YAMADA"
-    assert set(mrz_result.versions) == {"opencv", "imagehash", "passporteye", "mrz", "tesseract"}
+    assert set(mrz_result.versions) == {"opencv", "imagehash", "mrz", "tesseract"}
     run = db.session.execute(select(PrecheckRun)).scalar_one()
     assert (run.status, run.verdict, run.attempts) == ("done", "pass", 1)
     assert case.status == "submitted"

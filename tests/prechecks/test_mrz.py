@@ -1,5 +1,5 @@
 """Passport MRZ: rendered from the ``mrz`` generator in a monospace font, read
-back with PassportEye, check digits validated with ``mrz``."""
+back from the band found in the photo, check digits validated with ``mrz``."""
 
 from datetime import date
 
