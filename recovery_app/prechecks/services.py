@@ -88,37 +88,68 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def run_checks(case: Case, round_: int, now: datetime) -> str:
-    """Run every check on the documents of ``round_`` and store the results.
+@dataclass
+class Examined:
+    """What the checks measured on one document, before anything is stored."""
 
-    Flushes, never commits: the job commits once per case. Returns the worst verdict.
-    """
-    config = current_app.config
-    documents = [d for d in case.documents if d.round == round_ and d.purged_at is None]
-    for document in documents:
-        data = storage.read(document)
+    document_id: int
+    quality: quality.Quality | None = None  # None: a PDF without an image
+    faces: int | None = None  # None: not looked for (this side shows no face)
+    mrz: mrz.MrzReading | None = None  # None: not a passport front
+    phash: str | None = None
+
+
+def examine(case: Case, round_: int) -> list[Examined]:
+    """The slow part: decode, measure, OCR and hash every document of ``round_``.
+    Reads only, so a worker runs it outside any write transaction and other
+    workers can store their results meanwhile."""
+    found = []
+    for document in (d for d in case.documents if d.round == round_ and d.purged_at is None):
+        examined = Examined(document.id)
+        found.append(examined)
         try:
-            pixels = imaging.decode(data, document.content_type)
+            pixels = imaging.decode(storage.read(document), document.content_type)
         except imaging.NoImage:
-            _store(case, document, "quality", "review", ["no_image"], {}, now)
             continue
         gray = imaging.gray(pixels)
-        measured = quality.measure(gray)
-        verdict, reasons = quality.judge(measured, config)
-        _store(case, document, "quality", verdict, reasons, measured.as_dict(), now)
+        examined.quality = quality.measure(gray)
         if document.side in ("front", "selfie"):
-            count = faces.count_faces(gray)
-            _store(case, document, "face", "pass" if count else "review", [] if count else ["no_face"],
-                   {"faces": count}, now)
+            examined.faces = faces.count_faces(gray)
         if document.side == "front" and case.document_type == "passport":
-            _check_mrz(case, document, gray, now)
-        _check_reuse(case, document, reuse.phash(imaging.to_pil(pixels)), now)
+            examined.mrz = mrz.read(gray, case.submitted_at.date())
+        examined.phash = reuse.phash(imaging.to_pil(pixels))
+    return found
+
+
+def record(case: Case, examined: list[Examined], now: datetime) -> str:
+    """Judge what ``examine`` measured against the settings and store the
+    results (and any reuse found). Flushes, never commits. Returns the worst verdict."""
+    config = current_app.config
+    documents = {d.id: d for d in case.documents}
+    for item in examined:
+        document = documents[item.document_id]
+        if item.quality is None:
+            _store(case, document, "quality", "review", ["no_image"], {}, now)
+            continue
+        verdict, reasons = quality.judge(item.quality, config)
+        _store(case, document, "quality", verdict, reasons, item.quality.as_dict(), now)
+        if item.faces is not None:
+            _store(case, document, "face", "pass" if item.faces else "review", [] if item.faces else ["no_face"],
+                   {"faces": item.faces}, now)
+        if item.mrz is not None:
+            _check_mrz(case, document, item.mrz, now)
+        _check_reuse(case, document, item.phash, now)
     db.session.flush()
-    return _worst([r.verdict for r in _results_for(case.id, [d.id for d in documents])]) or "pass"
+    return _worst([r.verdict for r in _results_for(case.id, [item.document_id for item in examined])]) or "pass"
 
 
-def _check_mrz(case: Case, document: Document, gray, now: datetime) -> None:
-    reading = mrz.read(gray, case.submitted_at.date())
+def run_checks(case: Case, round_: int, now: datetime) -> str:
+    """Run every check on the documents of ``round_`` and store the results in
+    this transaction. Returns the worst verdict."""
+    return record(case, examine(case, round_), now)
+
+
+def _check_mrz(case: Case, document: Document, reading: mrz.MrzReading, now: datetime) -> None:
     if not reading.found:
         _store(case, document, "mrz", "review", ["mrz_not_found"], {}, now)
         return
