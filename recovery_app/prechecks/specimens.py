@@ -14,6 +14,7 @@ import math
 import random
 from pathlib import Path
 
+import cv2
 import numpy as np
 from mrz.generator.td3 import TD3CodeGenerator
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -121,7 +122,8 @@ def card(seed: int = 0) -> Image.Image:
     return page
 
 
-def photo_of(document: Image.Image, *, seed: int = 0, size: tuple[int, int] = (1600, 1200)) -> Image.Image:
+def photo_of(document: Image.Image, *, seed: int = 0, size: tuple[int, int] = (1600, 1200),
+             noise: bool = True) -> Image.Image:
     """The document lying on a table, as a phone would photograph it."""
     rng = random.Random(seed)
     table = (rng.randint(90, 160), rng.randint(70, 130), rng.randint(50, 110))
@@ -136,10 +138,10 @@ def photo_of(document: Image.Image, *, seed: int = 0, size: tuple[int, int] = (1
     x = (size[0] - placed.width) // 2 + rng.randint(-40, 40)
     y = (size[1] - placed.height) // 2 + rng.randint(-40, 40)
     photo.paste(placed, (x, y))
-    return with_noise(photo, seed)
+    return with_noise(photo, seed) if noise else photo
 
 
-def selfie(seed: int = 0, size: tuple[int, int] = (1200, 1600)) -> Image.Image:
+def selfie(seed: int = 0, size: tuple[int, int] = (1200, 1600), noise: bool = True) -> Image.Image:
     rng = random.Random(seed)
     wall = (rng.randint(150, 200), rng.randint(150, 200), rng.randint(140, 190))
     photo = Image.new("RGB", size, wall)
@@ -150,7 +152,7 @@ def selfie(seed: int = 0, size: tuple[int, int] = (1200, 1600)) -> Image.Image:
             draw.line([(x, y), (x, y + 45)], fill=tuple(c - 40 for c in wall), width=3)
     head = face(700, seed)
     photo.paste(head, ((size[0] - head.width) // 2, 250))
-    return with_noise(photo, seed)
+    return with_noise(photo, seed) if noise else photo
 
 
 def with_noise(image: Image.Image, seed: int = 0, sigma: float = 6.0) -> Image.Image:
@@ -219,7 +221,7 @@ def phone_photo(document: Image.Image, *, seed: int = 0, size: tuple[int, int] =
     """A hand-held phone photo of ``document``: seen at a slight angle
     (perspective), lit unevenly, a little out of focus, with sensor noise."""
     rng = random.Random(seed)
-    flat = photo_of(document, seed=seed, size=size)
+    flat = photo_of(document, seed=seed, size=size, noise=False)
     return _captured(_perspective(flat, rng, rng.uniform(0.01, 0.045)), rng)
 
 
@@ -230,13 +232,28 @@ def scan(document: Image.Image, *, seed: int = 0) -> Image.Image:
     sheet = Image.new("RGB", (document.width + 2 * margin, document.height + 2 * margin), (246, 246, 244))
     sheet.paste(document, (margin + rng.randint(-20, 20), margin + rng.randint(-20, 20)))
     sheet = sheet.rotate(rng.uniform(-1.0, 1.0), expand=False, fillcolor=(246, 246, 244), resample=Image.BICUBIC)
-    return with_noise(sheet.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7))), seed, sigma=2.5)
+    return _noisy(sheet.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.7))), seed, 2.5)
 
 
-def phone_selfie(seed: int = 0) -> Image.Image:
-    """A selfie taken indoors: uneven light, slight motion blur, noise."""
+def phone_selfie(seed: int = 0, size: tuple[int, int] = (1200, 1600)) -> Image.Image:
+    """A selfie taken at home holding the card: a room behind (wall, door,
+    window, shelves in their own places and colours), the head where the arm
+    put it, uneven light, a slight blur and noise. Two people's selfies differ
+    as much as two rooms do, not only by the face."""
     rng = random.Random(seed + 7000)
-    return _captured(selfie(seed), rng)
+    wall = (rng.randint(120, 230), rng.randint(120, 230), rng.randint(110, 220))
+    photo = Image.new("RGB", size, wall)
+    draw = ImageDraw.Draw(photo)
+    for _ in range(rng.randint(3, 6)):  # furniture, frames, a door or a window
+        x0, y0 = rng.randint(-200, size[0] - 100), rng.randint(-200, size[1] - 300)
+        x1, y1 = x0 + rng.randint(150, 700), y0 + rng.randint(150, 900)
+        draw.rectangle([x0, y0, x1, y1], fill=tuple(rng.randint(30, 250) for _ in range(3)))
+    head = face(rng.randint(560, 760), seed)
+    photo.paste(head, ((size[0] - head.width) // 2 + rng.randint(-160, 160), rng.randint(120, 320)))
+    held = card(seed + 3000).resize((420, 266), Image.LANCZOS).rotate(rng.uniform(-12, 12), expand=True,
+                                                                        fillcolor=(200, 160, 140))
+    photo.paste(held, (rng.randint(40, size[0] - held.width - 40), size[1] - held.height - rng.randint(40, 200)))
+    return _captured(photo, rng)
 
 
 def capture_jpeg(image: Image.Image, seed: int = 0) -> bytes:
@@ -247,28 +264,50 @@ def capture_jpeg(image: Image.Image, seed: int = 0) -> bytes:
 def _perspective(image: Image.Image, rng: random.Random, tilt: float) -> Image.Image:
     """Corners moved inwards by up to ``tilt`` of the size: the camera was not square on."""
     w, h = image.size
-    corners = [(0, 0), (w, 0), (w, h), (0, h)]
-    moved = [(x + (1 if x == 0 else -1) * rng.uniform(0, tilt) * w, y + (1 if y == 0 else -1) * rng.uniform(0, tilt) * h)
-             for x, y in corners]
-    # Pillow maps each output pixel back to the input: solve for the coefficients.
-    rows, rhs = [], []
-    for (x, y), (u, v) in zip(corners, moved):
-        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
-        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
-        rhs += [u, v]
-    coefficients = np.linalg.solve(np.array(rows, float), np.array(rhs, float))
-    edge = image.getpixel((2, 2))
-    return image.transform(image.size, Image.PERSPECTIVE, tuple(coefficients), Image.BICUBIC, fillcolor=edge)
+    corners = np.float32([(0, 0), (w, 0), (w, h), (0, h)])
+    moved = np.float32([(x + (1 if x == 0 else -1) * rng.uniform(0, tilt) * w,
+                         y + (1 if y == 0 else -1) * rng.uniform(0, tilt) * h) for x, y in corners])
+    pixels = np.asarray(image)
+    edge = tuple(int(c) for c in pixels[2, 2])
+    warped = cv2.warpPerspective(pixels, cv2.getPerspectiveTransform(corners, moved), (w, h),
+                                 flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=edge)
+    return Image.fromarray(warped)
 
 
 def _captured(image: Image.Image, rng: random.Random) -> Image.Image:
     """Uneven light (a gradient from one side, 70-110 %), a slight blur, noise."""
     w, h = image.size
     angle = rng.uniform(0, math.tau)
-    xs, ys = np.meshgrid(np.linspace(-1, 1, w), np.linspace(-1, 1, h))
-    ramp = xs * math.cos(angle) + ys * math.sin(angle)
+    xs = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+    ys = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+    ramp = (xs * math.cos(angle) + ys * math.sin(angle) + 1.4142) / 2.8284
     low, high = rng.uniform(0.7, 0.9), rng.uniform(0.95, 1.1)
-    light = low + (high - low) * (ramp + 1.4142) / 2.8284
-    lit = np.clip(np.asarray(image, dtype=np.float32) * light[..., None], 0, 255).astype(np.uint8)
-    soft = Image.fromarray(lit).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.1)))
-    return with_noise(soft, rng.randint(0, 10**6), sigma=rng.uniform(3.0, 7.0))
+    light = (low + (high - low) * ramp)[..., None]
+    lit = np.clip(np.asarray(image, dtype=np.float32) * light, 0, 255).astype(np.uint8)
+    soft = cv2.GaussianBlur(lit, (0, 0), rng.uniform(0.4, 1.1))
+    return _noisy(Image.fromarray(soft), rng.randint(0, 10**6), rng.uniform(3.0, 7.0))
+
+
+def _noisy(image: Image.Image, seed: int, sigma: float) -> Image.Image:
+    """Sensor noise, drawn in 16-bit integers (the float version costs most of a photo's making)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.asarray(image, dtype=np.int16)
+    noise = (rng.standard_normal(pixels.shape, dtype=np.float32) * sigma).astype(np.int16)
+    return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+
+
+def card_back(seed: int = 0) -> Image.Image:
+    """The back of a card: printed notes and a barcode strip, no face."""
+    rng = random.Random(seed + 500)
+    page = Image.new("RGB", (1200, 760), (rng.randint(215, 240), rng.randint(215, 240), rng.randint(205, 230)))
+    draw = ImageDraw.Draw(page)
+    font = _font(SANS_FONT, 28)
+    for row in range(6):
+        draw.text((60, 60 + row * 60), f"{rng.randint(10**5, 10**6)} " + "NOTES"[row % 5] * rng.randint(4, 20),
+                  font=font, fill=(40, 40, 50))
+    x = 60
+    while x < 1140:
+        bar = rng.randint(3, 12)
+        draw.rectangle([x, 480, x + bar, 700], fill=(15, 15, 20))
+        x += bar + rng.randint(3, 10)
+    return page
