@@ -34,6 +34,7 @@ from . import faces, imaging, mrz, quality, reuse
 CHECKS = ("quality", "mrz", "reuse", "face")
 VERDICT_ORDER = {"pass": 0, "review": 1, "fail": 2}
 REUSED = "document_reused"  # the code added to Case.risk_reasons
+SHOWN_MATCHES = 5  # other cases named on a reuse line; the rest are counted
 
 CHECK_LABELS = {
     "quality": _l("Image quality"),
@@ -215,16 +216,20 @@ def _flag_high_risk(case: Case, counterpart: Case, document_id: int, distance: i
 
 
 def _refresh_reuse_result(case_id: int, document_id: int, now: datetime) -> None:
-    """The reuse verdict of a document from its stored matches (both ways)."""
-    matches = db.session.execute(
-        select(DocumentMatch.matched_case_id, DocumentMatch.distance)
-        .where(DocumentMatch.document_id == document_id).order_by(DocumentMatch.distance, DocumentMatch.id)
-    ).all()
-    measured = {"matches": [{"case_id": case_id_, "distance": dist} for case_id_, dist in matches],
-                "hash_bits": reuse.HASH_SIZE * reuse.HASH_SIZE}
-    verdict = "fail" if matches else "pass"
+    """The reuse verdict of a document from its stored matches (both ways):
+    each other case once, at its closest distance, the closest SHOWN_MATCHES
+    kept with a count of the rest (a document copied into many cases would
+    otherwise make a page-long list)."""
+    closest = func.min(DocumentMatch.distance)
+    per_case = (select(DocumentMatch.matched_case_id, closest)
+                .where(DocumentMatch.document_id == document_id).group_by(DocumentMatch.matched_case_id))
+    shown = db.session.execute(per_case.order_by(closest, DocumentMatch.matched_case_id).limit(SHOWN_MATCHES)).all()
+    total = db.session.execute(select(func.count()).select_from(per_case.subquery())).scalar_one() if shown else 0
+    measured = {"matches": [{"case_id": other_id, "distance": dist} for other_id, dist in shown],
+                "more_cases": total - len(shown), "hash_bits": reuse.HASH_SIZE * reuse.HASH_SIZE}
+    verdict = "fail" if shown else "pass"
     document = db.session.get(Document, document_id)
-    _store_ids(case_id, document, "reuse", verdict, ["reused"] if matches else [], measured, now)
+    _store_ids(case_id, document, "reuse", verdict, ["reused"] if shown else [], measured, now)
 
 
 def _store(case: Case, document: Document, check: str, verdict: str, reasons: list[str], measured: dict,
@@ -290,6 +295,7 @@ class PanelLine:
     reasons: list
     why: object
     matches: list[dict] = field(default_factory=list)
+    more_matches: int = 0
 
 
 @dataclass
@@ -332,6 +338,7 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
     m = result.measured or {}
     values: list[tuple[str, str]] = []
     matches: list[dict] = []
+    more = 0
     if result.check == "quality" and "sharpness" in m:
         values = [
             (_l("Pixels"), f"{m['width']} × {m['height']}"),
@@ -354,12 +361,20 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
     elif result.check == "face":
         values = [(_l("Faces found"), str(m.get("faces", 0)))]
     elif result.check == "reuse":
-        ids = [item["case_id"] for item in m.get("matches", [])]
-        cases = {c.id: c for c in db.session.execute(select(Case).where(Case.id.in_(ids))).scalars()} if ids else {}
+        # Results stored before the list was kept short may name a case more than once, unsorted, unlimited.
+        closest: dict[int, int] = {}
         for item in m.get("matches", []):
+            closest[item["case_id"]] = min(item["distance"], closest.get(item["case_id"], item["distance"]))
+        ranked = sorted(closest.items(), key=lambda pair: (pair[1], pair[0]))
+        more = m.get("more_cases", 0) + max(0, len(ranked) - SHOWN_MATCHES)
+        ranked = ranked[:SHOWN_MATCHES]
+        ids = [case_id_ for case_id_, _ in ranked]
+        cases = {c.id: c for c in db.session.execute(select(Case).where(Case.id.in_(ids))).scalars()} if ids else {}
+        for case_id_, distance in ranked:
+            item = {"case_id": case_id_, "distance": distance}
             other = cases.get(item["case_id"])
             if other is not None:
-                matches.append({"reference": other.reference, "status": other.status,
+                matches.append({"reference": other.reference, "status": other.status, "case_id": other.id,
                                 "status_label": STATUS_LABELS.get(other.status, other.status),
                                 "distance": item["distance"]})
         values = [(_l("Closest distance"), f"{matches[0]['distance']} / {m.get('hash_bits', 256)}")] if matches else []
@@ -367,7 +382,7 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
         check=result.check, label=CHECK_LABELS[result.check], side=SIDE_LABELS.get(document.side, document.side),
         verdict=result.verdict, verdict_label=VERDICT_LABELS[result.verdict], values=values,
         reasons=[REASON_LABELS.get(code, code) for code in result.reasons or []],
-        why=WHY[result.check], matches=matches,
+        why=WHY[result.check], matches=matches, more_matches=more,
     )
 
 
