@@ -317,3 +317,23 @@ def seed_cases(count: int, *, now: datetime, seed: int | None = None) -> tuple[i
         storage.discard_staged(demo.staged)
         raise
     return count, demo.staged
+
+
+def sample_cases(clean: int, per_flaw: int, *, seed: int = 11, document_types=None) -> list[dict]:
+    """Documents for ``clean`` demo cases and ``per_flaw`` cases of each seeded
+    flaw, without a database: what bench/precheck.py and the tests measure the
+    pre-checks' flag rates on. Each entry: romanised name, document type,
+    flaw (None when clean), the documents, and for a reused copy the index of
+    the clean case it copies (that case is flagged too, rightly)."""
+    rng = random.Random(seed)
+    types = document_types or current_app.config["RECOVERY_DOCUMENT_TYPES"]
+    cases: list[dict] = []
+    for n, flaw in enumerate([None] * clean + [flaw for flaw in FLAWS for _ in range(per_flaw)]):
+        _, romanised = SELLER_NAMES[n % len(SELLER_NAMES)]
+        document_type = "passport" if flaw in ("expired", "check_digit") else rng.choice(sorted(types))
+        sides = list(types[document_type]) + ["selfie"]
+        source = rng.randrange(clean) if flaw == "reused" else None
+        others = [cases[source]["documents"][0][1]] if source is not None else []
+        cases.append({"romanised_name": romanised, "document_type": document_type, "flaw": flaw, "copies": source,
+                      "documents": case_documents(document_type, sides, romanised, rng, flaw, others)})
+    return cases

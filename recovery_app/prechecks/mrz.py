@@ -27,6 +27,8 @@ from datetime import date, datetime
 import cv2
 import numpy as np
 import pytesseract
+from mrz.base.countries_ops import is_code
+from mrz.base.functions import hash_string
 from mrz.checker.td3 import TD3CodeChecker
 
 # Tesseract spreads one small image over every core by default; on a busy
@@ -49,6 +51,10 @@ TO_LETTER = str.maketrans({"0": "O", "1": "I", "2": "Z", "5": "S", "6": "G", "8"
 # Line 2 of a TD3: (start, end, kind) with kind d = digits, a = letters, x = either.
 LINE2_FIELDS = ((0, 9, "x"), (9, 10, "d"), (10, 13, "a"), (13, 19, "d"), (19, 20, "d"), (20, 21, "a"),
                 (21, 27, "d"), (27, 28, "d"), (28, 42, "x"), (42, 43, "d"), (43, 44, "d"))
+# What OCR of a monospace MRZ confuses, for repairs that a check digit or the
+# list of country codes confirms (never guessed without that proof).
+LOOKALIKES = {"1": "TI7", "7": "T1", "T": "17", "I": "1JL", "J": "I1S3", "S": "5J", "5": "S", "0": "OQD", "O": "0Q",
+              "Q": "0O", "D": "0", "2": "Z", "Z": "2", "8": "B", "B": "8", "6": "G", "G": "6", "3": "J"}
 LINE2_SHAPE = re.compile(r"[A-Z0-9<]{9}\d[A-Z<]{3}\d{6}\d[MFX<]\d{6}\d[A-Z0-9<]{14}[\d<]\d")
 
 
@@ -105,7 +111,7 @@ def _read_band(band: np.ndarray, height: int, today: date) -> MrzReading:
     second = _fix_line2(cleaned[last])
     if second is None:
         return MrzReading(found=True, lines=[first, cleaned[last]], garbled=True)
-    lines = [_fix_line1(first), second]
+    lines = _repair([_fix_line1(first), second])
     checker = TD3CodeChecker("\n".join(lines), check_expiry=False)
     fields = checker.fields()
     return MrzReading(
@@ -214,6 +220,48 @@ def _fix_line2(line: str) -> str | None:
     return fixed if LINE2_SHAPE.fullmatch(fixed) else None
 
 
+def _repair(lines: list[str]) -> list[str]:
+    """Undo single look-alike misreads where the MRZ itself proves the fix:
+    a document or personal number whose check digit fails but holds after one
+    look-alike swap, and a country code that is no code but becomes one."""
+    first, second = lines
+    for start, end in ((0, 9), (28, 42)):
+        field_, digit = second[start:end], second[end]
+        if hash_string(field_) == digit:
+            continue
+        for i, char in enumerate(field_):
+            fixed = next((alt for alt in LOOKALIKES.get(char, "")
+                          if hash_string(field_[:i] + alt + field_[i + 1:]) == digit
+                          and _composite_holds(second[:start + i] + alt + second[start + i + 1:])), None)
+            if fixed is not None:
+                second = second[:start + i] + fixed + second[start + i + 1:]
+                break
+    nationality = _country(second[10:13])
+    second = second[:10] + nationality + second[13:]
+    if first:
+        code = _country(first[2:5])
+        # "<J" is often read as "SI": once the code proves the J, the S was the filler.
+        filler = "<" if code != first[2:5] and first[1] in "SK" else first[1]
+        first = first[0] + filler + code + first[5:]
+    return [first, second]
+
+
+def _composite_holds(second: str) -> bool:
+    """The last digit checks the number, the dates and the personal number with
+    their own digits: a repair that a forger's wrong digit would need fails it."""
+    return hash_string(second[0:10] + second[13:20] + second[21:43]) == second[43]
+
+
+def _country(code: str) -> str:
+    if is_code(code):
+        return code
+    for i, char in enumerate(code):
+        for alt in LOOKALIKES.get(char, ""):
+            if alt.isalpha() and is_code(code[:i] + alt + code[i + 1:]):
+                return code[:i] + alt + code[i + 1:]
+    return code
+
+
 def _as_date(yymmdd: str, today: date, *, future: bool) -> str:
     """YYMMDD to ISO. Expiry dates are this century; birth dates are in the past."""
     if not re.fullmatch(r"\d{6}", yymmdd or ""):
@@ -228,6 +276,18 @@ def _as_date(yymmdd: str, today: date, *, future: bool) -> str:
 
 def is_expired(reading: MrzReading, submitted_at: datetime) -> bool:
     return bool(reading.expiry_date) and date.fromisoformat(reading.expiry_date) < submitted_at.date()
+
+
+def _one_misread(expected: str, read: str) -> bool:
+    """One letter wrong, extra or missing, in a word of four letters or more:
+    what OCR does to a name (``INOQUE``, ``SASAKT``, ``RINC``). A different
+    person's name differs by more; the reviewer sees the name as read."""
+    if max(len(expected), len(read)) < 4 or abs(len(expected) - len(read)) > 1 or expected == read:
+        return expected == read
+    if len(expected) == len(read):
+        return sum(a != b for a, b in zip(expected, read, strict=True)) == 1
+    shorter, longer = sorted((expected, read), key=len)
+    return any(longer[:i] + longer[i + 1:] == shorter for i in range(len(longer)))
 
 
 def name_tokens(text: str) -> list[str]:
@@ -251,7 +311,9 @@ def name_matches(reading: MrzReading, romanised_name: str) -> bool:
     remaining = list(user_words)
     for index, word in enumerate(mrz_words):
         truncated = field_full and index == len(mrz_words) - 1
-        match = next((u for u in remaining if u == word or (truncated and u.startswith(word))), None)
+        word = re.sub(r"(.)\1{2,}$", "", word)  # fillers read as a run of one letter ("ITSUKISSSS")
+        match = next((u for u in remaining if u == word or (truncated and u.startswith(word))
+                      or _one_misread(u, word)), None)
         if match is None:
             return False
         remaining.remove(match)
