@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from .conftest import screenshot
 from .journeys import WORDS, create_person, open_page, sign_in_staff
 
 WIDE = {"viewport": {"width": 1366, "height": 900}}
+MORE = {"en": "and 2 more cases, further apart", "ja": "ほかに 2 件（これらより一致度の低いもの）"}
 
 
 def _store_case(user, document_type: str, documents, now):
@@ -67,15 +70,16 @@ def _box(page, selector: str) -> dict:
     return box
 
 
-def test_case_view_puts_selfie_beside_photo_and_prechecks_beside_decision(live_app, live_server, new_context):
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_case_view_puts_selfie_beside_photo_and_prechecks_beside_decision(live_app, live_server, new_context, language):
     reference = _passport_case_sent_by_seven_others(live_app)
-    reviewer = create_person(live_app, "reviewer", locale="en", name="Review Er")
-    page, errors = open_page(new_context, "en", WIDE)
+    reviewer = create_person(live_app, "reviewer", locale=language, name="Review Er")
+    page, errors = open_page(new_context, language, WIDE)
     sign_in_staff(page, live_server, reviewer)
     page.goto(f"{live_server}/review/case/{reference}")
     with page.expect_navigation():
         page.click(f"form[action='/review/case/{reference}/claim'] button")
-    assert WORDS["en"]["claimed"].format(ref=reference) in page.inner_text(".flash-success")
+    assert WORDS[language]["claimed"].format(ref=reference) in page.inner_text(".flash-success")
     page.wait_for_function(
         "() => [...document.querySelectorAll('img[data-viewer-image]')].every(i => i.complete && i.naturalWidth)")
 
@@ -96,9 +100,9 @@ def test_case_view_puts_selfie_beside_photo_and_prechecks_beside_decision(live_a
     assert reuse_links.count() == 5
     hrefs = reuse_links.evaluate_all("links => links.map(a => a.getAttribute('href'))")
     assert len(set(hrefs)) == 5 and all(href.startswith("/review/case/RC-") for href in hrefs)
-    assert "and 2 more cases, further apart" in page.inner_text(".precheck-panel")
+    assert MORE[language] in page.inner_text(".precheck-panel")
 
     height = page.evaluate("() => document.documentElement.scrollHeight")
     assert height < 4000, height  # the unbounded list once made this page 7,682 px tall
-    screenshot(page, "review-case-prechecks-en-1366")
+    screenshot(page, f"review-case-prechecks-{language}-1366")
     errors.check()
