@@ -74,11 +74,11 @@ def document_image(document_type: str, side: str, romanised_name: str, rng: rand
     else:
         if document_type == "passport" and side == "front":
             words = romanised_name.upper().split()
+            birth = f"{rng.randrange(60, 100)}{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}"
+            expiry = "250101" if flaw == "expired" else f"{rng.randrange(28, 36)}{rng.randrange(1, 13):02d}01"
             lines = specimens.mrz_lines(surname=words[-1], given_names=" ".join(words[:-1]),
                                         number=f"T{rng.choice('KRSZ')}{rng.randrange(10**6, 10**7)}",
-                                        birth=f"{rng.randrange(60, 100)}{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}",
-                                        sex=rng.choice("MF"),
-                                        expiry="250101" if flaw == "expired" else f"{rng.randrange(28, 36)}{rng.randrange(1, 13):02d}01")
+                                        birth=birth, sex=rng.choice("MF"), expiry=expiry)
             if flaw == "check_digit":
                 lines = specimens.break_check_digit(lines)
             page = specimens.passport_page(lines, seed=seed)
@@ -190,7 +190,8 @@ class _Demo:
             sides.append("selfie")
         seller = db.session.get(User, case.user_id)
         others = [(user_id, data) for user_id, data in self.fronts if user_id != seller.id]
-        possible = [flaw for flaw in FLAWS if (flaw not in ("expired", "check_digit") or case.document_type == "passport")
+        possible = [flaw for flaw in FLAWS
+                    if (flaw not in ("expired", "check_digit") or case.document_type == "passport")
                     and (flaw != "reused" or others) and (flaw != "no_face" or "selfie" in sides)]
         flaw = self.rng.choice(possible) if self.rng.random() < FLAW_SHARE else None
         for side, data, width, height in case_documents(case.document_type, sides, seller.romanised_name, self.rng,
@@ -334,6 +335,7 @@ def sample_cases(clean: int, per_flaw: int, *, seed: int = 11, document_types=No
         sides = list(types[document_type]) + ["selfie"]
         source = rng.randrange(clean) if flaw == "reused" else None
         others = [cases[source]["documents"][0][1]] if source is not None else []
+        documents = case_documents(document_type, sides, romanised, rng, flaw, others)
         cases.append({"romanised_name": romanised, "document_type": document_type, "flaw": flaw, "copies": source,
-                      "documents": case_documents(document_type, sides, romanised, rng, flaw, others)})
+                      "documents": documents})
     return cases

@@ -172,7 +172,8 @@ def find_band(gray: np.ndarray) -> np.ndarray | None:
 def _for_ocr(band: np.ndarray, height: int) -> np.ndarray:
     """The band scaled to ``height`` pixels (two lines and the margin around them), evened out."""
     factor = height / max(band.shape[0], 1)
-    sized = cv2.resize(band, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA)
+    sized = cv2.resize(band, None, fx=factor, fy=factor,
+                       interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA)
     return cv2.normalize(sized, None, 0, 255, cv2.NORM_MINMAX)
 
 

@@ -9,6 +9,7 @@ real photos of two real passports differ.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import random
@@ -289,11 +290,21 @@ def _captured(image: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def _noisy(image: Image.Image, seed: int, sigma: float) -> Image.Image:
-    """Sensor noise, drawn in 16-bit integers (the float version costs most of a photo's making)."""
-    rng = np.random.default_rng(seed)
-    pixels = np.asarray(image, dtype=np.int16)
-    noise = (rng.standard_normal(pixels.shape, dtype=np.float32) * sigma).astype(np.int16)
-    return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+    """Sensor noise: a window, at a random place, of one field of Gaussian noise
+    drawn once per process (drawing millions of normal numbers for every image
+    was most of a demo photo's making; noise has no place to be recognised by)."""
+    rng = random.Random(seed)
+    field = _noise_field()
+    width, height = image.size
+    top, left = rng.randrange(field.shape[0] - height + 1), rng.randrange(field.shape[1] - width + 1)
+    window = field[top:top + height, left:left + width]
+    pixels = np.asarray(image, dtype=np.int16) + (window * np.float32(sigma)).astype(np.int16)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+@functools.lru_cache(maxsize=1)
+def _noise_field(side: int = 2000) -> np.ndarray:
+    return np.random.default_rng(20260302).standard_normal((side, side, 3), dtype=np.float32)
 
 
 def card_back(seed: int = 0) -> Image.Image:

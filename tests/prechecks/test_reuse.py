@@ -173,7 +173,7 @@ def test_reuse_line_names_each_case_once_the_closest_five_with_a_count_and_links
     from .test_panel import _render
 
     data = _licence(31)
-    copies = [data, images.scaled_copy(data, 0.8, 70), images.cropped_copy(data, 0.01)]
+    copies = [data, images.scaled_copy(data, 0.8, 70), images.scaled_copy(data, 0.6, 60)]
     target = make.case(seller(), submitted_at=now, document_type="drivers_licence")
     target_doc = make.document(target, data)
     others = []
