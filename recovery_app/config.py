@@ -235,9 +235,10 @@ def load_config(overrides: dict | None = None) -> dict:
         #     -> look closely from 0.01, fail from 0.04;
         #   brightness (mean grey): clean 130 or more, seeded dark 20-38 -> fail below 45, look closely below 70;
         #   short side: a 300 dpi scan of a card is about 640 px, clean scans 846 or more -> look closely below 600;
-        #   reuse (Hamming distance between 256-bit pHashes): a shrunk JPEG copy 0-4, a 1%-per-side
-        #     crop 12-24; different passports of one layout photographed by phone 20 or more (6 of 1,225
-        #     pairs within 24), other documents 28 or more, selfies 88 or more -> a match is 16 or less.
+        #   reuse (Hamming distance between 256-bit pHashes): a shrunk, re-saved JPEG copy 0-4, a crop of
+        #     0.3% per side 0-8, 0.5% 0-16, 1% 8-26; different passports of one layout photographed by
+        #     phone 12 or more (3 of 1,770 pairs within 16, none within 10), other documents 28 or more,
+        #     selfies 88 or more -> a match is 10 or less.
         "RECOVERY_PRECHECK_SHARPNESS_FAIL": _float("PRECHECK_SHARPNESS_FAIL", 15.0),
         "RECOVERY_PRECHECK_SHARPNESS_REVIEW": _float("PRECHECK_SHARPNESS_REVIEW", 30.0),
         "RECOVERY_PRECHECK_GLARE_FAIL": _float("PRECHECK_GLARE_FAIL", 0.04),
@@ -245,7 +246,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_PRECHECK_DARK_FAIL": _float("PRECHECK_DARK_FAIL", 45.0),
         "RECOVERY_PRECHECK_DARK_REVIEW": _float("PRECHECK_DARK_REVIEW", 70.0),
         "RECOVERY_PRECHECK_MIN_SHORT_SIDE": _int("PRECHECK_MIN_SHORT_SIDE", 600),
-        "RECOVERY_PRECHECK_REUSE_MAX_DISTANCE": _int("PRECHECK_REUSE_MAX_DISTANCE", 16),
+        "RECOVERY_PRECHECK_REUSE_MAX_DISTANCE": _int("PRECHECK_REUSE_MAX_DISTANCE", 10),
         "RECOVERY_PRECHECK_BATCH": _int("PRECHECK_BATCH", 20),
         "RECOVERY_PRECHECK_MAX_ATTEMPTS": _int("PRECHECK_MAX_ATTEMPTS", 5),
         "RECOVERY_PRECHECK_RETRY_MINUTES": _int("PRECHECK_RETRY_MINUTES", 5),

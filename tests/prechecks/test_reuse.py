@@ -95,7 +95,7 @@ def test_slightly_cropped_copy_is_flagged(make, seller, now, app):
     original = make.case(seller(), submitted_at=now, document_type="drivers_licence")
     make.document(original, data)
     copy_case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    copy_doc = make.document(copy_case, images.cropped_copy(data, 0.01))
+    copy_doc = make.document(copy_case, images.cropped_copy(data, 0.003))
     run_pending(now)
     result = _reuse_result(copy_doc)
     assert result.verdict == "fail"
