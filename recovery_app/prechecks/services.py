@@ -331,7 +331,9 @@ def panel(case: Case) -> Panel:
     results = _results_for(case.id, list(documents))
     results.sort(key=lambda r: (CHECKS.index(r.check), DOCUMENT_SIDES.index(documents[r.document_id].side), r.id))
     lines = [_line(result, documents[result.document_id]) for result in results]
-    return Panel(state="done", verdict=run.verdict, lines=lines, attempts=run.attempts)
+    # From the results, not the run: a later case's copy turns this case's reuse line to fail.
+    verdict = _worst(result.verdict for result in results) or run.verdict
+    return Panel(state="done", verdict=verdict, lines=lines, attempts=run.attempts)
 
 
 def _line(result: PrecheckResult, document: Document) -> PanelLine:

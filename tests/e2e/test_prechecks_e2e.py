@@ -101,6 +101,8 @@ def test_case_view_puts_selfie_beside_photo_and_prechecks_beside_decision(live_a
     hrefs = reuse_links.evaluate_all("links => links.map(a => a.getAttribute('href'))")
     assert len(set(hrefs)) == 5 and all(href.startswith("/review/case/RC-") for href in hrefs)
     assert MORE[language] in page.inner_text(".precheck-panel")
+    # The copies came after this case was checked: the panel's verdict follows its reuse line.
+    assert page.locator(".precheck-panel h2 .badge-bad").count() == 1
 
     height = page.evaluate("() => document.documentElement.scrollHeight")
     assert height < 4000, height  # the unbounded list once made this page 7,682 px tall

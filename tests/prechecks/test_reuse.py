@@ -216,3 +216,15 @@ def test_reuse_line_of_an_older_result_is_deduplicated_when_shown(make, seller, 
     assert [(m["case_id"], m["distance"]) for m in line.matches] == [
         (others[0].id, 3), (others[1].id, 10), (others[2].id, 11), (others[3].id, 12), (others[4].id, 13)]
     assert line.more_matches == 2
+
+
+def test_panel_verdict_turns_to_fail_when_a_later_case_copies_the_document(make, seller, now):
+    data = _licence(35)
+    first = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    make.document(first, data)
+    run_pending(now)
+    assert services.panel(first).verdict == "pass"
+    later = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    make.document(later, images.scaled_copy(data, 0.8, 75))
+    run_pending(now)
+    assert services.panel(first).verdict == "fail" and services.panel(later).verdict == "fail"
