@@ -17,6 +17,7 @@ from .extensions import db
 from .models import Account, OutboxMessage, User
 from .models.base import utcnow
 from .models.users import ROLES, SELLER_ROLES
+from .prechecks.cli import prechecks_cli
 from .reports.cli import reports_cli
 from .scheduler.cli import scheduler_cli
 
@@ -180,3 +181,4 @@ def init_app(app) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(reports_cli)
+    app.cli.add_command(prechecks_cli)

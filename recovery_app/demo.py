@@ -8,15 +8,19 @@ expire. The stories run through the real lifecycle (``new_case``,
 ``transition``) in time order, with the SLA sweep and the expiry job run every
 hour of simulated time, so flags, breaches and audit events are what the
 live system would have produced. Steps after ``now`` have not happened yet:
-recent cases are still open. Document images are drawn with Pillow and
-stored encrypted through ``documents.storage``.
+recent cases are still open. Document images are generated specimens
+(``prechecks.specimens``) captured as sellers capture them: hand-held phone
+photos (angle, uneven light, slight blur, JPEG) and flatbed scans. About one
+case in nine carries a seeded bad document (blurred, glared, dark, expired,
+a wrong check digit, another seller's document, a selfie without a face), the
+things the pre-checks exist to flag. They are stored encrypted through
+``documents.storage``.
 
 Development only; the ``demo`` command refuses production.
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
 import io
 import itertools
@@ -25,7 +29,6 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import func, select
 
 from . import lifecycle
@@ -34,14 +37,21 @@ from .auth.users import create_user, get_or_create_account
 from .documents import storage
 from .extensions import db
 from .models import Case, Decision, Document, User
+from .prechecks import specimens
 from .scheduler import jobs
 
 SELLER_DOMAIN = "demo-sellers.example"
 REVIEWER_NAMES = ("Reviewer One", "鈴木 一郎", "高橋 美咲", "Priya Nair", "田中 翔")
-SELLER_NAMES = ("伊藤 陽菜", "渡辺 蓮", "山本 結衣", "中村 大翔", "小林 さくら", "加藤 湊", "吉田 葵",
-                "山田 悠真", "佐々木 凛", "松本 陽翔", "井上 結菜", "木村 樹", "Maria Santos", "John Carter")
+# (display name, romanised name as on the passport: given names, then surname)
+SELLER_NAMES = (("伊藤 陽菜", "Hina Ito"), ("渡辺 蓮", "Ren Watanabe"), ("山本 結衣", "Yui Yamamoto"),
+                ("中村 大翔", "Hiroto Nakamura"), ("小林 さくら", "Sakura Kobayashi"), ("加藤 湊", "Minato Kato"),
+                ("吉田 葵", "Aoi Yoshida"), ("山田 悠真", "Yuma Yamada"), ("佐々木 凛", "Rin Sasaki"),
+                ("松本 陽翔", "Haruto Matsumoto"), ("井上 結菜", "Yuna Inoue"), ("木村 樹", "Itsuki Kimura"),
+                ("Maria Santos", "Maria Santos"), ("John Carter", "John Carter"))
+# Seeded bad documents: one case in nine gets one of these, each something a pre-check must flag.
+FLAWS = ("blurred", "glare", "dark", "expired", "check_digit", "reused", "no_face")
+FLAW_SHARE = 1 / 9
 ACCOUNTS = ("株式会社 さくら雑貨", "青空ストア合同会社", "Kobe Outdoor KK", "みどり書房", "Tokyo Vintage Ltd.")
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 SWEEP_EVERY = timedelta(hours=1)
 
 
@@ -52,39 +62,53 @@ def demo_case_count() -> int:
     ).scalar()
 
 
-@functools.lru_cache(maxsize=8)
-def _font(size: int):
-    try:
-        return ImageFont.truetype(FONT, size)
-    except OSError:
-        return ImageFont.load_default()
-
-
-def document_image(document_type: str, side: str, name: str, rng: random.Random) -> tuple[bytes, int, int]:
-    """A made-up identity document (clearly marked SPECIMEN) as a JPEG."""
-    width, height = (1000, 1000) if side == "selfie" else (1000, 630)
-    tint = rng.choice([(226, 236, 245), (236, 243, 228), (245, 236, 226), (238, 232, 245)])
-    image = Image.new("RGB", (width, height), tint)
-    draw = ImageDraw.Draw(image)
-    draw.rounded_rectangle((20, 20, width - 20, height - 20), radius=28, outline=(90, 100, 120), width=6)
+def document_image(document_type: str, side: str, romanised_name: str, rng: random.Random,
+                   flaw: str | None = None) -> tuple[bytes, int, int]:
+    """A generated document (or selfie) for ``side``, photographed by phone or
+    scanned, as JPEG bytes. ``flaw`` spoils it in one of the ways of FLAWS
+    ("reused" is made by the caller, from another seller's document)."""
+    seed = rng.randrange(10**9)
     if side == "selfie":
-        draw.ellipse((330, 150, 670, 520), fill=(200, 170, 150))
-        draw.rectangle((250, 600, 750, 900), fill=(60, 90, 140))
-        draw.rectangle((400, 640, 700, 830), fill=(240, 240, 240), outline=(40, 40, 40), width=3)
-        draw.text((420, 700), "ID", font=_font(48), fill=(40, 40, 40))
+        image = specimens.blank((1200, 1600), (170, 165, 160)) if flaw == "no_face" else specimens.phone_selfie(seed)
+        image = specimens.with_noise(image, seed) if flaw == "no_face" else image
     else:
-        draw.rectangle((60, 140, 330, 500), fill=(200, 205, 215))
-        draw.ellipse((120, 190, 270, 340), fill=(170, 150, 140))
-        draw.text((60, 50), document_type.replace("_", " ").upper(), font=_font(44), fill=(30, 40, 60))
-        lines = [f"NAME  {name}", f"NO.  {rng.randrange(10**11, 10**12)}",
-                 f"VALID UNTIL  20{rng.randrange(27, 35)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-                 f"SIDE  {side.upper()}"]
-        for i, line in enumerate(lines):
-            draw.text((370, 170 + i * 70), line, font=_font(34), fill=(30, 30, 30))
-    draw.text((width - 330, height - 110), "SPECIMEN", font=_font(56), fill=(179, 38, 30))
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=80)
-    return out.getvalue(), width, height
+        if document_type == "passport" and side == "front":
+            words = romanised_name.upper().split()
+            birth = f"{rng.randrange(60, 100)}{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}"
+            expiry = "250101" if flaw == "expired" else f"{rng.randrange(28, 36)}{rng.randrange(1, 13):02d}01"
+            lines = specimens.mrz_lines(surname=words[-1], given_names=" ".join(words[:-1]),
+                                        number=f"T{rng.choice('KRSZ')}{rng.randrange(10**6, 10**7)}",
+                                        birth=birth, sex=rng.choice("MF"), expiry=expiry)
+            if flaw == "check_digit":
+                lines = specimens.break_check_digit(lines)
+            page = specimens.passport_page(lines, seed=seed)
+        else:
+            page = specimens.card(seed) if side == "front" else specimens.card_back(seed)
+        image = specimens.scan(page, seed=seed) if rng.random() < 0.3 else specimens.phone_photo(page, seed=seed)
+    if flaw == "blurred":
+        image = specimens.blurred(image, rng.uniform(4, 7))
+    elif flaw == "glare":
+        image = specimens.with_glare(image, rng.uniform(0.06, 0.14), seed)
+    elif flaw == "dark":
+        image = specimens.darkened(image, rng.uniform(0.12, 0.2))
+    return specimens.capture_jpeg(image, seed), image.width, image.height
+
+
+def case_documents(document_type: str, sides: list[str], romanised_name: str, rng: random.Random,
+                   flaw: str | None = None, others: list[bytes] = ()) -> list[tuple[str, bytes, int, int]]:
+    """(side, JPEG bytes, width, height) for each side of one case. With
+    ``flaw`` "reused", the front is a shrunk, re-saved copy of one of
+    ``others`` (document fronts of other sellers)."""
+    documents = []
+    for side in sides:
+        if flaw == "reused" and side == "front":
+            data = specimens.scaled_copy(rng.choice(others), rng.uniform(0.7, 0.95), 80)
+            width, height = specimens.Image.open(io.BytesIO(data)).size
+        else:
+            spoil = flaw if (flaw == "no_face") == (side == "selfie") else None
+            data, width, height = document_image(document_type, side, romanised_name, rng, spoil)
+        documents.append((side, data, width, height))
+    return documents
 
 
 class _Demo:
@@ -92,6 +116,8 @@ class _Demo:
         self.now = now
         self.rng = rng
         self.staged: list = []
+        self.fronts: list[tuple[int, bytes]] = []  # clean document fronts, for seeded reuse
+        self.flaws: dict[int, str | None] = {}  # the seeded flaw of each case's newest round
         self.events: list = []
         self.counter = itertools.count()
 
@@ -109,10 +135,10 @@ class _Demo:
         unknown = hash_password(secrets.token_urlsafe(24))
         self.sellers = []
         for i in range(sellers_wanted):
-            name = SELLER_NAMES[i % len(SELLER_NAMES)]
+            name, romanised = SELLER_NAMES[i % len(SELLER_NAMES)]
             seller = User(email=f"seller{i + 1}@{SELLER_DOMAIN}", password_hash=unknown,
                           role="seller_owner" if i < len(accounts) else "seller_user", account=accounts[i % len(accounts)],
-                          display_name=name, romanised_name=name, locale="en" if name.isascii() else "ja",
+                          display_name=name, romanised_name=romanised, locale="en" if name.isascii() else "ja",
                           time_zone="UTC" if name.isascii() else "Asia/Tokyo", must_enroll_2sv=False,
                           session_epoch=0, created_at=self.now - timedelta(days=90))
             db.session.add(seller)
@@ -163,14 +189,22 @@ class _Demo:
         if current_app.config["RECOVERY_REQUIRE_SELFIE"]:
             sides.append("selfie")
         seller = db.session.get(User, case.user_id)
-        for side in sides:
-            data, width, height = document_image(case.document_type, side, seller.romanised_name, self.rng)
+        others = [(user_id, data) for user_id, data in self.fronts if user_id != seller.id]
+        possible = [flaw for flaw in FLAWS
+                    if (flaw not in ("expired", "check_digit") or case.document_type == "passport")
+                    and (flaw != "reused" or others) and (flaw != "no_face" or "selfie" in sides)]
+        flaw = self.rng.choice(possible) if self.rng.random() < FLAW_SHARE else None
+        for side, data, width, height in case_documents(case.document_type, sides, seller.romanised_name, self.rng,
+                                                         flaw, [data for _, data in others]):
+            if side == "front" and flaw is None:
+                self.fronts = self.fronts[-29:] + [(seller.id, data)]
             staged = storage.stage(data)
             self.staged.append(staged)
             db.session.add(Document(case_id=case.id, round=round_, side=side, storage_key=staged.storage_key,
                                     key_id=staged.key_id, sha256=staged.sha256, size=staged.size,
                                     content_type="image/jpeg", width=width, height=height,
                                     display_name=f"{side}.jpg", created_at=when))
+        self.flaws[case.id] = flaw
 
     def open_case(self, when: datetime, seller: User, document_type: str) -> None:
         case = lifecycle.new_case(seller, document_type, now=when, address="203.0.113." + str(self.rng.randrange(1, 250)),
@@ -284,3 +318,24 @@ def seed_cases(count: int, *, now: datetime, seed: int | None = None) -> tuple[i
         storage.discard_staged(demo.staged)
         raise
     return count, demo.staged
+
+
+def sample_cases(clean: int, per_flaw: int, *, seed: int = 11, document_types=None) -> list[dict]:
+    """Documents for ``clean`` demo cases and ``per_flaw`` cases of each seeded
+    flaw, without a database: what bench/precheck.py and the tests measure the
+    pre-checks' flag rates on. Each entry: romanised name, document type,
+    flaw (None when clean), the documents, and for a reused copy the index of
+    the clean case it copies (that case is flagged too, rightly)."""
+    rng = random.Random(seed)
+    types = document_types or current_app.config["RECOVERY_DOCUMENT_TYPES"]
+    cases: list[dict] = []
+    for n, flaw in enumerate([None] * clean + [flaw for flaw in FLAWS for _ in range(per_flaw)]):
+        _, romanised = SELLER_NAMES[n % len(SELLER_NAMES)]
+        document_type = "passport" if flaw in ("expired", "check_digit") else rng.choice(sorted(types))
+        sides = list(types[document_type]) + ["selfie"]
+        source = rng.randrange(clean) if flaw == "reused" else None
+        others = [cases[source]["documents"][0][1]] if source is not None else []
+        documents = case_documents(document_type, sides, romanised, rng, flaw, others)
+        cases.append({"romanised_name": romanised, "document_type": document_type, "flaw": flaw, "copies": source,
+                      "documents": documents})
+    return cases

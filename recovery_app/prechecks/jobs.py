@@ -7,8 +7,9 @@
    runner's insert a no-op);
 2. claims a batch with one conditional UPDATE (``FOR UPDATE SKIP LOCKED`` on
    PostgreSQL): due pending runs, and running ones whose lease ran out;
-3. runs each case's checks and commits them with the run's verdict in one
-   transaction. A check that raises rolls that transaction back; the run keeps
+3. examines each case's documents outside any write transaction (the slow
+   part: OCR, faces, hashes), then stores the results with the run's verdict in
+   one short transaction, if the claim is still its own. A check that raises rolls that transaction back; the run keeps
    the error and is tried again later with a growing pause, then given up as
    ``failed``. The case itself stays as it was and can be worked.
 
@@ -16,16 +17,25 @@ Each run also removes the personal data read from documents (the MRZ fields)
 once retention has purged those documents; verdicts and hashes stay.
 
 Run twice, it does nothing the second time.
+
+``work()`` is the same, one case at a time, for ``flask prechecks work``:
+any number of worker processes, beside the scheduler's job, each claiming
+the next pending case (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite
+the claim is a conditional UPDATE under the write lock, and the lease makes a
+case whose worker died claimable again).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, exists, func, literal, or_, select, update
 
+from ..database import as_reader
 from ..extensions import db
 from ..models import Case, Document
 from ..models.base import UTCDateTime
@@ -39,13 +49,37 @@ ERROR_LIMIT = 2000
 def run_pending(now: datetime) -> dict:
     discovered = _discover(now)
     token = secrets.token_hex(16)
-    claimed = _claim(now, token)
+    claimed = _claim(now, token, current_app.config["RECOVERY_PRECHECK_BATCH"])
     db.session.commit()
     counts = {"discovered": discovered, "claimed": len(claimed), "done": 0, "retried": 0, "failed": 0}
     for run_id in claimed:
-        counts[_run_one(run_id, now)] += 1
+        outcome = _run_one(run_id, token, now)
+        counts[outcome] = counts.get(outcome, 0) + 1
     counts["scrubbed"] = services.scrub_purged(now)
     db.session.commit()
+    return counts
+
+
+def work(clock: Callable[[], datetime], *, once: bool = False, idle_seconds: float = 5.0,
+         stop: Callable[[], bool] = lambda: False, say: Callable[[str], None] = lambda line: None) -> dict:
+    """Claim and run pending cases one at a time until ``stop()`` (or, with
+    ``once``, until none is pending). Returns the counts."""
+    counts = {"discovered": 0, "claimed": 0, "done": 0, "retried": 0, "failed": 0}
+    while not stop():
+        now = clock()
+        counts["discovered"] += _discover(now)
+        token = secrets.token_hex(16)
+        claimed = _claim(now, token, 1)
+        db.session.commit()
+        if not claimed:
+            if once:
+                break
+            time.sleep(idle_seconds)
+            continue
+        counts["claimed"] += 1
+        outcome = _run_one(claimed[0], token, now)
+        counts[outcome] = counts.get(outcome, 0) + 1
+        say(f"run {claimed[0]}: {outcome}")
     return counts
 
 
@@ -75,7 +109,7 @@ def _discover(now: datetime) -> int:
     return len(inserted.all())
 
 
-def _claim(now: datetime, token: str) -> list[int]:
+def _claim(now: datetime, token: str, limit: int) -> list[int]:
     config = current_app.config
     due = (
         select(PrecheckRun.id)
@@ -84,7 +118,7 @@ def _claim(now: datetime, token: str) -> list[int]:
             and_(PrecheckRun.status == "running", PrecheckRun.lease_until < now),
         ))
         .order_by(PrecheckRun.next_try_at, PrecheckRun.id)
-        .limit(config["RECOVERY_PRECHECK_BATCH"])
+        .limit(limit)
     )
     if db.session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
@@ -99,14 +133,25 @@ def _claim(now: datetime, token: str) -> list[int]:
         select(PrecheckRun.id).where(PrecheckRun.claim_token == token).order_by(PrecheckRun.id)).scalars())
 
 
-def _run_one(run_id: int, now: datetime) -> str:
-    run = db.session.get(PrecheckRun, run_id)
-    case = db.session.get(Case, run.case_id)
+def _run_one(run_id: int, token: str, now: datetime) -> str:
     try:
-        verdict = services.run_checks(case, run.round, now)
-        run.status, run.verdict, run.finished_at = "done", verdict, now
-        run.last_error = None
-        run.lease_until = run.claim_token = None
+        with as_reader():  # a deferred BEGIN on SQLite: the write lock stays free while OCR runs
+            run = db.session.get(PrecheckRun, run_id)
+            case, round_ = db.session.get(Case, run.case_id), run.round
+            examined = services.examine(case, round_)
+            db.session.commit()  # ends the read snapshot; nothing was written
+        case = db.session.get(Case, case.id)
+        verdict = services.record(case, examined, now)
+        finished = db.session.execute(
+            update(PrecheckRun)
+            .where(PrecheckRun.id == run_id, PrecheckRun.claim_token == token, PrecheckRun.status == "running")
+            .values(status="done", verdict=verdict, finished_at=now, last_error=None, lease_until=None,
+                    claim_token=None)
+            .execution_options(synchronize_session=False)
+        )
+        if finished.rowcount != 1:  # the lease ran out and another worker took the case: its results stand
+            db.session.rollback()
+            return "lost"
         db.session.commit()
         return "done"
     except Exception as exc:  # noqa: BLE001 - any failure of a check is kept on the run and retried

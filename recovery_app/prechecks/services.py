@@ -34,6 +34,7 @@ from . import faces, imaging, mrz, quality, reuse
 CHECKS = ("quality", "mrz", "reuse", "face")
 VERDICT_ORDER = {"pass": 0, "review": 1, "fail": 2}
 REUSED = "document_reused"  # the code added to Case.risk_reasons
+SHOWN_MATCHES = 5  # other cases named on a reuse line; the rest are counted
 
 CHECK_LABELS = {
     "quality": _l("Image quality"),
@@ -79,7 +80,7 @@ class PrecheckError(RuntimeError):
 def library_versions() -> dict[str, str]:
     """What produced a result, stored with it so old results can be told apart."""
     versions = {"opencv": cv2.__version__}
-    for package in ("imagehash", "passporteye", "mrz"):
+    for package in ("imagehash", "mrz"):
         versions[package] = importlib.metadata.version(package)
     try:
         versions["tesseract"] = str(pytesseract.get_tesseract_version())
@@ -88,45 +89,68 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def run_checks(case: Case, round_: int, now: datetime) -> str:
-    """Run every check on the documents of ``round_`` and store the results.
+@dataclass
+class Examined:
+    """What the checks measured on one document, before anything is stored."""
 
-    Flushes, never commits: the job commits once per case. Returns the worst verdict.
-    """
-    config = current_app.config
-    documents = [d for d in case.documents if d.round == round_ and d.purged_at is None]
-    for document in documents:
-        data = storage.read(document)
+    document_id: int
+    quality: quality.Quality | None = None  # None: a PDF without an image
+    faces: int | None = None  # None: not looked for (this side shows no face)
+    mrz: mrz.MrzReading | None = None  # None: not a passport front
+    phash: str | None = None
+
+
+def examine(case: Case, round_: int) -> list[Examined]:
+    """The slow part: decode, measure, OCR and hash every document of ``round_``.
+    Reads only, so a worker runs it outside any write transaction and other
+    workers can store their results meanwhile."""
+    found = []
+    for document in (d for d in case.documents if d.round == round_ and d.purged_at is None):
+        examined = Examined(document.id)
+        found.append(examined)
         try:
-            pixels = imaging.decode(data, document.content_type)
+            pixels = imaging.decode(storage.read(document), document.content_type)
         except imaging.NoImage:
-            _store(case, document, "quality", "review", ["no_image"], {}, now)
             continue
         gray = imaging.gray(pixels)
-        measured = quality.measure(gray)
-        verdict, reasons = quality.judge(measured, config)
-        _store(case, document, "quality", verdict, reasons, measured.as_dict(), now)
+        examined.quality = quality.measure(gray)
         if document.side in ("front", "selfie"):
-            count = faces.count_faces(gray)
-            _store(case, document, "face", "pass" if count else "review", [] if count else ["no_face"],
-                   {"faces": count}, now)
+            examined.faces = faces.count_faces(gray)
         if document.side == "front" and case.document_type == "passport":
-            image_bytes = data if document.content_type != "application/pdf" else _png(pixels)
-            _check_mrz(case, document, image_bytes, now)
-        _check_reuse(case, document, reuse.phash(imaging.to_pil(pixels)), now)
+            examined.mrz = mrz.read(gray, case.submitted_at.date())
+        examined.phash = reuse.phash(imaging.to_pil(pixels))
+    return found
+
+
+def record(case: Case, examined: list[Examined], now: datetime) -> str:
+    """Judge what ``examine`` measured against the settings and store the
+    results (and any reuse found). Flushes, never commits. Returns the worst verdict."""
+    config = current_app.config
+    documents = {d.id: d for d in case.documents}
+    for item in examined:
+        document = documents[item.document_id]
+        if item.quality is None:
+            _store(case, document, "quality", "review", ["no_image"], {}, now)
+            continue
+        verdict, reasons = quality.judge(item.quality, config)
+        _store(case, document, "quality", verdict, reasons, item.quality.as_dict(), now)
+        if item.faces is not None:
+            _store(case, document, "face", "pass" if item.faces else "review", [] if item.faces else ["no_face"],
+                   {"faces": item.faces}, now)
+        if item.mrz is not None:
+            _check_mrz(case, document, item.mrz, now)
+        _check_reuse(case, document, item.phash, now)
     db.session.flush()
-    return _worst([r.verdict for r in _results_for(case.id, [d.id for d in documents])]) or "pass"
+    return _worst([r.verdict for r in _results_for(case.id, [item.document_id for item in examined])]) or "pass"
 
 
-def _png(pixels) -> bytes:
-    ok, encoded = cv2.imencode(".png", pixels)
-    if not ok:
-        raise PrecheckError("the PDF image could not be re-encoded for OCR")
-    return encoded.tobytes()
+def run_checks(case: Case, round_: int, now: datetime) -> str:
+    """Run every check on the documents of ``round_`` and store the results in
+    this transaction. Returns the worst verdict."""
+    return record(case, examine(case, round_), now)
 
 
-def _check_mrz(case: Case, document: Document, image_bytes: bytes, now: datetime) -> None:
-    reading = mrz.read(image_bytes, case.submitted_at.date())
+def _check_mrz(case: Case, document: Document, reading: mrz.MrzReading, now: datetime) -> None:
     if not reading.found:
         _store(case, document, "mrz", "review", ["mrz_not_found"], {}, now)
         return
@@ -192,16 +216,20 @@ def _flag_high_risk(case: Case, counterpart: Case, document_id: int, distance: i
 
 
 def _refresh_reuse_result(case_id: int, document_id: int, now: datetime) -> None:
-    """The reuse verdict of a document from its stored matches (both ways)."""
-    matches = db.session.execute(
-        select(DocumentMatch.matched_case_id, DocumentMatch.distance)
-        .where(DocumentMatch.document_id == document_id).order_by(DocumentMatch.distance, DocumentMatch.id)
-    ).all()
-    measured = {"matches": [{"case_id": case_id_, "distance": dist} for case_id_, dist in matches],
-                "hash_bits": reuse.HASH_SIZE * reuse.HASH_SIZE}
-    verdict = "fail" if matches else "pass"
+    """The reuse verdict of a document from its stored matches (both ways):
+    each other case once, at its closest distance, the closest SHOWN_MATCHES
+    kept with a count of the rest (a document copied into many cases would
+    otherwise make a page-long list)."""
+    closest = func.min(DocumentMatch.distance)
+    per_case = (select(DocumentMatch.matched_case_id, closest)
+                .where(DocumentMatch.document_id == document_id).group_by(DocumentMatch.matched_case_id))
+    shown = db.session.execute(per_case.order_by(closest, DocumentMatch.matched_case_id).limit(SHOWN_MATCHES)).all()
+    total = db.session.execute(select(func.count()).select_from(per_case.subquery())).scalar_one() if shown else 0
+    measured = {"matches": [{"case_id": other_id, "distance": dist} for other_id, dist in shown],
+                "more_cases": total - len(shown), "hash_bits": reuse.HASH_SIZE * reuse.HASH_SIZE}
+    verdict = "fail" if shown else "pass"
     document = db.session.get(Document, document_id)
-    _store_ids(case_id, document, "reuse", verdict, ["reused"] if matches else [], measured, now)
+    _store_ids(case_id, document, "reuse", verdict, ["reused"] if shown else [], measured, now)
 
 
 def _store(case: Case, document: Document, check: str, verdict: str, reasons: list[str], measured: dict,
@@ -267,6 +295,7 @@ class PanelLine:
     reasons: list
     why: object
     matches: list[dict] = field(default_factory=list)
+    more_matches: int = 0
 
 
 @dataclass
@@ -302,13 +331,16 @@ def panel(case: Case) -> Panel:
     results = _results_for(case.id, list(documents))
     results.sort(key=lambda r: (CHECKS.index(r.check), DOCUMENT_SIDES.index(documents[r.document_id].side), r.id))
     lines = [_line(result, documents[result.document_id]) for result in results]
-    return Panel(state="done", verdict=run.verdict, lines=lines, attempts=run.attempts)
+    # From the results, not the run: a later case's copy turns this case's reuse line to fail.
+    verdict = _worst(result.verdict for result in results) or run.verdict
+    return Panel(state="done", verdict=verdict, lines=lines, attempts=run.attempts)
 
 
 def _line(result: PrecheckResult, document: Document) -> PanelLine:
     m = result.measured or {}
     values: list[tuple[str, str]] = []
     matches: list[dict] = []
+    more = 0
     if result.check == "quality" and "sharpness" in m:
         values = [
             (_l("Pixels"), f"{m['width']} × {m['height']}"),
@@ -331,12 +363,20 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
     elif result.check == "face":
         values = [(_l("Faces found"), str(m.get("faces", 0)))]
     elif result.check == "reuse":
-        ids = [item["case_id"] for item in m.get("matches", [])]
-        cases = {c.id: c for c in db.session.execute(select(Case).where(Case.id.in_(ids))).scalars()} if ids else {}
+        # Results stored before the list was kept short may name a case more than once, unsorted, unlimited.
+        closest: dict[int, int] = {}
         for item in m.get("matches", []):
+            closest[item["case_id"]] = min(item["distance"], closest.get(item["case_id"], item["distance"]))
+        ranked = sorted(closest.items(), key=lambda pair: (pair[1], pair[0]))
+        more = m.get("more_cases", 0) + max(0, len(ranked) - SHOWN_MATCHES)
+        ranked = ranked[:SHOWN_MATCHES]
+        ids = [case_id_ for case_id_, _ in ranked]
+        cases = {c.id: c for c in db.session.execute(select(Case).where(Case.id.in_(ids))).scalars()} if ids else {}
+        for case_id_, distance in ranked:
+            item = {"case_id": case_id_, "distance": distance}
             other = cases.get(item["case_id"])
             if other is not None:
-                matches.append({"reference": other.reference, "status": other.status,
+                matches.append({"reference": other.reference, "status": other.status, "case_id": other.id,
                                 "status_label": STATUS_LABELS.get(other.status, other.status),
                                 "distance": item["distance"]})
         values = [(_l("Closest distance"), f"{matches[0]['distance']} / {m.get('hash_bits', 256)}")] if matches else []
@@ -344,7 +384,7 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
         check=result.check, label=CHECK_LABELS[result.check], side=SIDE_LABELS.get(document.side, document.side),
         verdict=result.verdict, verdict_label=VERDICT_LABELS[result.verdict], values=values,
         reasons=[REASON_LABELS.get(code, code) for code in result.reasons or []],
-        why=WHY[result.check], matches=matches,
+        why=WHY[result.check], matches=matches, more_matches=more,
     )
 
 

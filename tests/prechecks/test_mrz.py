@@ -1,5 +1,5 @@
 """Passport MRZ: rendered from the ``mrz`` generator in a monospace font, read
-back with PassportEye, check digits validated with ``mrz``."""
+back from the band found in the photo, check digits validated with ``mrz``."""
 
 from datetime import date
 
@@ -66,3 +66,23 @@ def test_truncated_mrz_name_matches_the_full_name():
 def test_name_tokens_fold_fillers_and_accents():
     assert mrz.name_tokens("SMITH<<JOHN<PAUL") == ["SMITH", "JOHN", "PAUL"]
     assert mrz.name_tokens("Zoë O'Neil-Brown") == ["ZOE", "O", "NEIL", "BROWN"]
+
+
+def test_a_misread_document_number_is_repaired_only_when_its_check_digits_prove_it():
+    lines = images.mrz_lines(surname="ITO", given_names="HINA", number="TK1234567")
+    misread = [lines[0].replace("<JPN", "SIPN", 1), "1" + lines[1][1:10] + "IPN" + lines[1][13:]]
+    assert mrz._repair(misread) == lines  # T read as 1, J as I (and its filler as S)
+    forged = images.break_check_digit(lines)
+    assert mrz._repair(forged) == forged  # a wrong digit stays wrong: the last check digit refuses the swap
+
+
+@pytest.mark.parametrize("read", ["INOQUE", "INOU", "INOUEE", "INOUESSS"])
+def test_a_name_read_with_one_letter_wrong_still_matches(read):
+    reading = mrz.MrzReading(found=True, surname=read, given_names="YUNA")
+    assert mrz.name_matches(reading, "Yuna Inoue")
+
+
+@pytest.mark.parametrize("read", ["INADA", "UENO", "INOUYEE"])
+def test_a_different_name_is_not_taken_for_a_misread(read):
+    reading = mrz.MrzReading(found=True, surname=read, given_names="YUNA")
+    assert not mrz.name_matches(reading, "Yuna Inoue")

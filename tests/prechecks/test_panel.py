@@ -70,7 +70,7 @@ def test_queue_filter_and_failed_badge(app, make, seller, now):
     clean = make.case(seller(), submitted_at=now, document_type="drivers_licence")
     make.document(clean, images.jpeg(images.photo_of(images.card(43), seed=43)))
     soft = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    make.document(soft, images.jpeg(images.blurred(images.photo_of(images.card(44), seed=44), 1.5)))
+    make.document(soft, images.jpeg(images.blurred(images.photo_of(images.card(44), seed=44), 2.2)))
     failed = make.case(seller(), submitted_at=now, document_type="drivers_licence")
     make.document(failed, images.jpeg(images.with_glare(images.photo_of(images.card(45), seed=45))))
     unchecked = make.case(seller(), submitted_at=now, document_type="drivers_licence")

@@ -95,7 +95,7 @@ def test_slightly_cropped_copy_is_flagged(make, seller, now, app):
     original = make.case(seller(), submitted_at=now, document_type="drivers_licence")
     make.document(original, data)
     copy_case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
-    copy_doc = make.document(copy_case, images.cropped_copy(data, 0.01))
+    copy_doc = make.document(copy_case, images.cropped_copy(data, 0.003))
     run_pending(now)
     result = _reuse_result(copy_doc)
     assert result.verdict == "fail"
@@ -167,3 +167,64 @@ def test_lookup_reads_only_the_covering_band_indexes(app, db, backend):
         assert "Seq Scan" not in plan
         for i in range(16):
             assert f"Index Only Scan using ix_document_hashes_band{i}_covering" in plan, plan
+
+
+def test_reuse_line_names_each_case_once_the_closest_five_with_a_count_and_links(app, make, seller, now):
+    from .test_panel import _render
+
+    data = _licence(31)
+    copies = [data, images.scaled_copy(data, 0.8, 70), images.scaled_copy(data, 0.6, 60)]
+    target = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    target_doc = make.document(target, data)
+    others = []
+    for n in range(7):  # seven other sellers sent it; the first sent it twice in one case (front and back)
+        case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+        make.document(case, copies[n % len(copies)])
+        if n == 0:
+            make.document(case, images.scaled_copy(data, 0.9, 80), side="back")
+        others.append(case)
+    run_pending(now)
+    run_pending(now)
+
+    stored = _reuse_result(target_doc).measured
+    named = [item["case_id"] for item in stored["matches"]]
+    assert len(named) == 5 and len(set(named)) == 5 and stored["more_cases"] == 2
+    distances = [item["distance"] for item in stored["matches"]]
+    assert distances == sorted(distances)
+    line = next(line for line in services.panel(target).lines if line.check == "reuse")
+    assert [m["case_id"] for m in line.matches] == named and line.more_matches == 2
+
+    html = _render(app, target)
+    for match in line.matches:
+        assert f'href="/review/case/{match["reference"]}"' in html
+    assert html.count("Same document as case") == 5
+    assert "and 2 more cases, further apart" in html
+
+
+def test_reuse_line_of_an_older_result_is_deduplicated_when_shown(make, seller, now):
+    target = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    document = make.document(target, _licence(33))
+    others = [make.case(seller(), submitted_at=now, document_type="drivers_licence") for _ in range(7)]
+    run_pending(now)
+    result = _reuse_result(document)
+    # The shape stored before: one entry per matched document, unsorted, no limit.
+    result.measured = {"hash_bits": 256, "matches": [
+        {"case_id": case.id, "distance": distance}
+        for case, distance in [(others[0], 9), (others[0], 3), *[(case, 10 + n) for n, case in enumerate(others[1:])]]]}
+    db.session.flush()
+    line = next(line for line in services.panel(target).lines if line.check == "reuse")
+    assert [(m["case_id"], m["distance"]) for m in line.matches] == [
+        (others[0].id, 3), (others[1].id, 10), (others[2].id, 11), (others[3].id, 12), (others[4].id, 13)]
+    assert line.more_matches == 2
+
+
+def test_panel_verdict_turns_to_fail_when_a_later_case_copies_the_document(make, seller, now):
+    data = _licence(35)
+    first = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    make.document(first, data)
+    run_pending(now)
+    assert services.panel(first).verdict == "pass"
+    later = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    make.document(later, images.scaled_copy(data, 0.8, 75))
+    run_pending(now)
+    assert services.panel(first).verdict == "fail" and services.panel(later).verdict == "fail"

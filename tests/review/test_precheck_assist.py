@@ -25,7 +25,7 @@ def _licence_case(review, seller, picture, now):
 def _three_outcomes(review, now):
     """Cases whose checks pass, ask to look closely, and fail; and one without documents."""
     clean = _licence_case(review, review.seller(), images.photo_of(images.card(43), seed=43), now)
-    soft = _licence_case(review, review.seller(), images.blurred(images.photo_of(images.card(44), seed=44), 1.5), now)
+    soft = _licence_case(review, review.seller(), images.blurred(images.photo_of(images.card(44), seed=44), 2.2), now)
     failed = _licence_case(review, review.seller(), images.with_glare(images.photo_of(images.card(45), seed=45)), now)
     unchecked = review.case(review.seller(), documents=(), document_type="drivers_licence", submitted_at=now)
     run_pending(now)
