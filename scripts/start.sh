@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export FLASK_APP=wsgi
 .venv/bin/flask db upgrade
-.venv/bin/flask demo --cases "${DEMO_CASES:-300}"  # cases are added only once
+.venv/bin/flask demo --cases "${DEMO_CASES:-120}"  # cases are added only once
 echo
 echo "Open http://localhost:${PORT:-5000}/ in your browser. Messages (SMS, voice, e-mail) are kept in the outbox: .venv/bin/flask --app wsgi outbox list"
 exec .venv/bin/flask run --host 127.0.0.1 --port "${PORT:-5000}"
