@@ -10,6 +10,7 @@ should stay near 1.00). Figures, not a test: nothing here asserts.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import statistics
 import sys
@@ -85,7 +86,9 @@ def report(name: str, label_a: str, a: list[float], label_b: str, b: list[float]
 
 
 def main() -> None:
-    samples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("samples", nargs="?", type=int, default=200, help="answers timed per kind of address")
+    samples = parser.parse_args().samples
     with tempfile.TemporaryDirectory() as tmp:
         app = build_app(Path(tmp))
         with app.app_context():

@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent))  # the project's packages (recovery_app, tests) when run as a script
 
 from recovery_app import create_app  # noqa: E402
 from recovery_app.auth.users import get_or_create_account  # noqa: E402

@@ -28,11 +28,8 @@ import threading
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and bench/queue.py
-# would shadow the standard library's ``queue``.
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent))  # the project's packages (recovery_app, tests) when run as a script
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 

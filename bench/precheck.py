@@ -32,9 +32,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
-    sys.path.pop(0)  # bench/queue.py would otherwise shadow the standard library's queue
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the project's packages (recovery_app, tests) when run as a script
 
 from tests.prechecks import images  # noqa: E402  (generated documents, shared with the tests)
 

@@ -38,9 +38,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
-    sys.path.pop(0)  # bench/queue.py would otherwise shadow the standard library's queue
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the project's packages (recovery_app, tests) when run as a script
 
 import pyotp  # noqa: E402
 from argon2 import PasswordHasher  # noqa: E402

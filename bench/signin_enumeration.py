@@ -9,6 +9,7 @@ ratios should stay near 1.00. Figures, not a test: nothing here asserts.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +23,9 @@ WRONG = "not the password at all 1"
 
 
 def main() -> None:
-    samples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("samples", nargs="?", type=int, default=200, help="answers timed per kind of address")
+    samples = parser.parse_args().samples
     with tempfile.TemporaryDirectory() as tmp:
         app = build_app(Path(tmp))
         app.config.update(RECOVERY_LIMIT_SIGN_IN="1000000 per minute",

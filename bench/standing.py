@@ -35,9 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
-    sys.path.pop(0)  # bench/queue.py would otherwise shadow the standard library's queue
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the project's packages (recovery_app, tests) when run as a script
 
 from sqlalchemy import event, select, text  # noqa: E402
 from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402

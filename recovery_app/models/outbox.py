@@ -10,7 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import db
 from .base import UTCDateTime
 
-CHANNELS = ("sms", "voice", "email")
 
 
 class OutboxMessage(db.Model):
@@ -21,7 +20,7 @@ class OutboxMessage(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(10))  # sms | voice | email
     to: Mapped[str] = mapped_column(String(254))
     template: Mapped[str] = mapped_column(String(60))
     locale: Mapped[str] = mapped_column(String(8))

@@ -14,8 +14,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import db
 from .base import UTCDateTime
 
-VERDICTS = ("pass", "review", "fail")  # "review" is shown as "look closely"
-RUN_STATUSES = ("pending", "running", "done", "failed")
 BAND_COUNT = 16  # a 256-bit pHash cut into 16 bands of 16 bits (see prechecks/reuse.py)
 
 
@@ -35,7 +33,7 @@ class PrecheckRun(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     round: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | running | done | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_try_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -60,7 +58,7 @@ class PrecheckResult(db.Model):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     check: Mapped[str] = mapped_column(String(20))  # quality | mrz | reuse | face
-    verdict: Mapped[str] = mapped_column(String(10))
+    verdict: Mapped[str] = mapped_column(String(10))  # pass | review ("look closely") | fail
     reasons: Mapped[list] = mapped_column(JSON, default=list)
     measured: Mapped[dict] = mapped_column(JSON, default=dict)
     versions: Mapped[dict] = mapped_column(JSON, default=dict)

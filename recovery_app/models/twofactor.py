@@ -10,7 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .base import UTCDateTime
 
-METHOD_KINDS = ("totp", "sms", "voice")
 
 
 class TwoFactorMethod(db.Model):
@@ -18,7 +17,7 @@ class TwoFactorMethod(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(10))  # totp | sms | voice
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     # TOTP seed, AES-GCM encrypted under the vault key named by key_id.
     secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)

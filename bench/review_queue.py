@@ -1,7 +1,7 @@
 """Benchmark: the reviewers' queue page with 1,000 and with 100,000 open cases.
 
-    python bench/queue.py                      # SQLite only
-    python bench/queue.py --postgresql postgresql://postgres@127.0.0.1:5432/rd_bench   # rd_bench_1000, rd_bench_100000
+    python bench/review_queue.py                      # SQLite only
+    python bench/review_queue.py --postgresql postgresql://postgres@127.0.0.1:5432/rd_bench   # rd_bench_1000, rd_bench_100000
 
 Each database is emptied and migrated, filled with open cases (mostly waiting,
 some in review, some waiting on the seller), and the real page is requested
@@ -21,11 +21,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and this file
-# would shadow the standard library's ``queue`` (which psycopg imports).
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent))  # the project's packages (recovery_app, tests) when run as a script
 
 import argparse
 import base64
