@@ -53,3 +53,36 @@ def test_a_message_shared_by_several_catalogs_reads_the_same_in_each():
                     renderings[key][str(po.relative_to(ROOT))] = str(message.string)
     clashes = {msgid: found for msgid, found in renderings.items() if len(set(found.values())) > 1}
     assert clashes == {}, f"translate these the same everywhere (or give them distinct English): {clashes}"
+
+
+# docs/glossary.md: the word on the right of each pair never appears in a Japanese catalog.
+AVOIDED_JAPANESE = {
+    r"サインイン|サインアウト": "ログイン / ログアウト",
+    r"二段階認証|2要素認証": "2段階認証",
+    r"回復": "復旧 (or 取り戻す)",
+    r"ブラウザ(?!ー)": "ブラウザー",
+    r"信頼済みデバイス": "信頼済みのデバイス",
+    r"(?<!ド)メイン(?!メニュー)": "第一手段",
+    r"どの方法も使えない": "どれも使えません",
+    r"レビュアー": "審査担当者",
+    r"回復コード|バックアップコード": "リカバリーコード",
+    r"受付済み": "審査待ち",
+}
+
+
+def test_japanese_uses_the_glossary_words():
+    import re
+
+    from babel.messages.pofile import read_po
+
+    found = []
+    for po in sorted(ROOT.glob("recovery_app/**/translations/ja/LC_MESSAGES/messages.po")):
+        with po.open("rb") as fh:
+            catalog = read_po(fh)
+        for message in catalog:
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            for text in filter(None, strings):
+                for pattern, preferred in AVOIDED_JAPANESE.items():
+                    if re.search(pattern, text):
+                        found.append(f"{po.relative_to(ROOT)}: {text!r} (use {preferred})")
+    assert found == []
