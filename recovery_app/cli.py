@@ -17,6 +17,7 @@ from .extensions import db
 from .models import Account, OutboxMessage, User
 from .models.base import utcnow
 from .models.users import ROLES, SELLER_ROLES
+from .ops.cli import backup_cli
 from .reports.cli import reports_cli
 from .scheduler.cli import scheduler_cli
 
@@ -179,3 +180,4 @@ def init_app(app) -> None:
     app.cli.add_command(demo)
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(reports_cli)
+    app.cli.add_command(backup_cli)
