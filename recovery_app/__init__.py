@@ -7,7 +7,7 @@ from flask import Flask
 from .config import PROJECT_ROOT, load_config
 from .i18n_catalogs import CATALOGS
 
-FEATURES = ("pages", "auth", "recovery", "review", "reports", "account", "staff", "notify")
+FEATURES = ("pages", "auth", "recovery", "review", "reports", "account", "staff", "notify", "ops")
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -20,6 +20,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config.update(load_config(config))
     register_proxy_fix(app)
+    register_request_log(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -36,6 +37,14 @@ def register_proxy_fix(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def register_request_log(app: Flask) -> None:
+    """Request ids, the JSON access log and the request metrics, around
+    everything else (ProxyFix included, so the log has the client's address)."""
+    from .ops.requestlog import install
+
+    install(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -18,6 +18,7 @@ from .models import Account, OutboxMessage, User
 from .models.base import utcnow
 from .models.users import ROLES, SELLER_ROLES
 from .prechecks.cli import prechecks_cli
+from .ops.cli import backup_cli
 from .reports.cli import reports_cli
 from .scheduler.cli import scheduler_cli
 
@@ -182,3 +183,4 @@ def init_app(app) -> None:
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(reports_cli)
     app.cli.add_command(prechecks_cli)
+    app.cli.add_command(backup_cli)

@@ -195,7 +195,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_RESET_MINUTES": _int("RESET_MINUTES", 60),
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # How many proxies in front of the app set X-Forwarded-For/-Proto/-Host
+        # (nginx alone: 1; a load balancer, then nginx: 2). 0 trusts none.
         "RECOVERY_TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        # How many processes serve the app on this host; gunicorn.conf.py sets it
+        # to the number of workers it starts (README "Production", docs/deploy.md).
+        "RECOVERY_WEB_WORKERS": _int("WEB_WORKERS", 1),
         # Sign-in limits (per client address through Flask-Limiter; per account on the user row).
         "RECOVERY_LIMIT_SIGN_IN": _env("LIMIT_SIGN_IN", "10 per minute;100 per hour"),
         "RECOVERY_LIMIT_CODE_CHECK": _env("LIMIT_CODE_CHECK", "10 per minute;100 per hour"),
@@ -269,6 +274,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_HEALTH_HEARTBEAT_MAX_SECONDS": _int("HEALTH_HEARTBEAT_MAX_SECONDS", 180),
         # Who may read /healthz in detail besides managers: comma-separated networks.
         "RECOVERY_HEALTH_DETAIL_NETWORKS": _networks("HEALTH_DETAIL_NETWORKS", "127.0.0.0/8,::1/128"),
+        # Who may read /metrics: these networks (Prometheus' address; loopback by
+        # default), or anyone sending "Authorization: Bearer <RECOVERY_METRICS_TOKEN>".
+        "RECOVERY_METRICS_NETWORKS": _networks("METRICS_NETWORKS", "127.0.0.0/8,::1/128"),
+        "RECOVERY_METRICS_TOKEN": _env("METRICS_TOKEN") or None,
+        # Logs: one JSON line per request and per event on stderr (json), or Python's plain lines (text).
+        "RECOVERY_LOG_FORMAT": _choice("LOG_FORMAT", "json" if production else "text", ("json", "text")),
+        "RECOVERY_LOG_LEVEL": _choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         # Job intervals (seconds).
         "RECOVERY_JOB_SLA_SWEEP_SECONDS": _int("JOB_SLA_SWEEP_SECONDS", 60),
         "RECOVERY_JOB_STALE_CLAIMS_SECONDS": _int("JOB_STALE_CLAIMS_SECONDS", 300),
@@ -330,4 +342,18 @@ def load_config(overrides: dict | None = None) -> dict:
             RECOVERY_SEND_AFTER_COMMIT=False,
         )
     config.update(overrides)
+    _refuse_unshared_limits(config)
     return config
+
+
+def _refuse_unshared_limits(config: dict) -> None:
+    """In-memory rate-limit counters belong to one process: with several
+    workers each would keep its own count and a limit would allow workers
+    times as many attempts. Production needs a shared store then (Redis)."""
+    if (config["RECOVERY_ENV"] == "production" and config["RECOVERY_WEB_WORKERS"] > 1
+            and str(config["RATELIMIT_STORAGE_URI"]).startswith("memory://")):
+        raise ConfigError(
+            f"RECOVERY_RATELIMIT_STORAGE_URI is memory:// but {config['RECOVERY_WEB_WORKERS']} workers serve the app "
+            "(RECOVERY_WEB_WORKERS): each would count attempts on its own. Use a shared store such as "
+            "redis://127.0.0.1:6379/0."
+        )

@@ -48,14 +48,19 @@ def _scheduler(now: datetime) -> dict:
             "heartbeat_age_seconds": int(age), "holder": lease.holder}
 
 
-def may_see_details(address: str | None) -> bool:
-    """Internal addresses (``RECOVERY_HEALTH_DETAIL_NETWORKS``, loopback by
-    default) may read which part is down and who runs the scheduler."""
+def in_networks(address: str | None, setting: str) -> bool:
+    """Whether ``address`` lies in one of the networks the setting lists."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
-    return any(ip in network for network in current_app.config["RECOVERY_HEALTH_DETAIL_NETWORKS"])
+    return any(ip in network for network in current_app.config[setting])
+
+
+def may_see_details(address: str | None) -> bool:
+    """Internal addresses (``RECOVERY_HEALTH_DETAIL_NETWORKS``, loopback by
+    default) may read which part is down and who runs the scheduler."""
+    return in_networks(address, "RECOVERY_HEALTH_DETAIL_NETWORKS")
 
 
 def check(now: datetime) -> dict:

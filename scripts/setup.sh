@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 want=(libmagic1 fonts-noto-cjk tesseract-ocr)
 if [ "${1:-}" = "test" ]; then
-  want+=(chromium fonts-dejavu-core)
+  want+=(chromium fonts-dejavu-core postgresql-client)  # pg_dump/pg_restore for the backup test
 fi
 if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
   want+=(python3-venv)

@@ -66,3 +66,49 @@ def test_cli_rejects_a_seller_without_an_account(runner):
     result = runner.invoke(args=["users", "create", "--role", "seller_user", "--email", "s@example.test",
                                  "--password", "quiet lantern orchard 9107"])
     assert result.exit_code == 2 and "--account" in result.output
+
+
+def _production(monkeypatch, **settings):
+    monkeypatch.setenv("RECOVERY_ENV", "production")
+    monkeypatch.setenv("RECOVERY_SECRET_KEY", "r" * 48)
+    monkeypatch.setenv("RECOVERY_VAULT_KEY", "A" * 43 + "=")
+    for name, value in settings.items():
+        monkeypatch.setenv(f"RECOVERY_{name}", value)
+
+
+def test_production_refuses_in_memory_rate_limits_with_several_workers(monkeypatch):
+    _production(monkeypatch, WEB_WORKERS="3")
+    monkeypatch.delenv("RECOVERY_RATELIMIT_STORAGE_URI", raising=False)  # memory:// by default
+    with pytest.raises(ConfigError, match="memory://.*3 workers"):
+        load_config()
+
+
+@pytest.mark.parametrize("settings", [
+    {"WEB_WORKERS": "3", "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0"},
+    {"WEB_WORKERS": "1", "RATELIMIT_STORAGE_URI": "memory://"},
+])
+def test_production_accepts_shared_limits_or_a_single_worker(monkeypatch, settings):
+    _production(monkeypatch, **settings)
+    assert load_config()["RECOVERY_WEB_WORKERS"] == int(settings["WEB_WORKERS"])
+
+
+def test_development_may_count_in_memory_with_several_workers(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECOVERY_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("RECOVERY_ENV", "development")
+    monkeypatch.setenv("RECOVERY_WEB_WORKERS", "4")
+    monkeypatch.setenv("RECOVERY_RATELIMIT_STORAGE_URI", "memory://")
+    assert load_config()["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_production_logs_json_and_development_plain_text(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECOVERY_INSTANCE_DIR", str(tmp_path))
+    _production(monkeypatch, RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0")
+    assert load_config()["RECOVERY_LOG_FORMAT"] == "json"
+    monkeypatch.setenv("RECOVERY_ENV", "development")
+    assert load_config()["RECOVERY_LOG_FORMAT"] == "text"
+
+
+def test_trusted_proxies_default_to_none(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECOVERY_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.delenv("RECOVERY_TRUSTED_PROXIES", raising=False)
+    assert load_config()["RECOVERY_TRUSTED_PROXIES"] == 0

@@ -158,7 +158,7 @@ class Report:
     rolled_until: datetime | None = None  # the rollups hold every event before this
 
 
-def _snapshot(now: datetime) -> dict:
+def open_case_snapshot(now: datetime) -> dict:
     """Counted from ``due_at`` at ``now`` rather than from the sweep's flags, so
     the page is right even between two sweeps."""
     # One indexed probe per open status: with millions of closed cases, SQLite
@@ -369,7 +369,7 @@ def build_report(rng: DateRange, now: datetime, *, escalation_limit: int = 50, f
         [_l("Time to first claim"), first_claim["n"], first_claim.get(50), first_claim.get(90), None,
          first_claim.get(100)],
     ]
-    snapshot = _snapshot(now)
+    snapshot = open_case_snapshot(now)
     now_table = Table("now", _l("Now"), [(_l("Measure"), "text"), (_l("Value"), "text")])
     now_table.rows = [
         [_l("Open cases"), snapshot["open"]], [_l("Unclaimed"), snapshot["unclaimed"]],
