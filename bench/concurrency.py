@@ -28,12 +28,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the project's packages (recovery_app, tests) when run as a script
 
 from recovery_app import create_app  # noqa: E402
-from recovery_app.auth.users import get_or_create_account  # noqa: E402
 from recovery_app.extensions import db  # noqa: E402
-from recovery_app.models.base import utcnow  # noqa: E402
-from tests.factories import Factory  # noqa: E402
 from tests.helpers import base_config, reset_schema, sqlalchemy_url  # noqa: E402
-from tests.served import Person, crowd, served  # noqa: E402
+from tests.served import Person, crowd, sellers, served  # noqa: E402
 
 
 class TimedPerson(Person):
@@ -54,15 +51,7 @@ def run(database_url: str, people: int, seconds: float, tmp: Path) -> dict:
     config = {**base_config(database_url, tmp), "RECOVERY_ENV": "development", "TESTING": False,
               "RECOVERY_SCHEDULER": False}  # the served helper runs the scheduler itself, every job every 2 s
     app = create_app(config)
-    with app.app_context():
-        make = Factory(app)
-        account = get_or_create_account("Bench shop", utcnow())
-        accounts = []
-        for n in range(people):
-            user = make.user(email=f"bench{n}@example.test", account=account, enrolled=n % 2 == 0, locale="en")
-            accounts.append((user.email, getattr(user, "_test_totp_seed", None)))
-        db.session.commit()
-        db.session.remove()
+    accounts = sellers(app, people)
     with served(app) as base:
         crowd_people = [TimedPerson(base, email, seed) for email, seed in accounts]
         started = time.perf_counter()

@@ -15,9 +15,13 @@ import pyotp
 import requests
 from werkzeug.serving import make_server
 
+from recovery_app.auth.users import get_or_create_account
+from recovery_app.extensions import db
+from recovery_app.models.base import utcnow
 from recovery_app.scheduler import jobs
 from recovery_app.scheduler.runner import Runner
 
+from .factories import Factory
 from .helpers import TEST_PASSWORD
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
@@ -175,3 +179,18 @@ def at_once(calls: list, *, timeout: float = 120) -> list:
     for thread in threads:
         thread.join(timeout=timeout)
     return results
+
+
+def sellers(app, count: int) -> list[tuple[str, str | None]]:
+    """(e-mail, authenticator seed) for ``count`` sellers of one shop, committed:
+    half enrolled, half to enroll at their first sign-in."""
+    with app.app_context():
+        make = Factory(app)
+        account = get_or_create_account("Crowd shop", utcnow())
+        people = []
+        for n in range(count):
+            user = make.user(email=f"person{n}@example.test", account=account, enrolled=n % 2 == 0, locale="en")
+            people.append((user.email, getattr(user, "_test_totp_seed", None)))
+        db.session.commit()
+        db.session.remove()
+    return people

@@ -14,34 +14,19 @@ from sqlalchemy import func, select
 
 from recovery_app import audit
 from recovery_app.auth import twofactor
-from recovery_app.auth.users import get_or_create_account
 from recovery_app.extensions import db
 from recovery_app.models import SecurityEvent, SentCode, TwoFactorMethod, User
 from recovery_app.models.base import utcnow
 from tests.factories import Factory
 from tests.helpers import TEST_PASSWORD, later
-from tests.served import Person, at_once, crowd, served
+from tests.served import Person, at_once, crowd, sellers, served
 
 SECONDS = 20  # bench/concurrency.py runs the same for 60 s
 
 
-def _people(app, count: int) -> list[tuple[str, str | None]]:
-    """(e-mail, authenticator seed) for ``count`` sellers: half enrolled, half to enroll at first sign-in."""
-    with app.app_context():
-        make = Factory(app)
-        account = get_or_create_account("Crowd shop", utcnow())
-        people = []
-        for n in range(count):
-            user = make.user(email=f"person{n}@example.test", account=account, enrolled=n % 2 == 0, locale="en")
-            people.append((user.email, getattr(user, "_test_totp_seed", None)))
-        db.session.commit()
-        db.session.remove()
-    return people
-
-
 @pytest.mark.parametrize("count", [8, 32])
 def test_a_crowd_signs_in_enrolls_and_browses_with_no_server_error(live_app, database_url, count, tmp_path):
-    people = _people(live_app, count)
+    people = sellers(live_app, count)
     with served(live_app) as base:
         crowd_people = [Person(base, email, seed) for email, seed in people]
         cli = at_once([lambda: crowd(crowd_people, SECONDS), lambda: _cli_create_user(database_url, tmp_path)])
@@ -78,7 +63,7 @@ def _password_step(base: str, email: str) -> Person:
 
 def test_parallel_wrong_codes_never_get_past_the_lock(live_app):
     # ASVS 6.3.1: 48 wrong codes at once from 8 password-step sessions; at most 10 are compared per lock window
-    ((email, seed),) = [p for p in _people(live_app, 1)]
+    ((email, seed),) = [p for p in sellers(live_app, 1)]
     limit = live_app.config["RECOVERY_CODE_LOCK_AFTER"]
     with served(live_app, scheduler=False) as base:
         sessions = [_password_step(base, email) for _ in range(8)]
@@ -105,7 +90,7 @@ def pyotp_now(seed: str) -> str:
 
 
 def test_parallel_guesses_at_one_sent_code_get_its_five_tries_and_no_more(live_app):
-    ((email, _seed),) = [p for p in _people(live_app, 1)]
+    ((email, _seed),) = [p for p in sellers(live_app, 1)]
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
         db.session.execute(TwoFactorMethod.__table__.update().where(TwoFactorMethod.user_id == user.id)
@@ -132,7 +117,7 @@ def test_parallel_guesses_at_one_sent_code_get_its_five_tries_and_no_more(live_a
 
 def test_parallel_wrong_passwords_are_each_counted_once(live_app):
     # The counter moves in SQL: every wrong password that was evaluated is in it, none lost.
-    ((email, _seed),) = [p for p in _people(live_app, 1)]
+    ((email, _seed),) = [p for p in sellers(live_app, 1)]
     with served(live_app, scheduler=False) as base:
         people = [Person(base, email) for _ in range(20)]
         for person in people:
@@ -169,7 +154,7 @@ def _passkey_person(live_app, base: str, email: str, device):
 
 
 def _with_passkey(live_app):
-    ((email, _seed),) = [p for p in _people(live_app, 1)]
+    ((email, _seed),) = [p for p in sellers(live_app, 1)]
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
         device = Factory(live_app).add_passkey(user)
