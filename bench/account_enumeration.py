@@ -27,19 +27,25 @@ from recovery_app.extensions import db  # noqa: E402
 def build_app(tmp: Path):
     import flask_migrate
 
-    app = create_app({
-        "RECOVERY_ENV": "testing",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'bench.db'}",
-        "SECRET_KEY": "bench-" + "x" * 40,
-        "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"b" * 32).decode(),
-        "RECOVERY_INSTANCE_DIR": str(tmp),
-        "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
-        "WTF_CSRF_ENABLED": False,
-        # Production hashing cost, so a hash done for one kind of address only would show.
-        "RECOVERY_ARGON2_TIME_COST": 3, "RECOVERY_ARGON2_MEMORY_KIB": 65536, "RECOVERY_ARGON2_PARALLELISM": 4,
-        "RECOVERY_RESET_LIMIT_PER_ADDRESS": "1000000 per hour", "RECOVERY_RESET_LIMIT_PER_CLIENT": "1000000 per hour",
-        "RECOVERY_INVITE_LIMIT_PER_ADDRESS": "1000000 per day", "RECOVERY_INVITE_LIMIT_PER_ACCOUNT": "1000000 per day",
-    })
+    app = create_app(
+        {
+            "RECOVERY_ENV": "testing",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'bench.db'}",
+            "SECRET_KEY": "bench-" + "x" * 40,
+            "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"b" * 32).decode(),
+            "RECOVERY_INSTANCE_DIR": str(tmp),
+            "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
+            "WTF_CSRF_ENABLED": False,
+            # Production hashing cost, so a hash done for one kind of address only would show.
+            "RECOVERY_ARGON2_TIME_COST": 3,
+            "RECOVERY_ARGON2_MEMORY_KIB": 65536,
+            "RECOVERY_ARGON2_PARALLELISM": 4,
+            "RECOVERY_RESET_LIMIT_PER_ADDRESS": "1000000 per hour",
+            "RECOVERY_RESET_LIMIT_PER_CLIENT": "1000000 per hour",
+            "RECOVERY_INVITE_LIMIT_PER_ADDRESS": "1000000 per day",
+            "RECOVERY_INVITE_LIMIT_PER_ACCOUNT": "1000000 per day",
+        }
+    )
     with app.app_context():
         flask_migrate.upgrade()
     return app
@@ -54,8 +60,16 @@ def sign_in(app, client, user) -> None:
 
     token = secrets.token_urlsafe(32)
     with app.app_context():
-        db.session.add(UserSession(user_id=user, token_hash=token_hash(token), created_at=utcnow(),
-                                   last_seen_at=utcnow(), address="127.0.0.1", browser="bench"))
+        db.session.add(
+            UserSession(
+                user_id=user,
+                token_hash=token_hash(token),
+                created_at=utcnow(),
+                last_seen_at=utcnow(),
+                address="127.0.0.1",
+                browser="bench",
+            )
+        )
         db.session.commit()
     with client.session_transaction() as sess:
         sess[SID_KEY] = token
@@ -81,8 +95,10 @@ def report(name: str, label_a: str, a: list[float], label_b: str, b: list[float]
         return statistics.quantiles(values, n=10)[-1]
 
     ma, mb = statistics.median(a), statistics.median(b)
-    print(f"{name}: {label_a} median {ma * 1000:.2f} ms (p90 {p90(a) * 1000:.2f}), "
-          f"{label_b} median {mb * 1000:.2f} ms (p90 {p90(b) * 1000:.2f}), ratio {mb / ma:.2f}")
+    print(
+        f"{name}: {label_a} median {ma * 1000:.2f} ms (p90 {p90(a) * 1000:.2f}), "
+        f"{label_b} median {mb * 1000:.2f} ms (p90 {p90(b) * 1000:.2f}), ratio {mb / ma:.2f}"
+    )
 
 
 def main() -> None:
@@ -96,11 +112,23 @@ def main() -> None:
             from recovery_app.models.base import utcnow
 
             account = get_or_create_account("Bench shop", utcnow())
-            owner = create_user(email="owner@bench.test", password="p" * 16, role="seller_owner", now=utcnow(),
-                                account=account, check_password=False)
+            owner = create_user(
+                email="owner@bench.test",
+                password="p" * 16,
+                role="seller_owner",
+                now=utcnow(),
+                account=account,
+                check_password=False,
+            )
             owner.must_enroll_2sv = False
-            other = create_user(email="elsewhere@bench.test", password="p" * 16, role="seller_user", now=utcnow(),
-                                account=get_or_create_account("Other shop", utcnow()), check_password=False)
+            other = create_user(
+                email="elsewhere@bench.test",
+                password="p" * 16,
+                role="seller_user",
+                now=utcnow(),
+                account=get_or_create_account("Other shop", utcnow()),
+                check_password=False,
+            )
             db.session.commit()
             owner_id, other_email = owner.id, other.email
         client = app.test_client()

@@ -48,8 +48,12 @@ class TimedPerson(Person):
 
 def run(database_url: str, people: int, seconds: float, tmp: Path) -> dict:
     reset_schema(database_url, tmp)
-    config = {**base_config(database_url, tmp), "RECOVERY_ENV": "development", "TESTING": False,
-              "RECOVERY_SCHEDULER": False}  # the served helper runs the scheduler itself, every job every 2 s
+    config = {
+        **base_config(database_url, tmp),
+        "RECOVERY_ENV": "development",
+        "TESTING": False,
+        "RECOVERY_SCHEDULER": False,
+    }  # the served helper runs the scheduler itself, every job every 2 s
     app = create_app(config)
     accounts = sellers(app, people)
     with served(app) as base:
@@ -87,8 +91,10 @@ def main() -> int:
         targets = [("SQLite", None)]  # a new file per run
         if args.database_url:
             targets.append(("PostgreSQL", sqlalchemy_url(args.database_url)))
-        print(f"{'database':<11} {'people':>6} {'responses':>9} {'5xx':>4} {'sign-ins':>8} {'per s':>6} "
-              f"{'p50 s':>6} {'p95 s':>6}")
+        print(
+            f"{'database':<11} {'people':>6} {'responses':>9} {'5xx':>4} {'sign-ins':>8} {'per s':>6} "
+            f"{'p50 s':>6} {'p95 s':>6}"
+        )
         failed = False
         for name, url in targets:
             for size in sizes:
@@ -96,9 +102,11 @@ def main() -> int:
                 folder.mkdir()
                 result = run(url or f"sqlite:///{folder / 'bench.db'}", size, args.seconds, folder)
                 failed |= bool(result["server_errors"] or result["errors"])
-                print(f"{name:<11} {size:>6} {result['responses']:>9} {result['server_errors']:>4} "
-                      f"{result['sign_ins']:>8} {result['per_second']:>6.2f} {result['p50']:>6.2f} "
-                      f"{result['p95']:>6.2f}")
+                print(
+                    f"{name:<11} {size:>6} {result['responses']:>9} {result['server_errors']:>4} "
+                    f"{result['sign_ins']:>8} {result['per_second']:>6.2f} {result['p50']:>6.2f} "
+                    f"{result['p95']:>6.2f}"
+                )
                 for error in result["errors"][:3]:
                     print(f"  error: {error}")
     return 1 if failed else 0

@@ -55,16 +55,25 @@ def fresh_app(url: str, tmp: Path, mail: MailServer, twilio: TwilioStandIn):
             connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
             connection.execute(text(f'CREATE DATABASE "{target.database}"'))
         server.dispose()
-    app = create_app({
-        "RECOVERY_ENV": "testing", "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-" + "x" * 40,
-        "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"b" * 32).decode(),
-        "RECOVERY_INSTANCE_DIR": str(tmp / "instance"), "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
-        "RECOVERY_SEND_AFTER_COMMIT": True,
-        "RECOVERY_SMTP_HOST": "127.0.0.1", "RECOVERY_SMTP_PORT": mail.port, "RECOVERY_SMTP_SECURITY": "none",
-        "RECOVERY_MAIL_FROM": "no-reply@recovery-desk.example",
-        "RECOVERY_TWILIO_ACCOUNT_SID": ACCOUNT_SID, "RECOVERY_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "RECOVERY_TWILIO_FROM": "+15005550006", "RECOVERY_TWILIO_API_BASE_URL": twilio.base_url,
-    })
+    app = create_app(
+        {
+            "RECOVERY_ENV": "testing",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "bench-" + "x" * 40,
+            "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"b" * 32).decode(),
+            "RECOVERY_INSTANCE_DIR": str(tmp / "instance"),
+            "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
+            "RECOVERY_SEND_AFTER_COMMIT": True,
+            "RECOVERY_SMTP_HOST": "127.0.0.1",
+            "RECOVERY_SMTP_PORT": mail.port,
+            "RECOVERY_SMTP_SECURITY": "none",
+            "RECOVERY_MAIL_FROM": "no-reply@recovery-desk.example",
+            "RECOVERY_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "RECOVERY_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "RECOVERY_TWILIO_FROM": "+15005550006",
+            "RECOVERY_TWILIO_API_BASE_URL": twilio.base_url,
+        }
+    )
     with app.app_context():
         flask_migrate.upgrade()
     return app
@@ -103,11 +112,15 @@ def percentile(values: list[float], share: float) -> float:
 def run(url: str, count: int) -> dict:
     clock = Clock()
     instrument(clock)
-    with tempfile.TemporaryDirectory() as folder, MailServer() as mail, \
-            TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        MailServer() as mail,
+        TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio,
+    ):
         phones: dict[str, int] = {}
         mail.on_arrival = lambda envelope: clock.stamp(
-            clock.arrived, int(re.search(rb"outbox(\d+)\.", envelope.original_content).group(1)))
+            clock.arrived, int(re.search(rb"outbox(\d+)\.", envelope.original_content).group(1))
+        )
         twilio.on_request = lambda form: clock.stamp(clock.arrived, phones[form["To"]])
         app = fresh_app(url, Path(folder), mail, twilio)
         kinds: dict[int, str] = {}
@@ -120,9 +133,16 @@ def run(url: str, count: int) -> dict:
                             phone = f"+8190{n:08d}"
                             message = notify.queue_code("sms" if n % 2 == 0 else "voice", phone, f"{n:06d}", "ja", now)
                         else:
-                            message = notify.queue_email(f"seller{n}@example.test", "scheduler/email/case_expired",
-                                                         "ja", now, name="山田 花子", reference=f"RC-{n:04d}-BNCH",
-                                                         days=7, base_url="https://desk.example")
+                            message = notify.queue_email(
+                                f"seller{n}@example.test",
+                                "scheduler/email/case_expired",
+                                "ja",
+                                now,
+                                name="山田 花子",
+                                reference=f"RC-{n:04d}-BNCH",
+                                days=7,
+                                base_url="https://desk.example",
+                            )
                         db.session.flush()
                         message_id = message.id
                         if kind == "code":
@@ -134,8 +154,9 @@ def run(url: str, count: int) -> dict:
             while len(clock.arrived) < len(kinds) and time.monotonic() < deadline:
                 time.sleep(0.05)
             db.session.remove()
-            statuses = dict(db.session.execute(
-                select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+            statuses = dict(
+                db.session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
+            )
             unmasked = db.session.execute(
                 select(func.count()).where(OutboxMessage.channel != "email", OutboxMessage.body.not_like("%••••••%"))
             ).scalar()
@@ -146,8 +167,13 @@ def run(url: str, count: int) -> dict:
         ids = [key for key, value in kinds.items() if value == kind]
         to_call = [(clock.called[i] - clock.committed[i]) * 1000 for i in ids if i in clock.called]
         to_arrival = [(clock.arrived[i] - clock.committed[i]) * 1000 for i in ids if i in clock.arrived]
-        figures[kind] = {"n": len(ids), "called": len(to_call), "arrived": len(to_arrival),
-                         "call": to_call, "arrival": to_arrival}
+        figures[kind] = {
+            "n": len(ids),
+            "called": len(to_call),
+            "arrived": len(to_arrival),
+            "call": to_call,
+            "arrival": to_arrival,
+        }
     return {"figures": figures, "statuses": statuses, "unmasked_codes": unmasked}
 
 
@@ -168,11 +194,15 @@ def main() -> None:
             call, arrival = figures["call"], figures["arrival"]
             print(f"  {figures['n']} {kind}s, {figures['called']} handed to the sender, {figures['arrived']} arrived")
             if call:
-                print(f"    commit -> sender called: p50 {statistics.median(call):7.1f} ms  "
-                      f"p95 {percentile(call, 0.95):7.1f} ms  max {max(call):7.1f} ms")
+                print(
+                    f"    commit -> sender called: p50 {statistics.median(call):7.1f} ms  "
+                    f"p95 {percentile(call, 0.95):7.1f} ms  max {max(call):7.1f} ms"
+                )
             if arrival:
-                print(f"    commit -> server has it: p50 {statistics.median(arrival):7.1f} ms  "
-                      f"p95 {percentile(arrival, 0.95):7.1f} ms  max {max(arrival):7.1f} ms")
+                print(
+                    f"    commit -> server has it: p50 {statistics.median(arrival):7.1f} ms  "
+                    f"p95 {percentile(arrival, 0.95):7.1f} ms  max {max(arrival):7.1f} ms"
+                )
             if call:
                 verdict = "meets" if percentile(call, 0.95) <= 1000 else "MISSES"
                 print(f"    {verdict} the target p95 <= 1000 ms to the sender's call")

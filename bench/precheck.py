@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,24 +36,27 @@ sys.path.insert(0, str(ROOT))  # the project's packages (recovery_app, tests) wh
 
 from tests.prechecks import images  # noqa: E402  (generated documents, shared with the tests)
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SCHEMA = "precheck_bench"
 
 
 def app_for(url: str, tmp: Path):
     from recovery_app import create_app
 
-    return create_app({
-        "RECOVERY_ENV": "testing",
-        "SQLALCHEMY_DATABASE_URI": url,
-        "SECRET_KEY": "bench-" + "x" * 40,
-        "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"b" * 32).decode(),
-        "RECOVERY_INSTANCE_DIR": str(tmp / "instance"),
-        "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
-    })
+    return create_app(
+        {
+            "RECOVERY_ENV": "testing",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "bench-" + "x" * 40,
+            "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"b" * 32).decode(),
+            "RECOVERY_INSTANCE_DIR": str(tmp / "instance"),
+            "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
+        }
+    )
 
 
 # --- 1. measurements behind the thresholds ----------------------------------------
+
 
 def calibration() -> None:
     from recovery_app.prechecks import imaging, quality, reuse
@@ -72,9 +75,13 @@ def calibration() -> None:
         }
         for kind, image in subjects.items():
             variants = {
-                "sharp": image, "blur r1.5": images.blurred(image, 1.5), "blur r3": images.blurred(image, 3),
-                "blur r6": images.blurred(image, 6), "glare 5%": images.with_glare(image, 0.05, seed),
-                "glare 12%": images.with_glare(image, 0.12, seed), "dark 15%": images.darkened(image),
+                "sharp": image,
+                "blur r1.5": images.blurred(image, 1.5),
+                "blur r3": images.blurred(image, 3),
+                "blur r6": images.blurred(image, 6),
+                "glare 5%": images.with_glare(image, 0.05, seed),
+                "glare 12%": images.with_glare(image, 0.12, seed),
+                "dark 15%": images.darkened(image),
             }
             for name, variant in variants.items():
                 rows.setdefault((kind, name), []).append(measure(variant))
@@ -83,8 +90,10 @@ def calibration() -> None:
         sharp = [m.sharpness for m in measured]
         glare = [m.glare for m in measured]
         light = [m.brightness for m in measured]
-        print(f"{kind:10} {name:10} {min(sharp):7.1f}-{max(sharp):7.1f} {min(glare):7.4f}-{max(glare):7.4f}"
-              f" {min(light):6.1f}-{max(light):6.1f}")
+        print(
+            f"{kind:10} {name:10} {min(sharp):7.1f}-{max(sharp):7.1f} {min(glare):7.4f}-{max(glare):7.4f}"
+            f" {min(light):6.1f}-{max(light):6.1f}"
+        )
 
     print("\n== pHash distances (256 bits) ==")
     documents = []
@@ -95,17 +104,32 @@ def calibration() -> None:
     hashes = [reuse.phash(images.Image.open(io.BytesIO(d))) for d in documents]
     different = [reuse.distance(a, b) for a, b in itertools.combinations(hashes, 2)]
     print(f"different documents: min {min(different)}, median {statistics.median(different)}")
-    for name, copy in (("70% JPEG q70 copy", lambda d: images.scaled_copy(d, 0.7, 70)),
-                       ("1%-per-side crop", lambda d: images.cropped_copy(d, 0.01)),
-                       ("2%-per-side crop", lambda d: images.cropped_copy(d, 0.02))):
-        found = [reuse.distance(h, reuse.phash(images.Image.open(io.BytesIO(copy(d))))) for d, h in zip(documents, hashes)]
+    for name, copy in (
+        ("70% JPEG q70 copy", lambda d: images.scaled_copy(d, 0.7, 70)),
+        ("1%-per-side crop", lambda d: images.cropped_copy(d, 0.01)),
+        ("2%-per-side crop", lambda d: images.cropped_copy(d, 0.02)),
+    ):
+        found = [
+            reuse.distance(h, reuse.phash(images.Image.open(io.BytesIO(copy(d)))))
+            for d, h in zip(documents, hashes, strict=True)
+        ]
         print(f"{name:20} min {min(found)}, max {max(found)}")
 
 
 # --- 2. time per check, and accuracy beside it ----------------------------------------
 
-NAMES = [("ITO", "HINA"), ("WATANABE", "REN"), ("YAMAMOTO", "YUI"), ("NAKAMURA", "HIROTO"), ("KOBAYASHI", "SAKURA"),
-         ("SANTOS", "MARIA"), ("CARTER", "JOHN"), ("SASAKI", "RIN"), ("YAMADA", "TARO"), ("MATSUMOTO", "HARUTO")]
+NAMES = [
+    ("ITO", "HINA"),
+    ("WATANABE", "REN"),
+    ("YAMAMOTO", "YUI"),
+    ("NAKAMURA", "HIROTO"),
+    ("KOBAYASHI", "SAKURA"),
+    ("SANTOS", "MARIA"),
+    ("CARTER", "JOHN"),
+    ("SASAKI", "RIN"),
+    ("YAMADA", "TARO"),
+    ("MATSUMOTO", "HARUTO"),
+]
 
 
 def passport_captures(seed: int) -> tuple[list[str], dict[str, bytes]]:
@@ -114,9 +138,11 @@ def passport_captures(seed: int) -> tuple[list[str], dict[str, bytes]]:
     surname, given = NAMES[seed % len(NAMES)]
     lines = images.mrz_lines(surname=surname, given_names=given, number=f"TK{1234500 + seed:07d}")
     page = images.passport_page(lines, seed=seed)
-    return lines, {"photo": images.jpeg(images.photo_of(page, seed=seed)),
-                   "phone": images.capture_jpeg(images.phone_photo(page, seed=seed), seed),
-                   "scan": images.capture_jpeg(images.scan(page, seed=seed), seed)}
+    return lines, {
+        "photo": images.jpeg(images.photo_of(page, seed=seed)),
+        "phone": images.capture_jpeg(images.phone_photo(page, seed=seed), seed),
+        "scan": images.capture_jpeg(images.scan(page, seed=seed), seed),
+    }
 
 
 def per_check(cases: int = 10) -> None:
@@ -137,13 +163,15 @@ def per_check(cases: int = 10) -> None:
         selfie = images.capture_jpeg(images.phone_selfie(seed), seed)
         for kind, front in captures.items():
             for data in (front, selfie):
-                pixels = timed("decode", lambda: imaging.decode(data, "image/jpeg"))
+                pixels = timed("decode", lambda data=data: imaging.decode(data, "image/jpeg"))
                 gray = imaging.gray(pixels)
-                timed("quality", lambda: quality.measure(gray))
-                timed("face", lambda: faces.count_faces(gray))
-                timed("reuse hash", lambda: reuse.phash(imaging.to_pil(pixels)))
+                timed("quality", lambda gray=gray: quality.measure(gray))
+                timed("face", lambda gray=gray: faces.count_faces(gray))
+                timed("reuse hash", lambda pixels=pixels: reuse.phash(imaging.to_pil(pixels)))
             front_gray = imaging.gray(imaging.decode(front, "image/jpeg"))
-            reading = timed("mrz (band + OCR + check digits)", lambda: mrz.read(front_gray, date(2026, 3, 2)))
+            reading = timed(
+                "mrz (band + OCR + check digits)", lambda front_gray=front_gray: mrz.read(front_gray, date(2026, 3, 2))
+            )
             exact.setdefault(kind, []).append(reading.lines == lines and not reading.failed_check_digits)
     runs = cases * 3
     print(f"\n== Time per passport case (front + selfie), {runs} cases, seconds ==")
@@ -153,17 +181,20 @@ def per_check(cases: int = 10) -> None:
         total += per_case_time
         print(f"{name:32} {per_case_time:8.4f} per case")
     print(f"{'all checks':32} {total:8.4f} per case (database writes and the lookup excluded)")
-    print("MRZ read exactly (both lines, every check digit):",
-          ", ".join(f"{kind} {sum(v)}/{len(v)}" for kind, v in exact.items()),
-          f"(the tests' seed-2 passport: {'yes' if exact['photo'][2] else 'NO'})" if cases > 2 else "")
+    print(
+        "MRZ read exactly (both lines, every check digit):",
+        ", ".join(f"{kind} {sum(v)}/{len(v)}" for kind, v in exact.items()),
+        f"(the tests' seed-2 passport: {'yes' if exact['photo'][2] else 'NO'})" if cases > 2 else "",
+    )
 
 
 # --- 3. cases per hour per worker process ---------------------------------------------
 
+
 def _worker(url: str, tmp: str, start, done) -> None:
-    from recovery_app.prechecks.jobs import work
-    from recovery_app.prechecks import faces
     from recovery_app.models.base import utcnow
+    from recovery_app.prechecks import faces
+    from recovery_app.prechecks.jobs import work
 
     app = app_for(url, Path(tmp))
     with app.app_context():
@@ -206,14 +237,19 @@ def throughput(label: str, url: str, tmp: Path, cases: int) -> dict[int, float]:
             worker.join()
         per_process = finished / elapsed * 3600 / processes
         results[processes] = per_process
-        print(f"{label:10} {processes} process(es): {finished} cases in {elapsed:6.1f} s = {elapsed / finished:5.2f} s"
-              f" per case, {finished / elapsed * 3600:7.0f} cases/hour in all, {per_process:7.0f} per process")
-    print(f"{label:10} 2 processes / 1 process, cases per hour in all: {2 * results[2] / results[1]:.2f}"
-          f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        print(
+            f"{label:10} {processes} process(es): {finished} cases in {elapsed:6.1f} s = {elapsed / finished:5.2f} s"
+            f" per case, {finished / elapsed * 3600:7.0f} cases/hour in all, {per_process:7.0f} per process"
+        )
+    print(
+        f"{label:10} 2 processes / 1 process, cases per hour in all: {2 * results[2] / results[1]:.2f}"
+        f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     return results
 
 
 # --- 4. flag rates on the demo's cases -----------------------------------------------------
+
 
 def make_cases(clean: int, now: datetime, *, clean_only: bool = False, per_flaw: int = 2, seed: int = 11) -> dict:
     """Store ``demo.sample_cases``: ``clean`` demo cases and ``per_flaw`` cases
@@ -230,20 +266,41 @@ def make_cases(clean: int, now: datetime, *, clean_only: bool = False, per_flaw:
     samples = demo.sample_cases(clean, 0 if clean_only else per_flaw, seed=seed + clean, document_types=types)
     made, ids = {}, []
     for n, sample in enumerate(samples):
-        user = User(email=f"calibration-{seed}-{clean}-{n}-{now.timestamp():.0f}@example.test", password_hash="x",
-                    role="seller_owner", account=account, display_name=sample["romanised_name"],
-                    romanised_name=sample["romanised_name"], locale="ja", time_zone="Asia/Tokyo",
-                    must_enroll_2sv=False, session_epoch=0, created_at=now)
+        user = User(
+            email=f"calibration-{seed}-{clean}-{n}-{now.timestamp():.0f}@example.test",
+            password_hash="x",
+            role="seller_owner",
+            account=account,
+            display_name=sample["romanised_name"],
+            romanised_name=sample["romanised_name"],
+            locale="ja",
+            time_zone="Asia/Tokyo",
+            must_enroll_2sv=False,
+            session_epoch=0,
+            created_at=now,
+        )
         db.session.add(user)
         db.session.flush()
         case = lifecycle.new_case(user, sample["document_type"], now=now, address="203.0.113.9", browser="bench")
         for side, data, width, height in sample["documents"]:
             staged = storage.stage(data)
             storage.commit_staged([staged])
-            db.session.add(Document(case_id=case.id, round=1, side=side, storage_key=staged.storage_key,
-                                    key_id=staged.key_id, sha256=staged.sha256, size=staged.size,
-                                    content_type="image/jpeg", width=width, height=height,
-                                    display_name=f"{side}.jpg", created_at=now))
+            db.session.add(
+                Document(
+                    case_id=case.id,
+                    round=1,
+                    side=side,
+                    storage_key=staged.storage_key,
+                    key_id=staged.key_id,
+                    sha256=staged.sha256,
+                    size=staged.size,
+                    content_type="image/jpeg",
+                    width=width,
+                    height=height,
+                    display_name=f"{side}.jpg",
+                    created_at=now,
+                )
+            )
         db.session.flush()
         ids.append(case.id)
         made[case.id] = sample["flaw"]
@@ -275,29 +332,40 @@ def rates(url: str, tmp: Path, clean: int, per_flaw: int) -> None:
         copied = [case_id for case_id, flaw in made.items() if flaw == "copied"]
         bad = {case_id: flaw for case_id, flaw in made.items() if flaw and flaw != "copied"}
         reasons: dict[str, int] = {}
-        for check, codes, case_id in db.session.execute(
-                select(PrecheckResult.check, PrecheckResult.reasons, PrecheckResult.case_id)
-                .where(PrecheckResult.case_id.in_(clean_ids), PrecheckResult.verdict != "pass")):
+        for check, codes, _case_id in db.session.execute(
+            select(PrecheckResult.check, PrecheckResult.reasons, PrecheckResult.case_id).where(
+                PrecheckResult.case_id.in_(clean_ids), PrecheckResult.verdict != "pass"
+            )
+        ):
             for code in codes or []:
                 reasons[f"{check}:{code}"] = reasons.get(f"{check}:{code}", 0) + 1
         share = len(flagged & set(clean_ids)) / len(clean_ids)
-        print(f"\n== Flag rates under the configured thresholds ({len(clean_ids)} clean demo cases,"
-              f" {len(bad)} seeded bad) ==")
-        print(f"clean cases flagged: {len(flagged & set(clean_ids))}/{len(clean_ids)} = {share:.0%}"
-              f" (of them 'Pre-check failed': {len(failed & set(clean_ids))}); target at most 20%")
+        print(
+            f"\n== Flag rates under the configured thresholds ({len(clean_ids)} clean demo cases,"
+            f" {len(bad)} seeded bad) =="
+        )
+        print(
+            f"clean cases flagged: {len(flagged & set(clean_ids))}/{len(clean_ids)} = {share:.0%}"
+            f" (of them 'Pre-check failed': {len(failed & set(clean_ids))}); target at most 20%"
+        )
         print("  what flagged them (results):", ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "nothing")
         for flaw in dict.fromkeys(bad.values()):
             ids = [case_id for case_id, f in bad.items() if f == flaw]
-            print(f"seeded {flaw:12} flagged {sum(i in flagged for i in ids)}/{len(ids)},"
-                  f" failed {sum(i in failed for i in ids)}/{len(ids)}")
-        print(f"clean cases a reused copy was made of (flagged with the copy, rightly; not counted above):"
-              f" flagged {sum(i in flagged for i in copied)}/{len(copied)}")
+            print(
+                f"seeded {flaw:12} flagged {sum(i in flagged for i in ids)}/{len(ids)},"
+                f" failed {sum(i in failed for i in ids)}/{len(ids)}"
+            )
+        print(
+            f"clean cases a reused copy was made of (flagged with the copy, rightly; not counted above):"
+            f" flagged {sum(i in flagged for i in copied)}/{len(copied)}"
+        )
         caught = sum(case_id in flagged for case_id in bad)
         print(f"seeded bad documents flagged: {caught}/{len(bad)}; target all")
         db.engine.dispose()
 
 
 # --- 5. the reused-document lookup at scale -------------------------------------------
+
 
 def random_rows(count: int, rng: np.random.Generator, start_id: int) -> list[tuple]:
     """``count`` random hashes as row tuples: ids, the hex hash, its 16 bands, the time."""
@@ -309,8 +377,9 @@ def random_rows(count: int, rng: np.random.Generator, start_id: int) -> list[tup
         bits[:, bit] = (bands[:, bit % 16] >> (bit // 16)) & 1
     packed = np.packbits(bits.reshape(count, 32, 8), axis=2, bitorder="little").reshape(count, 32)[:, ::-1]
     hexes = [row.tobytes().hex() for row in packed]
-    return [(start_id + n, start_id + n, start_id + n, 1, hexes[n], *band_row)
-            for n, band_row in enumerate(bands.tolist())]
+    return [
+        (start_id + n, start_id + n, start_id + n, 1, hexes[n], *band_row) for n, band_row in enumerate(bands.tolist())
+    ]
 
 
 COLUMNS = ["id", "document_id", "case_id", "user_id", "phash"] + [f"band{i}" for i in range(16)] + ["created_at"]
@@ -330,8 +399,7 @@ def fill(connection, table, target: int, have: int, rng) -> float:
     postgres = connection.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
     created = NOW if postgres else NOW.replace(tzinfo=None).isoformat(sep=" ")
-    insert = (f"INSERT INTO document_hashes ({', '.join(COLUMNS)}) "
-              f"VALUES ({', '.join([mark] * len(COLUMNS))})")
+    insert = f"INSERT INTO document_hashes ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
     while have < target:
         count = min(batch, target - have)
         rows = [row + (created,) for row in random_rows(count, rng, have + 1)]
@@ -357,8 +425,10 @@ def probe_hashes(connection, rng, count: int = 200) -> list[str]:
     """Half near copies of stored hashes (8 bits flipped), half unrelated hashes."""
     from sqlalchemy import text
 
-    stored = [row[0] for row in connection.execute(
-        text("SELECT phash FROM document_hashes ORDER BY id LIMIT :n"), {"n": count // 2})]
+    stored = [
+        row[0]
+        for row in connection.execute(text("SELECT phash FROM document_hashes ORDER BY id LIMIT :n"), {"n": count // 2})
+    ]
     probes = []
     for hex_hash in stored:
         value = int(hex_hash, 16)
@@ -411,13 +481,19 @@ def lookup(label: str, url: str, tmp: Path, sizes: list[int], prepare=None) -> N
             candidates = db.session.execute(text(f"SELECT count(*) FROM document_hashes WHERE {probes_sql}")).scalar()
             db.session.rollback()
             results[size] = statistics.median(times)
-            print(f"{label:10} {size:>9,} hashes: insert {took:7.1f} s, lookup median {statistics.median(times) * 1000:7.3f} ms,"
-                  f" p95 {sorted(times)[int(len(times) * 0.95)] * 1000:7.3f} ms, near copies found {found}/{len(probes) // 2},"
-                  f" candidates for an unrelated hash {candidates}")
+            print(
+                f"{label:10} {size:>9,} hashes: insert {took:7.1f} s, "
+                f"lookup median {statistics.median(times) * 1000:7.3f} ms,"
+                f" p95 {sorted(times)[int(len(times) * 0.95)] * 1000:7.3f} ms, near copies found "
+                f"{found}/{len(probes) // 2},"
+                f" candidates for an unrelated hash {candidates}"
+            )
         db.engine.dispose()
     small, big = sizes[0], sizes[-1]
-    print(f"{label:10} ratio lookup({big:,}) / lookup({small:,}) = {results[big] / results[small]:.2f}"
-          f" (load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(
+        f"{label:10} ratio lookup({big:,}) / lookup({small:,}) = {results[big] / results[small]:.2f}"
+        f" (load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
 
 
 def pg_schema(base: str, name: str):
@@ -440,7 +516,9 @@ def pg_schema(base: str, name: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pg", default=os.environ.get("RECOVERY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/rd_precheck"))
+    parser.add_argument(
+        "--pg", default=os.environ.get("RECOVERY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/rd_precheck")
+    )
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--skip-images", action="store_true")
     parser.add_argument("--skip-lookup", action="store_true")

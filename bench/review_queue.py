@@ -1,7 +1,8 @@
 """Benchmark: the reviewers' queue page with 1,000 and with 100,000 open cases.
 
     python bench/review_queue.py                      # SQLite only
-    python bench/review_queue.py --postgresql postgresql://postgres@127.0.0.1:5432/rd_bench   # rd_bench_1000, rd_bench_100000
+    python bench/review_queue.py --postgresql postgresql://postgres@127.0.0.1:5432/rd_bench
+        # (uses the databases rd_bench_1000 and rd_bench_100000)
 
 Each database is emptied and migrated, filled with open cases (mostly waiting,
 some in review, some waiting on the seller), and the real page is requested
@@ -31,7 +32,7 @@ import secrets
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, event, insert, text  # noqa: E402
 
@@ -84,14 +85,24 @@ def add_cases(count: int, seller_id: int, reviewer_ids: list[int], now: datetime
         submitted = now - timedelta(seconds=rng.randrange(0, 20 * 3600))
         roll = rng.random()
         status = "submitted" if roll < 0.85 else "in_review" if roll < 0.95 else "needs_info"
-        rows.append({
-            "reference": reference, "user_id": seller_id, "document_type": "passport", "status": status,
-            "high_risk": False, "risk_reasons": [], "created_at": submitted, "submitted_at": submitted,
-            "clock_started_at": submitted, "paused_seconds": 0, "due_at": submitted + sla,
-            "claimed_by_id": rng.choice(reviewer_ids) if status == "in_review" else None,
-            "claimed_at": now if status == "in_review" else None,
-            "paused_since": now - timedelta(hours=1) if status == "needs_info" else None,
-        })
+        rows.append(
+            {
+                "reference": reference,
+                "user_id": seller_id,
+                "document_type": "passport",
+                "status": status,
+                "high_risk": False,
+                "risk_reasons": [],
+                "created_at": submitted,
+                "submitted_at": submitted,
+                "clock_started_at": submitted,
+                "paused_seconds": 0,
+                "due_at": submitted + sla,
+                "claimed_by_id": rng.choice(reviewer_ids) if status == "in_review" else None,
+                "claimed_at": now if status == "in_review" else None,
+                "paused_since": now - timedelta(hours=1) if status == "needs_info" else None,
+            }
+        )
         if len(rows) == 5000:
             db.session.execute(insert(lifecycle.Case), rows)
             rows = []
@@ -112,8 +123,16 @@ def signed_in_client(app, reviewer):
     from recovery_app.models.base import utcnow
 
     token = secrets.token_urlsafe(32)
-    db.session.add(UserSession(user_id=reviewer.id, token_hash=token_hash(token), created_at=utcnow(),
-                               last_seen_at=utcnow(), address="127.0.0.1", browser="bench"))
+    db.session.add(
+        UserSession(
+            user_id=reviewer.id,
+            token_hash=token_hash(token),
+            created_at=utcnow(),
+            last_seen_at=utcnow(),
+            address="127.0.0.1",
+            browser="bench",
+        )
+    )
     db.session.commit()
     client = app.test_client()
     with client.session_transaction() as session:
@@ -158,7 +177,7 @@ def timed_query(app) -> tuple[float, int, int]:
         event.listen(db.engine, "before_cursor_execute", count)
         try:
             started = time.perf_counter()
-            page = services.queue_page(reviewer, services.QueueFilters(), datetime.now(timezone.utc))
+            page = services.queue_page(reviewer, services.QueueFilters(), datetime.now(UTC))
             elapsed = (time.perf_counter() - started) * 1000
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
@@ -169,7 +188,7 @@ def timed_query(app) -> tuple[float, int, int]:
 def later_page(client) -> str:
     html = client.get("/review/").get_data(as_text=True)
     start = html.index("after=")
-    return "/review/?" + html[start:html.index('"', start)].replace("&amp;", "&")
+    return "/review/?" + html[start : html.index('"', start)].replace("&amp;", "&")
 
 
 def prepare(url: str, size: int, tmp: Path):
@@ -178,12 +197,22 @@ def prepare(url: str, size: int, tmp: Path):
 
     app = fresh_database(url, tmp)
     with app.app_context():
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         account = get_or_create_account("Bench Shop", now)
-        seller = create_user(email="seller@bench.example", password="x", role="seller_owner", account=account,
-                             now=now, check_password=False)
-        reviewers = [create_user(email=f"r{n}@bench.example", password="x", role="reviewer", now=now,
-                                 check_password=False, locale="en") for n in range(10)]
+        seller = create_user(
+            email="seller@bench.example",
+            password="x",
+            role="seller_owner",
+            account=account,
+            now=now,
+            check_password=False,
+        )
+        reviewers = [
+            create_user(
+                email=f"r{n}@bench.example", password="x", role="reviewer", now=now, check_password=False, locale="en"
+            )
+            for n in range(10)
+        ]
         for reviewer in reviewers:
             reviewer.must_enroll_2sv = False
         db.session.commit()
@@ -216,8 +245,12 @@ def run(name: str, urls: dict[int, str], repeats: int) -> dict:
                 statements[size, QUERY_ONLY], rows[size, QUERY_ONLY] = count, shown
         for (size, label), times in samples.items():
             times.sort()
-            results.setdefault(size, {})[label] = (statistics.median(times), times[max(0, int(len(times) * 0.9) - 1)],
-                                                   statements[size, label], rows[size, label])
+            results.setdefault(size, {})[label] = (
+                statistics.median(times),
+                times[max(0, int(len(times) * 0.9) - 1)],
+                statements[size, label],
+                rows[size, label],
+            )
         for app, _, _ in setups.values():
             with app.app_context():
                 db.session.remove()
@@ -239,9 +272,11 @@ def report(name: str, results: dict, sizes: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgresql", metavar="URL",
-                        help="PostgreSQL server and database name prefix: databases <name>_<size> are DROPPED and "
-                             "recreated (optional)")
+    parser.add_argument(
+        "--postgresql",
+        metavar="URL",
+        help="PostgreSQL server and database name prefix: databases <name>_<size> are DROPPED and recreated (optional)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000])
     parser.add_argument("--repeats", type=int, default=30, help="timed requests per page and size")
     args = parser.parse_args()
@@ -252,7 +287,7 @@ def main() -> None:
     if args.postgresql:
         url = args.postgresql
         if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
         targets.append(("PostgreSQL", url))
     print(f"Queue page benchmark: sizes {', '.join(f'{s:,}' for s in sizes)}, {args.repeats} timed requests each")
     for name, url in targets:

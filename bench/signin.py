@@ -69,6 +69,7 @@ class StatementCounter:
 
 # --- Recovery Desk --------------------------------------------------------------------
 
+
 def build_app(tmp: Path, database_url: str | None):
     config = {
         "RECOVERY_ENV": "development",
@@ -103,8 +104,9 @@ def make_users(app, count: int) -> list[tuple[str, str]]:
         now = utcnow()
         account = get_or_create_account("Tanaka Trading", now)
         for n in range(count):
-            user = create_user(email=f"bench{tag}-{n}@example.test", password=PASSWORD, role="seller_owner",
-                               account=account, now=now)
+            user = create_user(
+                email=f"bench{tag}-{n}@example.test", password=PASSWORD, role="seller_owner", account=account, now=now
+            )
             method, seed = twofactor.new_totp_method(user, now, primary=True)
             method.confirmed_at = now
             user.must_enroll_2sv = False
@@ -128,8 +130,9 @@ def recovery_round_trip(app, counter: StatementCounter, email: str, seed: str) -
 
     page = timed(STEPS[0], lambda: client.get("/sign-in")).get_data(as_text=True)
     token = TOKEN.search(page).group(1)
-    step = timed(STEPS[1], lambda: client.post("/sign-in", data={"email": email, "password": PASSWORD,
-                                                                 "csrf_token": token}))
+    step = timed(
+        STEPS[1], lambda: client.post("/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    )
     assert step.status_code == 302 and step.headers["Location"].endswith("/sign-in/code"), step.status_code
     token = TOKEN.search(timed(STEPS[2], lambda: client.get("/sign-in/code")).get_data(as_text=True)).group(1)
     code = pyotp.TOTP(seed).now()
@@ -139,6 +142,7 @@ def recovery_round_trip(app, counter: StatementCounter, email: str, seed: str) -
 
 
 # --- the peer: Flask-Security-Too ------------------------------------------------------
+
 
 def build_peer(tmp: Path, params: dict):
     from flask import Flask
@@ -153,8 +157,11 @@ def build_peer(tmp: Path, params: dict):
         SECURITY_PASSWORD_SALT="peer-salt-" + "y" * 20,
         SECURITY_PASSWORD_HASH="argon2",
         SECURITY_PASSWORD_HASH_PASSLIB_OPTIONS={
-            "argon2__type": "ID", "argon2__rounds": params["time_cost"],
-            "argon2__memory_cost": params["memory_cost"], "argon2__parallelism": params["parallelism"]},
+            "argon2__type": "ID",
+            "argon2__rounds": params["time_cost"],
+            "argon2__memory_cost": params["memory_cost"],
+            "argon2__parallelism": params["parallelism"],
+        },
         SECURITY_TWO_FACTOR=True,
         SECURITY_TWO_FACTOR_ENABLED_METHODS=["authenticator"],
         SECURITY_TOTP_SECRETS={"1": "peer-totp-" + "z" * 30},
@@ -194,9 +201,13 @@ def make_peer_users(peer, count: int) -> list[tuple[str, str]]:
         totp = app.extensions["security"]._totp_factory
         for n in range(count):
             secret = totp.generate_totp_secret()
-            user = security.datastore.create_user(email=f"peer{n}@example.test", password=password_hash,
-                                                  active=True, tf_primary_method="authenticator",
-                                                  tf_totp_secret=secret)
+            user = security.datastore.create_user(
+                email=f"peer{n}@example.test",
+                password=password_hash,
+                active=True,
+                tf_primary_method="authenticator",
+                tf_totp_secret=secret,
+            )
             users.append((user.email, secret))
         db.session.commit()
     return users
@@ -216,8 +227,9 @@ def peer_round_trip(peer, counter: StatementCounter, email: str, secret: str) ->
         return response
 
     token = TOKEN.search(timed(STEPS[0], lambda: client.get("/login")).get_data(as_text=True)).group(1)
-    step = timed(STEPS[1], lambda: client.post("/login", data={"email": email, "password": PASSWORD,
-                                                               "csrf_token": token}))
+    step = timed(
+        STEPS[1], lambda: client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    )
     assert step.status_code == 302 and "/tf-validate" in step.headers["Location"], step.get_data(as_text=True)[:300]
     token = TOKEN.search(timed(STEPS[2], lambda: client.get("/tf-validate")).get_data(as_text=True)).group(1)
     with app.app_context():
@@ -229,10 +241,14 @@ def peer_round_trip(peer, counter: StatementCounter, email: str, secret: str) ->
 
 # --- measuring ---------------------------------------------------------------------------
 
+
 def hash_params(app) -> dict:
     config = app.config
-    return {"time_cost": config["RECOVERY_ARGON2_TIME_COST"], "memory_cost": config["RECOVERY_ARGON2_MEMORY_KIB"],
-            "parallelism": config["RECOVERY_ARGON2_PARALLELISM"]}
+    return {
+        "time_cost": config["RECOVERY_ARGON2_TIME_COST"],
+        "memory_cost": config["RECOVERY_ARGON2_MEMORY_KIB"],
+        "parallelism": config["RECOVERY_ARGON2_PARALLELISM"],
+    }
 
 
 def one_hash(hasher: PasswordHasher) -> float:
@@ -301,20 +317,28 @@ def main() -> int:
     hash_time = statistics.median(hashes)
     total = statistics.median(sum(t) for t in trips)
     print(f"argon2id {params}: {ms(hash_time)} per hash (median of {len(hashes)})")
-    print(f"Recovery Desk round trip (GET form, POST password, GET code page, POST code): {ms(total)} "
-          f"(median of {len(trips)}); round trip / one hash = {total / hash_time:.2f}")
+    print(
+        f"Recovery Desk round trip (GET form, POST password, GET code page, POST code): {ms(total)} "
+        f"(median of {len(trips)}); round trip / one hash = {total / hash_time:.2f}"
+    )
     for i, step in enumerate(STEPS):
-        print(f"  {step:14s} {ms(statistics.median(t[i] for t in trips)):>10s}  "
-              f"{ours.counts[step] / len(trips):.0f} SQL statements")
+        print(
+            f"  {step:14s} {ms(statistics.median(t[i] for t in trips)):>10s}  "
+            f"{ours.counts[step] / len(trips):.0f} SQL statements"
+        )
     print(f"  SQL statements per sign-in: {sum(ours.counts.values()) / len(trips):.0f}")
     print(f"  not the hash: {ms(total - hash_time)} per sign-in; bare endpoint of the same app: {ms(bare)}")
     if peer_trips:
         peer_total = statistics.median(sum(t) for t in peer_trips)
-        print(f"Flask-Security-Too round trip (GET /login, POST /login, GET /tf-validate, POST /tf-validate): "
-              f"{ms(peer_total)} (median of {len(peer_trips)}); round trip / one hash = {peer_total / hash_time:.2f}")
+        print(
+            f"Flask-Security-Too round trip (GET /login, POST /login, GET /tf-validate, POST /tf-validate): "
+            f"{ms(peer_total)} (median of {len(peer_trips)}); round trip / one hash = {peer_total / hash_time:.2f}"
+        )
         for i, step in enumerate(STEPS):
-            print(f"  {step:14s} {ms(statistics.median(t[i] for t in peer_trips)):>10s}  "
-                  f"{theirs.counts[step] / len(peer_trips):.0f} SQL statements")
+            print(
+                f"  {step:14s} {ms(statistics.median(t[i] for t in peer_trips)):>10s}  "
+                f"{theirs.counts[step] / len(peer_trips):.0f} SQL statements"
+            )
         print(f"  SQL statements per sign-in: {sum(theirs.counts.values()) / len(peer_trips):.0f}")
         print(f"ratio Recovery Desk / Flask-Security-Too, same run: {total / peer_total:.2f}")
     if profiler:

@@ -28,17 +28,32 @@ def main() -> None:
     samples = parser.parse_args().samples
     with tempfile.TemporaryDirectory() as tmp:
         app = build_app(Path(tmp))
-        app.config.update(RECOVERY_LIMIT_SIGN_IN="1000000 per minute",
-                          RECOVERY_PASSWORD_FREE_TRIES=10 ** 9, RECOVERY_HARD_LOCK_AFTER=10 ** 9)
+        app.config.update(
+            RECOVERY_LIMIT_SIGN_IN="1000000 per minute",
+            RECOVERY_PASSWORD_FREE_TRIES=10**9,
+            RECOVERY_HARD_LOCK_AFTER=10**9,
+        )
         with app.app_context():
             from recovery_app.auth.users import create_user, get_or_create_account
             from recovery_app.models.base import utcnow
 
             account = get_or_create_account("Bench shop", utcnow())
-            create_user(email="known@bench.test", password="p" * 16, role="seller_owner", now=utcnow(),
-                        account=account, check_password=False)
-            gone = create_user(email="gone@bench.test", password="p" * 16, role="seller_user", now=utcnow(),
-                               account=account, check_password=False)
+            create_user(
+                email="known@bench.test",
+                password="p" * 16,
+                role="seller_owner",
+                now=utcnow(),
+                account=account,
+                check_password=False,
+            )
+            gone = create_user(
+                email="gone@bench.test",
+                password="p" * 16,
+                role="seller_user",
+                now=utcnow(),
+                account=account,
+                check_password=False,
+            )
             gone.disabled_at = utcnow()
             db.session.commit()
         client = app.test_client()

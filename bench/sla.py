@@ -69,12 +69,17 @@ def make_app(url: str, tmp: Path):
             connection.execute(text("DROP SCHEMA public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
         engine.dispose()
-    app = create_app({
-        "RECOVERY_ENV": "testing", "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-" + "x" * 40,
-        "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"b" * 32).decode(),
-        "RECOVERY_INSTANCE_DIR": str(tmp / "instance"), "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
-        "WTF_CSRF_ENABLED": False,
-    })
+    app = create_app(
+        {
+            "RECOVERY_ENV": "testing",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "bench-" + "x" * 40,
+            "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(b"b" * 32).decode(),
+            "RECOVERY_INSTANCE_DIR": str(tmp / "instance"),
+            "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
     with app.app_context():
         flask_migrate.upgrade()
     return app
@@ -86,11 +91,24 @@ def people(now):
 
     account = get_or_create_account("Bench Shop", now)
     made = {}
-    for role, email in (("seller_owner", "seller@bench.example"), ("manager", "manager@bench.example"),
-                        *((("reviewer", f"reviewer{i}@bench.example") for i in range(10)))):
-        user = User(email=email, password_hash="-", role=role, account=account if role == "seller_owner" else None,
-                    display_name=email.split("@")[0], romanised_name="", locale="en", time_zone="UTC",
-                    must_enroll_2sv=False, session_epoch=0, created_at=now)
+    for role, email in (
+        ("seller_owner", "seller@bench.example"),
+        ("manager", "manager@bench.example"),
+        *(("reviewer", f"reviewer{i}@bench.example") for i in range(10)),
+    ):
+        user = User(
+            email=email,
+            password_hash="-",
+            role=role,
+            account=account if role == "seller_owner" else None,
+            display_name=email.split("@")[0],
+            romanised_name="",
+            locale="en",
+            time_zone="UTC",
+            must_enroll_2sv=False,
+            session_epoch=0,
+            created_at=now,
+        )
         db.session.add(user)
         made.setdefault(role, []).append(user)
     db.session.commit()
@@ -104,30 +122,42 @@ def fill_open(dialect: str, count: int, now, seller_id: int) -> None:
     due = minutes_before(dialect, f"{age} - 720")
     flagged_risk = minutes_before(dialect, f"{age} - 540")
     flagged_breach = minutes_before(dialect, f"{age} - 720")
-    sql = SEQ[dialect] + f"""
+    sql = (
+        SEQ[dialect]
+        + f"""
         INSERT INTO cases (reference, user_id, document_type, status, high_risk, risk_reasons, created_at,
-                           submitted_at, clock_started_at, paused_seconds, due_at, at_risk_at, breached_at, escalated_at)
+                           submitted_at, clock_started_at, paused_seconds, due_at, at_risk_at, breached_at,
+                           escalated_at)
         SELECT 'O' || n, :seller, 'passport', CASE WHEN n % 3 = 0 THEN 'in_review' ELSE 'submitted' END, false, '[]',
                {submitted}, {submitted}, {submitted}, 0, {due},
                CASE WHEN {age} > 541 THEN {flagged_risk} END,
                CASE WHEN {age} > 721 THEN {flagged_breach} END,
                CASE WHEN {age} > 721 THEN {flagged_breach} END
         FROM seq"""
-    db.session.execute(text(sql), {"count": count, "now": now.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now,
-                                   "seller": seller_id})
+    )
+    db.session.execute(
+        text(sql),
+        {
+            "count": count,
+            "now": now.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now,
+            "seller": seller_id,
+        },
+    )
     db.session.commit()
 
 
 def fill_decided(dialect: str, count: int, now, seller_id: int, reviewer_ids: list[int]) -> None:
     """Decided cases over the last 14 days: clock time 10 min to 16 h, a quarter rejected."""
-    start = f"((n * 7919) % 20160)"            # minutes before now the case was submitted
-    wall = f"(10 + (n * 104729) % 950)"        # minutes to decision
+    start = "((n * 7919) % 20160)"  # minutes before now the case was submitted
+    wall = "(10 + (n * 104729) % 950)"  # minutes to decision
     submitted = minutes_before(dialect, start)
     claimed = minutes_before(dialect, f"{start} - ({wall}) / 3")
     decided = minutes_before(dialect, f"{start} - {wall}")
     due = minutes_before(dialect, f"{start} - 720")
     reviewers = len(reviewer_ids)
-    sql = SEQ[dialect] + f"""
+    sql = (
+        SEQ[dialect]
+        + f"""
         INSERT INTO cases (reference, user_id, document_type, status, high_risk, risk_reasons, created_at,
                            submitted_at, clock_started_at, paused_seconds, due_at, first_claimed_at, decided_at,
                            decided_by_id, decision, reason_code, closed_at)
@@ -136,8 +166,15 @@ def fill_decided(dialect: str, count: int, now, seller_id: int, reviewer_ids: li
                {min(reviewer_ids)} + (n % {reviewers}), CASE WHEN n % 4 = 0 THEN 'rejected' ELSE 'approved' END,
                CASE WHEN n % 4 = 0 THEN 'unreadable' END, {decided}
         FROM seq WHERE {start} >= {wall}"""
-    db.session.execute(text(sql), {"count": count, "now": now.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now,
-                                   "seller": seller_id})
+    )
+    db.session.execute(
+        text(sql),
+        {
+            "count": count,
+            "now": now.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now,
+            "seller": seller_id,
+        },
+    )
     db.session.commit()
 
 
@@ -176,10 +213,12 @@ def bench_sweep(app, dialect: str, open_count: int, changes: int) -> None:
             filled = time.perf_counter() - started
             result, elapsed, statements = counted(lambda: (jobs.sla_sweep(now), db.session.commit())[0])
             _, idle_elapsed, idle_statements = counted(lambda: (jobs.sla_sweep(now), db.session.commit())[0])
-            print(f"  sweep, {count:>9,} open cases (filled in {filled:5.1f} s): one minute's work "
-                  f"{elapsed * 1000:8.1f} ms, {statements:5d} statements ({result['at_risk']} at risk, "
-                  f"{result['breached']} breached); nothing to do: "
-                  f"{idle_elapsed * 1000:7.1f} ms, {idle_statements} statements")
+            print(
+                f"  sweep, {count:>9,} open cases (filled in {filled:5.1f} s): one minute's work "
+                f"{elapsed * 1000:8.1f} ms, {statements:5d} statements ({result['at_risk']} at risk, "
+                f"{result['breached']} breached); nothing to do: "
+                f"{idle_elapsed * 1000:7.1f} ms, {idle_statements} statements"
+            )
         if changes:
             db.session.execute(text("DELETE FROM cases"))
             db.session.execute(text("DELETE FROM outbox"))
@@ -189,14 +228,18 @@ def bench_sweep(app, dialect: str, open_count: int, changes: int) -> None:
             result, elapsed, statements = counted(lambda: (jobs.sla_sweep(now), db.session.commit())[0])
             notices = db.session.execute(text("SELECT count(*) FROM outbox")).scalar()
             db.session.commit()
-            print(f"  sweep, {open_count:>9,} open cases, {result['at_risk'] + result['breached']:,} changes at once "
-                  f"({result['at_risk']} at risk, {result['breached']} breached): {elapsed * 1000:8.1f} ms, "
-                  f"{statements} statements, {notices} notices")
+            print(
+                f"  sweep, {open_count:>9,} open cases, {result['at_risk'] + result['breached']:,} changes at once "
+                f"({result['at_risk']} at risk, {result['breached']} breached): {elapsed * 1000:8.1f} ms, "
+                f"{statements} statements, {notices} notices"
+            )
             from recovery_app import audit
 
             checked = audit.verify()
             db.session.commit()
-            print(f"  audit chain after the sweeps: {'holds' if checked.ok else 'BROKEN'} ({checked.checked:,} entries)")
+            print(
+                f"  audit chain after the sweeps: {'holds' if checked.ok else 'BROKEN'} ({checked.checked:,} entries)"
+            )
         db.session.execute(text("DELETE FROM cases"))
         db.session.commit()
 
@@ -207,14 +250,20 @@ def behind(dialect: str, now, changes: int) -> None:
 
     when = now.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else now
     margin = now + lifecycle.at_risk_margin()
-    pending = db.session.execute(text(
-        "SELECT count(*) FROM cases WHERE status IN ('submitted', 'in_review') AND "
-        "((breached_at IS NULL AND due_at <= :now) OR (at_risk_at IS NULL AND due_at <= :margin))"),
-        {"now": when, "margin": margin.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else margin}).scalar()
-    db.session.execute(text(
-        "UPDATE cases SET at_risk_at = NULL, breached_at = NULL, escalated_at = NULL WHERE id IN "
-        "(SELECT id FROM cases WHERE breached_at IS NOT NULL ORDER BY id LIMIT :more)"),
-        {"more": max(changes - pending, 0)})
+    pending = db.session.execute(
+        text(
+            "SELECT count(*) FROM cases WHERE status IN ('submitted', 'in_review') AND "
+            "((breached_at IS NULL AND due_at <= :now) OR (at_risk_at IS NULL AND due_at <= :margin))"
+        ),
+        {"now": when, "margin": margin.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else margin},
+    ).scalar()
+    db.session.execute(
+        text(
+            "UPDATE cases SET at_risk_at = NULL, breached_at = NULL, escalated_at = NULL WHERE id IN "
+            "(SELECT id FROM cases WHERE breached_at IS NOT NULL ORDER BY id LIMIT :more)"
+        ),
+        {"more": max(changes - pending, 0)},
+    )
     db.session.commit()
 
 
@@ -225,8 +274,16 @@ def signed_in_client(app, manager_id: int, now):
     with app.app_context():
         token = secrets.token_urlsafe(32)
         manager = db.session.get(User, manager_id)
-        db.session.add(UserSession(user_id=manager.id, token_hash=token_hash(token), created_at=now, last_seen_at=now,
-                                   address="127.0.0.1", browser="bench"))
+        db.session.add(
+            UserSession(
+                user_id=manager.id,
+                token_hash=token_hash(token),
+                created_at=now,
+                last_seen_at=now,
+                address="127.0.0.1",
+                browser="bench",
+            )
+        )
         db.session.commit()
         user_key = manager.get_id()
     client = app.test_client()
@@ -267,9 +324,14 @@ def bench_dashboard(app, dialect: str, sizes: list[int]) -> None:
             rollups.rebuild(now)
             db.session.commit()
             rolled = time.perf_counter() - started
-            today = db.session.execute(text("SELECT count(*) FROM cases WHERE decided_at >= :midnight"), {
-                "midnight": now.replace(hour=0, minute=0, second=0).strftime("%Y-%m-%d %H:%M:%S")
-                if dialect == "sqlite" else now.replace(hour=0, minute=0, second=0)}).scalar()
+            today = db.session.execute(
+                text("SELECT count(*) FROM cases WHERE decided_at >= :midnight"),
+                {
+                    "midnight": now.replace(hour=0, minute=0, second=0).strftime("%Y-%m-%d %H:%M:%S")
+                    if dialect == "sqlite"
+                    else now.replace(hour=0, minute=0, second=0)
+                },
+            ).scalar()
         runs = []
         statements = 0
         for _ in range(3):
@@ -284,13 +346,17 @@ def bench_dashboard(app, dialect: str, sizes: list[int]) -> None:
             statements = counter.count
             assert response.status_code == 200, response.status_code
         timings[size] = statistics.median(runs)
-        print(f"  dashboard, {decided:>9,} decided cases (filled in {filled:5.1f} s, rolled up in {rolled:5.1f} s, "
-              f"{today:,} decided today): "
-              f"{timings[size] * 1000:8.1f} ms per page (median of 3), {statements} statements")
+        print(
+            f"  dashboard, {decided:>9,} decided cases (filled in {filled:5.1f} s, rolled up in {rolled:5.1f} s, "
+            f"{today:,} decided today): "
+            f"{timings[size] * 1000:8.1f} ms per page (median of 3), {statements} statements"
+        )
     if len(sizes) == 2:
         small, large = sizes
-        print(f"  dashboard ratio {large:,} / {small:,} decided: {timings[large] / timings[small]:.1f}x "
-              f"for {large / small:.0f}x the cases")
+        print(
+            f"  dashboard ratio {large:,} / {small:,} decided: {timings[large] / timings[small]:.1f}x "
+            f"for {large / small:.0f}x the cases"
+        )
 
 
 def main() -> None:

@@ -104,15 +104,22 @@ def main() -> int:
     base_url = args.database.rsplit("/", 1)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
     env.update(
-        PYTHONPATH=str(ROOT), RECOVERY_ENV="production", RECOVERY_SECRET_KEY=secrets.token_urlsafe(48),
+        PYTHONPATH=str(ROOT),
+        RECOVERY_ENV="production",
+        RECOVERY_SECRET_KEY=secrets.token_urlsafe(48),
         RECOVERY_VAULT_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         RECOVERY_DATABASE_URL=base_url.replace("postgresql://", "postgresql+psycopg://") + f"/{name}",
-        RECOVERY_RATELIMIT_STORAGE_URI=args.redis, RECOVERY_INSTANCE_DIR=str(work / "instance"),
-        RECOVERY_UPLOAD_DIR=str(work / "uploads"), RECOVERY_SCHEDULER="off", RECOVERY_WEB_WORKERS="3",
-        RECOVERY_TRUSTED_PROXIES="1", RECOVERY_SCHEDULER_STANDBY_POLL_SECONDS="2",
+        RECOVERY_RATELIMIT_STORAGE_URI=args.redis,
+        RECOVERY_INSTANCE_DIR=str(work / "instance"),
+        RECOVERY_UPLOAD_DIR=str(work / "uploads"),
+        RECOVERY_SCHEDULER="off",
+        RECOVERY_WEB_WORKERS="3",
+        RECOVERY_TRUSTED_PROXIES="1",
+        RECOVERY_SCHEDULER_STANDBY_POLL_SECONDS="2",
         RECOVERY_SCHEDULER_HEARTBEAT_SECONDS="5",
         # Everyone comes from 127.0.0.1: per-address limits would measure the limiter, not the service.
-        RECOVERY_LIMIT_SIGN_IN="100000 per minute", RECOVERY_LIMIT_CODE_CHECK="100000 per minute",
+        RECOVERY_LIMIT_SIGN_IN="100000 per minute",
+        RECOVERY_LIMIT_CODE_CHECK="100000 per minute",
     )
     python = sys.executable
     processes: dict[str, subprocess.Popen] = {}
@@ -121,38 +128,82 @@ def main() -> int:
 
     def spawn(key, command, extra=None):
         with (logs / f"{key}.log").open("a") as sink:
-            processes[key] = subprocess.Popen(command, cwd=ROOT, env={**env, **(extra or {})},
-                                              stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+            processes[key] = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**env, **(extra or {})},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     ports = {"a": free_port(), "b": free_port()}
 
     def start_web(key):
-        spawn(key, [python, "-m", "gunicorn", "wsgi:app"],
-              {"RECOVERY_BIND": f"127.0.0.1:{ports[key]}", "PROMETHEUS_MULTIPROC_DIR": str(work / f"metrics-{key}")})
+        spawn(
+            key,
+            [python, "-m", "gunicorn", "wsgi:app"],
+            {"RECOVERY_BIND": f"127.0.0.1:{ports[key]}", "PROMETHEUS_MULTIPROC_DIR": str(work / f"metrics-{key}")},
+        )
 
     front = free_port()
     try:
-        subprocess.run([python, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [python, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         emails = [f"seller{n}@soak.example" for n in range(args.sellers)]
-        subprocess.run([python, "-c", (
-            "import sys\nfrom recovery_app import create_app\nfrom recovery_app.auth.users import create_user, "
-            "get_or_create_account\nfrom recovery_app.database import unit\n"
-            "from recovery_app.models.base import utcnow\n"
-            "app = create_app()\nwith app.app_context(), unit():\n"
-            "    for email in sys.argv[1:]:\n"
-            "        create_user(email=email, password=" + repr(PASSWORD) + ", role='seller_owner', "
-            "account=get_or_create_account('Soak ' + email, utcnow()), display_name=email, romanised_name=email, "
-            "locale='en', now=utcnow(), check_password=False)\n"), *emails], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [
+                python,
+                "-c",
+                (
+                    "import sys\nfrom recovery_app import create_app\nfrom recovery_app.auth.users import create_user, "
+                    "get_or_create_account\nfrom recovery_app.database import unit\n"
+                    "from recovery_app.models.base import utcnow\n"
+                    "app = create_app()\nwith app.app_context(), unit():\n"
+                    "    for email in sys.argv[1:]:\n"
+                    "        create_user(email=email, password=" + repr(PASSWORD) + ", role='seller_owner', "
+                    "account=get_or_create_account('Soak ' + email, utcnow()), display_name=email, "
+                    "romanised_name=email, "
+                    "locale='en', now=utcnow(), check_password=False)\n"
+                ),
+                *emails,
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
         start_web("a")
         start_web("b")
         spawn("scheduler-1", [python, "-m", "flask", "--app", "wsgi", "scheduler", "run"])
         spawn("scheduler-2", [python, "-m", "flask", "--app", "wsgi", "scheduler", "run"])
         # TLS at the front, as in production: the app's cookies are Secure and __Host-.
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", str(work / "tls.key"), "-out", str(work / "tls.crt")], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(work / "tls.key"),
+                "-out",
+                str(work / "tls.crt"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         (work / "tls.pem").write_text((work / "tls.crt").read_text() + (work / "tls.key").read_text())
         (work / "haproxy.cfg").write_text(f"""global
     maxconn 500
@@ -176,8 +227,8 @@ backend app
     http-check expect rstatus ^(200|503)$
     http-request set-header X-Forwarded-For %[src]
     timeout check 5s
-    server a 127.0.0.1:{ports['a']} check inter 1s fall 2 rise 1
-    server b 127.0.0.1:{ports['b']} check inter 1s fall 2 rise 1
+    server a 127.0.0.1:{ports["a"]} check inter 1s fall 2 rise 1
+    server b 127.0.0.1:{ports["b"]} check inter 1s fall 2 rise 1
 """)
         spawn("haproxy", ["haproxy", "-db", "-f", str(work / "haproxy.cfg")])
         base = f"https://127.0.0.1:{front}"
@@ -270,7 +321,8 @@ backend app
         while time.monotonic() - killed_at < 120:
             with psycopg.connect(base_url + f"/{name}") as connection:
                 now_holder = connection.execute(
-                    "SELECT holder FROM scheduler_lease WHERE name = 'scheduler'").fetchone()[0]
+                    "SELECT holder FROM scheduler_lease WHERE name = 'scheduler'"
+                ).fetchone()[0]
             if now_holder != holder:
                 took_over = time.monotonic() - killed_at
                 break
@@ -281,8 +333,13 @@ backend app
             thread.join(timeout=180)
         elapsed = time.time() - began
 
-        verify = subprocess.run([python, "-m", "flask", "--app", "wsgi", "audit", "verify"], cwd=ROOT, env=env,
-                                capture_output=True, text=True)
+        verify = subprocess.run(
+            [python, "-m", "flask", "--app", "wsgi", "audit", "verify"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         scrape = requests.get(f"http://127.0.0.1:{ports['b']}/metrics", timeout=30).text
     finally:
         for proc in processes.values():
@@ -302,13 +359,17 @@ backend app
         by_step[step].append(took)
         statuses[outcome] += 1
     print(f"{len(people)} sellers, {elapsed:.0f} s, two instances of 3 workers behind haproxy, PostgreSQL, Redis")
-    print(f"requests: {len(samples)} ({len(samples) / elapsed:.1f}/s); "
-          f"sign-ins completed: {sum(p.outcome.sign_ins for p in people)}")
+    print(
+        f"requests: {len(samples)} ({len(samples) / elapsed:.1f}/s); "
+        f"sign-ins completed: {sum(p.outcome.sign_ins for p in people)}"
+    )
     print(f"{'step':10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for step, values in sorted(by_step.items()):
         q = statistics.quantiles(values, n=100) if len(values) > 1 else values * 99
-        print(f"{step:10} {len(values):>6} {statistics.median(values) * 1000:>8.0f} "
-              f"{q[94] * 1000:>8.0f} {q[98] * 1000:>8.0f}")
+        print(
+            f"{step:10} {len(values):>6} {statistics.median(values) * 1000:>8.0f} "
+            f"{q[94] * 1000:>8.0f} {q[98] * 1000:>8.0f}"
+        )
     print("answers:", dict(sorted(statuses.items(), key=str)))
     print("errors by kind:", dict(errors) or "none")
     for fault_at, label in ((fault_a, "master"), (fault_s, "scheduler")):
@@ -319,8 +380,7 @@ backend app
     five = [line for line in scrape.splitlines() if line.startswith("recovery_http_server_errors_total")]
     print("5xx counted by /metrics of instance B:", five or "none")
     print("audit verify:", (verify.stdout or verify.stderr).strip())
-    return 0 if verify.returncode == 0 and not any(
-        isinstance(o, int) and o >= 500 for o in statuses) else 1
+    return 0 if verify.returncode == 0 and not any(isinstance(o, int) and o >= 500 for o in statuses) else 1
 
 
 if __name__ == "__main__":

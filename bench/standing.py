@@ -115,24 +115,30 @@ def bench(dialect: str, url: str, open_count: int, repeats: int, tmp: Path) -> N
         sla.fill_decided(dialect, 10_000, now, seller_id, reviewer_ids)
         refresh_statistics(dialect)
         filled = time.perf_counter() - started
-        open_cases = db.session.execute(text(
-            "SELECT count(*) FROM cases WHERE status IN ('submitted', 'in_review')")).scalar()
+        open_cases = db.session.execute(
+            text("SELECT count(*) FROM cases WHERE status IN ('submitted', 'in_review')")
+        ).scalar()
         picked = positions()
         seller = db.session.get(User, seller_id)
         print(f"{dialect}: {open_cases:,} open cases, 10,000 decided (made in {filled:.1f} s)")
 
         inputs_time, inputs_statements = timed(lambda: standing.estimate_inputs(utcnow()), 5)
         inputs = standing.estimate_inputs(utcnow())
-        print(f"  estimate's inputs: {inputs_time * 1000:.1f} ms, {inputs_statements} statements (once a minute "
-              f"per process): {inputs.arrivals_per_hour:.1f} cases an hour, median handling "
-              f"{(inputs.handling_seconds or 0) / 60:.1f} min, {inputs.on_duty} reviewers on duty")
+        print(
+            f"  estimate's inputs: {inputs_time * 1000:.1f} ms, {inputs_statements} statements (once a minute "
+            f"per process): {inputs.arrivals_per_hour:.1f} cases an hour, median handling "
+            f"{(inputs.handling_seconds or 0) / 60:.1f} min, {inputs.on_duty} reviewers on duty"
+        )
         for name, reference in picked.items():
             found = standing.read(seller_id, reference)
             alone, statements = timed(lambda reference=reference: standing.read(seller_id, reference), repeats)
-            print(f"  {name:>6} of the queue ({found.ahead:>6,} cases ahead): the update's statement "
-                  f"{alone * 1000:7.2f} ms ({statements} statement)")
+            print(
+                f"  {name:>6} of the queue ({found.ahead:>6,} cases ahead): the update's statement "
+                f"{alone * 1000:7.2f} ms ({statements} statement)"
+            )
         statement = select(Case.reference, standing._ahead().label("ahead")).where(
-            Case.reference == picked["back"], Case.user_id == seller_id)
+            Case.reference == picked["back"], Case.user_id == seller_id
+        )
         print("    plan of the update's statement (case at the back):")
         print(plan(dialect, statement))
         db.session.remove()
@@ -148,8 +154,10 @@ def bench(dialect: str, url: str, open_count: int, repeats: int, tmp: Path) -> N
 
         with app.app_context():
             whole, statements = timed(ask, repeats)
-        print(f"  {name:>6}: whole update through the app {whole * 1000:7.2f} ms, {statements} statements "
-              f"(the session check and the update's one)")
+        print(
+            f"  {name:>6}: whole update through the app {whole * 1000:7.2f} ms, {statements} statements "
+            f"(the session check and the update's one)"
+        )
     with app.app_context():
         db.engine.dispose()
 
@@ -163,8 +171,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-standing-"))
     bench("sqlite", f"sqlite:///{tmp / 'bench.db'}", args.open, args.repeats, tmp)
     if args.postgres:
-        bench("postgresql", args.postgres.replace("postgresql://", "postgresql+psycopg://", 1), args.open,
-              args.repeats, tmp)
+        bench(
+            "postgresql",
+            args.postgres.replace("postgresql://", "postgresql+psycopg://", 1),
+            args.open,
+            args.repeats,
+            tmp,
+        )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,16 @@ def database(blobs: list[bytes], url: str) -> tuple[list[float], list[float], in
             connection.commit()  # pg_dump must see the table
             with tempfile.TemporaryDirectory() as folder:
                 started = time.perf_counter()
-                subprocess.run(["pg_dump", "--format=custom", "--table=bench_document_blobs",
-                                f"--file={folder}/blobs.pgdump", f"--dbname={url}"], check=True)
+                subprocess.run(
+                    [
+                        "pg_dump",
+                        "--format=custom",
+                        "--table=bench_document_blobs",
+                        f"--file={folder}/blobs.pgdump",
+                        f"--dbname={url}",
+                    ],
+                    check=True,
+                )
                 dump = time.perf_counter() - started
         finally:
             connection.rollback()
@@ -101,12 +109,18 @@ def main() -> None:
     db_writes, db_reads, size, dump = database(blobs, args.database)
     print(f"{args.count} blobs of {args.mb} MB ({total_mb:.0f} MB)")
     print(f"{'':24} {'write p50':>10} {'write p95':>10} {'read p50':>10} {'read p95':>10}")
-    for name, writes, reads in (("upload folder (fsync)", file_writes, file_reads),
-                                ("PostgreSQL bytea", db_writes, db_reads)):
-        print(f"{name:24} {statistics.median(writes) * 1000:>8.1f}ms {p95(writes) * 1000:>8.1f}ms "
-              f"{statistics.median(reads) * 1000:>8.1f}ms {p95(reads) * 1000:>8.1f}ms")
-    print(f"PostgreSQL table size: {size / 1024 / 1024:.1f} MB for {total_mb:.0f} MB of blobs; "
-          f"pg_dump of it: {dump:.2f} s ({total_mb / dump:.0f} MB/s)")
+    for name, writes, reads in (
+        ("upload folder (fsync)", file_writes, file_reads),
+        ("PostgreSQL bytea", db_writes, db_reads),
+    ):
+        print(
+            f"{name:24} {statistics.median(writes) * 1000:>8.1f}ms {p95(writes) * 1000:>8.1f}ms "
+            f"{statistics.median(reads) * 1000:>8.1f}ms {p95(reads) * 1000:>8.1f}ms"
+        )
+    print(
+        f"PostgreSQL table size: {size / 1024 / 1024:.1f} MB for {total_mb:.0f} MB of blobs; "
+        f"pg_dump of it: {dump:.2f} s ({total_mb / dump:.0f} MB/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,13 @@ def photo_like(width: int, height: int, *, noise: int) -> Image.Image:
     """A card on a desk with sensor-like noise: compresses like a phone photo."""
     base = Image.new("RGB", (width, height), (120, 110, 95))
     draw = ImageDraw.Draw(base)
-    draw.rounded_rectangle((width * 0.1, height * 0.15, width * 0.9, height * 0.85), radius=width // 40,
-                           fill=(228, 234, 242), outline=(40, 60, 90), width=max(4, width // 400))
+    draw.rounded_rectangle(
+        (width * 0.1, height * 0.15, width * 0.9, height * 0.85),
+        radius=width // 40,
+        fill=(228, 234, 242),
+        outline=(40, 60, 90),
+        width=max(4, width // 400),
+    )
     draw.rectangle((width * 0.14, height * 0.25, width * 0.34, height * 0.7), fill=(150, 160, 175))
     for row in range(8):
         y = height * 0.25 + row * height * 0.055
@@ -60,15 +65,17 @@ def make_app(workdir: Path):
 
     from recovery_app import create_app
 
-    app = create_app({
-        "RECOVERY_ENV": "testing",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.db'}",
-        "SECRET_KEY": "bench-" + "x" * 40,
-        "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        "RECOVERY_INSTANCE_DIR": str(workdir / "instance"),
-        "RECOVERY_UPLOAD_DIR": str(workdir / "uploads"),
-        "RATELIMIT_ENABLED": False,
-    })
+    app = create_app(
+        {
+            "RECOVERY_ENV": "testing",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.db'}",
+            "SECRET_KEY": "bench-" + "x" * 40,
+            "RECOVERY_VAULT_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "RECOVERY_INSTANCE_DIR": str(workdir / "instance"),
+            "RECOVERY_UPLOAD_DIR": str(workdir / "uploads"),
+            "RATELIMIT_ENABLED": False,
+        }
+    )
     with app.app_context(), contextlib.redirect_stderr(io.StringIO()):  # alembic's progress lines
         flask_migrate.upgrade()
     return app
@@ -82,6 +89,7 @@ def bench_pipeline(rounds: int) -> dict:
         app = make_app(Path(tmp))
         limits = pipeline.Limits.from_config(app.config)
         with app.app_context():
+
             def through_pipeline():
                 clean = pipeline.clean(data, limits)
                 staged = storage.stage(clean.data)
@@ -148,8 +156,14 @@ def memory_child(folder: Path) -> None:
         app = make_app(Path(tmp))
         with app.app_context():
             account = get_or_create_account("Bench shop", utcnow())
-            user = create_user(email="bench@example.test", password="x" * 20, role="seller_owner",
-                               account=account, now=utcnow(), check_password=False)
+            user = create_user(
+                email="bench@example.test",
+                password="x" * 20,
+                role="seller_owner",
+                account=account,
+                now=utcnow(),
+                check_password=False,
+            )
             db.session.commit()
             user_id, epoch = user.id, user.session_epoch
         app.config["WTF_CSRF_ENABLED"] = False
@@ -168,9 +182,19 @@ def memory_child(folder: Path) -> None:
         peak = _status_mb("VmHWM")
         with app.app_context():
             stored = db.session.query(Case).count()
-    print(json.dumps({"status": response.status_code, "cases": stored, "front_mb": len(front) / 1e6,
-                      "body_mb": len(body) / 1e6, "request_s": elapsed,
-                      "rss_before_mb": before, "peak_rss_mb": peak}))
+    print(
+        json.dumps(
+            {
+                "status": response.status_code,
+                "cases": stored,
+                "front_mb": len(front) / 1e6,
+                "body_mb": len(body) / 1e6,
+                "request_s": elapsed,
+                "rss_before_mb": before,
+                "peak_rss_mb": peak,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -184,24 +208,33 @@ def main() -> None:
 
     figures = bench_pipeline(args.rounds)
     print(f"12-megapixel JPEG, {figures['file_mb']:.1f} MB, {args.rounds} rounds each (interleaved):")
-    print(f"  pipeline (type, decode, orient, re-encode, encrypt, store): median {figures['pipeline_median_ms']:.0f} ms"
-          f", best {figures['pipeline_min_ms']:.0f} ms")
-    print(f"  bare Pillow decode + encode of the same file:              median {figures['pillow_median_ms']:.0f} ms"
-          f", best {figures['pillow_min_ms']:.0f} ms")
+    print(
+        f"  pipeline (type, decode, orient, re-encode, encrypt, store): median {figures['pipeline_median_ms']:.0f} ms"
+        f", best {figures['pipeline_min_ms']:.0f} ms"
+    )
+    print(
+        f"  bare Pillow decode + encode of the same file:              median {figures['pillow_median_ms']:.0f} ms"
+        f", best {figures['pillow_min_ms']:.0f} ms"
+    )
     print(f"  ratio pipeline / bare Pillow (medians): {figures['ratio_median']:.2f}")
 
     with tempfile.TemporaryDirectory(prefix="bench-files-") as folder:
         (Path(folder) / "front.jpg").write_bytes(ten_mb_jpeg())
         (Path(folder) / "back.jpg").write_bytes(jpeg(photo_like(1600, 1000, noise=6), 88))
         (Path(folder) / "selfie.jpg").write_bytes(jpeg(photo_like(1000, 1500, noise=5), 88))
-        child = subprocess.run([sys.executable, __file__, "--memory-child", folder], capture_output=True, text=True,
-                               check=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--memory-child", folder], capture_output=True, text=True, check=True
+        )
     memory = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"One request opening a case with a {memory['front_mb']:.1f} MB JPEG front (body {memory['body_mb']:.1f} MB),"
-          f" fresh process: HTTP {memory['status']}, {memory['cases']} case stored,"
-          f" {memory['request_s'] * 1000:.0f} ms")
-    print(f"  resident memory before the request {memory['rss_before_mb']:.0f} MB; peak during it "
-          f"{memory['peak_rss_mb']:.0f} MB (+{memory['peak_rss_mb'] - memory['rss_before_mb']:.0f} MB)")
+    print(
+        f"One request opening a case with a {memory['front_mb']:.1f} MB JPEG front (body {memory['body_mb']:.1f} MB),"
+        f" fresh process: HTTP {memory['status']}, {memory['cases']} case stored,"
+        f" {memory['request_s'] * 1000:.0f} ms"
+    )
+    print(
+        f"  resident memory before the request {memory['rss_before_mb']:.0f} MB; peak during it "
+        f"{memory['peak_rss_mb']:.0f} MB (+{memory['peak_rss_mb'] - memory['rss_before_mb']:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

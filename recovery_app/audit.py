@@ -26,8 +26,19 @@ GENESIS = "0" * 64
 FORBIDDEN_KEYS = {"password", "code", "secret", "token", "seed", "content"}
 
 
-_HASHED = ("seq", "at", "actor_id", "actor_label", "action", "subject_type", "subject_id", "details", "address",
-           "browser", "prev_hash")
+_HASHED = (
+    "seq",
+    "at",
+    "actor_id",
+    "actor_label",
+    "action",
+    "subject_type",
+    "subject_id",
+    "details",
+    "address",
+    "browser",
+    "prev_hash",
+)
 
 
 def _digest(event: AuditEvent) -> str:
@@ -50,8 +61,10 @@ def _checked_details(details: dict | None) -> dict:
 
 
 def _actor_fields(actor) -> dict:
-    return {"actor_id": getattr(actor, "id", None),
-            "actor_label": getattr(actor, "email", None) or (actor if isinstance(actor, str) else "system")}
+    return {
+        "actor_id": getattr(actor, "id", None),
+        "actor_label": getattr(actor, "email", None) or (actor if isinstance(actor, str) else "system"),
+    }
 
 
 def record(
@@ -108,8 +121,9 @@ class Entry:
     details: dict | None = None
 
 
-def record_many(entries: list[Entry], *, now: datetime, actor=None, address: str | None = None,
-                browser: str | None = None) -> int:
+def record_many(
+    entries: list[Entry], *, now: datetime, actor=None, address: str | None = None, browser: str | None = None
+) -> int:
     """Append ``entries`` in order, in three statements however many there are
     (the head moved by their number, one multi-row INSERT, the head's new
     hash): the chain is computed here in one pass. Returns how many were added.
@@ -123,8 +137,11 @@ def record_many(entries: list[Entry], *, now: datetime, actor=None, address: str
         return 0
     fields = [(_checked_details(entry.details), entry) for entry in entries]
     moved = db.session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(entries))
-        .returning(AuditHead.seq, AuditHead.hash).execution_options(synchronize_session=False)
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + len(entries))
+        .returning(AuditHead.seq, AuditHead.hash)
+        .execution_options(synchronize_session=False)
     ).first()
     if moved is None:
         db.session.add(AuditHead(id=1, seq=len(entries), hash=GENESIS))
@@ -132,17 +149,29 @@ def record_many(entries: list[Entry], *, now: datetime, actor=None, address: str
         last_seq, prev_hash = len(entries), GENESIS
     else:
         last_seq, prev_hash = moved
-    shared = {"at": _stored_time(now), **_actor_fields(actor), "address": address,
-              "browser": (browser or None) and browser[:300]}
+    shared = {
+        "at": _stored_time(now),
+        **_actor_fields(actor),
+        "address": address,
+        "browser": (browser or None) and browser[:300],
+    }
     rows = []
     for seq, (details, entry) in enumerate(fields, start=last_seq - len(entries) + 1):
-        row = {**shared, "seq": seq, "action": entry.action, "subject_type": entry.subject_type,
-               "subject_id": str(entry.subject_id), "details": details, "prev_hash": prev_hash}
+        row = {
+            **shared,
+            "seq": seq,
+            "action": entry.action,
+            "subject_type": entry.subject_type,
+            "subject_id": str(entry.subject_id),
+            "details": details,
+            "prev_hash": prev_hash,
+        }
         row["hash"] = prev_hash = _digest_of(row)
         rows.append(row)
     db.session.execute(insert(AuditEvent), rows)
-    db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash)
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(hash=prev_hash).execution_options(synchronize_session=False)
+    )
     head = db.session.identity_map.get(db.session.identity_key(AuditHead, 1))
     if head is not None:
         db.session.expire(head)  # a head loaded earlier in this unit is read again when next used
@@ -165,7 +194,9 @@ def verify(batch: int = 1000) -> VerifyResult:
     last_seq = 0
     while True:
         rows = (
-            db.session.execute(select(AuditEvent).where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch))
+            db.session.execute(
+                select(AuditEvent).where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch)
+            )
             .scalars()
             .all()
         )

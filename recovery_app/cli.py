@@ -17,8 +17,8 @@ from .extensions import db
 from .models import Account, OutboxMessage, User
 from .models.base import utcnow
 from .models.users import ROLES, SELLER_ROLES
-from .prechecks.cli import prechecks_cli
 from .ops.cli import backup_cli
+from .prechecks.cli import prechecks_cli
 from .reports.cli import reports_cli
 from .scheduler.cli import scheduler_cli
 
@@ -44,8 +44,15 @@ def users_create(role, email, password, account_name, display_name, locale):
     try:
         with unit():
             account = get_or_create_account(account_name, now) if account_name else None
-            user = create_user(email=email, password=password, role=role, account=account,
-                               display_name=display_name, locale=locale, now=now)
+            user = create_user(
+                email=email,
+                password=password,
+                role=role,
+                account=account,
+                display_name=display_name,
+                locale=locale,
+                now=now,
+            )
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created {user.role} {user.email} (id {user.id}); 2-step verification is set up at first sign-in")
@@ -72,11 +79,15 @@ def outbox_list(limit, channel, status):
     if status:
         query = query.where(OutboxMessage.status == status)
     for message in db.session.execute(query).scalars():
-        click.echo(f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S}Z {message.channel} to {message.to} "
-                   f"[{message.status}, tries {message.tries}]")
+        click.echo(
+            f"#{message.id} {message.created_at:%Y-%m-%d %H:%M:%S}Z {message.channel} to {message.to} "
+            f"[{message.status}, tries {message.tries}]"
+        )
         if message.delivery_status:
-            click.echo(f"  delivery report: {message.delivery_status}"
-                       + (f" (error {message.delivery_error})" if message.delivery_error else ""))
+            click.echo(
+                f"  delivery report: {message.delivery_status}"
+                + (f" (error {message.delivery_error})" if message.delivery_error else "")
+            )
         if message.last_error and message.status != "sent":
             click.echo(f"  last error: {message.last_error}")
         subject, body = notify.services.text_of(message)
@@ -99,8 +110,10 @@ def outbox_retry(message_id):
     if result["sent"]:
         click.echo(f"message #{message_id} sent")
     else:
-        click.echo(f"message #{message_id} not sent yet; the outbox job tries it again "
-                   "(see 'flask outbox list --status pending')")
+        click.echo(
+            f"message #{message_id} not sent yet; the outbox job tries it again "
+            "(see 'flask outbox list --status pending')"
+        )
 
 
 @audit_cli.command("verify")
@@ -110,8 +123,11 @@ def audit_verify():
     if result.ok:
         click.echo(f"audit chain intact: {result.checked} entries")
         return
-    click.echo(f"audit chain BROKEN at entry {result.broken_seq}: {result.problem} "
-               f"({result.checked} entries before it are intact)", err=True)
+    click.echo(
+        f"audit chain BROKEN at entry {result.broken_seq}: {result.problem} "
+        f"({result.checked} entries before it are intact)",
+        err=True,
+    )
     raise SystemExit(1)
 
 
@@ -124,8 +140,14 @@ DEMO_USERS = (
 
 
 @click.command("demo")
-@click.option("--cases", "case_count", type=click.IntRange(0, 50_000), default=0, show_default=True,
-              help="Also create this many demo cases over the last 30 days (once; skipped if they exist).")
+@click.option(
+    "--cases",
+    "case_count",
+    type=click.IntRange(0, 50_000),
+    default=0,
+    show_default=True,
+    help="Also create this many demo cases over the last 30 days (once; skipped if they exist).",
+)
 @click.option("--seed", type=int, default=None, help="Random seed, for the same demo data every time.")
 def demo(case_count, seed):
     """Create the demo users once (random passwords kept in instance/) and print them;
@@ -140,9 +162,16 @@ def demo(case_count, seed):
             account = get_or_create_account("Demo Shop 合同会社", now)
             for email, role, name, romanised, locale in DEMO_USERS:
                 password = "-".join(secrets.token_hex(3) for _ in range(4))
-                create_user(email=email, password=password, role=role, now=now, display_name=name,
-                            romanised_name=romanised, locale=locale,
-                            account=account if role in SELLER_ROLES else None)
+                create_user(
+                    email=email,
+                    password=password,
+                    role=role,
+                    now=now,
+                    display_name=name,
+                    romanised_name=romanised,
+                    locale=locale,
+                    account=account if role in SELLER_ROLES else None,
+                )
                 lines.append(f"{role:<13} {email:<34} {password}")
         credentials.parent.mkdir(parents=True, exist_ok=True)
         credentials.write_text("\n".join(lines) + "\n")

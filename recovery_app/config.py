@@ -131,7 +131,9 @@ def load_config(overrides: dict | None = None) -> dict:
     vault_key = _env("VAULT_KEY")
     if production:
         if not secret_key or len(secret_key) < 32 or secret_key.startswith("dev"):
-            raise ConfigError("RECOVERY_SECRET_KEY must be set to a random value of at least 32 characters in production")
+            raise ConfigError(
+                "RECOVERY_SECRET_KEY must be set to a random value of at least 32 characters in production"
+            )
         if not vault_key:
             raise ConfigError("RECOVERY_VAULT_KEY must be set in production (32 bytes, url-safe base64)")
     if "SECRET_KEY" not in overrides and not secret_key:
@@ -350,8 +352,11 @@ def _refuse_unshared_limits(config: dict) -> None:
     """In-memory rate-limit counters belong to one process: with several
     workers each would keep its own count and a limit would allow workers
     times as many attempts. Production needs a shared store then (Redis)."""
-    if (config["RECOVERY_ENV"] == "production" and config["RECOVERY_WEB_WORKERS"] > 1
-            and str(config["RATELIMIT_STORAGE_URI"]).startswith("memory://")):
+    if (
+        config["RECOVERY_ENV"] == "production"
+        and config["RECOVERY_WEB_WORKERS"] > 1
+        and str(config["RATELIMIT_STORAGE_URI"]).startswith("memory://")
+    ):
         raise ConfigError(
             f"RECOVERY_RATELIMIT_STORAGE_URI is memory:// but {config['RECOVERY_WEB_WORKERS']} workers serve the app "
             "(RECOVERY_WEB_WORKERS): each would count attempts on its own. Use a shared store such as "

@@ -79,6 +79,7 @@ def watch_writes(engine) -> None:
 
 # --- the edges ----------------------------------------------------------------------
 
+
 @contextmanager
 def unit(*, write: bool = True) -> Iterator[None]:
     """One unit of work for a job or a CLI command: committed at the end,

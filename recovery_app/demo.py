@@ -43,11 +43,22 @@ from .scheduler import jobs
 SELLER_DOMAIN = "demo-sellers.example"
 REVIEWER_NAMES = ("Reviewer One", "鈴木 一郎", "高橋 美咲", "Priya Nair", "田中 翔")
 # (display name, romanised name as on the passport: given names, then surname)
-SELLER_NAMES = (("伊藤 陽菜", "Hina Ito"), ("渡辺 蓮", "Ren Watanabe"), ("山本 結衣", "Yui Yamamoto"),
-                ("中村 大翔", "Hiroto Nakamura"), ("小林 さくら", "Sakura Kobayashi"), ("加藤 湊", "Minato Kato"),
-                ("吉田 葵", "Aoi Yoshida"), ("山田 悠真", "Yuma Yamada"), ("佐々木 凛", "Rin Sasaki"),
-                ("松本 陽翔", "Haruto Matsumoto"), ("井上 結菜", "Yuna Inoue"), ("木村 樹", "Itsuki Kimura"),
-                ("Maria Santos", "Maria Santos"), ("John Carter", "John Carter"))
+SELLER_NAMES = (
+    ("伊藤 陽菜", "Hina Ito"),
+    ("渡辺 蓮", "Ren Watanabe"),
+    ("山本 結衣", "Yui Yamamoto"),
+    ("中村 大翔", "Hiroto Nakamura"),
+    ("小林 さくら", "Sakura Kobayashi"),
+    ("加藤 湊", "Minato Kato"),
+    ("吉田 葵", "Aoi Yoshida"),
+    ("山田 悠真", "Yuma Yamada"),
+    ("佐々木 凛", "Rin Sasaki"),
+    ("松本 陽翔", "Haruto Matsumoto"),
+    ("井上 結菜", "Yuna Inoue"),
+    ("木村 樹", "Itsuki Kimura"),
+    ("Maria Santos", "Maria Santos"),
+    ("John Carter", "John Carter"),
+)
 # Seeded bad documents: one case in nine gets one of these, each something a pre-check must flag.
 FLAWS = ("blurred", "glare", "dark", "expired", "check_digit", "reused", "no_face")
 FLAW_SHARE = 1 / 9
@@ -57,13 +68,16 @@ SWEEP_EVERY = timedelta(hours=1)
 
 def demo_case_count() -> int:
     return db.session.execute(
-        select(func.count()).select_from(Case).join(User, User.id == Case.user_id)
+        select(func.count())
+        .select_from(Case)
+        .join(User, User.id == Case.user_id)
         .where(User.email.like(f"%@{SELLER_DOMAIN}"))
     ).scalar()
 
 
-def document_image(document_type: str, side: str, romanised_name: str, rng: random.Random,
-                   flaw: str | None = None) -> tuple[bytes, int, int]:
+def document_image(
+    document_type: str, side: str, romanised_name: str, rng: random.Random, flaw: str | None = None
+) -> tuple[bytes, int, int]:
     """A generated document (or selfie) for ``side``, photographed by phone or
     scanned, as JPEG bytes. ``flaw`` spoils it in one of the ways of FLAWS
     ("reused" is made by the caller, from another seller's document)."""
@@ -76,9 +90,14 @@ def document_image(document_type: str, side: str, romanised_name: str, rng: rand
             words = romanised_name.upper().split()
             birth = f"{rng.randrange(60, 100)}{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}"
             expiry = "250101" if flaw == "expired" else f"{rng.randrange(28, 36)}{rng.randrange(1, 13):02d}01"
-            lines = specimens.mrz_lines(surname=words[-1], given_names=" ".join(words[:-1]),
-                                        number=f"T{rng.choice('KRSZ')}{rng.randrange(10**6, 10**7)}",
-                                        birth=birth, sex=rng.choice("MF"), expiry=expiry)
+            lines = specimens.mrz_lines(
+                surname=words[-1],
+                given_names=" ".join(words[:-1]),
+                number=f"T{rng.choice('KRSZ')}{rng.randrange(10**6, 10**7)}",
+                birth=birth,
+                sex=rng.choice("MF"),
+                expiry=expiry,
+            )
             if flaw == "check_digit":
                 lines = specimens.break_check_digit(lines)
             page = specimens.passport_page(lines, seed=seed)
@@ -94,8 +113,14 @@ def document_image(document_type: str, side: str, romanised_name: str, rng: rand
     return specimens.capture_jpeg(image, seed), image.width, image.height
 
 
-def case_documents(document_type: str, sides: list[str], romanised_name: str, rng: random.Random,
-                   flaw: str | None = None, others: list[bytes] = ()) -> list[tuple[str, bytes, int, int]]:
+def case_documents(
+    document_type: str,
+    sides: list[str],
+    romanised_name: str,
+    rng: random.Random,
+    flaw: str | None = None,
+    others: list[bytes] = (),
+) -> list[tuple[str, bytes, int, int]]:
     """(side, JPEG bytes, width, height) for each side of one case. With
     ``flaw`` "reused", the front is a shrunk, re-saved copy of one of
     ``others`` (document fronts of other sellers)."""
@@ -124,10 +149,19 @@ class _Demo:
     # -- people ------------------------------------------------------------
     def people(self, sellers_wanted: int) -> None:
         reviewers = list(db.session.execute(select(User).where(User.role == "reviewer")).scalars())
-        for i, name in enumerate(REVIEWER_NAMES[len(reviewers):], start=len(reviewers) + 1):
-            reviewers.append(create_user(email=f"reviewer{i}@recovery-desk.example", password=secrets.token_urlsafe(24),
-                                         role="reviewer", now=self.now - timedelta(days=60), display_name=name,
-                                         romanised_name=name, locale="ja", check_password=False))
+        for i, name in enumerate(REVIEWER_NAMES[len(reviewers) :], start=len(reviewers) + 1):
+            reviewers.append(
+                create_user(
+                    email=f"reviewer{i}@recovery-desk.example",
+                    password=secrets.token_urlsafe(24),
+                    role="reviewer",
+                    now=self.now - timedelta(days=60),
+                    display_name=name,
+                    romanised_name=name,
+                    locale="ja",
+                    check_password=False,
+                )
+            )
         self.reviewers = reviewers
         accounts = [get_or_create_account(name, self.now - timedelta(days=90)) for name in ACCOUNTS]
         # Demo sellers never sign in: they share one hash of a password nobody knows
@@ -136,11 +170,19 @@ class _Demo:
         self.sellers = []
         for i in range(sellers_wanted):
             name, romanised = SELLER_NAMES[i % len(SELLER_NAMES)]
-            seller = User(email=f"seller{i + 1}@{SELLER_DOMAIN}", password_hash=unknown,
-                          role="seller_owner" if i < len(accounts) else "seller_user", account=accounts[i % len(accounts)],
-                          display_name=name, romanised_name=romanised, locale="en" if name.isascii() else "ja",
-                          time_zone="UTC" if name.isascii() else "Asia/Tokyo", must_enroll_2sv=False,
-                          session_epoch=0, created_at=self.now - timedelta(days=90))
+            seller = User(
+                email=f"seller{i + 1}@{SELLER_DOMAIN}",
+                password_hash=unknown,
+                role="seller_owner" if i < len(accounts) else "seller_user",
+                account=accounts[i % len(accounts)],
+                display_name=name,
+                romanised_name=romanised,
+                locale="en" if name.isascii() else "ja",
+                time_zone="UTC" if name.isascii() else "Asia/Tokyo",
+                must_enroll_2sv=False,
+                session_epoch=0,
+                created_at=self.now - timedelta(days=90),
+            )
             db.session.add(seller)
             self.sellers.append(seller)
         db.session.flush()
@@ -159,7 +201,9 @@ class _Demo:
         if self.rng.random() < 0.1:
             return self.now - self.hours(0, 14)
         day = self.now - timedelta(days=self.rng.randrange(0, 30))
-        hour = self.rng.choices(range(24), weights=[9, 10, 10, 9, 8, 7, 6, 6, 6, 7, 8, 8, 5, 3, 2, 1, 1, 1, 1, 1, 2, 4, 6, 8])[0]
+        hour = self.rng.choices(
+            range(24), weights=[9, 10, 10, 9, 8, 7, 6, 6, 6, 7, 8, 8, 5, 3, 2, 1, 1, 1, 1, 1, 2, 4, 6, 8]
+        )[0]
         moment = day.replace(hour=hour, minute=self.rng.randrange(60), second=self.rng.randrange(60), microsecond=0)
         return moment if moment <= self.now else moment - timedelta(days=1)
 
@@ -190,27 +234,53 @@ class _Demo:
             sides.append("selfie")
         seller = db.session.get(User, case.user_id)
         others = [(user_id, data) for user_id, data in self.fronts if user_id != seller.id]
-        possible = [flaw for flaw in FLAWS
-                    if (flaw not in ("expired", "check_digit") or case.document_type == "passport")
-                    and (flaw != "reused" or others) and (flaw != "no_face" or "selfie" in sides)]
+        possible = [
+            flaw
+            for flaw in FLAWS
+            if (flaw not in ("expired", "check_digit") or case.document_type == "passport")
+            and (flaw != "reused" or others)
+            and (flaw != "no_face" or "selfie" in sides)
+        ]
         flaw = self.rng.choice(possible) if self.rng.random() < FLAW_SHARE else None
-        for side, data, width, height in case_documents(case.document_type, sides, seller.romanised_name, self.rng,
-                                                         flaw, [data for _, data in others]):
+        for side, data, width, height in case_documents(
+            case.document_type, sides, seller.romanised_name, self.rng, flaw, [data for _, data in others]
+        ):
             if side == "front" and flaw is None:
                 self.fronts = self.fronts[-29:] + [(seller.id, data)]
             staged = storage.stage(data)
             self.staged.append(staged)
-            db.session.add(Document(case_id=case.id, round=round_, side=side, storage_key=staged.storage_key,
-                                    key_id=staged.key_id, sha256=staged.sha256, size=staged.size,
-                                    content_type="image/jpeg", width=width, height=height,
-                                    display_name=f"{side}.jpg", created_at=when))
+            db.session.add(
+                Document(
+                    case_id=case.id,
+                    round=round_,
+                    side=side,
+                    storage_key=staged.storage_key,
+                    key_id=staged.key_id,
+                    sha256=staged.sha256,
+                    size=staged.size,
+                    content_type="image/jpeg",
+                    width=width,
+                    height=height,
+                    display_name=f"{side}.jpg",
+                    created_at=when,
+                )
+            )
         self.flaws[case.id] = flaw
 
     def open_case(self, when: datetime, seller: User, document_type: str) -> None:
-        case = lifecycle.new_case(seller, document_type, now=when, address="203.0.113." + str(self.rng.randrange(1, 250)),
-                                  browser=self.rng.choice(["Mozilla/5.0 (iPhone; CPU iPhone OS 17_4) Safari/604.1",
-                                                           "Mozilla/5.0 (Windows NT 10.0) Chrome/124.0 Safari/537.36",
-                                                           "Mozilla/5.0 (Linux; Android 14) Chrome/124.0 Mobile"]))
+        case = lifecycle.new_case(
+            seller,
+            document_type,
+            now=when,
+            address="203.0.113." + str(self.rng.randrange(1, 250)),
+            browser=self.rng.choice(
+                [
+                    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4) Safari/604.1",
+                    "Mozilla/5.0 (Windows NT 10.0) Chrome/124.0 Safari/537.36",
+                    "Mozilla/5.0 (Linux; Android 14) Chrome/124.0 Mobile",
+                ]
+            ),
+        )
         self.add_documents(case, when, 1)
         if self.rng.random() < 0.04:
             self.at(when + self.hours(0.2, 3), self.withdraw, case.id)
@@ -229,7 +299,9 @@ class _Demo:
     def withdraw(self, when: datetime, case_id: int) -> None:
         case = db.session.get(Case, case_id)
         if case.status == "submitted":
-            lifecycle.transition(case, "withdrawn", now=when, actor=db.session.get(User, case.user_id), action="withdrawn")
+            lifecycle.transition(
+                case, "withdrawn", now=when, actor=db.session.get(User, case.user_id), action="withdrawn"
+            )
 
     def claim(self, when: datetime, case_id: int, round_: int) -> None:
         case = db.session.get(Case, case_id)
@@ -252,10 +324,25 @@ class _Demo:
         else:
             self.at(done, self.decide, case_id, reviewer.id, "approved")
 
-    def _decision(self, case: Case, reviewer_id: int, action: str, when: datetime, reason: str | None = None,
-                  message: str | None = None) -> None:
-        db.session.add(Decision(case_id=case.id, reviewer_id=reviewer_id, action=action, reason_code=reason,
-                                message=message, created_at=when))
+    def _decision(
+        self,
+        case: Case,
+        reviewer_id: int,
+        action: str,
+        when: datetime,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        db.session.add(
+            Decision(
+                case_id=case.id,
+                reviewer_id=reviewer_id,
+                action=action,
+                reason_code=reason,
+                message=message,
+                created_at=when,
+            )
+        )
 
     def decide(self, when: datetime, case_id: int, reviewer_id: int, outcome: str) -> None:
         case = db.session.get(Case, case_id)
@@ -264,9 +351,15 @@ class _Demo:
         reviewer = db.session.get(User, reviewer_id)
         reason = None
         if outcome == "rejected":
-            reason = self.rng.choices(["unreadable", "expired", "name_mismatch", "selfie_mismatch", "suspected_fraud", "other"],
-                                      weights=[30, 20, 20, 15, 8, 7])[0]
-        action = "confirm_approval" if case.status == "awaiting_second_approval" else ("approve" if outcome == "approved" else "reject")
+            reason = self.rng.choices(
+                ["unreadable", "expired", "name_mismatch", "selfie_mismatch", "suspected_fraud", "other"],
+                weights=[30, 20, 20, 15, 8, 7],
+            )[0]
+        action = (
+            "confirm_approval"
+            if case.status == "awaiting_second_approval"
+            else ("approve" if outcome == "approved" else "reject")
+        )
         self._decision(case, reviewer_id, action, when, reason)
         lifecycle.transition(case, outcome, now=when, actor=reviewer, action=outcome)
         case.decided_by_id, case.decision, case.reason_code = reviewer_id, outcome, reason
@@ -276,8 +369,13 @@ class _Demo:
         if case.status != "in_review":
             return
         self._decision(case, reviewer_id, "second_approval", when)
-        lifecycle.transition(case, "awaiting_second_approval", now=when, actor=db.session.get(User, reviewer_id),
-                             action="second_approval_requested")
+        lifecycle.transition(
+            case,
+            "awaiting_second_approval",
+            now=when,
+            actor=db.session.get(User, reviewer_id),
+            action="second_approval_requested",
+        )
         others = [r for r in self.reviewers if r.id != reviewer_id]
         self.at(when + self.hours(0.3, 5), self.decide, case_id, self.rng.choice(others).id, "approved")
 
@@ -287,7 +385,9 @@ class _Demo:
             return
         message = "The photo of the back is blurred. Please take it again in good light."
         self._decision(case, reviewer_id, "request_info", when, "unreadable", message)
-        lifecycle.transition(case, "needs_info", now=when, actor=db.session.get(User, reviewer_id), action="info_requested")
+        lifecycle.transition(
+            case, "needs_info", now=when, actor=db.session.get(User, reviewer_id), action="info_requested"
+        )
         case.info_request_message = message
         if self.rng.random() < 0.7:
             self.at(when + self.hours(1, 60), self.resubmit, case_id)
@@ -296,7 +396,9 @@ class _Demo:
         case = db.session.get(Case, case_id)
         if case.status != "needs_info":
             return
-        lifecycle.transition(case, "submitted", now=when, actor=db.session.get(User, case.user_id), action="resubmitted")
+        lifecycle.transition(
+            case, "submitted", now=when, actor=db.session.get(User, case.user_id), action="resubmitted"
+        )
         self.add_documents(case, when, 2)
         self.at(when + self.claim_delay(when), self.claim, case_id, 2)
 
@@ -336,6 +438,13 @@ def sample_cases(clean: int, per_flaw: int, *, seed: int = 11, document_types=No
         source = rng.randrange(clean) if flaw == "reused" else None
         others = [cases[source]["documents"][0][1]] if source is not None else []
         documents = case_documents(document_type, sides, romanised, rng, flaw, others)
-        cases.append({"romanised_name": romanised, "document_type": document_type, "flaw": flaw, "copies": source,
-                      "documents": documents})
+        cases.append(
+            {
+                "romanised_name": romanised,
+                "document_type": document_type,
+                "flaw": flaw,
+                "copies": source,
+                "documents": documents,
+            }
+        )
     return cases

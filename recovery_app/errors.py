@@ -29,10 +29,15 @@ def _wants_json() -> bool:
 def _render(status: int, message) -> tuple:
     from flask import current_app
 
-    text = str(message) % {
-        "mb": current_app.config["RECOVERY_MAX_UPLOAD_MB"],
-        "total": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
-    } if status == 413 else str(message)
+    text = (
+        str(message)
+        % {
+            "mb": current_app.config["RECOVERY_MAX_UPLOAD_MB"],
+            "total": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+        }
+        if status == 413
+        else str(message)
+    )
     if _wants_json():
         return jsonify(error=text, status=status), status
     return render_template("errors/error.html", status=status, message=text), status

@@ -27,8 +27,10 @@ _FORBIDDEN = {
     "text": re.compile(f"[{_CONTROLS}{_INVISIBLE}]"),  # a text area keeps its line breaks
     "password": re.compile(f"[{_CONTROLS}]"),  # any printable character, tab too, is fine (NIST 800-63B)
 }
-UNSAFE_TEXT = _l("This contains invisible or control characters (such as direction marks or zero-width spaces). "
-                 "Please type it again without them.")
+UNSAFE_TEXT = _l(
+    "This contains invisible or control characters (such as direction marks or zero-width spaces). "
+    "Please type it again without them."
+)
 
 
 def unsafe_characters(value: str | None, kind: str = "line") -> bool:

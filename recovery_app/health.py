@@ -44,8 +44,12 @@ def _scheduler(now: datetime) -> dict:
     if beat is None:
         return {"status": "down", "error": "no heartbeat yet", "heartbeat_at": None}
     age = (now - beat).total_seconds()
-    return {"status": "ok" if age <= limit else "down", "heartbeat_at": beat.isoformat(),
-            "heartbeat_age_seconds": int(age), "holder": lease.holder}
+    return {
+        "status": "ok" if age <= limit else "down",
+        "heartbeat_at": beat.isoformat(),
+        "heartbeat_age_seconds": int(age),
+        "holder": lease.holder,
+    }
 
 
 def in_networks(address: str | None, setting: str) -> bool:

@@ -105,8 +105,16 @@ def new_case(user, document_type: str, *, now: datetime, address: str | None, br
     db.session.add(case)
     db.session.flush()
     rollups.case_opened(case, now)
-    audit.record("case.submitted", now=now, actor=user, subject_type="case", subject_id=case.reference,
-                 details={"document_type": document_type}, address=address, browser=browser)
+    audit.record(
+        "case.submitted",
+        now=now,
+        actor=user,
+        subject_type="case",
+        subject_id=case.reference,
+        details={"document_type": document_type},
+        address=address,
+        browser=browser,
+    )
     return case
 
 
@@ -158,7 +166,9 @@ def transition(
         changes["decided_at"] = now
     db.session.flush()
     moved = db.session.execute(
-        update(Case).where(Case.id == case.id, Case.status == from_status, *where).values(**changes)
+        update(Case)
+        .where(Case.id == case.id, Case.status == from_status, *where)
+        .values(**changes)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.refresh(case)
@@ -214,9 +224,16 @@ def transition_where(
     if to_status == "expired":
         rollups.cases_expired([case_id for case_id, _ in moved], now)
     for _case_id, reference in moved:
-        audit.record(f"case.{action}", now=now, actor=actor, subject_type="case", subject_id=reference,
-                     details={"from": from_status, "to": to_status, **(details or {})}, address=address,
-                     browser=browser)
+        audit.record(
+            f"case.{action}",
+            now=now,
+            actor=actor,
+            subject_type="case",
+            subject_id=reference,
+            details={"from": from_status, "to": to_status, **(details or {})},
+            address=address,
+            browser=browser,
+        )
     if moved:
         db.session.expire_all()  # loaded cases must not keep the old status
     return [(case_id, reference) for case_id, reference in moved]

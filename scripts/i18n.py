@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Translation catalogs, one per feature (see recovery_app/i18n_catalogs.py).
 
-    scripts/i18n.py update    extract messages and merge them into each catalog
-    scripts/i18n.py compile   build the .mo files the app loads (run by the install step)
-    scripts/i18n.py missing   list messages that have no Japanese yet (exit 1 if any)
-    scripts/i18n.py fill CATALOG FILE.json   set Japanese from {"English": "日本語", ...}
+scripts/i18n.py update    extract messages and merge them into each catalog
+scripts/i18n.py compile   build the .mo files the app loads (run by the install step)
+scripts/i18n.py missing   list messages that have no Japanese yet (exit 1 if any)
+scripts/i18n.py fill CATALOG FILE.json   set Japanese from {"English": "日本語", ...}
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def sources(patterns) -> list[str]:
         if "*" in pattern:
             found.extend(sorted(glob.glob(str(path))))
         elif path.is_dir():
-            found.extend(str(p) for p in sorted(path.rglob("*")) if p.suffix in (".py", ".html", ".txt") and p.is_file())
+            found.extend(
+                str(p) for p in sorted(path.rglob("*")) if p.suffix in (".py", ".html", ".txt") and p.is_file()
+            )
         elif path.exists():
             found.append(str(path))
     return found
@@ -39,10 +41,25 @@ def sources(patterns) -> list[str]:
 def extract(catalog: str, pot: Path) -> None:
     files = sources(CATALOGS[catalog])
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "-q", "extract", "-F", str(ROOT / "babel.cfg"),
-         *KEYWORDS, "--no-location", "--sort-output", "-o", str(pot), *files] if files else
-        [sys.executable, "-c", f"open({str(pot)!r}, 'w').write('msgid \"\"\\nmsgstr \"\"\\n')"],
-        check=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "-q",
+            "extract",
+            "-F",
+            str(ROOT / "babel.cfg"),
+            *KEYWORDS,
+            "--no-location",
+            "--sort-output",
+            "-o",
+            str(pot),
+            *files,
+        ]
+        if files
+        else [sys.executable, "-c", f"open({str(pot)!r}, 'w').write('msgid \"\"\\nmsgstr \"\"\\n')"],
+        check=True,
+        cwd=ROOT,
     )
 
 
@@ -59,9 +76,22 @@ def update() -> None:
                 po = po_path(catalog, lang)
                 action = "update" if po.exists() else "init"
                 subprocess.run(
-                    [sys.executable, "-m", "babel.messages.frontend", "-q", action, "-i", str(pot),
-                     "-d", str(ROOT / catalog / "translations"), "-l", lang, *(["--no-fuzzy-matching", "--ignore-obsolete"] if action == "update" else [])],
-                    check=True, cwd=ROOT,
+                    [
+                        sys.executable,
+                        "-m",
+                        "babel.messages.frontend",
+                        "-q",
+                        action,
+                        "-i",
+                        str(pot),
+                        "-d",
+                        str(ROOT / catalog / "translations"),
+                        "-l",
+                        lang,
+                        *(["--no-fuzzy-matching", "--ignore-obsolete"] if action == "update" else []),
+                    ],
+                    check=True,
+                    cwd=ROOT,
                 )
                 _drop_creation_date(po)
                 print(f"{action}d {po.relative_to(ROOT)}")
@@ -78,8 +108,11 @@ def compile_all() -> None:
     for catalog in CATALOGS:
         directory = ROOT / catalog / "translations"
         if directory.exists():
-            subprocess.run([sys.executable, "-m", "babel.messages.frontend", "-q", "compile", "-d", str(directory)],
-                           check=True, cwd=ROOT)
+            subprocess.run(
+                [sys.executable, "-m", "babel.messages.frontend", "-q", "compile", "-d", str(directory)],
+                check=True,
+                cwd=ROOT,
+            )
 
 
 def missing() -> list[tuple[str, str]]:

@@ -82,8 +82,9 @@ def app(_shared_app, tmp_path):
     the test; settings, rate-limit counters and the client class are put back."""
     application = _shared_app
     saved_config, saved_client_class = dict(application.config), application.test_client_class
-    application.config.update(RECOVERY_INSTANCE_DIR=str(tmp_path / "instance"),
-                              RECOVERY_UPLOAD_DIR=str(tmp_path / "uploads"))
+    application.config.update(
+        RECOVERY_INSTANCE_DIR=str(tmp_path / "instance"), RECOVERY_UPLOAD_DIR=str(tmp_path / "uploads")
+    )
     limiter.reset()
     with application.app_context():
         connection = _db.engine.connect()

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
@@ -18,7 +18,7 @@ from recovery_app import create_app
 from recovery_app.extensions import db
 
 TEST_PASSWORD = "correct horse battery staple 42"
-FIXED_NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+FIXED_NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def later(moment: datetime, **delta) -> datetime:
@@ -27,7 +27,7 @@ def later(moment: datetime, **delta) -> datetime:
 
 def sqlalchemy_url(url: str) -> str:
     if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://"):]
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

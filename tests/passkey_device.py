@@ -39,8 +39,9 @@ class SoftPasskey:
         return cbor2.dumps({1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")})
 
     def _client_data(self, kind: str, options: dict, origin: str | None) -> bytes:
-        return json.dumps({"type": kind, "challenge": options["challenge"], "origin": origin or self.origin,
-                           "crossOrigin": False}).encode()
+        return json.dumps(
+            {"type": kind, "challenge": options["challenge"], "origin": origin or self.origin, "crossOrigin": False}
+        ).encode()
 
     def _flags(self, extra: int = 0) -> bytes:
         return bytes([UP | (UV if self.user_verified else 0) | extra])
@@ -51,15 +52,24 @@ class SoftPasskey:
         attested = bytes(16) + len(self.credential_id).to_bytes(2, "big") + self.credential_id + self._cose_key()
         auth_data = rp_hash + self._flags(AT) + self.sign_count.to_bytes(4, "big") + attested
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
-        return json.dumps({
-            "id": b64url(self.credential_id), "rawId": b64url(self.credential_id), "type": "public-key",
-            "clientExtensionResults": {}, "authenticatorAttachment": "platform",
-            "response": {"clientDataJSON": b64url(self._client_data("webauthn.create", options, origin)),
-                         "attestationObject": b64url(attestation), "transports": ["internal", "hybrid"]},
-        })
+        return json.dumps(
+            {
+                "id": b64url(self.credential_id),
+                "rawId": b64url(self.credential_id),
+                "type": "public-key",
+                "clientExtensionResults": {},
+                "authenticatorAttachment": "platform",
+                "response": {
+                    "clientDataJSON": b64url(self._client_data("webauthn.create", options, origin)),
+                    "attestationObject": b64url(attestation),
+                    "transports": ["internal", "hybrid"],
+                },
+            }
+        )
 
-    def get(self, options: dict, *, origin: str | None = None, rp_id: str | None = None,
-            counter: int | None = None) -> str:
+    def get(
+        self, options: dict, *, origin: str | None = None, rp_id: str | None = None, counter: int | None = None
+    ) -> str:
         """The JSON sent after ``navigator.credentials.get``; the counter moves on by one unless given."""
         if counter is None:
             self.sign_count += 1
@@ -68,9 +78,17 @@ class SoftPasskey:
         auth_data = rp_hash + self._flags() + counter.to_bytes(4, "big")
         client_data = self._client_data("webauthn.get", options, origin)
         signature = self.key.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
-        return json.dumps({
-            "id": b64url(self.credential_id), "rawId": b64url(self.credential_id), "type": "public-key",
-            "clientExtensionResults": {}, "authenticatorAttachment": "platform",
-            "response": {"clientDataJSON": b64url(client_data), "authenticatorData": b64url(auth_data),
-                         "signature": b64url(signature)},
-        })
+        return json.dumps(
+            {
+                "id": b64url(self.credential_id),
+                "rawId": b64url(self.credential_id),
+                "type": "public-key",
+                "clientExtensionResults": {},
+                "authenticatorAttachment": "platform",
+                "response": {
+                    "clientDataJSON": b64url(client_data),
+                    "authenticatorData": b64url(auth_data),
+                    "signature": b64url(signature),
+                },
+            }
+        )

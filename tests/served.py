@@ -33,8 +33,12 @@ def serve_config(app) -> None:
     """Every job every 2 s, and per-address limits out of the way (everyone comes from 127.0.0.1)."""
     for job in jobs.JOBS:
         app.config[job.setting] = 2
-    app.config.update(RECOVERY_SCHEDULER_HEARTBEAT_SECONDS=1, RECOVERY_LIMIT_SIGN_IN=ROOMY,
-                      RECOVERY_LIMIT_CODE_CHECK=ROOMY, RECOVERY_LIMIT_CODE_SEND=ROOMY)
+    app.config.update(
+        RECOVERY_SCHEDULER_HEARTBEAT_SECONDS=1,
+        RECOVERY_LIMIT_SIGN_IN=ROOMY,
+        RECOVERY_LIMIT_CODE_CHECK=ROOMY,
+        RECOVERY_LIMIT_CODE_SEND=ROOMY,
+    )
 
 
 @contextmanager

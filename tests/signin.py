@@ -51,8 +51,11 @@ class SignIn:
     def fast_password_step(self, client, user, *, at: datetime | None = None) -> None:
         moment = at or utcnow()
         token = secrets.token_urlsafe(32)
-        db.session.add(PasswordStep(user_id=user.id, token_hash=token_hash(token), created_at=moment,
-                                    address="127.0.0.1", browser="pytest"))
+        db.session.add(
+            PasswordStep(
+                user_id=user.id, token_hash=token_hash(token), created_at=moment, address="127.0.0.1", browser="pytest"
+            )
+        )
         db.session.flush()
         with client.session_transaction() as sess:
             sess.clear()
@@ -61,8 +64,14 @@ class SignIn:
     def fast_sign_in(self, client, user, *, at: datetime | None = None) -> UserSession:
         moment = at or utcnow()
         token = secrets.token_urlsafe(32)
-        row = UserSession(user_id=user.id, token_hash=token_hash(token), created_at=moment, last_seen_at=moment,
-                          address="127.0.0.1", browser="pytest")
+        row = UserSession(
+            user_id=user.id,
+            token_hash=token_hash(token),
+            created_at=moment,
+            last_seen_at=moment,
+            address="127.0.0.1",
+            browser="pytest",
+        )
         db.session.add(row)
         db.session.flush()
         with client.session_transaction() as sess:

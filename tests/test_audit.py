@@ -9,8 +9,16 @@ from recovery_app.models import AuditEvent
 
 def _three_events(now):
     for n in range(3):
-        audit.record("case.viewed", now=now, actor="reviewer@example.test", subject_type="case",
-                     subject_id=f"RC-{n}", details={"n": n}, address="127.0.0.1", browser="pytest")
+        audit.record(
+            "case.viewed",
+            now=now,
+            actor="reviewer@example.test",
+            subject_type="case",
+            subject_id=f"RC-{n}",
+            details={"n": n},
+            address="127.0.0.1",
+            browser="pytest",
+        )
 
 
 def test_chain_of_fresh_events_verifies(app, now):

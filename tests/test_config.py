@@ -50,21 +50,34 @@ def test_malformed_settings_are_refused_with_their_name(monkeypatch, name, value
 
 def test_document_types_are_parsed_with_their_sides():
     assert parse_document_types("passport:front,licence:front+back") == {
-        "passport": ("front",), "licence": ("front", "back")}
+        "passport": ("front",),
+        "licence": ("front", "back"),
+    }
     with pytest.raises(ConfigError):
         parse_document_types("passport:inside")
 
 
 def test_cli_refuses_a_short_password_with_its_reason(runner):
-    result = runner.invoke(args=["users", "create", "--role", "reviewer", "--email", "r@example.test",
-                                 "--password", "password123"])
+    result = runner.invoke(
+        args=["users", "create", "--role", "reviewer", "--email", "r@example.test", "--password", "password123"]
+    )
     assert result.exit_code == 1
     assert "12" in result.output  # the rule is named, in the default language
 
 
 def test_cli_rejects_a_seller_without_an_account(runner):
-    result = runner.invoke(args=["users", "create", "--role", "seller_user", "--email", "s@example.test",
-                                 "--password", "quiet lantern orchard 9107"])
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--role",
+            "seller_user",
+            "--email",
+            "s@example.test",
+            "--password",
+            "quiet lantern orchard 9107",
+        ]
+    )
     assert result.exit_code == 2 and "--account" in result.output
 
 
@@ -83,10 +96,13 @@ def test_production_refuses_in_memory_rate_limits_with_several_workers(monkeypat
         load_config()
 
 
-@pytest.mark.parametrize("settings", [
-    {"WEB_WORKERS": "3", "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0"},
-    {"WEB_WORKERS": "1", "RATELIMIT_STORAGE_URI": "memory://"},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"WEB_WORKERS": "3", "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0"},
+        {"WEB_WORKERS": "1", "RATELIMIT_STORAGE_URI": "memory://"},
+    ],
+)
 def test_production_accepts_shared_limits_or_a_single_worker(monkeypatch, settings):
     _production(monkeypatch, **settings)
     assert load_config()["RECOVERY_WEB_WORKERS"] == int(settings["WEB_WORKERS"])

@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_message_has_a_japanese_translation():
     result = subprocess.run([sys.executable, "scripts/i18n.py", "missing"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, "messages without Japanese (run scripts/i18n.py update, then translate):\n" + result.stdout
+    assert result.returncode == 0, (
+        "messages without Japanese (run scripts/i18n.py update, then translate):\n" + result.stdout
+    )
 
 
 def test_language_follows_the_browser_and_the_switch(client):

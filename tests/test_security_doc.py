@@ -53,8 +53,11 @@ def doc_rows() -> list[tuple[str, str, str]]:
 def names_in(path: str) -> frozenset[str]:
     """Test functions of a file, parsed (not imported); parametrised tests by their base name."""
     tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
-    return frozenset(node.name for node in ast.walk(tree)
-                     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"))
+    return frozenset(
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test")
+    )
 
 
 def test_every_asvs_item_of_the_standards_has_a_row():

@@ -44,11 +44,34 @@ def test_a_crowd_signs_in_enrolls_and_browses_with_no_server_error(live_app, dat
 
 def _cli_create_user(database_url: str, tmp_path) -> int:
     """``flask users create`` in its own process, beside the served app."""
-    env = {**os.environ, "RECOVERY_DATABASE_URL": database_url, "RECOVERY_INSTANCE_DIR": str(tmp_path / "cli"),
-           "RECOVERY_SCHEDULER": "off", "RECOVERY_ENV": "development"}
-    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "create", "--role", "reviewer",
-                           "--email", "beside@example.test", "--password", "quiet lantern orchard 9107"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "RECOVERY_DATABASE_URL": database_url,
+        "RECOVERY_INSTANCE_DIR": str(tmp_path / "cli"),
+        "RECOVERY_SCHEDULER": "off",
+        "RECOVERY_ENV": "development",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi",
+            "users",
+            "create",
+            "--role",
+            "reviewer",
+            "--email",
+            "beside@example.test",
+            "--password",
+            "quiet lantern orchard 9107",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if done.returncode:
         print(done.stdout, done.stderr)
     return done.returncode
@@ -68,15 +91,19 @@ def test_parallel_wrong_codes_never_get_past_the_lock(live_app):
     with served(live_app, scheduler=False) as base:
         sessions = [_password_step(base, email) for _ in range(8)]
         wrong = "000000" if pyotp_now(seed) != "000000" else "111111"
-        results = at_once([lambda s=s: s.post("/sign-in/code", {"code": wrong}).status_code
-                           for s in sessions for _ in range(6)])
+        results = at_once(
+            [lambda s=s: s.post("/sign-in/code", {"code": wrong}).status_code for s in sessions for _ in range(6)]
+        )
         assert all(status < 500 for status in results), results
         right = sessions[0].post("/sign-in/code", {"code": pyotp_now(seed)})
     assert right.url.endswith("/sign-in/code")  # the right code is refused while the codes are paused
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
-        compared = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
-            SecurityEvent.user_id == user.id, SecurityEvent.kind == "code_failed")).scalar_one()
+        compared = db.session.execute(
+            select(func.count())
+            .select_from(SecurityEvent)
+            .where(SecurityEvent.user_id == user.id, SecurityEvent.kind == "code_failed")
+        ).scalar_one()
         assert compared == limit
         assert user.code_locked_until is not None and user.code_locked_until > utcnow()
         assert user.consecutive_failures == limit
@@ -93,10 +120,20 @@ def test_parallel_guesses_at_one_sent_code_get_its_five_tries_and_no_more(live_a
     ((email, _seed),) = [p for p in sellers(live_app, 1)]
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
-        db.session.execute(TwoFactorMethod.__table__.update().where(TwoFactorMethod.user_id == user.id)
-                           .values(is_primary=False))
-        db.session.add(TwoFactorMethod(user_id=user.id, kind="sms", is_primary=True, phone_e164="+819012345678",
-                                       label="", created_at=utcnow(), confirmed_at=utcnow()))
+        db.session.execute(
+            TwoFactorMethod.__table__.update().where(TwoFactorMethod.user_id == user.id).values(is_primary=False)
+        )
+        db.session.add(
+            TwoFactorMethod(
+                user_id=user.id,
+                kind="sms",
+                is_primary=True,
+                phone_e164="+819012345678",
+                label="",
+                created_at=utcnow(),
+                confirmed_at=utcnow(),
+            )
+        )
         db.session.commit()
         db.session.remove()
     with served(live_app, scheduler=False) as base:
@@ -104,8 +141,11 @@ def test_parallel_guesses_at_one_sent_code_get_its_five_tries_and_no_more(live_a
         person.get("/sign-in/code")
         with live_app.app_context():
             sent = db.session.execute(select(SentCode).join(User).where(User.email == email)).scalar_one()
-            wrong = "000000" if not twofactor.hmac.compare_digest(
-                sent.code_hash, twofactor._code_hash(sent.challenge_id, "000000")) else "111111"
+            wrong = (
+                "000000"
+                if not twofactor.hmac.compare_digest(sent.code_hash, twofactor._code_hash(sent.challenge_id, "000000"))
+                else "111111"
+            )
             db.session.remove()
         results = at_once([lambda: person.post("/sign-in/code", {"code": wrong}).status_code for _ in range(24)])
     assert all(status < 500 for status in results), results
@@ -122,13 +162,23 @@ def test_parallel_wrong_passwords_are_each_counted_once(live_app):
         people = [Person(base, email) for _ in range(20)]
         for person in people:
             person.get("/sign-in")
-        results = at_once([lambda p=p: [p.post("/sign-in", {"email": email, "password": "wrong password here"})
-                                        .status_code for _ in range(5)] for p in people])
+        results = at_once(
+            [
+                lambda p=p: [
+                    p.post("/sign-in", {"email": email, "password": "wrong password here"}).status_code
+                    for _ in range(5)
+                ]
+                for p in people
+            ]
+        )
     assert all(status < 500 for statuses in results for status in statuses), results
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
-        evaluated = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
-            SecurityEvent.user_id == user.id, SecurityEvent.kind == "password_failed")).scalar_one()
+        evaluated = db.session.execute(
+            select(func.count())
+            .select_from(SecurityEvent)
+            .where(SecurityEvent.user_id == user.id, SecurityEvent.kind == "password_failed")
+        ).scalar_one()
         assert user.failed_password_count == evaluated >= 5
         assert user.hard_locked_at is None  # wrong passwords alone never lock the owner out
         assert user.password_delay_until is not None and user.password_delay_until > later(utcnow(), seconds=-1)
@@ -148,8 +198,9 @@ def _passkey_person(live_app, base: str, email: str, device):
     person = _password_step(base, email)
     page = person.get("/sign-in/code")
     assert 'data-passkey="get"' in page.text
-    options = person.http.post(base + "/sign-in/passkey/options", headers={"X-CSRFToken": person._token},
-                               timeout=60).json()
+    options = person.http.post(
+        base + "/sign-in/passkey/options", headers={"X-CSRFToken": person._token}, timeout=60
+    ).json()
     return person, options
 
 
@@ -174,8 +225,11 @@ def test_one_passkey_answer_sent_many_times_at_once_signs_in_once(live_app):
     assert sum(_signed_in_by(r, base) for r in results) == 1
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
-        signed_in = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
-            SecurityEvent.user_id == user.id, SecurityEvent.kind == "signed_in")).scalar_one()
+        signed_in = db.session.execute(
+            select(func.count())
+            .select_from(SecurityEvent)
+            .where(SecurityEvent.user_id == user.id, SecurityEvent.kind == "signed_in")
+        ).scalar_one()
         assert signed_in == 1
         db.session.remove()
 
@@ -186,13 +240,20 @@ def test_two_uses_of_one_counter_value_at_once_let_one_in(live_app):
     with served(live_app, scheduler=False) as base:
         people = [_passkey_person(live_app, base, email, device) for _ in range(6)]
         answers = [device.get(options, counter=7) for _person, options in people]
-        results = at_once([lambda p=p, a=a: p.post("/sign-in/code", {"credential": a})
-                           for (p, _options), a in zip(people, answers, strict=True)])
+        results = at_once(
+            [
+                lambda p=p, a=a: p.post("/sign-in/code", {"credential": a})
+                for (p, _options), a in zip(people, answers, strict=True)
+            ]
+        )
     assert all(not isinstance(r, Exception) and r.status_code < 500 for r in results), results
     assert sum(_signed_in_by(r, base) for r in results) == 1
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
-        refused = db.session.execute(select(func.count()).select_from(SecurityEvent).where(
-            SecurityEvent.user_id == user.id, SecurityEvent.kind == "passkey_counter_backwards")).scalar_one()
+        refused = db.session.execute(
+            select(func.count())
+            .select_from(SecurityEvent)
+            .where(SecurityEvent.user_id == user.id, SecurityEvent.kind == "passkey_counter_backwards")
+        ).scalar_one()
         assert refused == 5
         db.session.remove()

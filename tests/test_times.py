@@ -4,27 +4,30 @@ format, on pages and in e-mails; links in e-mails use the configured base URL.""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from recovery_app.i18n import zoned
 from tests.helpers import outbox_messages
 
-MOMENT = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+MOMENT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("zone", "locale", "format", "expected"), [
-    ("Asia/Tokyo", "ja", "long", "2026年3月2日 18:00（日本標準時）"),
-    ("Asia/Tokyo", "ja", "short", "2026/03/02 18:00 JST (UTC+9)"),
-    ("Asia/Tokyo", "en", "long", "2 March 2026, 18:00 JST (UTC+9)"),
-    ("UTC", "en", "long", "2 March 2026, 09:00 UTC"),
-    ("UTC", "en", "short", "2 Mar 2026, 09:00 UTC"),
-    ("America/New_York", "en", "short", "2 Mar 2026, 04:00 EST (UTC-5)"),
-    ("Asia/Kolkata", "en", "long", "2 March 2026, 14:30 IST (UTC+5:30)"),
-    ("Asia/Dubai", "en", "long", "2 March 2026, 13:00 UTC+4"),
-    ("No/Such_Zone", "en", "long", "2 March 2026, 09:00 UTC"),
-])
+@pytest.mark.parametrize(
+    ("zone", "locale", "format", "expected"),
+    [
+        ("Asia/Tokyo", "ja", "long", "2026年3月2日 18:00（日本標準時）"),
+        ("Asia/Tokyo", "ja", "short", "2026/03/02 18:00 JST (UTC+9)"),
+        ("Asia/Tokyo", "en", "long", "2 March 2026, 18:00 JST (UTC+9)"),
+        ("UTC", "en", "long", "2 March 2026, 09:00 UTC"),
+        ("UTC", "en", "short", "2 Mar 2026, 09:00 UTC"),
+        ("America/New_York", "en", "short", "2 Mar 2026, 04:00 EST (UTC-5)"),
+        ("Asia/Kolkata", "en", "long", "2 March 2026, 14:30 IST (UTC+5:30)"),
+        ("Asia/Dubai", "en", "long", "2 March 2026, 13:00 UTC+4"),
+        ("No/Such_Zone", "en", "long", "2 March 2026, 09:00 UTC"),
+    ],
+)
 def test_a_time_reads_in_the_readers_zone_with_the_zone_named(app, zone, locale, format, expected):
     assert zoned(MOMENT, zone, locale, format) == expected
 

@@ -4,12 +4,12 @@ passwords and addresses live in ``services.py``."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from ..forms import Form
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from ..auth.users import normalise_email, valid_email
+from ..forms import Form
 
 EMAIL_MAX = 254
 # A current password longer than any the rules accept cannot be right; it is
@@ -29,8 +29,11 @@ def _looks_like_email(form, field) -> None:
 def _email_field(label, autocomplete: str = "email"):
     return EmailField(
         label,
-        validators=[DataRequired(message=EMAIL_REQUIRED), Length(max=EMAIL_MAX, message=EMAIL_TOO_LONG),
-                    _looks_like_email],
+        validators=[
+            DataRequired(message=EMAIL_REQUIRED),
+            Length(max=EMAIL_MAX, message=EMAIL_TOO_LONG),
+            _looks_like_email,
+        ],
         render_kw={"autocomplete": autocomplete, "spellcheck": "false", "autocapitalize": "off"},
     )
 
@@ -60,8 +63,9 @@ class AcceptInvitationForm(NewPasswordForm):
 
 
 class ChangePasswordForm(NewPasswordForm):
-    current_password = _password_field(_l("Current password"), autocomplete="current-password",
-                                       max_length=CURRENT_PASSWORD_MAX)
+    current_password = _password_field(
+        _l("Current password"), autocomplete="current-password", max_length=CURRENT_PASSWORD_MAX
+    )
 
 
 class ChangeEmailForm(Form):
@@ -70,7 +74,9 @@ class ChangeEmailForm(Form):
 
 class InviteForm(Form):
     email = _email_field(_l("E-mail address of the person to invite"))
-    locale = SelectField(_l("Language of the invitation"), choices=[SelectChoice("ja", "日本語"), SelectChoice("en", "English")])
+    locale = SelectField(
+        _l("Language of the invitation"), choices=[SelectChoice("ja", "日本語"), SelectChoice("en", "English")]
+    )
 
 
 class ConfirmForm(Form):

@@ -58,6 +58,7 @@ class NotOnAccount(Exception):
 
 # --- links -------------------------------------------------------------------
 
+
 def _new_token() -> tuple[str, str]:
     token = secrets.token_urlsafe(32)
     return token, token_hash(token)
@@ -129,8 +130,8 @@ def _check_new_password(password: str, confirm: str, *, email: str, account_name
 
 # --- forgotten password ------------------------------------------------------
 
-def request_password_reset(email: str, locale: str, now: datetime, *, address: str | None,
-                           browser: str | None) -> None:
+
+def request_password_reset(email: str, locale: str, now: datetime, *, address: str | None, browser: str | None) -> None:
     """E-mail a reset link if ``email`` belongs to an active user; otherwise tell
     the address that it has no login. The answer on screen is the same.
 
@@ -144,8 +145,16 @@ def request_password_reset(email: str, locale: str, now: datetime, *, address: s
     token, digest = _new_token()
     minutes = current_app.config["RECOVERY_RESET_MINUTES"]
     _retire_links(RESET, now, email=email)
-    db.session.add(ActionToken(purpose=RESET, token_hash=digest, user_id=user.id if known else None, email=email,
-                               created_at=now, expires_at=now + timedelta(minutes=minutes)))
+    db.session.add(
+        ActionToken(
+            purpose=RESET,
+            token_hash=digest,
+            user_id=user.id if known else None,
+            email=email,
+            created_at=now,
+            expires_at=now + timedelta(minutes=minutes),
+        )
+    )
     link = _link("account.reset_password", token)
     if known:
         queue_email(user.email, "account/email/password_reset", user.locale, now, link=link, minutes=minutes)
@@ -153,12 +162,14 @@ def request_password_reset(email: str, locale: str, now: datetime, *, address: s
         # Someone who mistyped their own address learns to try another one;
         # the rate limits keep this from being a way to mail strangers.
         queue_email(email, "account/email/password_reset_no_login", locale, now, email=email)
-    record_event(user if known else None, "password_reset_requested", now, address=address, browser=browser,
-                 matched=known)
+    record_event(
+        user if known else None, "password_reset_requested", now, address=address, browser=browser, matched=known
+    )
 
 
-def reset_password(token: str, password: str, confirm: str, now: datetime, *, address: str | None,
-                   browser: str | None) -> User:
+def reset_password(
+    token: str, password: str, confirm: str, now: datetime, *, address: str | None, browser: str | None
+) -> User:
     """Set a new password through a reset link. Signs nobody in: the next
     sign-in still asks for a code (ASVS 6.4.3); every session of the user ends."""
     row = usable_link(token, RESET, now)
@@ -189,6 +200,7 @@ def _notify(to: str, template: str, user: User, now: datetime, **context) -> Non
 
 # --- the people on a seller account --------------------------------------------
 
+
 @dataclass
 class AccountPeople:
     users: list[User]
@@ -196,20 +208,41 @@ class AccountPeople:
 
 
 def account_people(owner: User, now: datetime) -> AccountPeople:
-    users = db.session.execute(
-        select(User).where(User.account_id == owner.account_id).order_by(User.disabled_at.is_not(None), User.id)
-    ).scalars().all()
-    invitations = db.session.execute(
-        select(ActionToken)
-        .where(ActionToken.purpose == INVITE, ActionToken.account_id == owner.account_id,
-               ActionToken.used_at.is_(None), ActionToken.expires_at > now)
-        .order_by(ActionToken.created_at.desc())
-    ).scalars().all()
+    users = (
+        db.session.execute(
+            select(User).where(User.account_id == owner.account_id).order_by(User.disabled_at.is_not(None), User.id)
+        )
+        .scalars()
+        .all()
+    )
+    invitations = (
+        db.session.execute(
+            select(ActionToken)
+            .where(
+                ActionToken.purpose == INVITE,
+                ActionToken.account_id == owner.account_id,
+                ActionToken.used_at.is_(None),
+                ActionToken.expires_at > now,
+            )
+            .order_by(ActionToken.created_at.desc())
+        )
+        .scalars()
+        .all()
+    )
     return AccountPeople(list(users), list(invitations))
 
 
-def issue_invitation(inviter: User, email: str, locale: str, now: datetime, *, role: str,
-                     account: Account | None, templates: tuple[str, str], **context) -> ActionToken:
+def issue_invitation(
+    inviter: User,
+    email: str,
+    locale: str,
+    now: datetime,
+    *,
+    role: str,
+    account: Account | None,
+    templates: tuple[str, str],
+    **context,
+) -> ActionToken:
     """Store a single-use invitation link for ``email`` (replacing any older one
     to the same place) and e-mail it; returns the stored row.
 
@@ -220,9 +253,17 @@ def issue_invitation(inviter: User, email: str, locale: str, now: datetime, *, r
     hours = current_app.config["RECOVERY_INVITATION_HOURS"]
     token, digest = _new_token()
     _retire_links(INVITE, now, email=email, account_id=account.id if account else None)
-    row = ActionToken(purpose=INVITE, token_hash=digest, account_id=account.id if account else None, email=email,
-                      role=role, created_by_id=inviter.id, created_at=now, expires_at=now + timedelta(hours=hours),
-                      note=locale)
+    row = ActionToken(
+        purpose=INVITE,
+        token_hash=digest,
+        account_id=account.id if account else None,
+        email=email,
+        role=role,
+        created_by_id=inviter.id,
+        created_at=now,
+        expires_at=now + timedelta(hours=hours),
+        note=locale,
+    )
     db.session.add(row)
     db.session.flush()
     context = {"inviter": inviter.display_name or inviter.email, "hours": hours, **context}
@@ -256,9 +297,16 @@ def invite(owner: User, email: str, locale: str, now: datetime, *, address: str 
     existing = find_user_by_email(email)
     if existing is not None and existing.account_id == owner.account_id:
         raise AccountError(_l("This address already has a login on this account."), field="email")
-    issue_invitation(owner, email, locale, now, role="seller_user", account=owner.account,
-                     templates=("account/email/invitation", "account/email/invitation_existing_login"),
-                     account_name=owner.account.name)
+    issue_invitation(
+        owner,
+        email,
+        locale,
+        now,
+        role="seller_user",
+        account=owner.account,
+        templates=("account/email/invitation", "account/email/invitation_existing_login"),
+        account_name=owner.account.name,
+    )
     record_event(owner, "invited", now, address=address, browser=browser, invited=email)
     return email
 
@@ -285,8 +333,17 @@ def invitation_for(token: str, now: datetime) -> tuple[ActionToken, Account | No
     return row, account
 
 
-def accept_invitation(token: str, display_name: str, password: str, confirm: str, now: datetime, *,
-                      address: str | None, browser: str | None, locale: str | None = None) -> User:
+def accept_invitation(
+    token: str,
+    display_name: str,
+    password: str,
+    confirm: str,
+    now: datetime,
+    *,
+    address: str | None,
+    browser: str | None,
+    locale: str | None = None,
+) -> User:
     """Turn an invitation into the person's own login: a user of the seller
     account, or a reviewer or manager for an invitation onto the staff. 2SV
     enrollment comes at first sign-in; the inviter is told. The new user's
@@ -299,23 +356,42 @@ def accept_invitation(token: str, display_name: str, password: str, confirm: str
     _check_new_password(password, confirm, email=row.email, account_name=account.name if account else "")
     _claim(row, now)
     languages = current_app.config["RECOVERY_LANGUAGES"]
-    user = create_user(email=row.email, password=password, role=row.role or "seller_user", now=now, account=account,
-                       display_name=display_name,
-                       locale=next((code for code in (locale, row.note) if code in languages), languages[0]),
-                       check_password=False)
+    user = create_user(
+        email=row.email,
+        password=password,
+        role=row.role or "seller_user",
+        now=now,
+        account=account,
+        display_name=display_name,
+        locale=next((code for code in (locale, row.note) if code in languages), languages[0]),
+        check_password=False,
+    )
     user.must_enroll_2sv = True
     db.session.flush()
     record_event(user, "invited", now, address=address, browser=browser, accepted=True, invited_by=row.created_by_id)
     inviter = db.session.get(User, row.created_by_id) if row.created_by_id else None
     if account is None:
-        audit.record("staff.joined", now=now, actor=user, subject_type="user", subject_id=user.id,
-                     details={"role": user.role, "invitation_id": row.id, "invited_by": row.created_by_id},
-                     address=address, browser=browser)
+        audit.record(
+            "staff.joined",
+            now=now,
+            actor=user,
+            subject_type="user",
+            subject_id=user.id,
+            details={"role": user.role, "invitation_id": row.id, "invited_by": row.created_by_id},
+            address=address,
+            browser=browser,
+        )
         if inviter is not None and inviter.is_active:
             _notify(inviter.email, "staff/email/joined", inviter, now, new_user=user.email, role=user.role)
     elif inviter is not None and inviter.is_active:
-        _notify(inviter.email, "account/email/invitation_accepted", inviter, now, new_user=user.email,
-                account_name=account.name)
+        _notify(
+            inviter.email,
+            "account/email/invitation_accepted",
+            inviter,
+            now,
+            new_user=user.email,
+            account_name=account.name,
+        )
     return user
 
 
@@ -339,15 +415,25 @@ def remove_user(owner: User, user_id: int, now: datetime, *, address: str | None
     ended = end_all_sessions(user, now, "removed")
     _retire_links(RESET, now, user_id=user.id)
     record_event(user, "user_removed", now, address=address, browser=browser, by=owner.id)
-    audit.record("account.user_removed", now=now, actor=owner, subject_type="user", subject_id=user.id,
-                 details={"account_id": owner.account_id, "sessions_ended": ended}, address=address, browser=browser)
+    audit.record(
+        "account.user_removed",
+        now=now,
+        actor=owner,
+        subject_type="user",
+        subject_id=user.id,
+        details={"account_id": owner.account_id, "sessions_ended": ended},
+        address=address,
+        browser=browser,
+    )
     return user
 
 
 # --- one's own password and e-mail ---------------------------------------------
 
-def change_password(user: User, current: str, password: str, confirm: str, now: datetime, *,
-                    address: str | None, browser: str | None) -> None:
+
+def change_password(
+    user: User, current: str, password: str, confirm: str, now: datetime, *, address: str | None, browser: str | None
+) -> None:
     """Change the password, giving the current one (ASVS 6.2.3). Other sessions
     are not ended here: the user is offered that next (ASVS 7.4.3)."""
     if not verify_password(user.password_hash, current or ""):
@@ -387,22 +473,30 @@ def change_email(user: User, new_email: str, now: datetime, *, address: str | No
 
 # --- sessions ------------------------------------------------------------------
 
+
 def _live(user: User, now: datetime):
     idle, lifetime = limits_for(user)
-    return (UserSession.ended_at.is_(None), UserSession.last_seen_at > now - idle,
-            UserSession.created_at > now - lifetime)
+    return (
+        UserSession.ended_at.is_(None),
+        UserSession.last_seen_at > now - idle,
+        UserSession.created_at > now - lifetime,
+    )
 
 
 def open_sessions(user: User, now: datetime) -> list[UserSession]:
     """The user's sessions that could still be used, most recently seen first."""
-    return list(db.session.execute(
-        select(UserSession).where(UserSession.user_id == user.id, *_live(user, now))
-        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, *_live(user, now))
+            .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+        ).scalars()
+    )
 
 
-def end_one_session(user: User, session_id: int, current: UserSession | None, now: datetime, *,
-                    address: str | None, browser: str | None) -> None:
+def end_one_session(
+    user: User, session_id: int, current: UserSession | None, now: datetime, *, address: str | None, browser: str | None
+) -> None:
     row = db.session.get(UserSession, session_id)
     if row is None or row.user_id != user.id:
         raise NotOnAccount
@@ -413,8 +507,9 @@ def end_one_session(user: User, session_id: int, current: UserSession | None, no
         record_event(user, "sessions_ended", now, address=address, browser=browser, count=1)
 
 
-def end_other_sessions(user: User, current: UserSession | None, now: datetime, *, address: str | None,
-                       browser: str | None) -> int:
+def end_other_sessions(
+    user: User, current: UserSession | None, now: datetime, *, address: str | None, browser: str | None
+) -> int:
     """End every session but this one, including browsers half-way through
     signing in (the epoch moves on; the caller renews this browser's hold)."""
     bump_epoch(user)

@@ -9,13 +9,21 @@ from flask_login import current_user, login_required, login_user
 
 from ..auth.sessions import current_session_row, fresh_code_required, roles_required
 from ..auth.users import normalise_email
-from ..models.base import utcnow
 from ..forms import put_on_form
 from ..i18n import chosen_language
+from ..models.base import utcnow
 from ..web import configured_limit, describe_browser, origin
 from . import services
-from .forms import (AcceptInvitationForm, ChangeEmailForm, ChangePasswordForm, ConfirmForm, EndSessionsForm,
-                    ForgotPasswordForm, InviteForm, NewPasswordForm)
+from .forms import (
+    AcceptInvitationForm,
+    ChangeEmailForm,
+    ChangePasswordForm,
+    ConfirmForm,
+    EndSessionsForm,
+    ForgotPasswordForm,
+    InviteForm,
+    NewPasswordForm,
+)
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -43,6 +51,7 @@ def _sign_in_page():
 
 # --- the people on a seller account --------------------------------------------
 
+
 def _users_page(form: InviteForm, status: int = 200):
     people = services.account_people(current_user, utcnow())
     return render_template("account/users.html", people=people, form=form, cancel_form=ConfirmForm()), status
@@ -66,8 +75,14 @@ def invite():
         except services.AccountError as error:
             put_on_form(form, error)
         else:
-            flash(_("An invitation was sent to %(email)s. The link works once, for %(hours)d hours.",
-                    email=email, hours=current_app.config["RECOVERY_INVITATION_HOURS"]), "success")
+            flash(
+                _(
+                    "An invitation was sent to %(email)s. The link works once, for %(hours)d hours.",
+                    email=email,
+                    hours=current_app.config["RECOVERY_INVITATION_HOURS"],
+                ),
+                "success",
+            )
             return redirect(url_for(".users"))
     return _users_page(form, 400)
 
@@ -115,22 +130,34 @@ def accept_invitation(token: str):
     form = AcceptInvitationForm()
     if form.validate_on_submit():
         try:
-            services.accept_invitation(token, form.display_name.data, form.password.data, form.confirm.data, now,
-                                       locale=chosen_language(), **origin())
+            services.accept_invitation(
+                token,
+                form.display_name.data,
+                form.password.data,
+                form.confirm.data,
+                now,
+                locale=chosen_language(),
+                **origin(),
+            )
         except services.LinkInvalid:
             return _link_invalid()
         except services.AccountError as error:
             put_on_form(form, error)
         else:
-            flash(_("Your login is ready. Sign in with your e-mail address and new password; "
-                    "you will then set up your own 2-step verification."), "success")
+            flash(
+                _(
+                    "Your login is ready. Sign in with your e-mail address and new password; "
+                    "you will then set up your own 2-step verification."
+                ),
+                "success",
+            )
             return _sign_in_page()
     status = 400 if request.method == "POST" else 200
-    return render_template("account/accept_invitation.html", form=form, invitation=invitation,
-                           account=account), status
+    return render_template("account/accept_invitation.html", form=form, invitation=invitation, account=account), status
 
 
 # --- forgotten password ----------------------------------------------------------
+
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @configured_limit("RECOVERY_RESET_LIMIT_PER_CLIENT", methods=["POST"])
@@ -139,8 +166,9 @@ def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         services.request_password_reset(form.email.data, str(get_locale()), utcnow(), **origin())
-        return render_template("account/forgot_password_sent.html",
-                               minutes=current_app.config["RECOVERY_RESET_MINUTES"])
+        return render_template(
+            "account/forgot_password_sent.html", minutes=current_app.config["RECOVERY_RESET_MINUTES"]
+        )
     status = 400 if request.method == "POST" else 200
     return render_template("account/forgot_password.html", form=form), status
 
@@ -161,14 +189,20 @@ def reset_password(token: str):
         except services.AccountError as error:
             put_on_form(form, error)
         else:
-            flash(_("Your new password is set and every session was signed out. Sign in again: "
-                    "you will still be asked for a code."), "success")
+            flash(
+                _(
+                    "Your new password is set and every session was signed out. Sign in again: "
+                    "you will still be asked for a code."
+                ),
+                "success",
+            )
             return _sign_in_page()
     status = 400 if request.method == "POST" else 200
     return render_template("account/reset_password.html", form=form, email=link.email), status
 
 
 # --- one's own password, e-mail and sessions ---------------------------------------
+
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
@@ -178,8 +212,9 @@ def password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            services.change_password(current_user, form.current_password.data, form.password.data,
-                                     form.confirm.data, utcnow(), **origin())
+            services.change_password(
+                current_user, form.current_password.data, form.password.data, form.confirm.data, utcnow(), **origin()
+            )
         except services.AccountError as error:
             put_on_form(form, error)
         else:
@@ -212,8 +247,13 @@ def email():
 def sessions():
     rows = services.open_sessions(current_user, utcnow())
     after = request.args.get("after")
-    return render_template("account/sessions.html", rows=rows, current=current_session_row(),
-                           after=after if after in OFFER_AFTER else None, form=EndSessionsForm())
+    return render_template(
+        "account/sessions.html",
+        rows=rows,
+        current=current_session_row(),
+        after=after if after in OFFER_AFTER else None,
+        form=EndSessionsForm(),
+    )
 
 
 @bp.post("/sessions/end")
@@ -229,7 +269,9 @@ def end_sessions():
             login_user(current_user)  # this browser follows the user's new epoch; the others cannot
             message = _("Every other session was signed out (%(n)d).", n=ended)
         elif form.session_id.data:
-            services.end_one_session(current_user, int(form.session_id.data), current_session_row(), utcnow(), **origin())
+            services.end_one_session(
+                current_user, int(form.session_id.data), current_session_row(), utcnow(), **origin()
+            )
             message = _("That session was signed out.")
         else:
             abort(400)

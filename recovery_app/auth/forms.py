@@ -14,26 +14,41 @@ from wtforms.validators import InputRequired, Length
 
 from ..forms import Form
 
-CODE_FIELD = {"inputmode": "numeric", "autocomplete": "one-time-code", "class": "code", "spellcheck": "false",
-              "autocapitalize": "off"}
+CODE_FIELD = {
+    "inputmode": "numeric",
+    "autocomplete": "one-time-code",
+    "class": "code",
+    "spellcheck": "false",
+    "autocapitalize": "off",
+}
 
 
 class SignInForm(Form):
-    email = EmailField(_l("E-mail address"), validators=[
-        InputRequired(_l("Enter your e-mail address.")),
-        Length(max=254, message=_l("An e-mail address has at most 254 characters."))],
-        render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "off"})
-    password = PasswordField(_l("Password"), validators=[
-        InputRequired(_l("Enter your password.")),
-        Length(max=1024, message=_l("That password is too long."))],
-        render_kw={"autocomplete": "current-password"})
+    email = EmailField(
+        _l("E-mail address"),
+        validators=[
+            InputRequired(_l("Enter your e-mail address.")),
+            Length(max=254, message=_l("An e-mail address has at most 254 characters.")),
+        ],
+        render_kw={"autocomplete": "username", "spellcheck": "false", "autocapitalize": "off"},
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[
+            InputRequired(_l("Enter your password.")),
+            Length(max=1024, message=_l("That password is too long.")),
+        ],
+        render_kw={"autocomplete": "current-password"},
+    )
     next = HiddenField()
 
 
 class CodeForm(Form):
-    code = StringField(_l("Code"), validators=[
-        InputRequired(_l("Enter the code.")), Length(max=40, message=_l("That code is too long."))],
-        render_kw=CODE_FIELD)
+    code = StringField(
+        _l("Code"),
+        validators=[InputRequired(_l("Enter the code.")), Length(max=40, message=_l("That code is too long."))],
+        render_kw=CODE_FIELD,
+    )
 
 
 class ChallengeForm(CodeForm):
@@ -41,20 +56,33 @@ class ChallengeForm(CodeForm):
 
 
 class RecoveryCodeForm(Form):
-    code = StringField(_l("Recovery code"), validators=[
-        InputRequired(_l("Enter one of your recovery codes.")),
-        Length(max=40, message=_l("That code is too long."))],
-        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off", "class": "code recovery"})
+    code = StringField(
+        _l("Recovery code"),
+        validators=[
+            InputRequired(_l("Enter one of your recovery codes.")),
+            Length(max=40, message=_l("That code is too long.")),
+        ],
+        render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off", "class": "code recovery"},
+    )
     remember_device = BooleanField(_l("Don't ask for codes on this device"))
 
 
 class PhoneForm(Form):
-    number = StringField(_l("Phone number"), validators=[
-        InputRequired(_l("Enter a phone number.")), Length(max=40, message=_l("That phone number is too long."))],
-        render_kw={"autocomplete": "tel", "inputmode": "tel", "type": "tel"})
-    channel = RadioField(_l("How should we send codes?"), choices=[
-        SelectChoice("sms", _l("Text message (SMS)")), SelectChoice("voice", _l("Voice call"))], default="sms", validate_choice=False,
-        validators=[InputRequired(_l("Choose text message or voice call."))])
+    number = StringField(
+        _l("Phone number"),
+        validators=[
+            InputRequired(_l("Enter a phone number.")),
+            Length(max=40, message=_l("That phone number is too long.")),
+        ],
+        render_kw={"autocomplete": "tel", "inputmode": "tel", "type": "tel"},
+    )
+    channel = RadioField(
+        _l("How should we send codes?"),
+        choices=[SelectChoice("sms", _l("Text message (SMS)")), SelectChoice("voice", _l("Voice call"))],
+        default="sms",
+        validate_choice=False,
+        validators=[InputRequired(_l("Choose text message or voice call."))],
+    )
 
 
 class PasskeyForm(Form):
@@ -65,9 +93,11 @@ class PasskeyForm(Form):
 
 
 class PasskeyAddForm(Form):
-    name = StringField(_l("Name of this passkey"), validators=[
-        Length(max=200, message=_l("That name is too long."))],
-        render_kw={"autocomplete": "off", "maxlength": 60})
+    name = StringField(
+        _l("Name of this passkey"),
+        validators=[Length(max=200, message=_l("That name is too long."))],
+        render_kw={"autocomplete": "off", "maxlength": 60},
+    )
     credential = HiddenField(validators=[InputRequired(_l("Create the passkey with your device first."))])
 
 

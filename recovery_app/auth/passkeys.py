@@ -74,6 +74,7 @@ class PasskeyError(Exception):
 
 # --- the relying party ------------------------------------------------------------
 
+
 def relying_party() -> tuple[str, str]:
     """(RP ID, the one accepted origin), both from ``RECOVERY_BASE_URL``."""
     parts = urlsplit(current_app.config["RECOVERY_BASE_URL"])
@@ -103,10 +104,13 @@ def _user_handle(user) -> bytes:
 
 # --- the user's passkeys ----------------------------------------------------------
 
+
 def passkeys_of(user) -> list[Passkey]:
-    return db.session.execute(
-        select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.created_at, Passkey.id)
-    ).scalars().all()
+    return (
+        db.session.execute(select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.created_at, Passkey.id))
+        .scalars()
+        .all()
+    )
 
 
 def passkey_of(user, passkey_id: int | None) -> Passkey | None:
@@ -118,13 +122,17 @@ def passkey_of(user, passkey_id: int | None) -> Passkey | None:
 
 def _descriptors(passkeys: list[Passkey]) -> list[PublicKeyCredentialDescriptor]:
     known = {t.value for t in AuthenticatorTransport}
-    return [PublicKeyCredentialDescriptor(
-        id=p.credential_id,
-        transports=[AuthenticatorTransport(t) for t in (p.transports or "").split(",") if t in known] or None)
-        for p in passkeys]
+    return [
+        PublicKeyCredentialDescriptor(
+            id=p.credential_id,
+            transports=[AuthenticatorTransport(t) for t in (p.transports or "").split(",") if t in known] or None,
+        )
+        for p in passkeys
+    ]
 
 
 # --- challenges ---------------------------------------------------------------------
+
 
 def _new_challenge(user, purpose: str, now: datetime, replacing=None) -> PasskeyChallenge:
     """A fresh challenge for ``purpose``. The one this browser held before
@@ -135,11 +143,19 @@ def _new_challenge(user, purpose: str, now: datetime, replacing=None) -> Passkey
     stale = PasskeyChallenge.expires_at <= now
     if isinstance(replacing, int):
         stale = or_(stale, PasskeyChallenge.id == replacing)
-    db.session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user.id, stale)
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        delete(PasskeyChallenge)
+        .where(PasskeyChallenge.user_id == user.id, stale)
+        .execution_options(synchronize_session=False)
+    )
     seconds = current_app.config["RECOVERY_PASSKEY_CHALLENGE_SECONDS"]
-    row = PasskeyChallenge(user_id=user.id, purpose=purpose, challenge=secrets.token_bytes(CHALLENGE_BYTES),
-                           created_at=now, expires_at=now + timedelta(seconds=seconds))
+    row = PasskeyChallenge(
+        user_id=user.id,
+        purpose=purpose,
+        challenge=secrets.token_bytes(CHALLENGE_BYTES),
+        created_at=now,
+        expires_at=now + timedelta(seconds=seconds),
+    )
     db.session.add(row)
     db.session.flush()
     return row
@@ -152,8 +168,11 @@ def _take_challenge(user, purpose: str, challenge_id, now: datetime) -> bytes:
         raise PasskeyError("expired")
     taken = db.session.execute(
         delete(PasskeyChallenge)
-        .where(PasskeyChallenge.id == challenge_id, PasskeyChallenge.user_id == user.id,
-               PasskeyChallenge.purpose == purpose)
+        .where(
+            PasskeyChallenge.id == challenge_id,
+            PasskeyChallenge.user_id == user.id,
+            PasskeyChallenge.purpose == purpose,
+        )
         .returning(PasskeyChallenge.challenge, PasskeyChallenge.expires_at)
         .execution_options(synchronize_session=False)
     ).first()
@@ -171,16 +190,24 @@ def _timeout_ms() -> int:
 
 # --- adding a passkey ---------------------------------------------------------------------
 
+
 def registration_options(user, now: datetime, replacing=None) -> tuple[int, str]:
     """(challenge id for the session, options JSON for ``navigator.credentials.create``)."""
     rp_id, _origin = relying_party()
     row = _new_challenge(user, "register", now, replacing)
     options = generate_registration_options(
-        rp_id=rp_id, rp_name=current_app.config["RECOVERY_PRODUCT_NAME"], user_id=_user_handle(user),
-        user_name=user.email, user_display_name=user.display_name or user.email, challenge=row.challenge,
-        timeout=_timeout_ms(), exclude_credentials=_descriptors(passkeys_of(user)),
+        rp_id=rp_id,
+        rp_name=current_app.config["RECOVERY_PRODUCT_NAME"],
+        user_id=_user_handle(user),
+        user_name=user.email,
+        user_display_name=user.display_name or user.email,
+        challenge=row.challenge,
+        timeout=_timeout_ms(),
+        exclude_credentials=_descriptors(passkeys_of(user)),
         authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.PREFERRED, user_verification=UserVerificationRequirement.REQUIRED))
+            resident_key=ResidentKeyRequirement.PREFERRED, user_verification=UserVerificationRequirement.REQUIRED
+        ),
+    )
     return row.id, options_to_json(options)
 
 
@@ -190,17 +217,27 @@ def register(user, challenge_id, credential_json: str, name: str, now: datetime)
     challenge = _take_challenge(user, "register", challenge_id, now)
     rp_id, origin = relying_party()
     try:
-        verified = verify_registration_response(credential=credential, expected_challenge=challenge,
-                                                expected_rp_id=rp_id, expected_origin=origin,
-                                                require_user_verification=True)
+        verified = verify_registration_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id,
+            expected_origin=origin,
+            require_user_verification=True,
+        )
     except InvalidRegistrationResponse as exc:
         raise PasskeyError("invalid", detail=str(exc)[:200]) from None
     if db.session.execute(select(Passkey.id).where(Passkey.credential_id == verified.credential_id)).first():
         raise PasskeyError("duplicate")
     transports = ",".join(t.value for t in (credential.response.transports or []))[:100]
-    passkey = Passkey(user_id=user.id, credential_id=verified.credential_id,
-                      public_key=verified.credential_public_key, sign_count=verified.sign_count,
-                      transports=transports, name=name, created_at=now)
+    passkey = Passkey(
+        user_id=user.id,
+        credential_id=verified.credential_id,
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        transports=transports,
+        name=name,
+        created_at=now,
+    )
     db.session.add(passkey)
     db.session.flush()
     return passkey
@@ -208,13 +245,18 @@ def register(user, challenge_id, credential_json: str, name: str, now: datetime)
 
 # --- using a passkey -----------------------------------------------------------------------
 
+
 def authentication_options(user, purpose: str, now: datetime, replacing=None) -> tuple[int, str]:
     """(challenge id for the session, options JSON for ``navigator.credentials.get``)."""
     rp_id, _origin = relying_party()
     row = _new_challenge(user, purpose, now, replacing)
     options = generate_authentication_options(
-        rp_id=rp_id, challenge=row.challenge, timeout=_timeout_ms(),
-        allow_credentials=_descriptors(passkeys_of(user)), user_verification=UserVerificationRequirement.REQUIRED)
+        rp_id=rp_id,
+        challenge=row.challenge,
+        timeout=_timeout_ms(),
+        allow_credentials=_descriptors(passkeys_of(user)),
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
     return row.id, options_to_json(options)
 
 
@@ -232,9 +274,14 @@ def authenticate(user, purpose: str, challenge_id, credential_json: str, now: da
         # The counter is checked below, after the signature, and in SQL: a
         # counter error is then only ever reported for a genuine signature.
         verified = verify_authentication_response(
-            credential=credential, expected_challenge=challenge, expected_rp_id=rp_id, expected_origin=origin,
-            credential_public_key=passkey.public_key, credential_current_sign_count=0,
-            require_user_verification=True)
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id,
+            expected_origin=origin,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=0,
+            require_user_verification=True,
+        )
     except InvalidAuthenticationResponse as exc:
         raise PasskeyError("invalid", passkey=passkey, detail=str(exc)[:200]) from None
     new = verified.new_sign_count
@@ -244,7 +291,8 @@ def authenticate(user, purpose: str, challenge_id, credential_json: str, now: da
         update(Passkey)
         .where(Passkey.id == passkey.id, forward)
         .values(sign_count=new, last_used_at=now)
-        .returning(Passkey.id).execution_options(synchronize_session=False)
+        .returning(Passkey.id)
+        .execution_options(synchronize_session=False)
     ).first()
     db.session.refresh(passkey)
     if moved is None:
@@ -264,10 +312,12 @@ def remove(user, passkey_id: int) -> Passkey | None:
 
 def remove_all(user) -> int:
     """Every passkey and open challenge of ``user`` (turning 2SV off, an approved recovery)."""
-    db.session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user.id)
-                       .execution_options(synchronize_session=False))
-    return db.session.execute(delete(Passkey).where(Passkey.user_id == user.id)
-                              .execution_options(synchronize_session=False)).rowcount
+    db.session.execute(
+        delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user.id).execution_options(synchronize_session=False)
+    )
+    return db.session.execute(
+        delete(Passkey).where(Passkey.user_id == user.id).execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def _parsed(credential_json: str, parse):
@@ -275,6 +325,12 @@ def _parsed(credential_json: str, parse):
         raise PasskeyError("malformed")
     try:
         return parse(credential_json)
-    except (InvalidJSONStructure, InvalidRegistrationResponse, InvalidAuthenticationResponse, ValueError,
-            TypeError, KeyError):
+    except (
+        InvalidJSONStructure,
+        InvalidRegistrationResponse,
+        InvalidAuthenticationResponse,
+        ValueError,
+        TypeError,
+        KeyError,
+    ):
         raise PasskeyError("malformed") from None

@@ -22,8 +22,9 @@ CONTEXT_WORDS_FILE = Path(__file__).with_name("context_words.txt")
 
 def _hasher() -> PasswordHasher:
     config = current_app.config
-    return _hasher_for(config["RECOVERY_ARGON2_TIME_COST"], config["RECOVERY_ARGON2_MEMORY_KIB"],
-                       config["RECOVERY_ARGON2_PARALLELISM"])
+    return _hasher_for(
+        config["RECOVERY_ARGON2_TIME_COST"], config["RECOVERY_ARGON2_MEMORY_KIB"], config["RECOVERY_ARGON2_PARALLELISM"]
+    )
 
 
 @lru_cache(maxsize=4)
@@ -88,18 +89,35 @@ def password_problems(password: str, *, email: str = "", account_name: str = "")
     config = current_app.config
     minimum, maximum = config["RECOVERY_PASSWORD_MIN_LENGTH"], config["RECOVERY_PASSWORD_MAX_LENGTH"]
     if len(password) < minimum:
-        return [str(_l("Use at least %(n)d characters. A few unrelated words make a long password that is easy to remember.", n=minimum))]
+        return [
+            str(
+                _l(
+                    "Use at least %(n)d characters. A few unrelated words make a long password that is easy to "
+                    "remember.",
+                    n=minimum,
+                )
+            )
+        ]
     if len(password) > maximum:
         return [str(_l("Use at most %(n)d characters.", n=maximum))]
     lowered = password.lower()
     problems = []
     if lowered in common_passwords():
-        problems.append(str(_l("This password appears in lists of leaked passwords that attackers try first. Choose another.")))
+        problems.append(
+            str(_l("This password appears in lists of leaked passwords that attackers try first. Choose another."))
+        )
     local_part = email.lower().partition("@")[0]
     if email and (lowered == email.lower() or (len(local_part) >= 4 and local_part in lowered)):
         problems.append(str(_l("Do not use your e-mail address in your password.")))
     squeezed = "".join(ch for ch in lowered if ch.isalnum())
     extra = (account_name,) if account_name else ()
     if any(word.replace(" ", "") in squeezed for word in context_words(extra)):
-        problems.append(str(_l("Do not build your password around the name of this service, the marketplace or your business: attackers try those first.")))
+        problems.append(
+            str(
+                _l(
+                    "Do not build your password around the name of this service, the marketplace or your "
+                    "business: attackers try those first."
+                )
+            )
+        )
     return problems

@@ -56,11 +56,15 @@ from .sessions import bump_epoch, end_all_sessions
 from .users import find_user_by_email
 
 CODES_PAUSED = _l("Too many wrong codes. For your safety, entering codes is paused for a while.")
-HARD_LOCKED = _l("This account is locked after too many failed attempts. A manager can unlock it, or you can set a "
-                 "new password with “Forgot your password?” and then sign in with a code.")
+HARD_LOCKED = _l(
+    "This account is locked after too many failed attempts. A manager can unlock it, or you can set a "
+    "new password with “Forgot your password?” and then sign in with a code."
+)
 SIGN_IN_REFUSED = _l("That e-mail address and password do not match. Check both and try again.")
-SIGN_IN_SLOWED = _l("That e-mail address and password do not match, or sign-in to this account is paused for a "
-                    "moment after many wrong passwords. Wait a minute, then try again.")
+SIGN_IN_SLOWED = _l(
+    "That e-mail address and password do not match, or sign-in to this account is paused for a "
+    "moment after many wrong passwords. Wait a minute, then try again."
+)
 KNOWN_BROWSER_SALT = "known-browser"
 FEW_RECOVERY_CODES = 3  # at or below this many left, the user is urged to create new ones
 
@@ -86,17 +90,26 @@ class Challenge:
     unsent: bool = False
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "method": self.method_id, "recovery": self.recovery, "passkey": self.passkey,
-                "unsent": self.unsent}
+        return {
+            "id": self.id,
+            "method": self.method_id,
+            "recovery": self.recovery,
+            "passkey": self.passkey,
+            "unsent": self.unsent,
+        }
 
     @classmethod
     def from_dict(cls, data) -> Challenge | None:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             return None
         method = data.get("method")
-        return cls(id=data["id"], method_id=method if isinstance(method, int) else None,
-                   recovery=bool(data.get("recovery")), passkey=bool(data.get("passkey")),
-                   unsent=bool(data.get("unsent")))
+        return cls(
+            id=data["id"],
+            method_id=method if isinstance(method, int) else None,
+            recovery=bool(data.get("recovery")),
+            passkey=bool(data.get("passkey")),
+            unsent=bool(data.get("unsent")),
+        )
 
 
 def _config(name: str):
@@ -110,8 +123,15 @@ def _when(user: User, moment: datetime) -> str:
 
 def notify(user: User, template: str, now: datetime, **context) -> None:
     """Queue a notice e-mail (never a code) about the user's sign-in (ASVS 6.3.5, 6.3.7)."""
-    queue_email(user.email, f"auth/email/{template}", user.locale or "ja", now,
-                when=_when(user, now), product=_config("RECOVERY_PRODUCT_NAME"), **context)
+    queue_email(
+        user.email,
+        f"auth/email/{template}",
+        user.locale or "ja",
+        now,
+        when=_when(user, now),
+        product=_config("RECOVERY_PRODUCT_NAME"),
+        **context,
+    )
 
 
 def _notify_change(user: User, change: str, now: datetime, address: str | None, browser: str | None) -> None:
@@ -120,8 +140,16 @@ def _notify_change(user: User, change: str, now: datetime, address: str | None, 
 
 # --- the password step ----------------------------------------------------------
 
-def authenticate(email: str, password: str, now: datetime, *, address: str | None, browser: str | None,
-                 known_browser: str | None = None) -> User:
+
+def authenticate(
+    email: str,
+    password: str,
+    now: datetime,
+    *,
+    address: str | None,
+    browser: str | None,
+    known_browser: str | None = None,
+) -> User:
     """The user whose e-mail and password these are, or ``AuthError``.
 
     An unknown address, a wrong password and a disabled user get the same
@@ -167,7 +195,8 @@ def is_known_browser(user: User, token: str | None) -> bool:
     days = _config("RECOVERY_KNOWN_BROWSER_DAYS")
     try:
         user_id, epoch = URLSafeTimedSerializer(_config("SECRET_KEY"), salt=KNOWN_BROWSER_SALT).loads(
-            token, max_age=days * 86400)
+            token, max_age=days * 86400
+        )
     except (BadSignature, ValueError, TypeError):
         return False
     return user_id == user.id and epoch == user.session_epoch
@@ -176,8 +205,9 @@ def is_known_browser(user: User, token: str | None) -> bool:
 def _counters(user: User, **values) -> None:
     """Set or move counters of ``user`` in one UPDATE, and let the loaded
     object read them again."""
-    db.session.execute(update(User).where(User.id == user.id).values(**values)
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        update(User).where(User.id == user.id).values(**values).execution_options(synchronize_session=False)
+    )
     db.session.expire(user, list(values))
 
 
@@ -185,9 +215,11 @@ def _count(user: User, **increments) -> tuple:
     """Add to counters of ``user`` in one statement; returns their new values."""
     columns = [getattr(User, name) for name in increments]
     row = db.session.execute(
-        update(User).where(User.id == user.id)
+        update(User)
+        .where(User.id == user.id)
         .values({column: column + amount for column, amount in zip(columns, increments.values(), strict=True)})
-        .returning(*columns).execution_options(synchronize_session=False)
+        .returning(*columns)
+        .execution_options(synchronize_session=False)
     ).one()
     db.session.expire(user, list(increments))
     return tuple(row)
@@ -203,11 +235,13 @@ def _password_failed(user: User, now: datetime, address, browser) -> None:
     (count,) = _count(user, failed_password_count=1)
     over = count - _config("RECOVERY_PASSWORD_FREE_TRIES")
     if over >= 0:
-        until = now + timedelta(seconds=min(2 ** over, _config("RECOVERY_PASSWORD_MAX_DELAY_SECONDS")))
+        until = now + timedelta(seconds=min(2**over, _config("RECOVERY_PASSWORD_MAX_DELAY_SECONDS")))
         db.session.execute(
-            update(User).where(User.id == user.id, or_(User.password_delay_until.is_(None),
-                                                       User.password_delay_until < until))
-            .values(password_delay_until=until).execution_options(synchronize_session=False))
+            update(User)
+            .where(User.id == user.id, or_(User.password_delay_until.is_(None), User.password_delay_until < until))
+            .values(password_delay_until=until)
+            .execution_options(synchronize_session=False)
+        )
         db.session.expire(user, ["password_delay_until"])
     record_event(user, "password_failed", now, address=address, browser=browser, count=count)
 
@@ -219,8 +253,11 @@ def _count_failure(user: User, now: datetime, address, browser) -> None:
     if failures < _config("RECOVERY_HARD_LOCK_AFTER"):
         return
     locked = db.session.execute(
-        update(User).where(User.id == user.id, User.hard_locked_at.is_(None)).values(hard_locked_at=now)
-        .execution_options(synchronize_session=False)).rowcount
+        update(User)
+        .where(User.id == user.id, User.hard_locked_at.is_(None))
+        .values(hard_locked_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.expire(user, ["hard_locked_at"])
     if locked:
         record_event(user, "hard_locked", now, address=address, browser=browser, failures=failures)
@@ -242,6 +279,7 @@ def unlock(user: User, by, now: datetime) -> None:
 
 
 # --- the challenge ----------------------------------------------------------------
+
 
 def must_enroll(user: User) -> bool:
     """A user with no confirmed method has no second factor to ask for: they set one
@@ -279,9 +317,18 @@ def method_of(user: User, method_id: int | None, *, confirmed: bool = True) -> T
     return method
 
 
-def start_challenge(user: User, now: datetime, *, current: Challenge | None = None, method_id: int | None = None,
-                    channel: str | None = None, recovery: bool = False, passkey: bool = False, send: bool = True,
-                    locale: str | None = None) -> tuple[Challenge, AuthError | None]:
+def start_challenge(
+    user: User,
+    now: datetime,
+    *,
+    current: Challenge | None = None,
+    method_id: int | None = None,
+    channel: str | None = None,
+    recovery: bool = False,
+    passkey: bool = False,
+    send: bool = True,
+    locale: str | None = None,
+) -> tuple[Challenge, AuthError | None]:
     """The challenge for ``user``: a passkey when they have one, else the primary
     method, or the way chosen on the "other ways" page. Phone methods are sent a
     code at once (``channel`` may turn an SMS into a voice call), in ``locale``,
@@ -324,24 +371,36 @@ def sends_code_unasked(user: User) -> bool:
     return not (user.is_seller and open_case(user) is not None)
 
 
-def send_challenge_code(user: User, challenge: Challenge, now: datetime, *, channel: str,
-                        locale: str | None = None) -> None:
+def send_challenge_code(
+    user: User, challenge: Challenge, now: datetime, *, channel: str, locale: str | None = None
+) -> None:
     method = method_of(user, challenge.method_id)
     if method is None or method.kind not in ("sms", "voice") or channel not in ("sms", "voice"):
         raise AuthError(_l("That way of signing in is not available. Choose another."))
     try:
-        twofactor.send_code(user, phone_e164=method.phone_e164, channel=channel, purpose="sign_in",
-                            challenge_id=challenge.id, now=now, method=method, locale=locale)
+        twofactor.send_code(
+            user,
+            phone_e164=method.phone_e164,
+            channel=channel,
+            purpose="sign_in",
+            challenge_id=challenge.id,
+            now=now,
+            method=method,
+            locale=locale,
+        )
     except twofactor.CodeError as exc:
         raise code_error_message(exc, now) from None
 
 
 def code_error_message(exc: twofactor.CodeError, now: datetime) -> AuthError:
     if exc.reason == "resend_too_soon":
-        return AuthError(_l("A code was sent a moment ago. You can ask for another in %(n)d seconds.",
-                            n=exc.wait_seconds or 60))
-    return AuthError(_l("Too many codes were sent in the last hour. Please use another way, or try again later."),
-                     until=now + timedelta(seconds=exc.wait_seconds or 3600))
+        return AuthError(
+            _l("A code was sent a moment ago. You can ask for another in %(n)d seconds.", n=exc.wait_seconds or 60)
+        )
+    return AuthError(
+        _l("Too many codes were sent in the last hour. Please use another way, or try again later."),
+        until=now + timedelta(seconds=exc.wait_seconds or 3600),
+    )
 
 
 def check_locks(user: User, now: datetime) -> None:
@@ -358,12 +417,15 @@ def _take_code_try(user: User, now: datetime) -> int:
     many requests arrive at once. Returns the number of tries taken so far."""
     taken = db.session.execute(
         update(User)
-        .where(User.id == user.id,
-               User.failed_code_count < _config("RECOVERY_CODE_LOCK_AFTER"),
-               or_(User.code_locked_until.is_(None), User.code_locked_until <= now),
-               or_(User.hard_locked_at.is_(None), User.password_changed_at > User.hard_locked_at))
+        .where(
+            User.id == user.id,
+            User.failed_code_count < _config("RECOVERY_CODE_LOCK_AFTER"),
+            or_(User.code_locked_until.is_(None), User.code_locked_until <= now),
+            or_(User.hard_locked_at.is_(None), User.password_changed_at > User.hard_locked_at),
+        )
         .values(failed_code_count=User.failed_code_count + 1)
-        .returning(User.failed_code_count).execution_options(synchronize_session=False)
+        .returning(User.failed_code_count)
+        .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     db.session.expire(user, ["failed_code_count"])
     if taken is None:
@@ -373,8 +435,9 @@ def _take_code_try(user: User, now: datetime) -> int:
     return taken
 
 
-def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, address: str | None,
-                browser: str | None) -> str:
+def verify_code(
+    user: User, challenge: Challenge, text: str, now: datetime, *, address: str | None, browser: str | None
+) -> str:
     """Check a code typed for ``challenge``; returns what was used ("totp",
     "sms", "voice" or "recovery_code"). Wrong codes count towards the locks;
     a code that is not even well-formed changes nothing."""
@@ -384,8 +447,14 @@ def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, a
             raise AuthError(_l("A recovery code has 10 letters and digits, like abcde-23456."), field="code")
         tries = _take_code_try(user, now)
         if twofactor.use_recovery_code(user, text, now):
-            record_event(user, "recovery_code_used", now, address=address, browser=browser,
-                         left=twofactor.remaining_recovery_codes(user))
+            record_event(
+                user,
+                "recovery_code_used",
+                now,
+                address=address,
+                browser=browser,
+                left=twofactor.remaining_recovery_codes(user),
+            )
             _notify_change(user, "recovery_code_used", now, address, browser)
             _code_passed(user)
             return "recovery_code"
@@ -393,7 +462,9 @@ def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, a
         raise AuthError(_l("That recovery code is not right or was already used."), field="code")
     code = twofactor.normalise_code(text)
     if code is None:
-        raise AuthError(_l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code")
+        raise AuthError(
+            _l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code"
+        )
     method = method_of(user, challenge.method_id)
     if method is None:
         raise AuthError(_l("That way of signing in is not available. Choose another."))
@@ -408,10 +479,13 @@ def verify_code(user: User, challenge: Challenge, text: str, now: datetime, *, a
     if not ok:
         _code_failed(user, tries, now, address, browser, method.kind)
         if method.kind == "totp":
-            raise AuthError(_l("That code is not right, or it was already used. Wait for the next code in your "
-                               "app and try again."), field="code")
-        raise AuthError(_l("That code is not right or has expired. Check the latest message, or ask for a new code."),
-                        field="code")
+            raise AuthError(
+                _l("That code is not right, or it was already used. Wait for the next code in your app and try again."),
+                field="code",
+            )
+        raise AuthError(
+            _l("That code is not right or has expired. Check the latest message, or ask for a new code."), field="code"
+        )
     _code_passed(user)
     return method.kind
 
@@ -420,16 +494,21 @@ PASSKEY_MESSAGES = {
     "malformed": _l("Your browser did not send an answer from a passkey. Try again, or use another way."),
     "expired": _l("This passkey request has expired or was already used. Try again."),
     "unknown": _l("That passkey is not set up for your user, or it was removed. Use another passkey or another way."),
-    "invalid": _l("The passkey could not be checked. Passkeys work only on this site's own address and with your "
-                  "device's screen lock (PIN, fingerprint or face). Try again, or use another way."),
-    "counter": _l("This passkey was refused: it looks like a copy of your passkey was used. Use another way to "
-                  "sign in, then remove this passkey in your security settings."),
+    "invalid": _l(
+        "The passkey could not be checked. Passkeys work only on this site's own address and with your "
+        "device's screen lock (PIN, fingerprint or face). Try again, or use another way."
+    ),
+    "counter": _l(
+        "This passkey was refused: it looks like a copy of your passkey was used. Use another way to "
+        "sign in, then remove this passkey in your security settings."
+    ),
     "duplicate": _l("This passkey is already set up for you."),
 }
 
 
-def verify_passkey(user: User, purpose: str, challenge_id, credential: str, now: datetime, *, address: str | None,
-                   browser: str | None) -> str:
+def verify_passkey(
+    user: User, purpose: str, challenge_id, credential: str, now: datetime, *, address: str | None, browser: str | None
+) -> str:
     """Check a passkey answer to the challenge this browser was given (``purpose``
     "sign_in" or "fresh"); returns "passkey". A refused passkey counts towards the
     same locks as a wrong code; an answer that is not one changes nothing. A
@@ -439,8 +518,16 @@ def verify_passkey(user: User, purpose: str, challenge_id, credential: str, now:
         passkeys.authenticate(user, purpose, challenge_id, credential, now)
     except passkeys.PasskeyError as exc:
         if exc.reason == "counter":
-            record_event(user, "passkey_counter_backwards", now, address=address, browser=browser,
-                         passkey_id=exc.passkey.id, name=exc.passkey.name, counter=exc.detail)
+            record_event(
+                user,
+                "passkey_counter_backwards",
+                now,
+                address=address,
+                browser=browser,
+                passkey_id=exc.passkey.id,
+                name=exc.passkey.name,
+                counter=exc.detail,
+            )
         if exc.reason not in ("malformed", "expired"):
             tries = _take_code_try(user, now)
             _code_failed(user, tries, now, address, browser, "passkey")
@@ -450,8 +537,14 @@ def verify_passkey(user: User, purpose: str, challenge_id, credential: str, now:
 
 
 def _code_passed(user: User) -> None:
-    _counters(user, failed_code_count=0, code_locked_until=None, failed_password_count=0, password_delay_until=None,
-              consecutive_failures=0)
+    _counters(
+        user,
+        failed_code_count=0,
+        code_locked_until=None,
+        failed_password_count=0,
+        password_delay_until=None,
+        consecutive_failures=0,
+    )
 
 
 def _code_failed(user: User, tries: int, now: datetime, address, browser, kind: str) -> None:
@@ -475,8 +568,9 @@ def trusted_device(user: User, token: str | None, now: datetime) -> TrustedDevic
     return twofactor.trusted_device_for(user, token, now)
 
 
-def complete_sign_in(user: User, now: datetime, *, address: str | None, browser: str | None, via: str,
-                     remember_device: bool = False) -> str | None:
+def complete_sign_in(
+    user: User, now: datetime, *, address: str | None, browser: str | None, via: str, remember_device: bool = False
+) -> str | None:
     """Both steps passed: record it, tell the user about a new device, and
     trust this browser when asked. Returns the trusted-device cookie value to set.
 
@@ -488,18 +582,22 @@ def complete_sign_in(user: User, now: datetime, *, address: str | None, browser:
         recovery.cancel_for_owner(user, reason="owner_signed_in", now=now, address=address, browser=browser, via=via)
     if user.hard_locked_at is not None:
         unlock(user, "password_reset", now)  # a new password plus a second factor (see _reset_since_lock)
-    seen_before = via == "trusted_device" or db.session.execute(
-        select(UserSession.id).where(UserSession.user_id == user.id, UserSession.browser == (browser or "")[:300])
-        .limit(1)
-    ).first() is not None
+    seen_before = (
+        via == "trusted_device"
+        or db.session.execute(
+            select(UserSession.id)
+            .where(UserSession.user_id == user.id, UserSession.browser == (browser or "")[:300])
+            .limit(1)
+        ).first()
+        is not None
+    )
     token = None
     if remember_device and via != "trusted_device":
         token = twofactor.trust_device(user, now, browser=browser, address=address)
         record_event(user, "trusted_device_added", now, address=address, browser=browser)
     first_ever = user.last_sign_in_at is None  # the enrollment notice already went out
     if (not seen_before and not first_ever) or token:
-        notify(user, "new_device", now, address=address or "?", browser=describe_browser(browser),
-               trusted=bool(token))
+        notify(user, "new_device", now, address=address or "?", browser=describe_browser(browser), trusted=bool(token))
     user.last_sign_in_at = now
     user.last_sign_in_address = address
     user.last_sign_in_browser = (browser or "")[:300]
@@ -508,6 +606,7 @@ def complete_sign_in(user: User, now: datetime, *, address: str | None, browser:
 
 
 # --- adding methods (enrollment and settings) ----------------------------------------
+
 
 def start_app_method(user: User, now: datetime) -> tuple[TwoFactorMethod, str]:
     """A new authenticator app waiting for its first code; unconfirmed
@@ -523,16 +622,22 @@ def pending_method(user: User, method_id: int | None, kind: str | None = None) -
     return method
 
 
-def confirm_app_method(user: User, method_id: int | None, text: str, now: datetime, *, address, browser) -> TwoFactorMethod:
+def confirm_app_method(
+    user: User, method_id: int | None, text: str, now: datetime, *, address, browser
+) -> TwoFactorMethod:
     method = pending_method(user, method_id, "totp")
     if method is None:
         raise AuthError(_l("This set-up has expired. Please start again."))
     code = twofactor.normalise_code(text)
     if code is None:
-        raise AuthError(_l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code")
+        raise AuthError(
+            _l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code"
+        )
     if not twofactor.verify_totp(method, code, now):
-        raise AuthError(_l("That code does not match. Check that the app shows this service, wait for a new code "
-                           "and try again."), field="code")
+        raise AuthError(
+            _l("That code does not match. Check that the app shows this service, wait for a new code and try again."),
+            field="code",
+        )
     return _confirm(user, method, now, address, browser)
 
 
@@ -543,16 +648,24 @@ def parse_phone(text: str, channel: str) -> str:
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_valid_number(number):
-        raise AuthError(_l("That is not a phone number we can use. Type it as you would dial it, like 090-1234-5678, "
-                           "or with the country code, like +81 90 1234 5678."), field="number")
+        raise AuthError(
+            _l(
+                "That is not a phone number we can use. Type it as you would dial it, like 090-1234-5678, "
+                "or with the country code, like +81 90 1234 5678."
+            ),
+            field="number",
+        )
     if channel == "sms" and phonenumbers.number_type(number) not in (
-            phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
         raise AuthError(_l("Text messages need a mobile number. For a landline, choose a voice call."), field="number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def start_phone_method(user: User, text: str, channel: str, now: datetime, *,
-                       locale: str | None = None) -> tuple[TwoFactorMethod, str]:
+def start_phone_method(
+    user: User, text: str, channel: str, now: datetime, *, locale: str | None = None
+) -> tuple[TwoFactorMethod, str]:
     """A phone method waiting for the code just sent to it; returns it and the challenge id."""
     if channel not in ("sms", "voice"):
         raise AuthError(_l("Choose text message or voice call."), field="channel")
@@ -560,14 +673,21 @@ def start_phone_method(user: User, text: str, channel: str, now: datetime, *,
     if any(m.phone_e164 == e164 for m in twofactor.confirmed_methods(user)):
         raise AuthError(_l("This number is already set up. Add a different phone as a backup."), field="number")
     _drop_unconfirmed(user)
-    method = TwoFactorMethod(user_id=user.id, kind=channel, is_primary=False, phone_e164=e164, label="",
-                             created_at=now)
+    method = TwoFactorMethod(user_id=user.id, kind=channel, is_primary=False, phone_e164=e164, label="", created_at=now)
     db.session.add(method)
     db.session.flush()
     challenge_id = secrets.token_urlsafe(16)
     try:
-        twofactor.send_code(user, phone_e164=e164, channel=channel, purpose="enroll", challenge_id=challenge_id,
-                            now=now, method=method, locale=locale)
+        twofactor.send_code(
+            user,
+            phone_e164=e164,
+            channel=channel,
+            purpose="enroll",
+            challenge_id=challenge_id,
+            now=now,
+            method=method,
+            locale=locale,
+        )
     except twofactor.CodeError as exc:
         db.session.delete(method)  # nothing half-made is left behind
         db.session.flush()
@@ -575,29 +695,42 @@ def start_phone_method(user: User, text: str, channel: str, now: datetime, *,
     return method, challenge_id
 
 
-def resend_phone_code(user: User, method_id: int | None, challenge_id: str, now: datetime, *,
-                      locale: str | None = None) -> None:
+def resend_phone_code(
+    user: User, method_id: int | None, challenge_id: str, now: datetime, *, locale: str | None = None
+) -> None:
     method = pending_method(user, method_id)
     if method is None or method.kind not in ("sms", "voice"):
         raise AuthError(_l("This set-up has expired. Please start again."))
     try:
-        twofactor.send_code(user, phone_e164=method.phone_e164, channel=method.kind, purpose="enroll",
-                            challenge_id=challenge_id, now=now, method=method, locale=locale)
+        twofactor.send_code(
+            user,
+            phone_e164=method.phone_e164,
+            channel=method.kind,
+            purpose="enroll",
+            challenge_id=challenge_id,
+            now=now,
+            method=method,
+            locale=locale,
+        )
     except twofactor.CodeError as exc:
         raise code_error_message(exc, now) from None
 
 
-def confirm_phone_method(user: User, method_id: int | None, challenge_id: str, text: str, now: datetime, *,
-                         address, browser) -> TwoFactorMethod:
+def confirm_phone_method(
+    user: User, method_id: int | None, challenge_id: str, text: str, now: datetime, *, address, browser
+) -> TwoFactorMethod:
     method = pending_method(user, method_id)
     if method is None or method.kind not in ("sms", "voice"):
         raise AuthError(_l("This set-up has expired. Please start again."))
     code = twofactor.normalise_code(text)
     if code is None:
-        raise AuthError(_l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code")
+        raise AuthError(
+            _l("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."), field="code"
+        )
     if twofactor.check_sent_code(user, challenge_id=challenge_id, code=code, now=now) is None:
-        raise AuthError(_l("That code is not right or has expired. Check the latest message, or ask for a new code."),
-                        field="code")
+        raise AuthError(
+            _l("That code is not right or has expired. Check the latest message, or ask for a new code."), field="code"
+        )
     method.last_used_at = now
     return _confirm(user, method, now, address, browser)
 
@@ -606,8 +739,9 @@ def _confirm(user: User, method: TwoFactorMethod, now: datetime, address, browse
     has_primary = any(m.is_primary for m in twofactor.confirmed_methods(user))
     method.confirmed_at = now
     method.is_primary = not has_primary
-    record_event(user, "method_added", now, address=address, browser=browser, method=method.kind,
-                 primary=method.is_primary)
+    record_event(
+        user, "method_added", now, address=address, browser=browser, method=method.kind, primary=method.is_primary
+    )
     if not user.must_enroll_2sv:
         _notify_change(user, "method_added", now, address, browser)
     db.session.flush()
@@ -638,16 +772,21 @@ def passkey_options(user: User, purpose: str, now: datetime, *, replacing=None) 
     ``replacing`` is the id of the challenge this browser held before, dropped."""
     if purpose == "register":
         if not passkeys.available():
-            raise AuthError(_l("Passkeys cannot be used at this site's address. Ask the operator to set its "
-                               "address to a domain name."))
+            raise AuthError(
+                _l(
+                    "Passkeys cannot be used at this site's address. Ask the operator to set its "
+                    "address to a domain name."
+                )
+            )
         return passkeys.registration_options(user, now, replacing)
     if not passkeys.passkeys_of(user):  # removed since the page was opened
         raise AuthError(PASSKEY_MESSAGES["unknown"])
     return passkeys.authentication_options(user, purpose, now, replacing)
 
 
-def add_passkey(user: User, challenge_id, credential: str, name: str | None, now: datetime, *, address,
-                browser) -> Passkey:
+def add_passkey(
+    user: User, challenge_id, credential: str, name: str | None, now: datetime, *, address, browser
+) -> Passkey:
     """Keep the passkey the browser just made (user verification required), under
     the name the user chose or the browser's."""
     name = " ".join((name or "").split()) or default_passkey_name(browser)
@@ -670,12 +809,14 @@ def remove_passkey(user: User, passkey_id: int, now: datetime, *, address, brows
     removed = passkeys.remove(user, passkey_id)
     if removed is None:
         raise AuthError(_l("That passkey no longer exists."))
-    record_event(user, "passkey_removed", now, address=address, browser=browser, passkey_id=passkey_id,
-                 name=removed.name)
+    record_event(
+        user, "passkey_removed", now, address=address, browser=browser, passkey_id=passkey_id, name=removed.name
+    )
     _notify_change(user, "passkey_removed", now, address, browser)
 
 
 # --- forced enrollment ------------------------------------------------------------
+
 
 def enrollment_step(user: User) -> str:
     """Where a user who must set up 2SV is: "method", "backup" or "codes"."""
@@ -702,13 +843,19 @@ def finish_enrollment(user: User, now: datetime, *, address, browser) -> None:
         raise AuthError(_l("Create your recovery codes and keep them somewhere safe first."))
     user.must_enroll_2sv = False
     _code_passed(user)
-    record_event(user, "enrolled", now, address=address, browser=browser,
-                 methods=[m.kind for m in twofactor.confirmed_methods(user)]
-                 + ["passkey"] * len(passkeys.passkeys_of(user)))
+    record_event(
+        user,
+        "enrolled",
+        now,
+        address=address,
+        browser=browser,
+        methods=[m.kind for m in twofactor.confirmed_methods(user)] + ["passkey"] * len(passkeys.passkeys_of(user)),
+    )
     _notify_change(user, "enrolled", now, address, browser)
 
 
 # --- security settings ---------------------------------------------------------------
+
 
 def make_primary(user: User, method_id: int, now: datetime, *, address, browser) -> None:
     method = method_of(user, method_id)
@@ -736,11 +883,15 @@ def remove_method(user: User, method_id: int, now: datetime, *, address, browser
 
 
 def trusted_devices(user: User, now: datetime) -> list[TrustedDevice]:
-    return db.session.execute(
-        select(TrustedDevice).where(TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None),
-                                    TrustedDevice.expires_at > now)
-        .order_by(TrustedDevice.last_seen_at.desc())
-    ).scalars().all()
+    return (
+        db.session.execute(
+            select(TrustedDevice)
+            .where(TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None), TrustedDevice.expires_at > now)
+            .order_by(TrustedDevice.last_seen_at.desc())
+        )
+        .scalars()
+        .all()
+    )
 
 
 def revoke_trusted_devices(user: User, device_id: int | None, now: datetime, *, address, browser) -> int:

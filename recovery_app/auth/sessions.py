@@ -45,21 +45,28 @@ def limits_for(user: User) -> tuple[timedelta, timedelta]:
     """(idle timeout, absolute lifetime): staff get shorter ones than sellers."""
     config = current_app.config
     if user.is_staff:
-        return (timedelta(minutes=config["RECOVERY_STAFF_IDLE_MINUTES"]),
-                timedelta(hours=config["RECOVERY_STAFF_SESSION_HOURS"]))
-    return (timedelta(minutes=config["RECOVERY_SELLER_IDLE_MINUTES"]),
-            timedelta(hours=config["RECOVERY_SELLER_SESSION_HOURS"]))
+        return (
+            timedelta(minutes=config["RECOVERY_STAFF_IDLE_MINUTES"]),
+            timedelta(hours=config["RECOVERY_STAFF_SESSION_HOURS"]),
+        )
+    return (
+        timedelta(minutes=config["RECOVERY_SELLER_IDLE_MINUTES"]),
+        timedelta(hours=config["RECOVERY_SELLER_SESSION_HOURS"]),
+    )
 
 
 # --- the password step -------------------------------------------------------
 
-def mark_password_passed(user: User, now: datetime, *, address: str | None = None,
-                         browser: str | None = None) -> PasswordStep:
+
+def mark_password_passed(
+    user: User, now: datetime, *, address: str | None = None, browser: str | None = None
+) -> PasswordStep:
     """Remember, server-side and in this browser, that ``user`` gave the right password."""
     session.clear()  # a fresh session at every sign-in: nothing set before it survives
     token = secrets.token_urlsafe(32)
-    step = PasswordStep(user_id=user.id, token_hash=token_hash(token), created_at=now, address=address,
-                        browser=(browser or "")[:300])
+    step = PasswordStep(
+        user_id=user.id, token_hash=token_hash(token), created_at=now, address=address, browser=(browser or "")[:300]
+    )
     db.session.add(step)
     db.session.flush()
     session[PENDING_KEY] = {"uid": user.id, "epoch": user.session_epoch, "at": now.isoformat(), "token": token}
@@ -77,8 +84,10 @@ def _pending_step() -> tuple[dict, PasswordStep] | None:
     known = memo.get(PENDING_KEY)
     if known is None or known[0] != data["token"]:
         found = db.session.execute(
-            select(PasswordStep, User).join(User, User.id == PasswordStep.user_id)
-            .where(PasswordStep.token_hash == token_hash(data["token"]))).first()
+            select(PasswordStep, User)
+            .join(User, User.id == PasswordStep.user_id)
+            .where(PasswordStep.token_hash == token_hash(data["token"]))
+        ).first()
         known = memo[PENDING_KEY] = (data["token"], *(found or (None, None)))
     step = known[1]
     return (data, step) if step is not None else None
@@ -116,6 +125,7 @@ def end_password_step(now: datetime, reason: str) -> None:
 
 # --- full sessions -----------------------------------------------------------
 
+
 def begin_session(user: User, now: datetime, address: str | None, browser: str | None) -> UserSession:
     """Sign ``user`` in after both steps: a new session, a new server-side row."""
     end_password_step(now, "completed")
@@ -140,7 +150,9 @@ def current_session_row() -> UserSession | None:
     token = session.get(SID_KEY)
     if not isinstance(token, str):
         return None
-    return db.session.execute(select(UserSession).where(UserSession.token_hash == token_hash(token))).scalar_one_or_none()
+    return db.session.execute(
+        select(UserSession).where(UserSession.token_hash == token_hash(token))
+    ).scalar_one_or_none()
 
 
 def renew_session_token(row: UserSession) -> None:
@@ -169,8 +181,11 @@ def end_all_sessions(user: User, now: datetime, reason: str, *, keep: UserSessio
 
 def end_password_steps(user: User, now: datetime, reason: str) -> None:
     """Every browser half-way through signing in as ``user`` starts again."""
-    db.session.execute(update(PasswordStep).where(PasswordStep.user_id == user.id, PasswordStep.ended_at.is_(None))
-                       .values(ended_at=now, end_reason=reason))
+    db.session.execute(
+        update(PasswordStep)
+        .where(PasswordStep.user_id == user.id, PasswordStep.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+    )
 
 
 def bump_epoch(user: User) -> None:
@@ -269,6 +284,7 @@ def fresh_code_required(view):
 
 
 # --- access rules ------------------------------------------------------------
+
 
 def roles_required(*roles: str):
     """Only signed-in users with one of ``roles``. Visitors are sent to sign in;

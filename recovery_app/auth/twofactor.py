@@ -50,6 +50,7 @@ class CodeError(Exception):
 
 # --- input -------------------------------------------------------------------
 
+
 def normalise_code(text: str | None, digits: int = 6) -> str | None:
     """Strip spaces and dashes; return the code if what is left is ``digits`` digits."""
     cleaned = _SEPARATORS.sub("", text or "")
@@ -60,12 +61,14 @@ def normalise_code(text: str | None, digits: int = 6) -> str | None:
 
 # --- TOTP / HOTP ---------------------------------------------------------------
 
+
 def hotp_matches(seed_b32: str, counter: int, code: str, *, digits: int = 6, digest=hashlib.sha1) -> bool:
     return hmac.compare_digest(pyotp.HOTP(seed_b32, digits=digits, digest=digest).at(counter), code)
 
 
-def match_totp_step(seed_b32: str, code: str, at: datetime, *, digits: int = 6, digest=hashlib.sha1,
-                    window: int = 1) -> int | None:
+def match_totp_step(
+    seed_b32: str, code: str, at: datetime, *, digits: int = 6, digest=hashlib.sha1, window: int = 1
+) -> int | None:
     """The time step whose code equals ``code`` within ±``window`` steps of ``at``, or None."""
     current = int(at.timestamp()) // TOTP_STEP
     for step in range(current - window, current + window + 1):
@@ -86,8 +89,15 @@ def new_totp_method(user, now: datetime, *, primary: bool, label: str = "") -> t
     """An unconfirmed authenticator method and its seed (shown once, for the QR code)."""
     seed = pyotp.random_base32()
     blob, key_id = vault.encrypt(seed.encode(), _seed_context(user.id))
-    method = TwoFactorMethod(user_id=user.id, kind="totp", is_primary=primary, secret_encrypted=blob,
-                             key_id=key_id, label=label, created_at=now)
+    method = TwoFactorMethod(
+        user_id=user.id,
+        kind="totp",
+        is_primary=primary,
+        secret_encrypted=blob,
+        key_id=key_id,
+        label=label,
+        created_at=now,
+    )
     db.session.add(method)
     db.session.flush()
     return method, seed
@@ -106,8 +116,10 @@ def verify_totp(method: TwoFactorMethod, code: str, now: datetime) -> bool:
     # Conditional update: two requests racing with the same code cannot both win.
     won = db.session.execute(
         update(TwoFactorMethod)
-        .where(TwoFactorMethod.id == method.id,
-               (TwoFactorMethod.last_used_step.is_(None)) | (TwoFactorMethod.last_used_step < step))
+        .where(
+            TwoFactorMethod.id == method.id,
+            (TwoFactorMethod.last_used_step.is_(None)) | (TwoFactorMethod.last_used_step < step),
+        )
         .values(last_used_step=step, last_used_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -121,36 +133,57 @@ def verify_totp(method: TwoFactorMethod, code: str, now: datetime) -> bool:
 
 # --- SMS and voice codes ---------------------------------------------------------
 
+
 def _code_hash(challenge_id: str, code: str) -> str:
     key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(key, f"{challenge_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def send_code(user, *, phone_e164: str, channel: str, purpose: str, challenge_id: str, now: datetime,
-              method: TwoFactorMethod | None = None, locale: str | None = None) -> SentCode:
+def send_code(
+    user,
+    *,
+    phone_e164: str,
+    channel: str,
+    purpose: str,
+    challenge_id: str,
+    now: datetime,
+    method: TwoFactorMethod | None = None,
+    locale: str | None = None,
+) -> SentCode:
     """Send a fresh code by SMS or voice for one challenge (ASVS 6.6.2, 6.6.3),
     worded (or read aloud) in ``locale``, the language of the person asking,
     else the user's saved one."""
     config = current_app.config
     last = db.session.execute(
-        select(SentCode).where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id)
-        .order_by(SentCode.created_at.desc()).limit(1)
+        select(SentCode)
+        .where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id)
+        .order_by(SentCode.created_at.desc())
+        .limit(1)
     ).scalar_one_or_none()
     resend_after = timedelta(seconds=config["RECOVERY_CODE_RESEND_SECONDS"])
     if last is not None and now - last.created_at < resend_after:
         wait = int((last.created_at + resend_after - now).total_seconds()) + 1
         raise CodeError("resend_too_soon", wait_seconds=wait)
     sent_last_hour = db.session.execute(
-        select(func.count(SentCode.id)).where(SentCode.user_id == user.id,
-                                              SentCode.created_at > now - timedelta(hours=1))
+        select(func.count(SentCode.id)).where(
+            SentCode.user_id == user.id, SentCode.created_at > now - timedelta(hours=1)
+        )
     ).scalar_one()
     if sent_last_hour >= CODES_PER_HOUR:
         raise CodeError("too_many_codes", wait_seconds=3600)
-    code = f"{secrets.randbelow(10 ** 6):06d}"
-    sent = SentCode(user_id=user.id, method_id=method.id if method else None, challenge_id=challenge_id,
-                    purpose=purpose, channel=channel, phone_e164=phone_e164,
-                    code_hash=_code_hash(challenge_id, code), created_at=now,
-                    expires_at=now + timedelta(minutes=config["RECOVERY_CODE_TTL_MINUTES"]), tries=0)
+    code = f"{secrets.randbelow(10**6):06d}"
+    sent = SentCode(
+        user_id=user.id,
+        method_id=method.id if method else None,
+        challenge_id=challenge_id,
+        purpose=purpose,
+        channel=channel,
+        phone_e164=phone_e164,
+        code_hash=_code_hash(challenge_id, code),
+        created_at=now,
+        expires_at=now + timedelta(minutes=config["RECOVERY_CODE_TTL_MINUTES"]),
+        tries=0,
+    )
     db.session.add(sent)
     queue_code(channel, phone_e164, code, locale or user.locale, now)
     db.session.flush()
@@ -163,14 +196,19 @@ def check_sent_code(user, *, challenge_id: str, code: str, now: datetime) -> Sen
     The try is taken before comparing, in one conditional UPDATE, so parallel
     guesses at one sent code get ``RECOVERY_CODE_MAX_TRIES`` comparisons in all."""
     latest = (
-        select(SentCode.id).where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id,
-                                  SentCode.used_at.is_(None))
-        .order_by(SentCode.created_at.desc(), SentCode.id.desc()).limit(1)
+        select(SentCode.id)
+        .where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id, SentCode.used_at.is_(None))
+        .order_by(SentCode.created_at.desc(), SentCode.id.desc())
+        .limit(1)
     ).scalar_subquery()
     taken = db.session.execute(
         update(SentCode)
-        .where(SentCode.id == latest, SentCode.used_at.is_(None), SentCode.expires_at > now,
-               SentCode.tries < current_app.config["RECOVERY_CODE_MAX_TRIES"])
+        .where(
+            SentCode.id == latest,
+            SentCode.used_at.is_(None),
+            SentCode.expires_at > now,
+            SentCode.tries < current_app.config["RECOVERY_CODE_MAX_TRIES"],
+        )
         .values(tries=SentCode.tries + 1)
         .returning(SentCode.id, SentCode.code_hash)
         .execution_options(synchronize_session=False)
@@ -178,13 +216,16 @@ def check_sent_code(user, *, challenge_id: str, code: str, now: datetime) -> Sen
     if taken is None or not hmac.compare_digest(taken.code_hash, _code_hash(challenge_id, code)):
         return None
     won = db.session.execute(
-        update(SentCode).where(SentCode.id == taken.id, SentCode.used_at.is_(None)).values(used_at=now)
+        update(SentCode)
+        .where(SentCode.id == taken.id, SentCode.used_at.is_(None))
+        .values(used_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
     return db.session.get(SentCode, taken.id, populate_existing=True) if won == 1 else None
 
 
 # --- recovery codes --------------------------------------------------------------
+
 
 def _new_recovery_code() -> str:
     raw = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(10))  # 10 × log2(31) ≈ 49.5 bits
@@ -212,14 +253,18 @@ def use_recovery_code(user, text: str, now: datetime) -> bool:
     code = normalise_recovery_code(text)
     if code is None:
         return False
-    unused = db.session.execute(
-        select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-    ).scalars().all()
+    unused = (
+        db.session.execute(select(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
+        .scalars()
+        .all()
+    )
     for row in unused:
         if verify_password(row.code_hash, code):
             won = db.session.execute(
-                update(RecoveryCode).where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
-                .values(used_at=now).execution_options(synchronize_session=False)
+                update(RecoveryCode)
+                .where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=now)
+                .execution_options(synchronize_session=False)
             ).rowcount
             return won == 1
     return False
@@ -248,11 +293,15 @@ def confirmed_methods(user) -> list[TwoFactorMethod]:
         memo.pop(_METHODS, None)
     known = memo.setdefault(_METHODS, {})
     if user.id not in known:
-        known[user.id] = db.session.execute(
-            select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id,
-                                          TwoFactorMethod.confirmed_at.is_not(None))
-            .order_by(TwoFactorMethod.is_primary.desc(), TwoFactorMethod.created_at)
-        ).scalars().all()
+        known[user.id] = (
+            db.session.execute(
+                select(TwoFactorMethod)
+                .where(TwoFactorMethod.user_id == user.id, TwoFactorMethod.confirmed_at.is_not(None))
+                .order_by(TwoFactorMethod.is_primary.desc(), TwoFactorMethod.created_at)
+            )
+            .scalars()
+            .all()
+        )
     return list(known[user.id])
 
 
@@ -279,6 +328,7 @@ def primary_method(user) -> TwoFactorMethod | None:
 
 # --- trusted devices ---------------------------------------------------------------
 
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -287,9 +337,17 @@ def trust_device(user, now: datetime, *, browser: str | None, address: str | Non
     """Mark this browser as trusted for ``user``; returns the cookie value."""
     token = secrets.token_urlsafe(32)
     days = current_app.config["RECOVERY_TRUSTED_DEVICE_DAYS"]
-    db.session.add(TrustedDevice(user_id=user.id, token_hash=_token_hash(token), browser=(browser or "")[:300],
-                                 address=address, created_at=now, last_seen_at=now,
-                                 expires_at=now + timedelta(days=days)))
+    db.session.add(
+        TrustedDevice(
+            user_id=user.id,
+            token_hash=_token_hash(token),
+            browser=(browser or "")[:300],
+            address=address,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+    )
     db.session.flush()
     return token
 

@@ -31,7 +31,9 @@ def find_user_by_email(email: str) -> User | None:
 
 
 def get_or_create_account(name: str, now: datetime) -> Account:
-    account = db.session.execute(select(Account).where(func.lower(Account.name) == name.strip().lower())).scalar_one_or_none()
+    account = db.session.execute(
+        select(Account).where(func.lower(Account.name) == name.strip().lower())
+    ).scalar_one_or_none()
     if account is None:
         account = Account(name=name.strip(), created_at=now)
         db.session.add(account)

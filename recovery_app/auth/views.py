@@ -85,6 +85,7 @@ def masked_phone(e164):
 
 # --- password step ---------------------------------------------------------------
 
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 @reads_first  # the password hash is checked before the unit takes the write lock
 @web.configured_limit("RECOVERY_LIMIT_SIGN_IN", methods=["POST"])
@@ -100,8 +101,12 @@ def sign_in():
         now = utcnow()
         try:
             user = services.authenticate(
-                form.email.data, form.password.data, now,
-                known_browser=request.cookies.get(current_app.config["RECOVERY_KNOWN_BROWSER_COOKIE"]), **web.origin())
+                form.email.data,
+                form.password.data,
+                now,
+                known_browser=request.cookies.get(current_app.config["RECOVERY_KNOWN_BROWSER_COOKIE"]),
+                **web.origin(),
+            )
         except AuthError as exc:
             error = exc
         else:
@@ -136,13 +141,25 @@ def _finish_sign_in(user, now, *, via: str, remember: bool = False):
         target = _codes_left_first(target, now)
     response = redirect(target)
     config = current_app.config
-    response.set_cookie(config["RECOVERY_KNOWN_BROWSER_COOKIE"], services.known_browser_token(user), path="/",
-                        httponly=True, samesite="Lax", secure=config["RECOVERY_COOKIE_SECURE"],
-                        max_age=config["RECOVERY_KNOWN_BROWSER_DAYS"] * 86400)
+    response.set_cookie(
+        config["RECOVERY_KNOWN_BROWSER_COOKIE"],
+        services.known_browser_token(user),
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=config["RECOVERY_COOKIE_SECURE"],
+        max_age=config["RECOVERY_KNOWN_BROWSER_DAYS"] * 86400,
+    )
     if token:
-        response.set_cookie(config["RECOVERY_TRUSTED_DEVICE_COOKIE"], token, path="/", httponly=True, samesite="Lax",
-                            secure=config["RECOVERY_COOKIE_SECURE"],
-                            max_age=config["RECOVERY_TRUSTED_DEVICE_DAYS"] * 86400)
+        response.set_cookie(
+            config["RECOVERY_TRUSTED_DEVICE_COOKIE"],
+            token,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=config["RECOVERY_COOKIE_SECURE"],
+            max_age=config["RECOVERY_TRUSTED_DEVICE_DAYS"] * 86400,
+        )
     return response
 
 
@@ -171,6 +188,7 @@ def _password_step_expired():
 
 # --- the challenge ------------------------------------------------------------------
 
+
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @writes  # opening the page starts the challenge (and sends a code to a phone method)
 @web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
@@ -184,16 +202,23 @@ def challenge():
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     if current is None or (current.passkey and request.method == "GET" and not passkeys.passkeys_of(user)):
         # (a passkey removed meanwhile: the next way)
-        current, problem = services.start_challenge(user, now, send=services.sends_code_unasked(user),
-                                                    locale=_language())
+        current, problem = services.start_challenge(
+            user, now, send=services.sends_code_unasked(user), locale=_language()
+        )
         session[CHALLENGE_KEY] = current.as_dict()
     form = PasskeyForm() if current.passkey else RecoveryCodeForm() if current.recovery else ChallengeForm()
     error = None
     if form.validate_on_submit():
         try:
             if current.passkey:
-                via = services.verify_passkey(user, "sign_in", session.pop(PASSKEY_KEY.format("sign_in"), None),
-                                              form.credential.data, now, **web.origin())
+                via = services.verify_passkey(
+                    user,
+                    "sign_in",
+                    session.pop(PASSKEY_KEY.format("sign_in"), None),
+                    form.credential.data,
+                    now,
+                    **web.origin(),
+                )
             else:
                 via = services.verify_code(user, current, form.code.data, now, **web.origin())
         except AuthError as exc:
@@ -201,10 +226,17 @@ def challenge():
         else:
             return _finish_sign_in(user, now, via=via, remember=form.remember_device.data)
     method = services.method_of(user, current.method_id)
-    return render_template("auth/challenge.html", form=form, error=error, user=user, challenge=current,
-                           method=method, locked_until=_locked_until(user, now),
-                           trouble=services.code_delivery_trouble(method, now),
-                           case=recovery_case_to_show(user, now))
+    return render_template(
+        "auth/challenge.html",
+        form=form,
+        error=error,
+        user=user,
+        challenge=current,
+        method=method,
+        locked_until=_locked_until(user, now),
+        trouble=services.code_delivery_trouble(method, now),
+        case=recovery_case_to_show(user, now),
+    )
 
 
 def recovery_case_to_show(user, now):
@@ -234,10 +266,16 @@ def backups():
         return _password_step_expired()
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     method = services.method_of(user, current.method_id) if current else None
-    return render_template("auth/backups.html", form=BackupChoiceForm(), methods=services.usable_methods(user),
-                           has_passkey=bool(passkeys.passkeys_of(user)),
-                           recovery_codes_left=twofactor.remaining_recovery_codes(user), current=current,
-                           method=method, trouble=services.code_delivery_trouble(method, now))
+    return render_template(
+        "auth/backups.html",
+        form=BackupChoiceForm(),
+        methods=services.usable_methods(user),
+        has_passkey=bool(passkeys.passkeys_of(user)),
+        recovery_codes_left=twofactor.remaining_recovery_codes(user),
+        current=current,
+        method=method,
+        trouble=services.code_delivery_trouble(method, now),
+    )
 
 
 @bp.post("/sign-in/other-ways")
@@ -256,9 +294,15 @@ def use_backup():
         return redirect(url_for("auth.backups"))
     try:
         challenge, problem = services.start_challenge(
-            user, now, current=Challenge.from_dict(session.get(CHALLENGE_KEY)), method_id=method_id,
-            channel=form.channel.data or None, recovery=recovery, passkey=form.method_id.data == "passkey",
-            locale=_language())
+            user,
+            now,
+            current=Challenge.from_dict(session.get(CHALLENGE_KEY)),
+            method_id=method_id,
+            channel=form.channel.data or None,
+            recovery=recovery,
+            passkey=form.method_id.data == "passkey",
+            locale=_language(),
+        )
     except AuthError as exc:
         flash(str(exc.message), "error")
         return redirect(url_for("auth.backups"))
@@ -272,8 +316,9 @@ def _passkey_options(user, purpose: str):
     """Start a passkey ceremony for ``user``: the options as JSON for static/js/passkeys.js;
     the challenge stays server-side and this browser keeps only its id."""
     try:
-        challenge_id, options = services.passkey_options(user, purpose, utcnow(),
-                                                         replacing=session.get(PASSKEY_KEY.format(purpose)))
+        challenge_id, options = services.passkey_options(
+            user, purpose, utcnow(), replacing=session.get(PASSKEY_KEY.format(purpose))
+        )
     except AuthError as exc:
         return jsonify(error=str(exc.message)), 400
     session[PASSKEY_KEY.format(purpose)] = challenge_id
@@ -295,6 +340,7 @@ def passkey_sign_in_options():
 
 # --- forced enrollment ---------------------------------------------------------------
 
+
 def _enrolling_user(now):
     user = pending_user(now)
     if user is None or not user.must_enroll_2sv:
@@ -311,9 +357,16 @@ def enroll():
     step = services.enrollment_step(user)
     if step == "backup" and session.get(SKIP_BACKUP_KEY):
         step = "codes"
-    return render_template("auth/enroll.html", step=step, form=ActionForm(), methods=services.usable_methods(user),
-                           passkeys=passkeys.passkeys_of(user), passkeys_available=passkeys.available(), enrolling=True,
-                           approved_case=_approved_case(user, now))
+    return render_template(
+        "auth/enroll.html",
+        step=step,
+        form=ActionForm(),
+        methods=services.usable_methods(user),
+        passkeys=passkeys.passkeys_of(user),
+        passkeys_available=passkeys.available(),
+        enrolling=True,
+        approved_case=_approved_case(user, now),
+    )
 
 
 def _approved_case(user, now):
@@ -404,6 +457,7 @@ def enroll_finish():
 
 # --- adding a method: shared by enrollment and settings ------------------------------------
 
+
 def _done_url(enrolling: bool) -> str:
     return url_for("auth.enroll") if enrolling else url_for("auth.settings")
 
@@ -436,8 +490,16 @@ def _app_method(user, *, enrolling: bool):
     seed = twofactor.totp_seed(method)
     uri = twofactor.provisioning_uri(user, seed)
     qr = segno.make(uri, error="m").svg_inline(scale=4, omitsize=True, light="#fff")
-    return render_template("auth/method_app.html", form=form, error=error, qr=qr, seed=seed, uri=uri,
-                           enrolling=enrolling, action=request.path)
+    return render_template(
+        "auth/method_app.html",
+        form=form,
+        error=error,
+        qr=qr,
+        seed=seed,
+        uri=uri,
+        enrolling=enrolling,
+        action=request.path,
+    )
 
 
 def _phone_method(user, *, enrolling: bool):
@@ -446,16 +508,16 @@ def _phone_method(user, *, enrolling: bool):
     if form.validate_on_submit():
         now = utcnow()
         try:
-            method, challenge_id = services.start_phone_method(user, form.number.data, form.channel.data, now,
-                                                               locale=_language())
+            method, challenge_id = services.start_phone_method(
+                user, form.number.data, form.channel.data, now, locale=_language()
+            )
         except AuthError as exc:
             error = exc
         else:
             session[SETUP_METHOD_KEY] = method.id
             session[SETUP_CHALLENGE_KEY] = challenge_id
             return redirect(url_for("auth.enroll_phone_confirm" if enrolling else "auth.add_phone_confirm"))
-    return render_template("auth/method_phone.html", form=form, error=error, enrolling=enrolling,
-                           action=request.path)
+    return render_template("auth/method_phone.html", form=form, error=error, enrolling=enrolling, action=request.path)
 
 
 def _phone_confirm(user, *, enrolling: bool):
@@ -485,8 +547,15 @@ def _phone_confirm(user, *, enrolling: bool):
             session.pop(SETUP_CHALLENGE_KEY, None)
             flash(_("Your phone is set up."), "success")
             return redirect(_method_changed_url(enrolling))
-    return render_template("auth/method_phone_confirm.html", form=form, resend_form=ActionForm(), error=error,
-                           method=method, enrolling=enrolling, action=request.path)
+    return render_template(
+        "auth/method_phone_confirm.html",
+        form=form,
+        resend_form=ActionForm(),
+        error=error,
+        method=method,
+        enrolling=enrolling,
+        action=request.path,
+    )
 
 
 def _passkey_method(user, *, enrolling: bool):
@@ -496,16 +565,29 @@ def _passkey_method(user, *, enrolling: bool):
         form.name.data = services.default_passkey_name(web.client_browser())
     elif form.validate_on_submit():
         try:
-            services.add_passkey(user, session.pop(PASSKEY_KEY.format("register"), None), form.credential.data,
-                                 form.name.data, utcnow(), **web.origin())
+            services.add_passkey(
+                user,
+                session.pop(PASSKEY_KEY.format("register"), None),
+                form.credential.data,
+                form.name.data,
+                utcnow(),
+                **web.origin(),
+            )
         except AuthError as exc:
             error = exc
         else:
             flash(_("Your passkey is set up."), "success")
             return redirect(_method_changed_url(enrolling))
     options_url = url_for("auth.enroll_passkey_options" if enrolling else "auth.add_passkey_options")
-    return render_template("auth/method_passkey.html", form=form, error=error, enrolling=enrolling,
-                           action=request.path, options_url=options_url, available=passkeys.available())
+    return render_template(
+        "auth/method_passkey.html",
+        form=form,
+        error=error,
+        enrolling=enrolling,
+        action=request.path,
+        options_url=options_url,
+        available=passkeys.available(),
+    )
 
 
 def _recovery_codes(user, now, *, enrolling: bool):
@@ -522,24 +604,35 @@ def _recovery_codes(user, now, *, enrolling: bool):
 
 # --- security settings -------------------------------------------------------------------
 
+
 @bp.get("/settings/security")
 @login_required
 def settings():
     now = utcnow()
     user = current_user
-    return render_template("auth/settings.html", form=ActionForm(), methods=services.usable_methods(user),
-                           passkeys=passkeys.passkeys_of(user), passkeys_available=passkeys.available(),
-                           recovery_codes_left=twofactor.remaining_recovery_codes(user),
-                           devices=services.trusted_devices(user, now), describe_browser=web.describe_browser)
+    return render_template(
+        "auth/settings.html",
+        form=ActionForm(),
+        methods=services.usable_methods(user),
+        passkeys=passkeys.passkeys_of(user),
+        passkeys_available=passkeys.available(),
+        recovery_codes_left=twofactor.remaining_recovery_codes(user),
+        devices=services.trusted_devices(user, now),
+        describe_browser=web.describe_browser,
+    )
 
 
 @bp.get("/settings/security/codes-left")
 @login_required
 def codes_left():
     left = twofactor.remaining_recovery_codes(current_user)
-    return render_template("auth/codes_left.html", form=ActionForm(), left=left,
-                           few=left <= services.FEW_RECOVERY_CODES,
-                           next=web.safe_next(request.args.get("next")) or url_for("pages.home"))
+    return render_template(
+        "auth/codes_left.html",
+        form=ActionForm(),
+        left=left,
+        few=left <= services.FEW_RECOVERY_CODES,
+        next=web.safe_next(request.args.get("next")) or url_for("pages.home"),
+    )
 
 
 @bp.route("/settings/confirm", methods=["GET", "POST"])
@@ -556,9 +649,14 @@ def confirm():
         wanted = request.args.get("method", "")
         try:
             current, problem = services.start_challenge(
-                user, now, current=current, method_id=int(wanted) if wanted.isdigit() else None,
-                recovery=bool(request.args.get("recovery")), passkey=bool(request.args.get("passkey")),
-                locale=_language())
+                user,
+                now,
+                current=current,
+                method_id=int(wanted) if wanted.isdigit() else None,
+                recovery=bool(request.args.get("recovery")),
+                passkey=bool(request.args.get("passkey")),
+                locale=_language(),
+            )
         except AuthError:
             current, problem = services.start_challenge(user, now, locale=_language())
         session[CONFIRM_KEY] = current.as_dict()
@@ -569,8 +667,14 @@ def confirm():
     if form.validate_on_submit():
         try:
             if current.passkey:
-                services.verify_passkey(user, "fresh", session.pop(PASSKEY_KEY.format("fresh"), None),
-                                        form.credential.data, now, **web.origin())
+                services.verify_passkey(
+                    user,
+                    "fresh",
+                    session.pop(PASSKEY_KEY.format("fresh"), None),
+                    form.credential.data,
+                    now,
+                    **web.origin(),
+                )
             else:
                 services.verify_code(user, current, form.code.data, now, **web.origin())
         except AuthError as exc:
@@ -582,11 +686,18 @@ def confirm():
                 renew_session_token(row)  # a new session token at re-authentication (ASVS 7.2.4)
             session.pop(CONFIRM_KEY, None)
             return redirect(target)
-    return render_template("auth/confirm.html", form=form, error=error, challenge=current,
-                           method=services.method_of(user, current.method_id), methods=services.usable_methods(user),
-                           has_passkey=bool(passkeys.passkeys_of(user)),
-                           recovery_codes_left=twofactor.remaining_recovery_codes(user),
-                           locked_until=_locked_until(user, now), target=target)
+    return render_template(
+        "auth/confirm.html",
+        form=form,
+        error=error,
+        challenge=current,
+        method=services.method_of(user, current.method_id),
+        methods=services.usable_methods(user),
+        has_passkey=bool(passkeys.passkeys_of(user)),
+        recovery_codes_left=twofactor.remaining_recovery_codes(user),
+        locked_until=_locked_until(user, now),
+        target=target,
+    )
 
 
 @bp.post("/settings/confirm/passkey/options")
@@ -616,8 +727,9 @@ def add_passkey_options():
 @login_required
 @fresh_code_required
 def remove_passkey(passkey_id: int):
-    return _settings_change(services.remove_passkey, passkey_id, done=_("The passkey was removed."),
-                            then=_method_changed_url(False))
+    return _settings_change(
+        services.remove_passkey, passkey_id, done=_("The passkey was removed."), then=_method_changed_url(False)
+    )
 
 
 @bp.route("/settings/security/app", methods=["GET", "POST"])
@@ -671,8 +783,9 @@ def make_primary(method_id: int):
 @login_required
 @fresh_code_required
 def remove_method(method_id: int):
-    return _settings_change(services.remove_method, method_id, done=_("The method was removed."),
-                            then=_method_changed_url(False))
+    return _settings_change(
+        services.remove_method, method_id, done=_("The method was removed."), then=_method_changed_url(False)
+    )
 
 
 @bp.post("/settings/security/recovery-codes")
@@ -686,16 +799,18 @@ def regenerate_codes():
 @login_required
 @fresh_code_required
 def revoke_device(device_id: int):
-    return _settings_change(services.revoke_trusted_devices, device_id,
-                            done=_("That device will be asked for a code at its next sign-in."))
+    return _settings_change(
+        services.revoke_trusted_devices, device_id, done=_("That device will be asked for a code at its next sign-in.")
+    )
 
 
 @bp.post("/settings/security/devices/revoke-all")
 @login_required
 @fresh_code_required
 def revoke_devices():
-    return _settings_change(services.revoke_trusted_devices, None,
-                            done=_("Every device will be asked for a code at its next sign-in."))
+    return _settings_change(
+        services.revoke_trusted_devices, None, done=_("Every device will be asked for a code at its next sign-in.")
+    )
 
 
 @bp.post("/settings/security/sign-out-everywhere")
@@ -720,7 +835,9 @@ def turn_off():
         now = utcnow()
         services.turn_off_2sv(current_user._get_current_object(), now, **web.origin())
         end_this_session(now, "twofactor_disabled")
-        flash(_("2-step verification is off and you are signed out. You will set it up again at your next sign-in."),
-              "warning")
+        flash(
+            _("2-step verification is off and you are signed out. You will set it up again at your next sign-in."),
+            "warning",
+        )
         return redirect(url_for("auth.sign_in"))
     return render_template("auth/turn_off.html", form=form)

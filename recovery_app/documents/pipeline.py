@@ -36,13 +36,34 @@ DISPLAY_NAME_MAX = 120
 FILE_NAME_MAX = 255
 JPEG_QUALITY = 90
 # Names that let a PDF run something, open something or carry another file.
-PDF_FORBIDDEN_KEYS = frozenset({
-    "/JavaScript", "/JS", "/OpenAction", "/AA", "/Launch", "/EmbeddedFile", "/EmbeddedFiles",
-    "/RichMedia", "/XFA", "/SubmitForm", "/ImportData", "/GoToE", "/GoToR",
-})
-PDF_FORBIDDEN_ACTIONS = frozenset({
-    "/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToE", "/GoToR", "/RichMediaExecute",
-})
+PDF_FORBIDDEN_KEYS = frozenset(
+    {
+        "/JavaScript",
+        "/JS",
+        "/OpenAction",
+        "/AA",
+        "/Launch",
+        "/EmbeddedFile",
+        "/EmbeddedFiles",
+        "/RichMedia",
+        "/XFA",
+        "/SubmitForm",
+        "/ImportData",
+        "/GoToE",
+        "/GoToR",
+    }
+)
+PDF_FORBIDDEN_ACTIONS = frozenset(
+    {
+        "/JavaScript",
+        "/Launch",
+        "/SubmitForm",
+        "/ImportData",
+        "/GoToE",
+        "/GoToR",
+        "/RichMediaExecute",
+    }
+)
 PDF_MAX_OBJECTS = 200_000
 
 
@@ -92,12 +113,17 @@ def clean(data: bytes, limits: Limits) -> CleanDocument:
     if not data:
         raise DocumentRejected(_l("This file is empty. Please choose the photo or PDF again."))
     if len(data) > limits.max_bytes:
-        raise DocumentRejected(_l("This file is larger than %(mb)s MB. Please send a smaller photo or PDF.",
-                                  mb=limits.max_bytes // (1024 * 1024)))
+        raise DocumentRejected(
+            _l(
+                "This file is larger than %(mb)s MB. Please send a smaller photo or PDF.",
+                mb=limits.max_bytes // (1024 * 1024),
+            )
+        )
     content_type = sniff(data)
     if content_type not in ALLOWED_TYPES:
-        raise DocumentRejected(_l("This kind of file cannot be used. Please send a photo or scan as %(types)s.",
-                                  types=ALLOWED_TYPES_TEXT))
+        raise DocumentRejected(
+            _l("This kind of file cannot be used. Please send a photo or scan as %(types)s.", types=ALLOWED_TYPES_TEXT)
+        )
     if content_type == "application/pdf":
         return _clean_pdf(data, limits)
     return _clean_image(data, content_type, limits)
@@ -105,11 +131,17 @@ def clean(data: bytes, limits: Limits) -> CleanDocument:
 
 # --- images -------------------------------------------------------------------
 
+
 def _clean_image(data: bytes, content_type: str, limits: Limits) -> CleanDocument:
-    unreadable = DocumentRejected(_l("This image could not be read completely. It may be damaged or cut off: "
-                                     "please take the photo again."))
-    too_many_pixels = DocumentRejected(_l("This image is too large to process (over %(mp)s megapixels). "
-                                          "Please send a smaller photo.", mp=f"{limits.max_pixels / 1_000_000:g}"))
+    unreadable = DocumentRejected(
+        _l("This image could not be read completely. It may be damaged or cut off: please take the photo again.")
+    )
+    too_many_pixels = DocumentRejected(
+        _l(
+            "This image is too large to process (over %(mp)s megapixels). Please send a smaller photo.",
+            mp=f"{limits.max_pixels / 1_000_000:g}",
+        )
+    )
     # Pillow's own guard, set from configuration: a bomb is refused when the
     # header is read, before a single pixel is decoded.
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
@@ -137,10 +169,17 @@ def _check_size(image: Image.Image, limits: Limits) -> None:
     if long_side < need_long or short_side < need_short:
         # Documents are photographed either way up, so the minimum applies to
         # the long and the short side rather than to width and height.
-        raise DocumentRejected(_l("This photo is too small (%(width)s×%(height)s pixels). It must be at least "
-                                  "%(min_w)s×%(min_h)s so the text can be read: please take it closer or at a "
-                                  "higher resolution.", width=image.width, height=image.height,
-                                  min_w=need_long, min_h=need_short))
+        raise DocumentRejected(
+            _l(
+                "This photo is too small (%(width)s×%(height)s pixels). It must be at least "
+                "%(min_w)s×%(min_h)s so the text can be read: please take it closer or at a "
+                "higher resolution.",
+                width=image.width,
+                height=image.height,
+                min_w=need_long,
+                min_h=need_short,
+            )
+        )
 
 
 def _encode(image: Image.Image, content_type: str) -> bytes:
@@ -160,6 +199,7 @@ def _encode(image: Image.Image, content_type: str) -> bytes:
 
 # --- PDFs ---------------------------------------------------------------------
 
+
 def _clean_pdf(data: bytes, limits: Limits) -> CleanDocument:
     from pypdf import PdfReader, PdfWriter
     from pypdf.errors import PyPdfError
@@ -170,12 +210,22 @@ def _clean_pdf(data: bytes, limits: Limits) -> CleanDocument:
         try:
             reader = PdfReader(io.BytesIO(data), strict=False)
             if reader.is_encrypted:
-                raise DocumentRejected(_l("This PDF is protected with a password or encryption. Please send a "
-                                          "copy without protection, or a photo."))
+                raise DocumentRejected(
+                    _l(
+                        "This PDF is protected with a password or encryption. Please send a "
+                        "copy without protection, or a photo."
+                    )
+                )
             pages = len(reader.pages)
             if pages > limits.max_pdf_pages:
-                raise DocumentRejected(_l("This PDF has %(pages)s pages; at most %(max)s are accepted. Please send "
-                                          "only the pages of the document.", pages=pages, max=limits.max_pdf_pages))
+                raise DocumentRejected(
+                    _l(
+                        "This PDF has %(pages)s pages; at most %(max)s are accepted. Please send "
+                        "only the pages of the document.",
+                        pages=pages,
+                        max=limits.max_pdf_pages,
+                    )
+                )
             if pages == 0:
                 raise unreadable
             _refuse_active_content(reader.trailer)
@@ -194,8 +244,19 @@ def _clean_pdf(data: bytes, limits: Limits) -> CleanDocument:
             pages = len(check.pages)
         except DocumentRejected:
             raise
-        except (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-                RecursionError, AssertionError, NotImplementedError, MemoryError):
+        except (
+            PyPdfError,
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            RecursionError,
+            AssertionError,
+            NotImplementedError,
+            MemoryError,
+        ):
             raise unreadable from None
     return CleanDocument(clean_bytes, "application/pdf", pages=pages)
 
@@ -207,8 +268,12 @@ def _refuse_active_content(root) -> None:
     """
     from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
-    active = DocumentRejected(_l("This PDF contains scripts, automatic actions or attached files, which are not "
-                                 "accepted. Please print it to a new PDF or send a photo instead."))
+    active = DocumentRejected(
+        _l(
+            "This PDF contains scripts, automatic actions or attached files, which are not "
+            "accepted. Please print it to a new PDF or send a photo instead."
+        )
+    )
     seen: set[tuple[int, int]] = set()
     stack = [root]
     visited = 0
@@ -237,6 +302,7 @@ def _refuse_active_content(root) -> None:
 
 # --- file names -----------------------------------------------------------------
 
+
 def display_name(filename: str | None) -> str:
     """The seller's file name as display text only (it never reaches the disk).
 
@@ -245,11 +311,19 @@ def display_name(filename: str | None) -> str:
     """
     name = unicodedata.normalize("NFC", filename or "")
     if len(name) > FILE_NAME_MAX:
-        raise DocumentRejected(_l("The file name is too long (over %(max)s characters). Please rename the file "
-                                  "and choose it again.", max=FILE_NAME_MAX))
+        raise DocumentRejected(
+            _l(
+                "The file name is too long (over %(max)s characters). Please rename the file and choose it again.",
+                max=FILE_NAME_MAX,
+            )
+        )
     if "/" in name or "\\" in name or any(unicodedata.category(ch)[0] == "C" for ch in name):
-        raise DocumentRejected(_l("The file name contains characters that cannot be used (such as / or \\). "
-                                  "Please rename the file and choose it again."))
+        raise DocumentRejected(
+            _l(
+                "The file name contains characters that cannot be used (such as / or \\). "
+                "Please rename the file and choose it again."
+            )
+        )
     name = " ".join(name.split()).strip()
     if len(name) > DISPLAY_NAME_MAX:
         stem, dot, extension = name.rpartition(".")

@@ -75,8 +75,9 @@ def stage(clean_bytes: bytes) -> StagedFile:
         fh.write(blob)
         fh.flush()
         os.fsync(fh.fileno())
-    return StagedFile(storage_key, key_id, hashlib.sha256(clean_bytes).hexdigest(), len(clean_bytes),
-                      tmp_path, final_path)
+    return StagedFile(
+        storage_key, key_id, hashlib.sha256(clean_bytes).hexdigest(), len(clean_bytes), tmp_path, final_path
+    )
 
 
 def commit_staged(files: list[StagedFile]) -> None:

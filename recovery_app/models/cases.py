@@ -12,7 +12,6 @@ from ..extensions import db
 from .base import UTCDateTime
 
 
-
 class CaseStatus(StrEnum):
     """Where a case stands; lifecycle.TRANSITIONS says which may follow which,
     case_labels.STATUS_LABELS how each is worded on every page."""

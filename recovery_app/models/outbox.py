@@ -11,7 +11,6 @@ from ..extensions import db
 from .base import UTCDateTime
 
 
-
 class OutboxMessage(db.Model):
     __tablename__ = "outbox"
     __table_args__ = (

@@ -120,9 +120,7 @@ class DocumentMatch(db.Model):
     """A document that looks like another user's document; stored both ways."""
 
     __tablename__ = "document_matches"
-    __table_args__ = (
-        UniqueConstraint("document_id", "matched_document_id"),
-    )
+    __table_args__ = (UniqueConstraint("document_id", "matched_document_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)

@@ -11,7 +11,6 @@ from ..extensions import db
 from .base import UTCDateTime
 
 
-
 class TwoFactorMethod(db.Model):
     __tablename__ = "twofactor_methods"
 

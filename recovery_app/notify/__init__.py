@@ -11,5 +11,13 @@ enough to pass the second step).
 from .delivery import deliver_due, send_now
 from .services import Email, code_trouble, outbox_counts, queue_code, queue_email, queue_emails
 
-__all__ = ["Email", "code_trouble", "deliver_due", "outbox_counts", "queue_code", "queue_email", "queue_emails",
-           "send_now"]
+__all__ = [
+    "Email",
+    "code_trouble",
+    "deliver_due",
+    "outbox_counts",
+    "queue_code",
+    "queue_email",
+    "queue_emails",
+    "send_now",
+]

@@ -34,6 +34,7 @@ _pool_lock = threading.Lock()
 
 # --- after the commit ------------------------------------------------------------------
 
+
 def hand_over_after_commit(message) -> None:
     """Send ``message`` (a row, or a row's id) once the unit that queued it has
     committed (nothing, if it rolls back)."""
@@ -51,8 +52,7 @@ def _hand_over(messages: list) -> None:
     # the committed rows' ids are known without loading anything.
     if not messages or not has_app_context() or not current_app.config["RECOVERY_SEND_AFTER_COMMIT"]:
         return
-    ids = [message if isinstance(message, int) else (inspect(message).identity or (None,))[0]
-           for message in messages]
+    ids = [message if isinstance(message, int) else (inspect(message).identity or (None,))[0] for message in messages]
     ids = [message_id for message_id in ids if message_id is not None]
     if ids:
         hand_over(current_app._get_current_object(), ids)
@@ -86,6 +86,7 @@ def _send_in_background(app, ids: list[int]) -> None:
 
 
 # --- the two ways in ---------------------------------------------------------------------
+
 
 def send_now(ids: list[int], now: datetime) -> dict:
     """Send rows just queued, if nobody else has claimed them."""
@@ -129,8 +130,9 @@ def _deliver(claimed: list[services.Outgoing], now: datetime) -> dict:
         except Exception:  # noqa: BLE001 - a template that cannot be written will not be written next time either
             current_app.logger.exception("outbox: message %s (%s) could not be written", outgoing.id, outgoing.template)
             with unit():
-                services.record_failure(outgoing, now, "the message could not be written from its template",
-                                        permanent=True)
+                services.record_failure(
+                    outgoing, now, "the message could not be written from its template", permanent=True
+                )
             result["failed"] += 1
             continue
         sender = senders.get(outgoing.channel)
@@ -145,8 +147,9 @@ def _deliver(claimed: list[services.Outgoing], now: datetime) -> dict:
             error, permanent = f"{type(exc).__name__} in the sender", False
         else:
             with unit():
-                services.record_sent(outgoing, now, provider_id=provider_id,
-                                     keeps_text=getattr(sender, "keeps_text", False))
+                services.record_sent(
+                    outgoing, now, provider_id=provider_id, keeps_text=getattr(sender, "keeps_text", False)
+                )
             result["sent"] += 1
             continue
         with unit():

@@ -59,6 +59,7 @@ class OutboxOnlySender:
 
 # --- e-mail --------------------------------------------------------------------------
 
+
 class SmtpSender:
     """One SMTP connection per message, with a timeout on connecting and on
     every command. Plain text only: the notices are a few lines and a link,
@@ -148,8 +149,9 @@ class TwilioSender:
         quiet = logging.getLogger("recovery_app.notify.twilio")
         quiet.setLevel(logging.WARNING)  # the SDK logs requests at INFO: keep numbers and bodies out
         http = TwilioHttpClient(timeout=config["RECOVERY_TWILIO_TIMEOUT_SECONDS"], logger=quiet)
-        self.client = Client(config["RECOVERY_TWILIO_ACCOUNT_SID"], config["RECOVERY_TWILIO_AUTH_TOKEN"],
-                             http_client=http)
+        self.client = Client(
+            config["RECOVERY_TWILIO_ACCOUNT_SID"], config["RECOVERY_TWILIO_AUTH_TOKEN"], http_client=http
+        )
         base_url = config.get("RECOVERY_TWILIO_API_BASE_URL")
         if base_url:
             # Each API domain of the SDK keeps its base URL; the tests' local
@@ -169,12 +171,17 @@ class TwilioSender:
         try:
             if message.channel == "sms":
                 options = {"messaging_service_sid": self.service} if self.service else {"from_": self.sender}
-                created = self.client.messages.create(to=message.to, body=message.body.strip(),
-                                                      status_callback=self._callback(), **options)
+                created = self.client.messages.create(
+                    to=message.to, body=message.body.strip(), status_callback=self._callback(), **options
+                )
             elif message.channel == "voice":
-                created = self.client.calls.create(to=message.to, from_=self.sender, twiml=self.twiml(message),
-                                                   status_callback=self._callback(),
-                                                   status_callback_event=["completed"])
+                created = self.client.calls.create(
+                    to=message.to,
+                    from_=self.sender,
+                    twiml=self.twiml(message),
+                    status_callback=self._callback(),
+                    status_callback_event=["completed"],
+                )
             else:
                 raise PermanentSendError(f"Twilio does not send {message.channel}")
         except TwilioRestException as exc:
@@ -213,6 +220,7 @@ def _sentences(text: str) -> list[str]:
 
 # --- choosing ------------------------------------------------------------------------
 
+
 def get_sender(channel: str) -> Sender:
     config = current_app.config
     spec = config.get("RECOVERY_SENDER")
@@ -224,4 +232,3 @@ def get_sender(channel: str) -> Sender:
     if channel in ("sms", "voice") and config.get("RECOVERY_TWILIO_ACCOUNT_SID"):
         return TwilioSender(config)
     return OutboxOnlySender()
-

@@ -35,6 +35,7 @@ NOT_DELIVERED = frozenset({"undelivered", "failed", "busy", "no-answer", "cancel
 
 # --- queueing ------------------------------------------------------------------------
 
+
 def queue_email(to: str, template: str, locale: str, now: datetime, **context) -> OutboxMessage:
     """Queue ``templates/<template>.txt`` (``auth/email/new_device``, say) for
     ``to``, in the recipient's language.
@@ -63,8 +64,19 @@ def queue_emails(emails: list[Email], now: datetime) -> int:
     like ``queue_email``'s. Returns how many were queued."""
     if not emails:
         return 0
-    rows = [_row("email", email.to, email.template, email.locale, "", "", now,
-                 payload={"context": _kept_context(email.context)}) for email in emails]
+    rows = [
+        _row(
+            "email",
+            email.to,
+            email.template,
+            email.locale,
+            "",
+            "",
+            now,
+            payload={"context": _kept_context(email.context)},
+        )
+        for email in emails
+    ]
     ids = db.session.execute(insert(OutboxMessage).returning(OutboxMessage.id), rows).scalars().all()
     from .delivery import hand_over_after_commit
 
@@ -110,8 +122,16 @@ def queue_code(channel: str, to_e164: str, code: str, locale: str, now: datetime
     return _queue(channel, to_e164, template, locale, "", body + "\n", now)
 
 
-def _queue(channel: str, to: str, template: str, locale: str, subject: str, body: str,
-           now: datetime, payload: dict | None = None) -> OutboxMessage:
+def _queue(
+    channel: str,
+    to: str,
+    template: str,
+    locale: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    payload: dict | None = None,
+) -> OutboxMessage:
     from .delivery import hand_over_after_commit
 
     message = OutboxMessage(**_row(channel, to, template, locale, subject, body, now, payload=payload))
@@ -120,18 +140,38 @@ def _queue(channel: str, to: str, template: str, locale: str, subject: str, body
     return message
 
 
-def _row(channel: str, to: str, template: str, locale: str, subject: str, body: str, now: datetime, *,
-         payload: dict | None = None) -> dict:
+def _row(
+    channel: str,
+    to: str,
+    template: str,
+    locale: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    *,
+    payload: dict | None = None,
+) -> dict:
     # Handed over at once after the commit, the row is the retry job's only
     # once it has had that long to go.
     head_start = current_app.config["RECOVERY_OUTBOX_RETRY_AFTER_SECONDS"]
     immediate = current_app.config["RECOVERY_SEND_AFTER_COMMIT"]
-    return {"channel": channel, "to": to, "template": template, "locale": locale, "subject": subject, "body": body,
-            "payload": payload or {}, "status": "pending", "tries": 0,
-            "next_try_at": now + timedelta(seconds=head_start if immediate else 0), "created_at": now}
+    return {
+        "channel": channel,
+        "to": to,
+        "template": template,
+        "locale": locale,
+        "subject": subject,
+        "body": body,
+        "payload": payload or {},
+        "status": "pending",
+        "tries": 0,
+        "next_try_at": now + timedelta(seconds=head_start if immediate else 0),
+        "created_at": now,
+    }
 
 
 # --- claiming --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -163,8 +203,9 @@ def written(outgoing: Outgoing) -> Outgoing:
 
 def _claim(condition, now: datetime, limit: int) -> list[Outgoing]:
     token = secrets.token_hex(16)
-    candidates = (select(OutboxMessage.id).where(condition)
-                  .order_by(OutboxMessage.next_try_at, OutboxMessage.id).limit(limit))
+    candidates = (
+        select(OutboxMessage.id).where(condition).order_by(OutboxMessage.next_try_at, OutboxMessage.id).limit(limit)
+    )
     # The subquery picks candidates; the UPDATE's own WHERE decides, row by
     # row, under the row's write lock: a row another claimer took meanwhile
     # is no longer 'pending' and is left out.
@@ -172,22 +213,48 @@ def _claim(condition, now: datetime, limit: int) -> list[Outgoing]:
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(candidates.scalar_subquery()), condition)
         .values(status="sending", claim_token=token, claimed_at=now, tries=OutboxMessage.tries + 1)
-        .returning(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.to, OutboxMessage.template,
-                   OutboxMessage.locale, OutboxMessage.subject, OutboxMessage.body, OutboxMessage.tries,
-                   OutboxMessage.created_at, OutboxMessage.payload)
+        .returning(
+            OutboxMessage.id,
+            OutboxMessage.channel,
+            OutboxMessage.to,
+            OutboxMessage.template,
+            OutboxMessage.locale,
+            OutboxMessage.subject,
+            OutboxMessage.body,
+            OutboxMessage.tries,
+            OutboxMessage.created_at,
+            OutboxMessage.payload,
+        )
         .execution_options(synchronize_session=False)
     ).all()
-    return sorted((Outgoing(row.id, token, row.channel, row.to, row.template, row.locale, row.subject,
-                            row.body, row.tries, row.created_at, (row.payload or {}).get("context", {}))
-                   for row in rows), key=lambda o: o.id)
+    return sorted(
+        (
+            Outgoing(
+                row.id,
+                token,
+                row.channel,
+                row.to,
+                row.template,
+                row.locale,
+                row.subject,
+                row.body,
+                row.tries,
+                row.created_at,
+                (row.payload or {}).get("context", {}),
+            )
+            for row in rows
+        ),
+        key=lambda o: o.id,
+    )
 
 
 def claim_new(ids: list[int], now: datetime) -> list[Outgoing]:
     """The immediate send's claim: rows just queued (or put back by an operator), never tried."""
     if not ids:
         return []
-    return _claim(OutboxMessage.id.in_(ids) & (OutboxMessage.status == "pending") & (OutboxMessage.tries == 0),
-                  now, len(ids))
+    return _claim(
+        OutboxMessage.id.in_(ids) & (OutboxMessage.status == "pending") & (OutboxMessage.tries == 0), now, len(ids)
+    )
 
 
 def claim_due(now: datetime, limit: int = 100) -> list[Outgoing]:
@@ -203,13 +270,18 @@ def release_stale_claims(now: datetime) -> int:
     return db.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < cutoff)
-        .values(status=case((OutboxMessage.tries >= MAX_TRIES, "failed"), else_="pending"),
-                claim_token=None, next_try_at=now, last_error="the sender stopped before it finished")
+        .values(
+            status=case((OutboxMessage.tries >= MAX_TRIES, "failed"), else_="pending"),
+            claim_token=None,
+            next_try_at=now,
+            last_error="the sender stopped before it finished",
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
 
 
 # --- recording what happened ------------------------------------------------------------
+
 
 def backoff(tries: int) -> timedelta:
     """Exponential: 1, 2, 4, 8… minutes after each failed try."""
@@ -231,18 +303,29 @@ def _text_kept(outgoing: Outgoing, keeps_text: bool) -> dict:
 def _settle(outgoing: Outgoing, **values) -> bool:
     """Write the outcome if the row is still ours (a claim released as stale
     and taken by another sender is no longer ours to settle)."""
-    return db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outgoing.id, OutboxMessage.status == "sending",
-               OutboxMessage.claim_token == outgoing.claim_token)
-        .values(claim_token=None, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    return (
+        db.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == outgoing.id,
+                OutboxMessage.status == "sending",
+                OutboxMessage.claim_token == outgoing.claim_token,
+            )
+            .values(claim_token=None, **values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def record_sent(outgoing: Outgoing, now: datetime, *, provider_id: str | None, keeps_text: bool) -> bool:
-    return _settle(outgoing, status="sent", sent_at=now, provider_id=(provider_id or None) and provider_id[:64],
-                   **_text_kept(outgoing, keeps_text))
+    return _settle(
+        outgoing,
+        status="sent",
+        sent_at=now,
+        provider_id=(provider_id or None) and provider_id[:64],
+        **_text_kept(outgoing, keeps_text),
+    )
 
 
 def record_failure(outgoing: Outgoing, now: datetime, error: str, *, permanent: bool) -> str:
@@ -262,14 +345,19 @@ def code_expired(outgoing: Outgoing, now: datetime) -> bool:
 
 def retry(message_id: int, now: datetime) -> bool:
     """An operator puts a failed message back: it goes again with every try it had."""
-    return db.session.execute(
-        update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == "failed")
-        .values(status="pending", tries=0, next_try_at=now, claim_token=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    return (
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == "failed")
+            .values(status="pending", tries=0, next_try_at=now, claim_token=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 # --- delivery reports ---------------------------------------------------------------------
+
 
 def record_delivery_report(provider_id: str, status: str, error_code: str | None, now: datetime) -> bool:
     """The provider says what became of a message. A late "sent" never
@@ -278,12 +366,19 @@ def record_delivery_report(provider_id: str, status: str, error_code: str | None
     condition = OutboxMessage.provider_id == provider_id
     if status not in FINAL_REPORTS:
         condition &= OutboxMessage.delivery_status.is_(None) | OutboxMessage.delivery_status.not_in(FINAL_REPORTS)
-    return db.session.execute(
-        update(OutboxMessage).where(condition)
-        .values(delivery_status=status, delivery_error=(error_code or None) and error_code[:200],
-                delivery_reported_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    return (
+        db.session.execute(
+            update(OutboxMessage)
+            .where(condition)
+            .values(
+                delivery_status=status,
+                delivery_error=(error_code or None) and error_code[:200],
+                delivery_reported_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def code_trouble(to: str, since: datetime) -> tuple[str, str] | None:
@@ -294,7 +389,8 @@ def code_trouble(to: str, since: datetime) -> tuple[str, str] | None:
     latest = db.session.execute(
         select(OutboxMessage.channel, OutboxMessage.status, OutboxMessage.last_error, OutboxMessage.delivery_status)
         .where(OutboxMessage.to == to, OutboxMessage.channel.in_(CODE_CHANNELS), OutboxMessage.created_at >= since)
-        .order_by(OutboxMessage.id.desc()).limit(1)
+        .order_by(OutboxMessage.id.desc())
+        .limit(1)
     ).first()
     if latest is None:
         return None
@@ -307,10 +403,14 @@ def code_trouble(to: str, since: datetime) -> tuple[str, str] | None:
 
 # --- for managers --------------------------------------------------------------------------
 
+
 def outbox_counts() -> dict[str, int]:
     """Messages waiting (pending or being sent) and failed, for /healthz and the reports."""
-    counts = dict(db.session.execute(
-        select(OutboxMessage.status, func.count()).where(OutboxMessage.status.in_(("pending", "sending", "failed")))
-        .group_by(OutboxMessage.status)
-    ).all())
+    counts = dict(
+        db.session.execute(
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.status.in_(("pending", "sending", "failed")))
+            .group_by(OutboxMessage.status)
+        ).all()
+    )
     return {"pending": counts.get("pending", 0) + counts.get("sending", 0), "failed": counts.get("failed", 0)}

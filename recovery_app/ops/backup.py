@@ -156,8 +156,9 @@ def table_names(database_url: str) -> list[str]:
 def _refuse_unless_fresh(database_url: str, upload_dir: Path) -> None:
     tables = table_names(database_url)
     if tables:
-        raise BackupError(f"the database to restore into already has {len(tables)} tables; "
-                          "restore only into a fresh, empty database")
+        raise BackupError(
+            f"the database to restore into already has {len(tables)} tables; restore only into a fresh, empty database"
+        )
     if upload_dir.is_dir() and any(upload_dir.iterdir()):
         raise BackupError(f"the upload folder {upload_dir} is not empty; restore only into an empty folder")
 
@@ -172,8 +173,18 @@ def restore(source: Path, *, database_url: str, upload_dir: Path) -> dict:
     dump = source / DUMPS[kind]
     if kind == "postgresql":
         url, env = _libpq(database_url)
-        _run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-              f"--dbname={url}", str(dump)], env)
+        _run(
+            [
+                "pg_restore",
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                f"--dbname={url}",
+                str(dump),
+            ],
+            env,
+        )
     else:
         path = _sqlite_path(database_url)
         path.parent.mkdir(parents=True, exist_ok=True)

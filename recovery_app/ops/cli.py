@@ -16,8 +16,10 @@ backup_cli = AppGroup("backup", help="Backups of the database and the documents.
 
 
 def _places() -> dict:
-    return {"database_url": current_app.config["SQLALCHEMY_DATABASE_URI"],
-            "upload_dir": Path(current_app.config["RECOVERY_UPLOAD_DIR"])}
+    return {
+        "database_url": current_app.config["SQLALCHEMY_DATABASE_URI"],
+        "upload_dir": Path(current_app.config["RECOVERY_UPLOAD_DIR"]),
+    }
 
 
 @backup_cli.command("create")
@@ -28,8 +30,10 @@ def create(target: Path):
         manifest = backup.create(target, now=utcnow(), **_places())
     except (backup.BackupError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"backed up the {manifest['database']} database (revision {manifest['revision']}) "
-               f"and {manifest['documents']} documents into {target}")
+    click.echo(
+        f"backed up the {manifest['database']} database (revision {manifest['revision']}) "
+        f"and {manifest['documents']} documents into {target}"
+    )
 
 
 @backup_cli.command("restore")
@@ -40,8 +44,10 @@ def restore(source: Path):
         manifest = backup.restore(source, **_places())
     except backup.BackupError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"restored the backup of {manifest['created_at']} ({manifest['documents']} documents); "
-               "now run 'flask audit verify' and 'flask backup check'")
+    click.echo(
+        f"restored the backup of {manifest['created_at']} ({manifest['documents']} documents); "
+        "now run 'flask audit verify' and 'flask backup check'"
+    )
 
 
 @backup_cli.command("check")
@@ -49,8 +55,10 @@ def check():
     """Every document decrypts to its recorded hash and no blob is left over; exit 1 otherwise."""
     with unit(write=False):
         result = backup.check_documents()
-    click.echo(f"{result['checked']} documents checked: {len(result['missing'])} missing, "
-               f"{len(result['damaged'])} damaged, {len(result['orphans'])} files without a document")
+    click.echo(
+        f"{result['checked']} documents checked: {len(result['missing'])} missing, "
+        f"{len(result['damaged'])} damaged, {len(result['orphans'])} files without a document"
+    )
     if result["missing"] or result["damaged"]:
         click.echo(f"missing: {result['missing'][:20]} damaged: {result['damaged'][:20]}", err=True)
         raise SystemExit(1)

@@ -24,11 +24,14 @@ from ..extensions import db
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 REQUEST_SECONDS = Histogram(
-    "recovery_http_request_duration_seconds", "Time to answer a request, by Flask endpoint and method.",
-    ["endpoint", "method"], buckets=LATENCY_BUCKETS,
+    "recovery_http_request_duration_seconds",
+    "Time to answer a request, by Flask endpoint and method.",
+    ["endpoint", "method"],
+    buckets=LATENCY_BUCKETS,
 )
 SERVER_ERRORS = Counter(
-    "recovery_http_server_errors", "Responses with a 5xx status, by Flask endpoint and status.",
+    "recovery_http_server_errors",
+    "Responses with a 5xx status, by Flask endpoint and status.",
     ["endpoint", "status"],
 )
 
@@ -44,10 +47,14 @@ def _by_status() -> dict[str, int]:
     from ..models import Case
     from ..models.cases import OPEN_STATUSES
 
-    counts = union_all(*[
-        select(literal(str(status)).label("status"), func.count().label("n")).select_from(Case)
-        .where(Case.status == status) for status in OPEN_STATUSES
-    ])
+    counts = union_all(
+        *[
+            select(literal(str(status)).label("status"), func.count().label("n"))
+            .select_from(Case)
+            .where(Case.status == status)
+            for status in OPEN_STATUSES
+        ]
+    )
     return {row.status: row.n for row in db.session.execute(counts)}
 
 
@@ -69,27 +76,31 @@ def desk_state(now: datetime) -> list:
     for status, n in sorted(_by_status().items()):
         by_status.add_metric([status], n)
     snapshot = open_case_snapshot(now)
-    outbox = GaugeMetricFamily("recovery_outbox_messages", "Messages waiting to be sent, and failed.",
-                               labels=["status"])
+    outbox = GaugeMetricFamily(
+        "recovery_outbox_messages", "Messages waiting to be sent, and failed.", labels=["status"]
+    )
     for status, n in sorted(outbox_counts().items()):
         outbox.add_metric([status], n)
     lease = heartbeat()
     beat = lease.heartbeat_at if lease else None
     return [
         by_status,
-        GaugeMetricFamily("recovery_cases_at_risk", "Cases past 75% of their SLA, not yet due.",
-                          value=snapshot["at_risk"]),
-        GaugeMetricFamily("recovery_cases_breached", "Open cases past their SLA deadline.",
-                          value=snapshot["breached"]),
-        GaugeMetricFamily("recovery_case_oldest_waiting_seconds",
-                          "SLA clock of the open case closest to its deadline (0 when none waits).",
-                          value=snapshot["oldest_seconds"] or 0),
+        GaugeMetricFamily(
+            "recovery_cases_at_risk", "Cases past 75% of their SLA, not yet due.", value=snapshot["at_risk"]
+        ),
+        GaugeMetricFamily("recovery_cases_breached", "Open cases past their SLA deadline.", value=snapshot["breached"]),
+        GaugeMetricFamily(
+            "recovery_case_oldest_waiting_seconds",
+            "SLA clock of the open case closest to its deadline (0 when none waits).",
+            value=snapshot["oldest_seconds"] or 0,
+        ),
         outbox,
-        GaugeMetricFamily("recovery_scheduler_heartbeat_age_seconds",
-                          "Seconds since the scheduler's runner last recorded its heartbeat (+Inf: never).",
-                          value=(now - beat).total_seconds() if beat else float("inf")),
-        GaugeMetricFamily("recovery_precheck_backlog", "Pre-check runs waiting or running.",
-                          value=_precheck_backlog()),
+        GaugeMetricFamily(
+            "recovery_scheduler_heartbeat_age_seconds",
+            "Seconds since the scheduler's runner last recorded its heartbeat (+Inf: never).",
+            value=(now - beat).total_seconds() if beat else float("inf"),
+        ),
+        GaugeMetricFamily("recovery_precheck_backlog", "Pre-check runs waiting or running.", value=_precheck_backlog()),
     ]
 
 

@@ -105,14 +105,19 @@ class RequestLog:
         endpoint = (rule.endpoint if rule is not None else None) or "unmatched"
         method = environ.get("REQUEST_METHOD", "")
         self.observe(endpoint, method, status, seconds)
-        access_log.info("request", extra={"fields": {
-            "method": method,
-            "route": rule.rule if rule is not None else None,
-            "endpoint": endpoint,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 1),
-            "remote": environ.get("REMOTE_ADDR"),  # the client's, once ProxyFix has read the proxy's header
-        }})
+        access_log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": method,
+                    "route": rule.rule if rule is not None else None,
+                    "endpoint": endpoint,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                    "remote": environ.get("REMOTE_ADDR"),  # the client's, once ProxyFix has read the proxy's header
+                }
+            },
+        )
 
 
 def _stamp_records_with_the_request_id() -> None:

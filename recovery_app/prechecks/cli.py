@@ -19,8 +19,13 @@ prechecks_cli = AppGroup("prechecks", help="Automatic document pre-checks.")
 
 @prechecks_cli.command("work")
 @click.option("--once", is_flag=True, help="Stop when no case is waiting, instead of waiting for more.")
-@click.option("--idle-seconds", type=float, default=5.0, show_default=True,
-              help="Pause between looks for work when none is waiting.")
+@click.option(
+    "--idle-seconds",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Pause between looks for work when none is waiting.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the totals.")
 def work_command(once, idle_seconds, quiet):
     """Claim and run pending pre-checks, one case at a time, until stopped (Ctrl-C or SIGTERM)."""
@@ -33,8 +38,13 @@ def work_command(once, idle_seconds, quiet):
 
     signal.signal(signal.SIGTERM, _stop)
     try:
-        counts = work(utcnow, once=once, idle_seconds=idle_seconds, stop=lambda: bool(stopping),
-                      say=(lambda line: None) if quiet else click.echo)
+        counts = work(
+            utcnow,
+            once=once,
+            idle_seconds=idle_seconds,
+            stop=lambda: bool(stopping),
+            say=(lambda line: None) if quiet else click.echo,
+        )
     except KeyboardInterrupt:
         click.echo("stopped")
         return

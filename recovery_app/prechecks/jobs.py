@@ -60,8 +60,14 @@ def run_pending(now: datetime) -> dict:
     return counts
 
 
-def work(clock: Callable[[], datetime], *, once: bool = False, idle_seconds: float = 5.0,
-         stop: Callable[[], bool] = lambda: False, say: Callable[[str], None] = lambda line: None) -> dict:
+def work(
+    clock: Callable[[], datetime],
+    *,
+    once: bool = False,
+    idle_seconds: float = 5.0,
+    stop: Callable[[], bool] = lambda: False,
+    say: Callable[[str], None] = lambda line: None,
+) -> dict:
     """Claim and run pending cases one at a time until ``stop()`` (or, with
     ``once``, until none is pending). Returns the counts."""
     counts = {"discovered": 0, "claimed": 0, "done": 0, "retried": 0, "failed": 0}
@@ -105,7 +111,8 @@ def _discover(now: datetime) -> int:
     )
     columns = ["case_id", "round", "status", "attempts", "next_try_at", "created_at"]
     inserted = db.session.execute(
-        _insert().from_select(columns, missing).on_conflict_do_nothing().returning(PrecheckRun.id))
+        _insert().from_select(columns, missing).on_conflict_do_nothing().returning(PrecheckRun.id)
+    )
     return len(inserted.all())
 
 
@@ -113,10 +120,12 @@ def _claim(now: datetime, token: str, limit: int) -> list[int]:
     config = current_app.config
     due = (
         select(PrecheckRun.id)
-        .where(or_(
-            and_(PrecheckRun.status == "pending", PrecheckRun.next_try_at <= now),
-            and_(PrecheckRun.status == "running", PrecheckRun.lease_until < now),
-        ))
+        .where(
+            or_(
+                and_(PrecheckRun.status == "pending", PrecheckRun.next_try_at <= now),
+                and_(PrecheckRun.status == "running", PrecheckRun.lease_until < now),
+            )
+        )
         .order_by(PrecheckRun.next_try_at, PrecheckRun.id)
         .limit(limit)
     )
@@ -125,12 +134,19 @@ def _claim(now: datetime, token: str, limit: int) -> list[int]:
     db.session.execute(
         update(PrecheckRun)
         .where(PrecheckRun.id.in_(due.scalar_subquery()))
-        .values(status="running", claim_token=token, attempts=PrecheckRun.attempts + 1,
-                lease_until=now + timedelta(minutes=config["RECOVERY_PRECHECK_LEASE_MINUTES"]))
+        .values(
+            status="running",
+            claim_token=token,
+            attempts=PrecheckRun.attempts + 1,
+            lease_until=now + timedelta(minutes=config["RECOVERY_PRECHECK_LEASE_MINUTES"]),
+        )
         .execution_options(synchronize_session=False)
     )
-    return list(db.session.execute(
-        select(PrecheckRun.id).where(PrecheckRun.claim_token == token).order_by(PrecheckRun.id)).scalars())
+    return list(
+        db.session.execute(
+            select(PrecheckRun.id).where(PrecheckRun.claim_token == token).order_by(PrecheckRun.id)
+        ).scalars()
+    )
 
 
 def _run_one(run_id: int, token: str, now: datetime) -> str:
@@ -145,8 +161,9 @@ def _run_one(run_id: int, token: str, now: datetime) -> str:
         finished = db.session.execute(
             update(PrecheckRun)
             .where(PrecheckRun.id == run_id, PrecheckRun.claim_token == token, PrecheckRun.status == "running")
-            .values(status="done", verdict=verdict, finished_at=now, last_error=None, lease_until=None,
-                    claim_token=None)
+            .values(
+                status="done", verdict=verdict, finished_at=now, last_error=None, lease_until=None, claim_token=None
+            )
             .execution_options(synchronize_session=False)
         )
         if finished.rowcount != 1:  # the lease ran out and another worker took the case: its results stand

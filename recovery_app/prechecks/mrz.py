@@ -43,18 +43,61 @@ FIND_SIDE = 900  # the band is looked for on a copy this long: enough for 2 line
 # most photos (measured by bench/precheck.py), the others rescue the rest.
 OCR_BAND_HEIGHTS = (90, 110, 70)
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<"
-TESSERACT_CONFIG = (f"--psm 6 -c tessedit_char_whitelist={ALPHABET} -c load_system_dawg=F -c load_freq_dawg=F")
+TESSERACT_CONFIG = f"--psm 6 -c tessedit_char_whitelist={ALPHABET} -c load_system_dawg=F -c load_freq_dawg=F"
 
-TO_DIGIT = str.maketrans({"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1", "Z": "2", "S": "5",
-                          "G": "6", "B": "8", "T": "7", "A": "4"})
+TO_DIGIT = str.maketrans(
+    {
+        "O": "0",
+        "Q": "0",
+        "D": "0",
+        "U": "0",
+        "I": "1",
+        "L": "1",
+        "Z": "2",
+        "S": "5",
+        "G": "6",
+        "B": "8",
+        "T": "7",
+        "A": "4",
+    }
+)
 TO_LETTER = str.maketrans({"0": "O", "1": "I", "2": "Z", "5": "S", "6": "G", "8": "B", "4": "A", "7": "T"})
 # Line 2 of a TD3: (start, end, kind) with kind d = digits, a = letters, x = either.
-LINE2_FIELDS = ((0, 9, "x"), (9, 10, "d"), (10, 13, "a"), (13, 19, "d"), (19, 20, "d"), (20, 21, "a"),
-                (21, 27, "d"), (27, 28, "d"), (28, 42, "x"), (42, 43, "d"), (43, 44, "d"))
+LINE2_FIELDS = (
+    (0, 9, "x"),
+    (9, 10, "d"),
+    (10, 13, "a"),
+    (13, 19, "d"),
+    (19, 20, "d"),
+    (20, 21, "a"),
+    (21, 27, "d"),
+    (27, 28, "d"),
+    (28, 42, "x"),
+    (42, 43, "d"),
+    (43, 44, "d"),
+)
 # What OCR of a monospace MRZ confuses, for repairs that a check digit or the
 # list of country codes confirms (never guessed without that proof).
-LOOKALIKES = {"1": "TI7", "7": "T1", "T": "17", "I": "1JL", "J": "I1S3", "S": "5J", "5": "S", "0": "OQD", "O": "0Q",
-              "Q": "0O", "D": "0", "2": "Z", "Z": "2", "8": "B", "B": "8", "6": "G", "G": "6", "3": "J"}
+LOOKALIKES = {
+    "1": "TI7",
+    "7": "T1",
+    "T": "17",
+    "I": "1JL",
+    "J": "I1S3",
+    "S": "5J",
+    "5": "S",
+    "0": "OQD",
+    "O": "0Q",
+    "Q": "0O",
+    "D": "0",
+    "2": "Z",
+    "Z": "2",
+    "8": "B",
+    "B": "8",
+    "6": "G",
+    "G": "6",
+    "3": "J",
+}
 LINE2_SHAPE = re.compile(r"[A-Z0-9<]{9}\d[A-Z<]{3}\d{6}\d[MFX<]\d{6}\d[A-Z0-9<]{14}[\d<]\d")
 
 
@@ -157,8 +200,13 @@ def find_band(gray: np.ndarray) -> np.ndarray | None:
         return None
     widest = max(lines, key=lambda box: box[2])
     # The band is the widest line and the lines just above or below it that span the same width.
-    band = [box for box in lines if abs(box[1] - widest[1]) < 4 * widest[3] and box[2] > 0.8 * widest[2]
-            and min(box[0] + box[2], widest[0] + widest[2]) - max(box[0], widest[0]) > 0.7 * widest[2]]
+    band = [
+        box
+        for box in lines
+        if abs(box[1] - widest[1]) < 4 * widest[3]
+        and box[2] > 0.8 * widest[2]
+        and min(box[0] + box[2], widest[0] + widest[2]) - max(box[0], widest[0]) > 0.7 * widest[2]
+    ]
     x0 = min(b[0] for b in band)
     y0 = min(b[1] for b in band)
     x1 = max(b[0] + b[2] for b in band)
@@ -166,14 +214,15 @@ def find_band(gray: np.ndarray) -> np.ndarray | None:
     pad_x, pad_y = int(0.04 * (x1 - x0)), max(6, int(0.6 * widest[3]))
     x0, y0 = max(0, x0 - pad_x), max(0, y0 - pad_y)
     x1, y1 = min(small.shape[1], x1 + pad_x), min(small.shape[0], y1 + pad_y)
-    return gray[int(y0 / scale):int(y1 / scale) + 1, int(x0 / scale):int(x1 / scale) + 1]
+    return gray[int(y0 / scale) : int(y1 / scale) + 1, int(x0 / scale) : int(x1 / scale) + 1]
 
 
 def _for_ocr(band: np.ndarray, height: int) -> np.ndarray:
     """The band scaled to ``height`` pixels (two lines and the margin around them), evened out."""
     factor = height / max(band.shape[0], 1)
-    sized = cv2.resize(band, None, fx=factor, fy=factor,
-                       interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA)
+    sized = cv2.resize(
+        band, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA
+    )
     return cv2.normalize(sized, None, 0, 255, cv2.NORM_MINMAX)
 
 
@@ -231,11 +280,17 @@ def _repair(lines: list[str]) -> list[str]:
         if hash_string(field_) == digit:
             continue
         for i, char in enumerate(field_):
-            fixed = next((alt for alt in LOOKALIKES.get(char, "")
-                          if hash_string(field_[:i] + alt + field_[i + 1:]) == digit
-                          and _composite_holds(second[:start + i] + alt + second[start + i + 1:])), None)
+            fixed = next(
+                (
+                    alt
+                    for alt in LOOKALIKES.get(char, "")
+                    if hash_string(field_[:i] + alt + field_[i + 1 :]) == digit
+                    and _composite_holds(second[: start + i] + alt + second[start + i + 1 :])
+                ),
+                None,
+            )
             if fixed is not None:
-                second = second[:start + i] + fixed + second[start + i + 1:]
+                second = second[: start + i] + fixed + second[start + i + 1 :]
                 break
     nationality = _country(second[10:13])
     second = second[:10] + nationality + second[13:]
@@ -258,8 +313,8 @@ def _country(code: str) -> str:
         return code
     for i, char in enumerate(code):
         for alt in LOOKALIKES.get(char, ""):
-            if alt.isalpha() and is_code(code[:i] + alt + code[i + 1:]):
-                return code[:i] + alt + code[i + 1:]
+            if alt.isalpha() and is_code(code[:i] + alt + code[i + 1 :]):
+                return code[:i] + alt + code[i + 1 :]
     return code
 
 
@@ -288,7 +343,7 @@ def _one_misread(expected: str, read: str) -> bool:
     if len(expected) == len(read):
         return sum(a != b for a, b in zip(expected, read, strict=True)) == 1
     shorter, longer = sorted((expected, read), key=len)
-    return any(longer[:i] + longer[i + 1:] == shorter for i in range(len(longer)))
+    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
 
 
 def name_tokens(text: str) -> list[str]:
@@ -313,8 +368,9 @@ def name_matches(reading: MrzReading, romanised_name: str) -> bool:
     for index, word in enumerate(mrz_words):
         truncated = field_full and index == len(mrz_words) - 1
         word = re.sub(r"(.)\1{2,}$", "", word)  # fillers read as a run of one letter ("ITSUKISSSS")
-        match = next((u for u in remaining if u == word or (truncated and u.startswith(word))
-                      or _one_misread(u, word)), None)
+        match = next(
+            (u for u in remaining if u == word or (truncated and u.startswith(word)) or _one_misread(u, word)), None
+        )
         if match is None:
             return False
         remaining.remove(match)

@@ -37,11 +37,19 @@ class Quality:
 def measure(gray: np.ndarray) -> Quality:
     height, width = gray.shape[:2]
     scale = MEASURE_SIDE / max(height, width)
-    sized = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    sized = cv2.resize(
+        gray,
+        (max(1, round(width * scale)), max(1, round(height * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+    )
     sharpness = float(cv2.Laplacian(sized, cv2.CV_64F).var())
-    return Quality(width=width, height=height, sharpness=round(sharpness, 1),
-                   glare=round(_glare_share(sized), 4), brightness=round(float(sized.mean()), 1))
+    return Quality(
+        width=width,
+        height=height,
+        sharpness=round(sharpness, 1),
+        glare=round(_glare_share(sized), 4),
+        brightness=round(float(sized.mean()), 1),
+    )
 
 
 def _glare_share(gray: np.ndarray) -> float:

@@ -10,8 +10,9 @@ The lookup: the hash's bits are dealt into 16 bands of 16 bits (bit i goes to
 band i mod 16, so every band mixes low and high frequencies). Two hashes within
 15 bits of each other share at least one band exactly; the query asks each of
 the 16 band indexes for equality (each index covers what is read, so no table
-row is touched), then measures the real distance of the few rows that come back. Copies further apart (up to the configured bound) are
-found when one band survived intact, which on measured copies is the rule.
+row is touched), then measures the real distance of the few rows that come back.
+Copies further apart (up to the configured bound) are found when one band
+survived intact, which on measured copies is the rule.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def candidate_query(hex_hash: str, *, other_than_user_id: int):
     """
     parts = [
         select(DocumentHash.id, DocumentHash.phash).where(column == value, DocumentHash.user_id != other_than_user_id)
-        for column, value in zip(DocumentHash.band_columns(), bands(hex_hash))
+        for column, value in zip(DocumentHash.band_columns(), bands(hex_hash), strict=True)
     ]
     return union_all(*parts)
 

@@ -22,8 +22,8 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from ..case_labels import SIDE_LABELS, STATUS_LABELS
 from .. import audit
+from ..case_labels import SIDE_LABELS, STATUS_LABELS
 from ..documents import storage
 from ..extensions import db
 from ..models import Case, Document
@@ -75,6 +75,7 @@ class PrecheckError(RuntimeError):
 
 
 # --- running ------------------------------------------------------------------
+
 
 @lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
@@ -135,8 +136,15 @@ def record(case: Case, examined: list[Examined], now: datetime) -> str:
         verdict, reasons = quality.judge(item.quality, config)
         _store(case, document, "quality", verdict, reasons, item.quality.as_dict(), now)
         if item.faces is not None:
-            _store(case, document, "face", "pass" if item.faces else "review", [] if item.faces else ["no_face"],
-                   {"faces": item.faces}, now)
+            _store(
+                case,
+                document,
+                "face",
+                "pass" if item.faces else "review",
+                [] if item.faces else ["no_face"],
+                {"faces": item.faces},
+                now,
+            )
         if item.mrz is not None:
             _check_mrz(case, document, item.mrz, now)
         _check_reuse(case, document, item.phash, now)
@@ -155,8 +163,12 @@ def _check_mrz(case: Case, document: Document, reading: mrz.MrzReading, now: dat
         _store(case, document, "mrz", "review", ["mrz_not_found"], {}, now)
         return
     measured = {
-        "surname": reading.surname, "given_names": reading.given_names, "nationality": reading.nationality,
-        "birth_date": reading.birth_date, "expiry_date": reading.expiry_date, "lines": reading.lines,
+        "surname": reading.surname,
+        "given_names": reading.given_names,
+        "nationality": reading.nationality,
+        "birth_date": reading.birth_date,
+        "expiry_date": reading.expiry_date,
+        "lines": reading.lines,
         "failed_check_digits": reading.failed_check_digits,
     }
     if reading.garbled:
@@ -176,10 +188,20 @@ def _check_mrz(case: Case, document: Document, reading: mrz.MrzReading, now: dat
 
 
 def _check_reuse(case: Case, document: Document, phash: str, now: datetime) -> None:
-    stored = db.session.execute(select(DocumentHash).where(DocumentHash.document_id == document.id)).scalar_one_or_none()
+    stored = db.session.execute(
+        select(DocumentHash).where(DocumentHash.document_id == document.id)
+    ).scalar_one_or_none()
     if stored is None:
-        db.session.add(DocumentHash(document_id=document.id, case_id=case.id, user_id=case.user_id, phash=phash,
-                                    created_at=now, **reuse.band_values(phash)))
+        db.session.add(
+            DocumentHash(
+                document_id=document.id,
+                case_id=case.id,
+                user_id=case.user_id,
+                phash=phash,
+                created_at=now,
+                **reuse.band_values(phash),
+            )
+        )
         db.session.flush()
     limit = current_app.config["RECOVERY_PRECHECK_REUSE_MAX_DISTANCE"]
     for match in reuse.find_matches(phash, other_than_user_id=case.user_id, max_distance=limit):
@@ -188,17 +210,34 @@ def _check_reuse(case: Case, document: Document, phash: str, now: datetime) -> N
 
 
 def _record_match(case: Case, document: Document, other: DocumentHash, distance: int, now: datetime) -> None:
-    known = db.session.execute(select(DocumentMatch.id).where(
-        DocumentMatch.document_id == document.id, DocumentMatch.matched_document_id == other.document_id)).first()
+    known = db.session.execute(
+        select(DocumentMatch.id).where(
+            DocumentMatch.document_id == document.id, DocumentMatch.matched_document_id == other.document_id
+        )
+    ).first()
     if known is not None:
         return
     other_case = db.session.get(Case, other.case_id)
-    db.session.add_all([
-        DocumentMatch(case_id=case.id, document_id=document.id, matched_case_id=other_case.id,
-                      matched_document_id=other.document_id, distance=distance, found_at=now),
-        DocumentMatch(case_id=other_case.id, document_id=other.document_id, matched_case_id=case.id,
-                      matched_document_id=document.id, distance=distance, found_at=now),
-    ])
+    db.session.add_all(
+        [
+            DocumentMatch(
+                case_id=case.id,
+                document_id=document.id,
+                matched_case_id=other_case.id,
+                matched_document_id=other.document_id,
+                distance=distance,
+                found_at=now,
+            ),
+            DocumentMatch(
+                case_id=other_case.id,
+                document_id=other.document_id,
+                matched_case_id=case.id,
+                matched_document_id=document.id,
+                distance=distance,
+                found_at=now,
+            ),
+        ]
+    )
     db.session.flush()
     for flagged, counterpart, doc_id in ((case, other_case, document.id), (other_case, case, other.document_id)):
         _flag_high_risk(flagged, counterpart, doc_id, distance, now)
@@ -211,8 +250,13 @@ def _flag_high_risk(case: Case, counterpart: Case, document_id: int, distance: i
     reasons = list(case.risk_reasons or [])
     if REUSED not in reasons:
         case.risk_reasons = reasons + [REUSED]
-    audit.record("precheck.document_reused", now=now, subject_type="case", subject_id=case.id,
-                 details={"document_id": document_id, "matched_case": counterpart.reference, "distance": distance})
+    audit.record(
+        "precheck.document_reused",
+        now=now,
+        subject_type="case",
+        subject_id=case.id,
+        details={"document_id": document_id, "matched_case": counterpart.reference, "distance": distance},
+    )
 
 
 def _refresh_reuse_result(case_id: int, document_id: int, now: datetime) -> None:
@@ -221,27 +265,36 @@ def _refresh_reuse_result(case_id: int, document_id: int, now: datetime) -> None
     kept with a count of the rest (a document copied into many cases would
     otherwise make a page-long list)."""
     closest = func.min(DocumentMatch.distance)
-    per_case = (select(DocumentMatch.matched_case_id, closest)
-                .where(DocumentMatch.document_id == document_id).group_by(DocumentMatch.matched_case_id))
+    per_case = (
+        select(DocumentMatch.matched_case_id, closest)
+        .where(DocumentMatch.document_id == document_id)
+        .group_by(DocumentMatch.matched_case_id)
+    )
     shown = db.session.execute(per_case.order_by(closest, DocumentMatch.matched_case_id).limit(SHOWN_MATCHES)).all()
     total = db.session.execute(select(func.count()).select_from(per_case.subquery())).scalar_one() if shown else 0
-    measured = {"matches": [{"case_id": other_id, "distance": dist} for other_id, dist in shown],
-                "more_cases": total - len(shown), "hash_bits": reuse.HASH_SIZE * reuse.HASH_SIZE}
+    measured = {
+        "matches": [{"case_id": other_id, "distance": dist} for other_id, dist in shown],
+        "more_cases": total - len(shown),
+        "hash_bits": reuse.HASH_SIZE * reuse.HASH_SIZE,
+    }
     verdict = "fail" if shown else "pass"
     document = db.session.get(Document, document_id)
     _store_ids(case_id, document, "reuse", verdict, ["reused"] if shown else [], measured, now)
 
 
-def _store(case: Case, document: Document, check: str, verdict: str, reasons: list[str], measured: dict,
-           now: datetime) -> None:
+def _store(
+    case: Case, document: Document, check: str, verdict: str, reasons: list[str], measured: dict, now: datetime
+) -> None:
     _store_ids(case.id, document, check, verdict, reasons, measured, now)
 
 
-def _store_ids(case_id: int, document: Document, check: str, verdict: str, reasons: list[str], measured: dict,
-               now: datetime) -> None:
+def _store_ids(
+    case_id: int, document: Document, check: str, verdict: str, reasons: list[str], measured: dict, now: datetime
+) -> None:
     """One row per document and check: a re-run replaces the row, never adds one."""
-    row = db.session.execute(select(PrecheckResult).where(
-        PrecheckResult.document_id == document.id, PrecheckResult.check == check)).scalar_one_or_none()
+    row = db.session.execute(
+        select(PrecheckResult).where(PrecheckResult.document_id == document.id, PrecheckResult.check == check)
+    ).scalar_one_or_none()
     values = {"verdict": verdict, "reasons": list(reasons), "measured": measured, "versions": library_versions()}
     if row is None:
         db.session.add(PrecheckResult(case_id=case_id, document_id=document.id, check=check, created_at=now, **values))
@@ -255,10 +308,13 @@ def _store_ids(case_id: int, document: Document, check: str, verdict: str, reaso
 def _results_for(case_id: int, document_ids: list[int]) -> list[PrecheckResult]:
     if not document_ids:
         return []
-    return list(db.session.execute(
-        select(PrecheckResult).where(PrecheckResult.case_id == case_id, PrecheckResult.document_id.in_(document_ids))
-        .order_by(PrecheckResult.document_id, PrecheckResult.id)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(PrecheckResult)
+            .where(PrecheckResult.case_id == case_id, PrecheckResult.document_id.in_(document_ids))
+            .order_by(PrecheckResult.document_id, PrecheckResult.id)
+        ).scalars()
+    )
 
 
 def _worst(verdicts) -> str | None:
@@ -272,8 +328,9 @@ def scrub_purged(now: datetime) -> int:
     purged = select(Document.id).where(Document.purged_at.is_not(None))
     result = db.session.execute(
         update(PrecheckResult)
-        .where(PrecheckResult.check == "mrz", PrecheckResult.scrubbed_at.is_(None),
-               PrecheckResult.document_id.in_(purged))
+        .where(
+            PrecheckResult.check == "mrz", PrecheckResult.scrubbed_at.is_(None), PrecheckResult.document_id.in_(purged)
+        )
         .values(measured={}, scrubbed_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -281,6 +338,7 @@ def scrub_purged(now: datetime) -> int:
 
 
 # --- reading: the panel, the queue, the checklist --------------------------------
+
 
 @dataclass
 class PanelLine:
@@ -376,15 +434,27 @@ def _line(result: PrecheckResult, document: Document) -> PanelLine:
             item = {"case_id": case_id_, "distance": distance}
             other = cases.get(item["case_id"])
             if other is not None:
-                matches.append({"reference": other.reference, "status": other.status, "case_id": other.id,
-                                "status_label": STATUS_LABELS.get(other.status, other.status),
-                                "distance": item["distance"]})
+                matches.append(
+                    {
+                        "reference": other.reference,
+                        "status": other.status,
+                        "case_id": other.id,
+                        "status_label": STATUS_LABELS.get(other.status, other.status),
+                        "distance": item["distance"],
+                    }
+                )
         values = [(_l("Closest distance"), f"{matches[0]['distance']} / {m.get('hash_bits', 256)}")] if matches else []
     return PanelLine(
-        check=result.check, label=CHECK_LABELS[result.check], side=SIDE_LABELS.get(document.side, document.side),
-        verdict=result.verdict, verdict_label=VERDICT_LABELS[result.verdict], values=values,
+        check=result.check,
+        label=CHECK_LABELS[result.check],
+        side=SIDE_LABELS.get(document.side, document.side),
+        verdict=result.verdict,
+        verdict_label=VERDICT_LABELS[result.verdict],
+        values=values,
         reasons=[REASON_LABELS.get(code, code) for code in result.reasons or []],
-        why=WHY[result.check], matches=matches, more_matches=more,
+        why=WHY[result.check],
+        matches=matches,
+        more_matches=more,
     )
 
 
@@ -418,10 +488,14 @@ def flagged_filter():
     """For the queue's "pre-check flags" filter: ``select(Case).where(flagged_filter())``.
     A case is flagged when a check on its newest round of documents said look
     closely or fail, or the checks of that round could not run."""
-    result_flag = _current_results(PrecheckResult.case_id == Case.id,
-                                   PrecheckResult.verdict.in_(("review", "fail"))).exists()
-    run_failed = exists().where(PrecheckRun.case_id == Case.id, PrecheckRun.status == "failed",
-                                PrecheckRun.round == _newest_round(PrecheckRun.case_id))
+    result_flag = _current_results(
+        PrecheckResult.case_id == Case.id, PrecheckResult.verdict.in_(("review", "fail"))
+    ).exists()
+    run_failed = exists().where(
+        PrecheckRun.case_id == Case.id,
+        PrecheckRun.status == "failed",
+        PrecheckRun.round == _newest_round(PrecheckRun.case_id),
+    )
     return or_(result_flag, run_failed)
 
 

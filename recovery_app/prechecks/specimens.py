@@ -42,8 +42,10 @@ def face(width: int = 300, seed: int = 0) -> Image.Image:
     shade = tuple(int(c * 0.85) for c in skin)
     draw.ellipse([cx - fw // 2 - 12, cy - fh // 2 - 30, cx + fw // 2 + 12, cy + fh // 4], fill=hair)
     draw.rectangle([cx - fw // 5, cy + fh // 3, cx + fw // 5, height], fill=shade)
-    draw.ellipse([cx - width // 2 - 20, cy + fh // 2, cx + width // 2 + 20, height + 200],
-                 fill=(rng.randint(20, 90), rng.randint(40, 90), rng.randint(80, 140)))
+    draw.ellipse(
+        [cx - width // 2 - 20, cy + fh // 2, cx + width // 2 + 20, height + 200],
+        fill=(rng.randint(20, 90), rng.randint(40, 90), rng.randint(80, 140)),
+    )
     draw.ellipse([cx - fw // 2, cy - fh // 2, cx + fw // 2, cy + fh // 2], fill=skin)
     eye_y, eye_dx = cy - fh // 10, fw // 5
     for side in (-1, 1):
@@ -52,13 +54,24 @@ def face(width: int = 300, seed: int = 0) -> Image.Image:
         draw.ellipse([x - fw // 9, eye_y - fh // 22, x + fw // 9, eye_y + fh // 22], fill=(245, 245, 245))
         draw.ellipse([x - fw // 22, eye_y - fh // 22, x + fw // 22, eye_y + fh // 22], fill=(30, 20, 15))
         draw.ellipse([x - fw // 8, eye_y + fh // 22, x + fw // 8, eye_y + fh // 10], fill=shade)
-    draw.polygon([(cx, eye_y), (cx - fw // 14, cy + fh // 8), (cx + fw // 14, cy + fh // 8)],
-                 fill=tuple(int(c * 0.9) for c in skin))
+    draw.polygon(
+        [(cx, eye_y), (cx - fw // 14, cy + fh // 8), (cx + fw // 14, cy + fh // 8)],
+        fill=tuple(int(c * 0.9) for c in skin),
+    )
     draw.ellipse([cx - fw // 6, cy + fh // 4 - 8, cx + fw // 6, cy + fh // 4 + 10], fill=(150, 70, 70))
     return image.filter(ImageFilter.GaussianBlur(width / 120))
 
 
-def mrz_lines(*, surname: str, given_names: str, number: str, nationality: str = "JPN", birth: str = "900101", sex: str = "M", expiry: str = "320101") -> list[str]:
+def mrz_lines(
+    *,
+    surname: str,
+    given_names: str,
+    number: str,
+    nationality: str = "JPN",
+    birth: str = "900101",
+    sex: str = "M",
+    expiry: str = "320101",
+) -> list[str]:
     """The two TD3 lines from the ``mrz`` package's generator (dates YYMMDD)."""
     code = TD3CodeGenerator("P", nationality, surname, given_names, number, nationality, birth, sex, expiry, "")
     return str(code).splitlines()
@@ -118,21 +131,27 @@ def card(seed: int = 0) -> Image.Image:
     page.paste(face(300, seed + 1000), (850, 250))
     font = _font(SANS_FONT, 34)
     for row in range(7):
-        draw.text((60, 120 + row * 80), f"{rng.randint(10**7, 10**8)} " + "ABCDEFGH"[row] * rng.randint(3, 12),
-                  font=font, fill=(20, 20, 30))
+        draw.text(
+            (60, 120 + row * 80),
+            f"{rng.randint(10**7, 10**8)} " + "ABCDEFGH"[row] * rng.randint(3, 12),
+            font=font,
+            fill=(20, 20, 30),
+        )
     return page
 
 
-def photo_of(document: Image.Image, *, seed: int = 0, size: tuple[int, int] = (1600, 1200),
-             noise: bool = True) -> Image.Image:
+def photo_of(
+    document: Image.Image, *, seed: int = 0, size: tuple[int, int] = (1600, 1200), noise: bool = True
+) -> Image.Image:
     """The document lying on a table, as a phone would photograph it."""
     rng = random.Random(seed)
     table = (rng.randint(90, 160), rng.randint(70, 130), rng.randint(50, 110))
     photo = Image.new("RGB", size, table)
     draw = ImageDraw.Draw(photo)
     for k in range(0, size[1], 40):  # wood grain: texture the sharpness measure can see
-        draw.line([(0, k + rng.randint(-5, 5)), (size[0], k + rng.randint(-5, 5))],
-                  fill=tuple(c - 20 for c in table), width=3)
+        draw.line(
+            [(0, k + rng.randint(-5, 5)), (size[0], k + rng.randint(-5, 5))], fill=tuple(c - 20 for c in table), width=3
+        )
     scale = rng.uniform(0.82, 0.92) * size[0] / document.width
     placed = document.resize((int(document.width * scale), int(document.height * scale)), Image.LANCZOS)
     placed = placed.rotate(rng.uniform(-2.5, 2.5), expand=True, fillcolor=table, resample=Image.BICUBIC)
@@ -218,6 +237,7 @@ def cropped_copy(data: bytes, share: float = 0.03) -> bytes:
 
 # --- realistic captures: what sellers actually send ---------------------------------
 
+
 def phone_photo(document: Image.Image, *, seed: int = 0, size: tuple[int, int] = (1600, 1200)) -> Image.Image:
     """A hand-held phone photo of ``document``: seen at a slight angle
     (perspective), lit unevenly, a little out of focus, with sensor noise."""
@@ -251,8 +271,11 @@ def phone_selfie(seed: int = 0, size: tuple[int, int] = (1200, 1600)) -> Image.I
         draw.rectangle([x0, y0, x1, y1], fill=tuple(rng.randint(30, 250) for _ in range(3)))
     head = face(rng.randint(560, 760), seed)
     photo.paste(head, ((size[0] - head.width) // 2 + rng.randint(-160, 160), rng.randint(120, 320)))
-    held = card(seed + 3000).resize((420, 266), Image.LANCZOS).rotate(rng.uniform(-12, 12), expand=True,
-                                                                        fillcolor=(200, 160, 140))
+    held = (
+        card(seed + 3000)
+        .resize((420, 266), Image.LANCZOS)
+        .rotate(rng.uniform(-12, 12), expand=True, fillcolor=(200, 160, 140))
+    )
     photo.paste(held, (rng.randint(40, size[0] - held.width - 40), size[1] - held.height - rng.randint(40, 200)))
     return _captured(photo, rng)
 
@@ -266,12 +289,22 @@ def _perspective(image: Image.Image, rng: random.Random, tilt: float) -> Image.I
     """Corners moved inwards by up to ``tilt`` of the size: the camera was not square on."""
     w, h = image.size
     corners = np.float32([(0, 0), (w, 0), (w, h), (0, h)])
-    moved = np.float32([(x + (1 if x == 0 else -1) * rng.uniform(0, tilt) * w,
-                         y + (1 if y == 0 else -1) * rng.uniform(0, tilt) * h) for x, y in corners])
+    moved = np.float32(
+        [
+            (x + (1 if x == 0 else -1) * rng.uniform(0, tilt) * w, y + (1 if y == 0 else -1) * rng.uniform(0, tilt) * h)
+            for x, y in corners
+        ]
+    )
     pixels = np.asarray(image)
     edge = tuple(int(c) for c in pixels[2, 2])
-    warped = cv2.warpPerspective(pixels, cv2.getPerspectiveTransform(corners, moved), (w, h),
-                                 flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=edge)
+    warped = cv2.warpPerspective(
+        pixels,
+        cv2.getPerspectiveTransform(corners, moved),
+        (w, h),
+        flags=cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=edge,
+    )
     return Image.fromarray(warped)
 
 
@@ -297,7 +330,7 @@ def _noisy(image: Image.Image, seed: int, sigma: float) -> Image.Image:
     field = _noise_field()
     width, height = image.size
     top, left = rng.randrange(field.shape[0] - height + 1), rng.randrange(field.shape[1] - width + 1)
-    window = field[top:top + height, left:left + width]
+    window = field[top : top + height, left : left + width]
     pixels = np.asarray(image, dtype=np.int16) + (window * np.float32(sigma)).astype(np.int16)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
@@ -314,8 +347,12 @@ def card_back(seed: int = 0) -> Image.Image:
     draw = ImageDraw.Draw(page)
     font = _font(SANS_FONT, 28)
     for row in range(6):
-        draw.text((60, 60 + row * 60), f"{rng.randint(10**5, 10**6)} " + "NOTES"[row % 5] * rng.randint(4, 20),
-                  font=font, fill=(40, 40, 50))
+        draw.text(
+            (60, 60 + row * 60),
+            f"{rng.randint(10**5, 10**6)} " + "NOTES"[row % 5] * rng.randint(4, 20),
+            font=font,
+            fill=(40, 40, 50),
+        )
     x = 60
     while x < 1140:
         bar = rng.randint(3, 12)

@@ -17,8 +17,7 @@ class StartForm(Form):
     front = FileField(_l("Front"))
     back = FileField(_l("Back"))
     selfie = FileField(_l("Selfie holding the document"))
-    consent = BooleanField(_l("I agree that my identity documents are collected, checked and kept as described "
-                              "above."))
+    consent = BooleanField(_l("I agree that my identity documents are collected, checked and kept as described above."))
     submit = SubmitField(_l("Send documents"))
 
 

@@ -47,8 +47,9 @@ def documents(entries: dict[str, dict]) -> dict[str, tuple[pipeline.CleanDocumen
         data = storage.read_staged(_staged(entry))
         if data is None:
             continue
-        document = pipeline.CleanDocument(data, entry["type"], entry.get("width"), entry.get("height"),
-                                          entry.get("pages"))
+        document = pipeline.CleanDocument(
+            data, entry["type"], entry.get("width"), entry.get("height"), entry.get("pages")
+        )
         found[side] = (document, entry["name"], entry)
     return found
 
@@ -66,16 +67,23 @@ def remember(entries: dict[str, dict], passed, user_id: int, now: datetime) -> d
         if item.side in kept:
             storage.discard_staged([_staged(kept[item.side])])
         kept[item.side] = {
-            "uid": user_id, "at": now.isoformat(), "key": staged.storage_key, "key_id": staged.key_id,
-            "sha256": staged.sha256, "size": staged.size, "type": item.document.content_type,
-            "width": item.document.width, "height": item.document.height, "pages": item.document.pages,
+            "uid": user_id,
+            "at": now.isoformat(),
+            "key": staged.storage_key,
+            "key_id": staged.key_id,
+            "sha256": staged.sha256,
+            "size": staged.size,
+            "type": item.document.content_type,
+            "width": item.document.width,
+            "height": item.document.height,
+            "pages": item.document.pages,
             "name": _short(item.display_name),
         }
     return kept
 
 
 def _short(name: str) -> str:
-    return name if len(name) <= NAME_KEPT else name[:NAME_KEPT - 1] + "…"
+    return name if len(name) <= NAME_KEPT else name[: NAME_KEPT - 1] + "…"
 
 
 def forget(entries: dict[str, dict]) -> None:

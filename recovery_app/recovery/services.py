@@ -34,8 +34,10 @@ SIDES = ("front", "back", "selfie")
 SIDE_HINTS = {
     "front": _l("The side with your photo and name. All four corners visible, no glare, text readable."),
     "back": _l("The other side of the card, including any notes written on it (such as a new address)."),
-    "selfie": _l("A photo of your face with the document held next to it. Both your face and the photo on "
-                 "the document must be clearly visible."),
+    "selfie": _l(
+        "A photo of your face with the document held next to it. Both your face and the photo on "
+        "the document must be clearly visible."
+    ),
 }
 PASSPORT_FRONT_HINT = _l("The page with your photo, name and date of birth. The whole page visible, no glare.")
 WITHDRAWABLE = ("submitted", "needs_info")
@@ -85,6 +87,7 @@ class _Cleaned:
 
 # --- reading -------------------------------------------------------------------
 
+
 def document_types() -> dict[str, tuple[str, ...]]:
     return current_app.config["RECOVERY_DOCUMENT_TYPES"]
 
@@ -130,8 +133,10 @@ def open_case(user: User) -> Case | None:
 def latest_case(user: User) -> Case | None:
     """The open case if there is one, otherwise the most recent closed one."""
     return db.session.execute(
-        select(Case).where(Case.user_id == user.id)
-        .order_by(Case.status.in_(OPEN_STATUSES).desc(), Case.id.desc()).limit(1)
+        select(Case)
+        .where(Case.user_id == user.id)
+        .order_by(Case.status.in_(OPEN_STATUSES).desc(), Case.id.desc())
+        .limit(1)
     ).scalar_one_or_none()
 
 
@@ -147,8 +152,18 @@ def kept_documents(found: dict[str, tuple[pipeline.CleanDocument, str, dict]]) -
 
 # --- opening a case -------------------------------------------------------------
 
-def submit_case(user: User, document_type: str | None, uploads: list[Upload], *, consent: bool, now: datetime,
-                address: str | None, browser: str | None, kept: dict[str, _Cleaned] | None = None) -> Case:
+
+def submit_case(
+    user: User,
+    document_type: str | None,
+    uploads: list[Upload],
+    *,
+    consent: bool,
+    now: datetime,
+    address: str | None,
+    browser: str | None,
+    kept: dict[str, _Cleaned] | None = None,
+) -> Case:
     """Open a case for ``user`` with cleaned documents, notify the account, commit.
 
     The user always comes from the session of the caller, never from the form.
@@ -180,10 +195,16 @@ def submit_case(user: User, document_type: str | None, uploads: list[Upload], *,
     return case
 
 
-def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type: str | None,
-                   problems: dict[str, object], *, require_all: bool = True,
-                   sent_before: frozenset[str] = frozenset(),
-                   kept: dict[str, _Cleaned] | None = None) -> list[_Cleaned]:
+def _clean_uploads(
+    uploads: list[Upload],
+    sides: tuple[str, ...],
+    document_type: str | None,
+    problems: dict[str, object],
+    *,
+    require_all: bool = True,
+    sent_before: frozenset[str] = frozenset(),
+    kept: dict[str, _Cleaned] | None = None,
+) -> list[_Cleaned]:
     """Clean every file for ``sides``; record a message per field for anything wrong.
 
     ``require_all`` is off for a resubmission, where only the sides the
@@ -193,12 +214,19 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
     by_side = {upload.side: upload for upload in uploads if upload.side in SIDES}
     cleaned: list[_Cleaned] = []
     seen: dict[str, str] = {}
-    kept = {side: item for side, item in (kept or {}).items()
-            if side in sides and not (by_side.get(side) and by_side[side].present)}
+    kept = {
+        side: item
+        for side, item in (kept or {}).items()
+        if side in sides and not (by_side.get(side) and by_side[side].present)
+    }
     for side, item in kept.items():
         seen[hashlib.sha256(item.document.data).hexdigest()] = side
-    if not require_all and sides and not kept and not any(by_side.get(side) and by_side[side].present
-                                                          for side in sides):
+    if (
+        not require_all
+        and sides
+        and not kept
+        and not any(by_side.get(side) and by_side[side].present for side in sides)
+    ):
         problems[sides[0]] = _l("Please choose at least one new photo.")
         return cleaned
     for side in SIDES:
@@ -206,8 +234,11 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
         present = upload is not None and upload.present
         if side not in sides:
             if present and document_type in document_types():
-                problems[side] = _l("%(document)s needs no %(side)s. Please remove this file.",
-                                    document=document_type_label(document_type), side=SIDE_LABELS[side])
+                problems[side] = _l(
+                    "%(document)s needs no %(side)s. Please remove this file.",
+                    document=document_type_label(document_type),
+                    side=SIDE_LABELS[side],
+                )
             continue
         if not present:
             if side in kept:
@@ -232,8 +263,10 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
             continue
         twin = seen.get(raw_hash) or seen.get(clean_hash)
         if twin is not None:
-            problems[side] = _l("This is the same file as the one for %(side)s. Each photo must be a different "
-                                "picture.", side=SIDE_LABELS[twin])
+            problems[side] = _l(
+                "This is the same file as the one for %(side)s. Each photo must be a different picture.",
+                side=SIDE_LABELS[twin],
+            )
             continue
         seen[raw_hash] = seen[clean_hash] = side
         cleaned.append(_Cleaned(side, document, name))
@@ -243,21 +276,23 @@ def _clean_uploads(uploads: list[Upload], sides: tuple[str, ...], document_type:
 def _add_documents(case: Case, cleaned: list[_Cleaned], *, round_number: int, now: datetime) -> None:
     for item in cleaned:
         item.staged = storage.stage(item.document.data)
-        db.session.add(Document(
-            case_id=case.id,
-            round=round_number,
-            side=item.side,
-            storage_key=item.staged.storage_key,
-            key_id=item.staged.key_id,
-            sha256=item.staged.sha256,
-            size=item.staged.size,
-            content_type=item.document.content_type,
-            width=item.document.width,
-            height=item.document.height,
-            pages=item.document.pages,
-            display_name=item.display_name,
-            created_at=now,
-        ))
+        db.session.add(
+            Document(
+                case_id=case.id,
+                round=round_number,
+                side=item.side,
+                storage_key=item.staged.storage_key,
+                key_id=item.staged.key_id,
+                sha256=item.staged.sha256,
+                size=item.staged.size,
+                content_type=item.document.content_type,
+                width=item.document.width,
+                height=item.document.height,
+                pages=item.document.pages,
+                display_name=item.display_name,
+                created_at=now,
+            )
+        )
     db.session.flush()
 
 
@@ -273,14 +308,16 @@ def _files_follow_the_unit(cleaned: list[_Cleaned]) -> None:
     on_rollback(lambda: storage.discard_staged(staged()))
 
 
-def _security_event(user: User, kind: str, case: Case, *, now: datetime, address: str | None,
-                    browser: str | None) -> None:
+def _security_event(
+    user: User, kind: str, case: Case, *, now: datetime, address: str | None, browser: str | None
+) -> None:
     """The user's own security history lists recovery requests beside sign-ins (ASVS 16.2.1)."""
     record_event(user, kind, now, address=address, browser=browser, case=case.reference)
 
 
-def _tell_account(user: User, case: Case, template: str, *, now: datetime, address: str | None,
-                  browser: str | None, **extra) -> None:
+def _tell_account(
+    user: User, case: Case, template: str, *, now: datetime, address: str | None, browser: str | None, **extra
+) -> None:
     """Queue ``template`` to every address of the seller account (and the user),
     each in their own language and zone: a recovery request, a withdrawal or a
     cancellation is news for everyone who could lose the account."""
@@ -291,7 +328,10 @@ def _tell_account(user: User, case: Case, template: str, *, now: datetime, addre
     for recipient in recipients:
         locale = recipient.locale if recipient.locale in current_app.config["RECOVERY_LANGUAGES"] else "ja"
         notify.queue_email(
-            recipient.email, template, locale, now,
+            recipient.email,
+            template,
+            locale,
+            now,
             for_self=recipient.id == user.id,
             user_name=user.display_name or user.email,
             user_email=user.email,
@@ -311,8 +351,16 @@ def _tell_account(user: User, case: Case, template: str, *, now: datetime, addre
 
 # --- after submission -----------------------------------------------------------
 
-def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, address: str | None,
-                       browser: str | None, kept: dict[str, _Cleaned] | None = None) -> Case:
+
+def resubmit_documents(
+    user: User,
+    uploads: list[Upload],
+    *,
+    now: datetime,
+    address: str | None,
+    browser: str | None,
+    kept: dict[str, _Cleaned] | None = None,
+) -> Case:
     """Send new documents for the user's case that waits on them (needs_info → submitted).
 
     The documents form the next round; earlier rounds stay for the reviewer.
@@ -322,8 +370,15 @@ def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, addr
     if case is None or case.status != "needs_info":
         raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
     problems: dict[str, object] = {}
-    cleaned = _clean_uploads(uploads, case_sides(case), case.document_type, problems, require_all=False,
-                             sent_before=frozenset(document.sha256 for document in case.documents), kept=kept)
+    cleaned = _clean_uploads(
+        uploads,
+        case_sides(case),
+        case.document_type,
+        problems,
+        require_all=False,
+        sent_before=frozenset(document.sha256 for document in case.documents),
+        kept=kept,
+    )
     if problems:
         raise UploadProblems(problems, cleaned)
     case_id = case.id
@@ -333,10 +388,19 @@ def resubmit_documents(user: User, uploads: list[Upload], *, now: datetime, addr
     if case.status != "needs_info":  # read again under the lock
         raise RecoveryError(_l("Your case is not waiting for new documents at the moment."))
     _files_follow_the_unit(cleaned)
-    next_round = (db.session.execute(select(func.max(Document.round)).where(Document.case_id == case_id))
-                  .scalar_one() or 0) + 1
-    lifecycle.transition(case, "submitted", now=now, actor=user, action="resubmitted",
-                         details={"round": next_round}, address=address, browser=browser)
+    next_round = (
+        db.session.execute(select(func.max(Document.round)).where(Document.case_id == case_id)).scalar_one() or 0
+    ) + 1
+    lifecycle.transition(
+        case,
+        "submitted",
+        now=now,
+        actor=user,
+        action="resubmitted",
+        details={"round": next_round},
+        address=address,
+        browser=browser,
+    )
     _add_documents(case, cleaned, round_number=next_round, now=now)
     return case
 
@@ -354,13 +418,24 @@ def withdraw(user: User, *, now: datetime, address: str | None, browser: str | N
     lock_row(Case, case.id)
     db.session.refresh(case)
     if case.status not in WITHDRAWABLE:  # read again under the lock: a reviewer may have claimed it
-        audit.record("case.withdrawal_refused", now=now, actor=user, subject_type="case", subject_id=case.reference,
-                     details={"status": case.status}, address=address, browser=browser)
-        raise RecoveryError(_l("A reviewer is working on your case right now, so it cannot be withdrawn at this "
-                               "moment. If you can sign in with your 2-step verification, do so: that stops the "
-                               "case at once."))
-    lifecycle.transition(case, "withdrawn", now=now, actor=user, action="withdrawn", address=address,
-                         browser=browser)
+        audit.record(
+            "case.withdrawal_refused",
+            now=now,
+            actor=user,
+            subject_type="case",
+            subject_id=case.reference,
+            details={"status": case.status},
+            address=address,
+            browser=browser,
+        )
+        raise RecoveryError(
+            _l(
+                "A reviewer is working on your case right now, so it cannot be withdrawn at this "
+                "moment. If you can sign in with your 2-step verification, do so: that stops the "
+                "case at once."
+            )
+        )
+    lifecycle.transition(case, "withdrawn", now=now, actor=user, action="withdrawn", address=address, browser=browser)
     _security_event(user, "recovery_withdrawn", case, now=now, address=address, browser=browser)
     _tell_account(user, case, "recovery/email/withdrawn", now=now, address=address, browser=browser)
     return case
@@ -369,8 +444,9 @@ def withdraw(user: User, *, now: datetime, address: str | None, browser: str | N
 # --- the owner who still has a working second step wins ---------------------------
 
 
-def cancel_for_owner(user: User, *, reason: str, now: datetime, address: str | None, browser: str | None,
-                     via: str | None = None) -> Case | None:
+def cancel_for_owner(
+    user: User, *, reason: str, now: datetime, address: str | None, browser: str | None, via: str | None = None
+) -> Case | None:
     """Stop the user's open case because its owner proved the second step.
 
     Called when the user passes 2SV by any method (the case is not needed, and
@@ -390,14 +466,29 @@ def cancel_for_owner(user: User, *, reason: str, now: datetime, address: str | N
         if case is None:
             return None
         try:
-            lifecycle.transition(case, "cancelled", now=now, actor=user, action="cancelled", address=address,
-                                 browser=browser, details={"reason": reason, **({"via": via} if via else {})})
+            lifecycle.transition(
+                case,
+                "cancelled",
+                now=now,
+                actor=user,
+                action="cancelled",
+                address=address,
+                browser=browser,
+                details={"reason": reason, **({"via": via} if via else {})},
+            )
         except lifecycle.TransitionError:
             db.session.expire_all()
             continue
         _security_event(user, "recovery_cancelled", case, now=now, address=address, browser=browser)
-        _tell_account(user, case, "recovery/email/cancelled", now=now, address=address, browser=browser,
-                      by_sign_in=reason == "owner_signed_in")
+        _tell_account(
+            user,
+            case,
+            "recovery/email/cancelled",
+            now=now,
+            address=address,
+            browser=browser,
+            by_sign_in=reason == "owner_signed_in",
+        )
         return case
     raise RecoveryError(_l("Your case changed while we tried to cancel it. Please try again."))
 

@@ -68,6 +68,7 @@ _CACHE_KEY = "recovery_standing_inputs"
 
 # --- the estimate's inputs ---------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Inputs:
     arrivals_per_hour: float
@@ -79,24 +80,32 @@ class Inputs:
 def estimate_inputs(now: datetime) -> Inputs:
     """The model's inputs at ``now``, in three statements, each an indexed range."""
     arrivals = db.session.execute(
-        select(func.count()).select_from(Case)
+        select(func.count())
+        .select_from(Case)
         .where(Case.submitted_at > now - ARRIVALS_WINDOW, Case.submitted_at <= now)
     ).scalar_one()
-    recent = db.session.execute(
-        select(measures.handling_seconds())
-        .where(Case.decided_at > now - HANDLING_WINDOW, Case.decided_at <= now,
-               Case.status.in_(measures.DECIDED), Case.first_claimed_at.is_not(None))
-        .order_by(Case.decided_at.desc())
-        .limit(HANDLING_SAMPLE)
-    ).scalars().all()
+    recent = (
+        db.session.execute(
+            select(measures.handling_seconds())
+            .where(
+                Case.decided_at > now - HANDLING_WINDOW,
+                Case.decided_at <= now,
+                Case.status.in_(measures.DECIDED),
+                Case.first_claimed_at.is_not(None),
+            )
+            .order_by(Case.decided_at.desc())
+            .limit(HANDLING_SAMPLE)
+        )
+        .scalars()
+        .all()
+    )
     held = select(Case.claimed_by_id.label("staff_id")).where(
-        Case.status.in_(HELD_STATUSES), Case.claimed_by_id.is_not(None),
-        Case.last_activity_at > now - ON_DUTY_WINDOW)
+        Case.status.in_(HELD_STATUSES), Case.claimed_by_id.is_not(None), Case.last_activity_at > now - ON_DUTY_WINDOW
+    )
     decided = select(Case.decided_by_id.label("staff_id")).where(
-        Case.decided_at > now - ON_DUTY_WINDOW, Case.decided_at <= now, Case.decided_by_id.is_not(None))
-    on_duty = db.session.execute(
-        select(func.count()).select_from(union(held, decided).subquery())
-    ).scalar_one()
+        Case.decided_at > now - ON_DUTY_WINDOW, Case.decided_at <= now, Case.decided_by_id.is_not(None)
+    )
+    on_duty = db.session.execute(select(func.count()).select_from(union(held, decided).subquery())).scalar_one()
     handling = statistics.median(max(float(s), 0.0) for s in recent) if recent else None
     return Inputs(arrivals / (ARRIVALS_WINDOW.total_seconds() / 3600), handling, on_duty, now)
 
@@ -115,6 +124,7 @@ def forget_inputs() -> None:
 
 # --- the model ---------------------------------------------------------------------
 
+
 def expected_wait(ahead: int, on_duty: int, handling_seconds: float, arrivals_per_hour: float) -> timedelta:
     """How long, on average, until a reviewer starts on a case with ``ahead``
     cases before it (see the module's docstring)."""
@@ -126,6 +136,7 @@ def expected_wait(ahead: int, on_duty: int, handling_seconds: float, arrivals_pe
 
 
 # --- one update ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Standing:
@@ -143,12 +154,20 @@ def _ahead():
     other = aliased(Case)
     counts = []
     for status in CLOCK_RUNNING_STATUSES:
-        counts.append(select(func.count()).select_from(other)
-                      .where(other.status == status, other.due_at < Case.due_at)
-                      .correlate(Case).scalar_subquery())
-        counts.append(select(func.count()).select_from(other)
-                      .where(other.status == status, other.due_at == Case.due_at, other.id < Case.id)
-                      .correlate(Case).scalar_subquery())
+        counts.append(
+            select(func.count())
+            .select_from(other)
+            .where(other.status == status, other.due_at < Case.due_at)
+            .correlate(Case)
+            .scalar_subquery()
+        )
+        counts.append(
+            select(func.count())
+            .select_from(other)
+            .where(other.status == status, other.due_at == Case.due_at, other.id < Case.id)
+            .correlate(Case)
+            .scalar_subquery()
+        )
     total = counts[0]
     for count in counts[1:]:
         total = total + count
@@ -159,8 +178,9 @@ def read(user_id: int, reference: str) -> Standing | None:
     """The case ``reference`` of ``user_id`` and its place, in one statement
     (None when the case is not theirs)."""
     row = db.session.execute(
-        select(Case.reference, Case.status, Case.due_at, Case.claimed_at, _ahead().label("ahead"))
-        .where(Case.reference == reference, Case.user_id == user_id)
+        select(Case.reference, Case.status, Case.due_at, Case.claimed_at, _ahead().label("ahead")).where(
+            Case.reference == reference, Case.user_id == user_id
+        )
     ).one_or_none()
     if row is None:
         return None
@@ -168,6 +188,7 @@ def read(user_id: int, reference: str) -> Standing | None:
 
 
 # --- what the seller reads -------------------------------------------------------------
+
 
 def _round_up(moment: datetime) -> datetime:
     step = ROUND_TO.total_seconds()
@@ -193,36 +214,51 @@ def describe(standing: Standing, inputs: Inputs | None, now: datetime, *, time_z
     """Everything the page shows about where the case stands, worded for the
     seller: the same texts for the first render and for each update."""
     waiting = standing.status in CLOCK_RUNNING_STATUSES
-    data: dict = {"status": standing.status, "status_label": str(STATUS_LABELS.get(standing.status, standing.status)),
-                  "reload": not waiting, "state": "closed", "ahead": None, "place": None, "reviewer": None,
-                  "estimate": None, "basis": None, "promise": None}
+    data: dict = {
+        "status": standing.status,
+        "status_label": str(STATUS_LABELS.get(standing.status, standing.status)),
+        "reload": not waiting,
+        "state": "closed",
+        "ahead": None,
+        "place": None,
+        "reviewer": None,
+        "estimate": None,
+        "basis": None,
+        "promise": None,
+    }
     if not waiting or inputs is None:
         return data
     hours = current_app.config["RECOVERY_SLA_HOURS"]
     due = in_zone(standing.due_at, time_zone, locale)
     if standing.status == "submitted":
         data["ahead"] = standing.ahead
-        data["place"] = (_("No case is ahead of yours: yours is next.") if standing.ahead == 0 else
-                         ngettext("%(num)d case is ahead of yours.", "%(num)d cases are ahead of yours.",
-                                  standing.ahead))
+        data["place"] = (
+            _("No case is ahead of yours: yours is next.")
+            if standing.ahead == 0
+            else ngettext("%(num)d case is ahead of yours.", "%(num)d cases are ahead of yours.", standing.ahead)
+        )
     elif standing.status == "in_review" and standing.claimed_at is not None:
-        data["reviewer"] = _("A reviewer started on your case at %(time)s.",
-                             time=in_zone(standing.claimed_at, time_zone, locale))
+        data["reviewer"] = _(
+            "A reviewer started on your case at %(time)s.", time=in_zone(standing.claimed_at, time_zone, locale)
+        )
     else:
         data["reviewer"] = _("Reviewers are working on your case.")
 
     expected = expected_decision(standing, inputs, now)
     if expected is not None:
-        data["estimate"] = _("Expected decision: around %(time)s (%(relative)s).",
-                             time=in_zone(expected, time_zone, locale),
-                             relative=format_timedelta(expected - now, add_direction=True, locale=locale))
+        data["estimate"] = _(
+            "Expected decision: around %(time)s (%(relative)s).",
+            time=in_zone(expected, time_zone, locale),
+            relative=format_timedelta(expected - now, add_direction=True, locale=locale),
+        )
         if standing.status == "submitted":
             data["basis"] = ngettext(
                 "An estimate from the cases ahead of yours, the cases opened today, recent handling times and the "
                 "%(num)d reviewer on duty (who worked on a case in the last hour). It changes as the queue moves.",
                 "An estimate from the cases ahead of yours, the cases opened today, recent handling times and the "
                 "%(num)d reviewers on duty (who worked on a case in the last hour). It changes as the queue moves.",
-                inputs.on_duty)
+                inputs.on_duty,
+            )
         else:
             data["basis"] = _("An estimate from how long recent reviews took.")
     elif standing.status == "submitted" and inputs.on_duty < 1:
@@ -232,21 +268,36 @@ def describe(standing: Standing, inputs: Inputs | None, now: datetime, *, time_z
 
     if standing.due_at <= now:
         data["state"] = "breached"
-        data["promise"] = _("We have not kept our promise of a decision within %(hours)s hours: it was due by "
-                            "%(due)s. We are sorry. Cases past their due time come first in the reviewers' queue.",
-                            hours=hours, due=due)
+        data["promise"] = _(
+            "We have not kept our promise of a decision within %(hours)s hours: it was due by "
+            "%(due)s. We are sorry. Cases past their due time come first in the reviewers' queue.",
+            hours=hours,
+            due=due,
+        )
     elif standing.due_at - now <= lifecycle.at_risk_margin():
         data["state"] = "at_risk"
-        data["promise"] = _("Your case is close to our %(hours)s-hour limit: the decision is due by %(due)s. We "
-                            "are working to meet it, but we cannot promise that we will.", hours=hours, due=due)
+        data["promise"] = _(
+            "Your case is close to our %(hours)s-hour limit: the decision is due by %(due)s. We "
+            "are working to meet it, but we cannot promise that we will.",
+            hours=hours,
+            due=due,
+        )
     elif expected is not None and expected > standing.due_at:
         data["state"] = "late"
-        data["promise"] = _("At the current pace, the decision may come after our %(hours)s-hour promise (due by "
-                            "%(due)s). We cannot promise that we will meet it.", hours=hours, due=due)
+        data["promise"] = _(
+            "At the current pace, the decision may come after our %(hours)s-hour promise (due by "
+            "%(due)s). We cannot promise that we will meet it.",
+            hours=hours,
+            due=due,
+        )
     else:
         data["state"] = "on_track"
-        data["promise"] = _("Our promise: a decision within %(hours)s hours of sending, not counting time we wait "
-                            "for documents from you, that is by %(due)s.", hours=hours, due=due)
+        data["promise"] = _(
+            "Our promise: a decision within %(hours)s hours of sending, not counting time we wait "
+            "for documents from you, that is by %(due)s.",
+            hours=hours,
+            due=due,
+        )
     return data
 
 

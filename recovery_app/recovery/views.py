@@ -62,8 +62,9 @@ def _user_key() -> str:
     return f"recovery-user:{seller.id if seller else 'none'}"
 
 
-attempts_per_address = configured_limit("RECOVERY_CASE_LIMIT_PER_ADDRESS",
-                                        key_func=lambda: f"recovery-address:{client_address() or 'unknown'}")
+attempts_per_address = configured_limit(
+    "RECOVERY_CASE_LIMIT_PER_ADDRESS", key_func=lambda: f"recovery-address:{client_address() or 'unknown'}"
+)
 attempts_per_user = configured_limit("RECOVERY_CASE_LIMIT_PER_USER", key_func=_user_key)
 
 
@@ -107,11 +108,16 @@ def _page(template: str, status: int = 200, **context):
     seller = g.seller
     locale = str(get_locale() or "ja")
     context.setdefault("kept", kept.shown(kept.valid(session.get(kept.SESSION_KEY), seller.id, utcnow())))
-    return render_template(template, seller=seller, services=services,
-                           local_time=lambda moment: services.in_zone(moment, seller.time_zone, locale),
-                           sla_hours=current_app.config["RECOVERY_SLA_HOURS"],
-                           max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
-                           owner=_signed_in_owner(), **context), status
+    return render_template(
+        template,
+        seller=seller,
+        services=services,
+        local_time=lambda moment: services.in_zone(moment, seller.time_zone, locale),
+        sla_hours=current_app.config["RECOVERY_SLA_HOURS"],
+        max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
+        owner=_signed_in_owner(),
+        **context,
+    ), status
 
 
 @bp.get("/")
@@ -132,8 +138,15 @@ def submit():
     now = utcnow()
     entries = _kept_entries(now)
     try:
-        services.submit_case(g.seller, form.document_type.data, _uploads(), consent=form.consent.data,
-                             now=now, kept=_kept_files(entries), **origin())
+        services.submit_case(
+            g.seller,
+            form.document_type.data,
+            _uploads(),
+            consent=form.consent.data,
+            now=now,
+            kept=_kept_files(entries),
+            **origin(),
+        )
     except services.OpenCaseExists as exists:
         flash(str(exists.message), "warning")
     except services.UploadProblems as wrong:
@@ -154,8 +167,9 @@ def case_status():
 
 
 def _standing(reference: str) -> dict | None:
-    return standing.for_case(g.seller.id, reference, utcnow(), time_zone=g.seller.time_zone,
-                             locale=str(get_locale() or "ja"))
+    return standing.for_case(
+        g.seller.id, reference, utcnow(), time_zone=g.seller.time_zone, locale=str(get_locale() or "ja")
+    )
 
 
 @bp.get("/case/<reference>/standing")
@@ -185,8 +199,14 @@ def resubmit():
         services.resubmit_documents(g.seller, _uploads(), now=now, kept=_kept_files(entries), **origin())
     except services.UploadProblems as wrong:
         _keep_passed(entries, wrong, now)
-        return _page("recovery/case.html", 422, case=services.latest_case(g.seller), form=ResubmitForm(),
-                     problems=wrong.problems, summary=wrong.message)
+        return _page(
+            "recovery/case.html",
+            422,
+            case=services.latest_case(g.seller),
+            form=ResubmitForm(),
+            problems=wrong.problems,
+            summary=wrong.message,
+        )
     except services.RecoveryError as refused:
         flash(str(refused.message), "error")
         return redirect(url_for(".case_status"))
@@ -231,6 +251,9 @@ def withdraw():
 def too_large(error):
     """The body was over MAX_CONTENT_LENGTH: nothing was read, nothing stored."""
     back = url_for(".case_status") if request.endpoint == "recovery.resubmit" else url_for(".start")
-    return render_template("recovery/too_large.html", back=back,
-                           max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
-                           total_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)), 413
+    return render_template(
+        "recovery/too_large.html",
+        back=back,
+        max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
+        total_mb=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+    ), 413

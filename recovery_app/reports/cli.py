@@ -20,4 +20,6 @@ def rebuild():
         rollups.rebuild(utcnow())
         found = rollups.marks()
     for zone, mark in found.items():
-        click.echo(f"{zone}: rolled up from {mark.rolled_from:%Y-%m-%d %H:%M} to {mark.rolled_until:%Y-%m-%d %H:%M} UTC")
+        click.echo(
+            f"{zone}: rolled up from {mark.rolled_from:%Y-%m-%d %H:%M} to {mark.rolled_until:%Y-%m-%d %H:%M} UTC"
+        )

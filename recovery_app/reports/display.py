@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask_babel import format_date, format_decimal, format_percent, gettext as _
+from flask_babel import format_date, format_decimal, format_percent
+from flask_babel import gettext as _
 
 from .services import REASON_LABELS
 

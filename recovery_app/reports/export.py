@@ -44,5 +44,5 @@ def table_csv(table: Table) -> str:
     kinds = [kind for _, kind in table.columns]
     writer.writerow([_header(label, kind) for label, kind in table.columns])
     for row in table.rows:
-        writer.writerow([_cell(value, kind) for value, kind in zip(row, kinds)])
+        writer.writerow([_cell(value, kind) for value, kind in zip(row, kinds, strict=True)])
     return BOM + out.getvalue()

@@ -38,6 +38,7 @@ OPEN_BUCKET = 288 + (OPEN_FROM - 172800) // 3600
 
 # --- buckets --------------------------------------------------------------------
 
+
 def bucket_of(seconds: float) -> int:
     whole = int(max(seconds, 0) + 0.5)
     if whole >= OPEN_FROM:
@@ -89,6 +90,7 @@ def percentiles(histogram: dict[int, int], largest: float | None, points=(50, 90
 
 # --- SQL that reads the same on SQLite and PostgreSQL -------------------------------
 
+
 def postgres() -> bool:
     return db.engine.dialect.name == "postgresql"
 
@@ -125,7 +127,9 @@ def bucket(value):
     """``bucket_of`` in SQL (integer division on both databases)."""
     s = whole_seconds(value)
     uppers = [first for first, _, _ in TIERS[1:]] + [OPEN_FROM]
-    whens = [(s < upper, index + (s - first) // width) for (first, width, index), upper in zip(TIERS, uppers)]
+    whens = [
+        (s < upper, index + (s - first) // width) for (first, width, index), upper in zip(TIERS, uppers, strict=True)
+    ]
     return case(*whens, else_=OPEN_BUCKET)
 
 
@@ -140,6 +144,7 @@ def day_of(column, zone: str, at: date):
 
 
 # --- the measures ---------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -166,14 +171,31 @@ def measures() -> list[Measure]:
         Measure("first_claim_max", "claimed", Case.submitted_at, claimed, largest=first_claim_seconds()),
         Measure("decided", "decided", Case.decided_at, decided, key=Case.status),
         Measure("within", "decided", Case.decided_at, decided + (Case.decided_at <= Case.due_at,)),
-        Measure("by_reviewer", "decided", Case.decided_at, decided + (Case.decided_by_id.is_not(None),),
-                reviewer=Case.decided_by_id, key=Case.status),
-        Measure("reason", "decided", Case.decided_at, (Case.status == "rejected",),
-                key=func.coalesce(Case.reason_code, "other")),
+        Measure(
+            "by_reviewer",
+            "decided",
+            Case.decided_at,
+            decided + (Case.decided_by_id.is_not(None),),
+            reviewer=Case.decided_by_id,
+            key=Case.status,
+        ),
+        Measure(
+            "reason",
+            "decided",
+            Case.decided_at,
+            (Case.status == "rejected",),
+            key=func.coalesce(Case.reason_code, "other"),
+        ),
         Measure("decision_time", "decided", Case.decided_at, decided, key=bucket(clock_at_decision())),
         Measure("decision_max", "decided", Case.decided_at, decided, largest=clock_at_decision()),
-        Measure("handling", "decided", Case.decided_at, decided + claimed,
-                reviewer=func.coalesce(Case.decided_by_id, 0), key=bucket(handling_seconds())),
+        Measure(
+            "handling",
+            "decided",
+            Case.decided_at,
+            decided + claimed,
+            reviewer=func.coalesce(Case.decided_by_id, 0),
+            key=bucket(handling_seconds()),
+        ),
         Measure("expired", "expired", Case.closed_at, (Case.status == "expired",)),
         Measure("asked", "asked", Decision.created_at, (Decision.action.in_(ASKED_ACTIONS),)),
     ]
@@ -187,8 +209,14 @@ def measure_select(measure: Measure, zone: str, at: date, *conditions):
     value = func.max(whole_seconds(measure.largest)) if measure.largest is not None else func.count()
     grouping = [day] + [g for g in (measure.reviewer, measure.key) if g is not None]
     return (
-        select(literal(zone, String).label("zone"), day.label("day"), literal(measure.name, String).label("measure"),
-               reviewer.label("reviewer_id"), key.label("key"), cast(value, BigInteger).label("n"))
+        select(
+            literal(zone, String).label("zone"),
+            day.label("day"),
+            literal(measure.name, String).label("measure"),
+            reviewer.label("reviewer_id"),
+            key.label("key"),
+            cast(value, BigInteger).label("n"),
+        )
         .where(true(), *measure.where, *conditions)
         .group_by(*grouping)
     )

@@ -30,7 +30,7 @@ writer at a time.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -75,8 +75,12 @@ def _upsert(rows_select) -> None:
     larger = func.greatest if m.postgres() else func.max
     statement = statement.on_conflict_do_update(
         index_elements=KEY,
-        set_={"n": case((ReportRollup.measure.in_(m.LARGEST), larger(ReportRollup.n, statement.excluded.n)),
-                        else_=ReportRollup.n + statement.excluded.n)},
+        set_={
+            "n": case(
+                (ReportRollup.measure.in_(m.LARGEST), larger(ReportRollup.n, statement.excluded.n)),
+                else_=ReportRollup.n + statement.excluded.n,
+            )
+        },
     )
     db.session.execute(statement)
 
@@ -89,6 +93,7 @@ def marks(*, lock: str | None = None) -> dict[str, ReportRollupMark]:
 
 
 # --- the hooks: one case's share as it happens ---------------------------------
+
 
 def _record(event: str, case_ids: list[int], event_time: datetime, now: datetime) -> None:
     """Add the cases' share of ``event`` to every zone whose mark is past ``event_time``."""
@@ -104,12 +109,27 @@ def _record(event: str, case_ids: list[int], event_time: datetime, now: datetime
             if measure.name == "asked":
                 # Counted from the decision rows when rolled up; the row is
                 # written beside this transition, at this time.
-                parts.append(select(literal(mark.zone, String), literal(at.isoformat(), String),
-                                    literal("asked", String), literal(0), literal(""),
-                                    literal(len(case_ids), BigInteger)).where(true()))
+                parts.append(
+                    select(
+                        literal(mark.zone, String),
+                        literal(at.isoformat(), String),
+                        literal("asked", String),
+                        literal(0),
+                        literal(""),
+                        literal(len(case_ids), BigInteger),
+                    ).where(true())
+                )
             else:
-                parts.append(m.measure_select(measure, mark.zone, at, Case.id.in_(case_ids),
-                                              measure.time >= mark.rolled_from, measure.time < mark.rolled_until))
+                parts.append(
+                    m.measure_select(
+                        measure,
+                        mark.zone,
+                        at,
+                        Case.id.in_(case_ids),
+                        measure.time >= mark.rolled_from,
+                        measure.time < mark.rolled_until,
+                    )
+                )
     if parts:
         _upsert(union_all(*parts) if len(parts) > 1 else parts[0])
 
@@ -138,19 +158,19 @@ def cases_expired(case_ids: list[int], now: datetime) -> None:
 
 # --- rolling up ------------------------------------------------------------------
 
+
 def _earliest() -> datetime | None:
     first = db.session.execute(select(func.min(Case.submitted_at))).scalar()
     if isinstance(first, str):  # SQLite hands an aggregate back untyped
         first = datetime.fromisoformat(first)
     if first is not None and first.tzinfo is None:
-        first = first.replace(tzinfo=timezone.utc)
+        first = first.replace(tzinfo=UTC)
     return first
 
 
 def _add_span(zone: str, start: datetime, end: datetime) -> None:
     at = start.astimezone(ZoneInfo(zone)).date()
-    parts = [m.measure_select(measure, zone, at, measure.time >= start, measure.time < end)
-             for measure in m.measures()]
+    parts = [m.measure_select(measure, zone, at, measure.time >= start, measure.time < end) for measure in m.measures()]
     _upsert(union_all(*parts))
 
 
@@ -167,7 +187,7 @@ def roll_up(now: datetime) -> dict:
         if mark is None:
             earliest = earliest or _earliest() or until
             local = earliest.astimezone(ZoneInfo(zone)).date()
-            start = datetime.combine(local, time(), ZoneInfo(zone)).astimezone(timezone.utc)
+            start = datetime.combine(local, time(), ZoneInfo(zone)).astimezone(UTC)
             mark = ReportRollupMark(zone=zone, rolled_from=min(start, until), rolled_until=min(start, until))
             db.session.add(mark)
         start = mark.rolled_until
@@ -190,6 +210,7 @@ def rebuild(now: datetime) -> dict:
 
 # --- reading ---------------------------------------------------------------------
 
+
 def zone_for(tz: str, days: list[date]) -> str | None:
     """A rollup zone whose calendar days are the viewer's on every day of the range."""
     kept = zones()
@@ -198,8 +219,10 @@ def zone_for(tz: str, days: list[date]) -> str | None:
     viewer = ZoneInfo(tz)
     for name in kept:
         zone = ZoneInfo(name)
-        if all(zone.utcoffset(datetime.combine(d, time())) == viewer.utcoffset(datetime.combine(d, time()))
-               for d in days + [days[-1] + timedelta(days=1)]):
+        if all(
+            zone.utcoffset(datetime.combine(d, time())) == viewer.utcoffset(datetime.combine(d, time()))
+            for d in days + [days[-1] + timedelta(days=1)]
+        ):
             return name
     return None
 
@@ -210,13 +233,16 @@ def read(zone: str, days: list[str]) -> tuple[list, list]:
         return [], []
     R = ReportRollup
     daily = db.session.execute(
-        select(R.day, R.measure, R.reviewer_id, R.key, R.n)
-        .where(R.zone == zone, R.day.in_(days), R.measure.in_(m.DAILY))).all()
+        select(R.day, R.measure, R.reviewer_id, R.key, R.n).where(
+            R.zone == zone, R.day.in_(days), R.measure.in_(m.DAILY)
+        )
+    ).all()
     value = case((R.measure.in_(m.LARGEST), func.max(R.n)), else_=func.sum(R.n))
     totals = db.session.execute(
         select(R.measure, R.reviewer_id, R.key, value.label("n"))
         .where(R.zone == zone, R.day.in_(days), R.measure.not_in(m.DAILY))
-        .group_by(R.measure, R.reviewer_id, R.key)).all()
+        .group_by(R.measure, R.reviewer_id, R.key)
+    ).all()
     return daily, totals
 
 
@@ -225,5 +251,4 @@ def live(tz: str, at: date, spans: list[tuple[datetime, datetime]]) -> list:
     if not spans:
         return []
     parts = [m.measure_select(measure, tz, at, m.within_spans(measure.time, spans)) for measure in m.measures()]
-    return [(row.day, row.measure, row.reviewer_id, row.key, row.n)
-            for row in db.session.execute(union_all(*parts))]
+    return [(row.day, row.measure, row.reviewer_id, row.key, row.n) for row in db.session.execute(union_all(*parts))]

@@ -28,21 +28,25 @@ from zoneinfo import ZoneInfo
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, or_, select, type_coerce, union_all
 
-from ..case_labels import REJECTION_REASON_LABELS
 from .. import lifecycle
-from . import measures, rollups
+from ..case_labels import REJECTION_REASON_LABELS
 from ..domain import DomainError
 from ..extensions import db
 from ..models import Case, OutboxMessage, User
-from ..notify import outbox_counts
 from ..models.base import UTCDateTime
 from ..models.cases import CLOCK_RUNNING_STATUSES, OPEN_STATUSES
+from ..notify import outbox_counts
+from . import measures, rollups
 
 DEFAULT_DAYS = 14
 SERVICE_TARGET = 0.95
 BACKLOG_BUCKETS = (0, 3, 6, 9, 12, 24, 48)  # hours on the clock
 DECIDED = measures.DECIDED
-BUCKET_NOTE = _l("Medians and percentiles are read from fixed buckets (1 minute wide below 1 hour, 5 minutes up to 6 hours, 15 minutes up to 48 hours, 1 hour beyond): each is within half a bucket of the exact value, that is within 30 seconds, 2.5 minutes, 7.5 minutes or 30 minutes. The longest time is exact.")
+BUCKET_NOTE = _l(
+    "Medians and percentiles are read from fixed buckets (1 minute wide below 1 hour, 5 minutes up to 6 hours, "
+    "15 minutes up to 48 hours, 1 hour beyond): each is within half a bucket of the exact value, that is within "
+    "30 seconds, 2.5 minutes, 7.5 minutes or 30 minutes. The longest time is exact."
+)
 REASON_LABELS = REJECTION_REASON_LABELS
 
 
@@ -51,6 +55,7 @@ class ReportError(DomainError):
 
 
 # --- the date range ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DateRange:
@@ -79,8 +84,9 @@ class DateRange:
         return and_(column >= self.start_utc, column < self.end_utc)
 
 
-def parse_range(start_text: str | None, end_text: str | None, *, today: date, tz: str,
-                max_days: int = 366) -> DateRange:
+def parse_range(
+    start_text: str | None, end_text: str | None, *, today: date, tz: str, max_days: int = 366
+) -> DateRange:
     """A date range from the form; both empty means the last 14 days to today."""
     start_text, end_text = (start_text or "").strip(), (end_text or "").strip()
     try:
@@ -101,6 +107,7 @@ def parse_range(start_text: str | None, end_text: str | None, *, today: date, tz
 
 # --- the staffing model ---------------------------------------------------------
 
+
 def erlang_c(servers: int, load: float) -> float:
     """Probability that an arriving case has to wait (M/M/c, offered load in Erlangs)."""
     if servers <= load:
@@ -111,8 +118,9 @@ def erlang_c(servers: int, load: float) -> float:
     return servers * blocking / (servers - load * (1 - blocking))
 
 
-def reviewers_needed(arrivals_per_hour: float, handling_hours: float, sla_hours: float,
-                     target: float = SERVICE_TARGET, limit: int = 1000) -> int | None:
+def reviewers_needed(
+    arrivals_per_hour: float, handling_hours: float, sla_hours: float, target: float = SERVICE_TARGET, limit: int = 1000
+) -> int | None:
     """The fewest reviewers on duty so that ``target`` of cases wait at most
     (SLA − handling time) before a reviewer starts on them; None when the
     handling time alone exceeds the SLA or nothing arrived."""
@@ -131,9 +139,11 @@ def reviewers_needed(arrivals_per_hour: float, handling_hours: float, sla_hours:
 
 # --- the report -----------------------------------------------------------------
 
+
 @dataclass
 class Table:
     """One table of the dashboard; rows hold raw values (seconds, shares 0–1)."""
+
     name: str
     title: object
     columns: list  # (label, kind) with kind in text | int | share | seconds | day
@@ -163,9 +173,9 @@ def open_case_snapshot(now: datetime) -> dict:
     the page is right even between two sweeps."""
     # One indexed probe per open status: with millions of closed cases, SQLite
     # would guess that an IN over four statuses reads most of the table and scan it.
-    open_cases = union_all(*[
-        select(Case.status, Case.due_at, Case.breached_at).where(Case.status == status) for status in OPEN_STATUSES
-    ]).subquery()
+    open_cases = union_all(
+        *[select(Case.status, Case.due_at, Case.breached_at).where(Case.status == status) for status in OPEN_STATUSES]
+    ).subquery()
     status, due_at = open_cases.c.status, open_cases.c.due_at
     running = status.in_(CLOCK_RUNNING_STATUSES)
     past_due = and_(running, due_at <= now)
@@ -173,7 +183,9 @@ def open_case_snapshot(now: datetime) -> dict:
         select(
             func.count().label("open"),
             func.count(case((status == "submitted", 1))).label("unclaimed"),
-            func.count(case((and_(running, due_at > now, due_at <= now + lifecycle.at_risk_margin()), 1))).label("at_risk"),
+            func.count(case((and_(running, due_at > now, due_at <= now + lifecycle.at_risk_margin()), 1))).label(
+                "at_risk"
+            ),
             func.count(case((or_(open_cases.c.breached_at.is_not(None), past_due), 1))).label("breached"),
             func.count(case((status == "awaiting_second_approval", 1))).label("second_approval"),
             func.count(case((status == "needs_info", 1))).label("needs_info"),
@@ -183,14 +195,22 @@ def open_case_snapshot(now: datetime) -> dict:
     oldest = None
     if row.earliest_due is not None:
         oldest = (now - row.earliest_due + lifecycle.sla()).total_seconds()
-    return {"open": row.open, "unclaimed": row.unclaimed, "at_risk": row.at_risk, "breached": row.breached,
-            "second_approval": row.second_approval, "needs_info": row.needs_info, "oldest_seconds": oldest}
+    return {
+        "open": row.open,
+        "unclaimed": row.unclaimed,
+        "at_risk": row.at_risk,
+        "breached": row.breached,
+        "second_approval": row.second_approval,
+        "needs_info": row.needs_info,
+        "oldest_seconds": oldest,
+    }
 
 
 @dataclass
 class Figures:
     """The measures over a range: per day for the daily ones, summed (or the
     largest) over the range for all of them."""
+
     daily: dict = field(default_factory=dict)  # day -> {(measure, reviewer_id, key): n}
     totals: dict = field(default_factory=dict)  # (measure, reviewer_id, key) -> n
     rolled_days: int = 0
@@ -235,12 +255,20 @@ def _figures(rng: DateRange, now: datetime) -> Figures:
         # rows hold that day's events up to the mark, the cases the rest.
         day_start = {day: datetime.combine(day, time(), rng.zone).astimezone(ZoneInfo("UTC")) for day in rng.days}
         rolled = [day.isoformat() for day in rng.days if mark.rolled_from <= day_start[day] < mark.rolled_until]
-        spans = [(begin, finish) for begin, finish in (
-            (rng.start_utc, min(mark.rolled_from, rng.end_utc)),
-            (max(mark.rolled_until, rng.start_utc), rng.end_utc)) if begin < finish]
+        spans = [
+            (begin, finish)
+            for begin, finish in (
+                (rng.start_utc, min(mark.rolled_from, rng.end_utc)),
+                (max(mark.rolled_until, rng.start_utc), rng.end_utc),
+            )
+            if begin < finish
+        ]
         figures.rolled_until = mark.rolled_until if rolled else None
-        figures.rolled_days = sum(1 for day in rng.days if mark.rolled_from <= day_start[day]
-                                  and day_start[day] + timedelta(days=1) <= mark.rolled_until)
+        figures.rolled_days = sum(
+            1
+            for day in rng.days
+            if mark.rolled_from <= day_start[day] and day_start[day] + timedelta(days=1) <= mark.rolled_until
+        )
     daily_rows, totals = rollups.read(zone, rolled) if rolled else ([], [])
     for row in daily_rows:
         figures.add(row.day, row.measure, row.reviewer_id, row.key, row.n)
@@ -253,22 +281,43 @@ def _figures(rng: DateRange, now: datetime) -> Figures:
 
 
 def _daily(rng: DateRange, figures: Figures) -> Table:
-    table = Table("daily", _l("Per day"), [
-        (_l("Day"), "day"), (_l("Opened"), "int"), (_l("Decided"), "int"), (_l("Decided within SLA"), "int"),
-        (_l("SLA attainment"), "share"), (_l("Approved"), "int"), (_l("Rejected"), "int"),
-        (_l("Asked for new documents"), "int"), (_l("Expired"), "int"), (_l("Reviewers who decided"), "int"),
-    ])
+    table = Table(
+        "daily",
+        _l("Per day"),
+        [
+            (_l("Day"), "day"),
+            (_l("Opened"), "int"),
+            (_l("Decided"), "int"),
+            (_l("Decided within SLA"), "int"),
+            (_l("SLA attainment"), "share"),
+            (_l("Approved"), "int"),
+            (_l("Rejected"), "int"),
+            (_l("Asked for new documents"), "int"),
+            (_l("Expired"), "int"),
+            (_l("Reviewers who decided"), "int"),
+        ],
+    )
     for day in rng.days:
         key = day.isoformat()
         count = figures.count("decided", day=key)
         within = figures.count("within", day=key)
-        reviewers = {reviewer for (name, reviewer, _), n in figures.daily.get(key, {}).items()
-                     if name == "by_reviewer" and n}
-        table.rows.append([
-            key, figures.count("opened", day=key), count, within, (within / count) if count else None,
-            figures.count("decided", "approved", day=key), figures.count("decided", "rejected", day=key),
-            figures.count("asked", day=key), figures.count("expired", day=key), len(reviewers),
-        ])
+        reviewers = {
+            reviewer for (name, reviewer, _), n in figures.daily.get(key, {}).items() if name == "by_reviewer" and n
+        }
+        table.rows.append(
+            [
+                key,
+                figures.count("opened", day=key),
+                count,
+                within,
+                (within / count) if count else None,
+                figures.count("decided", "approved", day=key),
+                figures.count("decided", "rejected", day=key),
+                figures.count("asked", day=key),
+                figures.count("expired", day=key),
+                len(reviewers),
+            ]
+        )
     return table
 
 
@@ -278,14 +327,16 @@ def _backlog(now: datetime) -> Table:
     sla = lifecycle.sla()
     edges = list(BACKLOG_BUCKETS)
     counts = []
-    for low, high in zip(edges, edges[1:] + [None]):
+    for low, high in zip(edges, edges[1:] + [None], strict=True):
         condition = Case.due_at <= now + sla - timedelta(hours=low)
         if high is not None:
             condition = and_(condition, Case.due_at > now + sla - timedelta(hours=high))
         counts.append(func.count(case((condition, 1))))
     row = db.session.execute(select(*counts).where(Case.status.in_(CLOCK_RUNNING_STATUSES))).one()
-    table = Table("backlog", _l("Backlog by hours on the clock"), [(_l("Hours on the clock"), "text"), (_l("Cases"), "int")])
-    for (low, high), value in zip(zip(edges, edges[1:] + [None]), row):
+    table = Table(
+        "backlog", _l("Backlog by hours on the clock"), [(_l("Hours on the clock"), "text"), (_l("Cases"), "int")]
+    )
+    for (low, high), value in zip(zip(edges, edges[1:] + [None], strict=True), row, strict=True):
         table.rows.append([f"{low}–{high}" if high is not None else f"{low}+", value])
     return table
 
@@ -305,27 +356,41 @@ def _reviewers(rng: DateRange, figures: Figures) -> Table:
             decided[reviewer] = decided.get(reviewer, 0) + n
             if key == "approved":
                 approved[reviewer] = approved.get(reviewer, 0) + n
-    breaches = dict(db.session.execute(
-        select(Case.breached_held_by_id, func.count())
-        .where(Case.breached_held_by_id.is_not(None), rng.contains(Case.breached_at))
-        .group_by(Case.breached_held_by_id)).all())
+    breaches = dict(
+        db.session.execute(
+            select(Case.breached_held_by_id, func.count())
+            .where(Case.breached_held_by_id.is_not(None), rng.contains(Case.breached_at))
+            .group_by(Case.breached_held_by_id)
+        ).all()
+    )
     ids = {uid for uid, n in decided.items() if n} | set(breaches)
-    people = {user.id: user for user in db.session.execute(select(User).where(User.id.in_(ids))).scalars()} if ids else {}
-    table = Table("reviewers", _l("Per reviewer"), [
-        (_l("Reviewer"), "text"), (_l("Decided"), "int"), (_l("Approval share"), "share"),
-        (_l("Median handling time"), "seconds"), (_l("Breaches while held"), "int"),
-    ])
+    people = (
+        {user.id: user for user in db.session.execute(select(User).where(User.id.in_(ids))).scalars()} if ids else {}
+    )
+    table = Table(
+        "reviewers",
+        _l("Per reviewer"),
+        [
+            (_l("Reviewer"), "text"),
+            (_l("Decided"), "int"),
+            (_l("Approval share"), "share"),
+            (_l("Median handling time"), "seconds"),
+            (_l("Breaches while held"), "int"),
+        ],
+    )
     for uid in sorted(ids, key=lambda i: (-decided.get(i, 0), i)):
         person = people.get(uid)
         count = decided.get(uid, 0)
         median = measures.percentiles(figures.histogram("handling", uid), None, points=(50,)).get(50)
-        table.rows.append([
-            (person.display_name or person.email) if person else f"#{uid}",
-            count,
-            (approved.get(uid, 0) / count) if count else None,
-            median,
-            breaches.get(uid, 0),
-        ])
+        table.rows.append(
+            [
+                (person.display_name or person.email) if person else f"#{uid}",
+                count,
+                (approved.get(uid, 0) / count) if count else None,
+                median,
+                breaches.get(uid, 0),
+            ]
+        )
     return table
 
 
@@ -352,57 +417,110 @@ def _staffing(rng: DateRange, opened: int, handling_median: float | None, daily:
 def build_report(rng: DateRange, now: datetime, *, escalation_limit: int = 50, failed_limit: int = 20) -> Report:
     figures = _figures(rng, now)
     decision_times = measures.percentiles(figures.histogram("decision_time"), figures.largest("decision_max"))
-    first_claim = measures.percentiles(figures.histogram("first_claim"), figures.largest("first_claim_max"),
-                                       points=(50, 90))
+    first_claim = measures.percentiles(
+        figures.histogram("first_claim"), figures.largest("first_claim_max"), points=(50, 90)
+    )
     handling = measures.percentiles(figures.histogram("handling"), None, points=(50,))
     decision_times["within"] = figures.count("within")
     daily = _daily(rng, figures)
     opened = sum(row[1] for row in daily.rows)
     staffing = _staffing(rng, opened, handling.get(50), daily)
-    times = Table("decision_times", _l("Time to decision and to first claim"), [
-        (_l("Measure"), "text"), (_l("Cases"), "int"), (_l("Median"), "seconds"), (_l("90th percentile"), "seconds"),
-        (_l("99th percentile"), "seconds"), (_l("Longest"), "seconds"),
-    ])
+    times = Table(
+        "decision_times",
+        _l("Time to decision and to first claim"),
+        [
+            (_l("Measure"), "text"),
+            (_l("Cases"), "int"),
+            (_l("Median"), "seconds"),
+            (_l("90th percentile"), "seconds"),
+            (_l("99th percentile"), "seconds"),
+            (_l("Longest"), "seconds"),
+        ],
+    )
     times.rows = [
-        [_l("Time to decision (on the clock)"), decision_times["n"], decision_times.get(50), decision_times.get(90),
-         decision_times.get(99), decision_times.get(100)],
-        [_l("Time to first claim"), first_claim["n"], first_claim.get(50), first_claim.get(90), None,
-         first_claim.get(100)],
+        [
+            _l("Time to decision (on the clock)"),
+            decision_times["n"],
+            decision_times.get(50),
+            decision_times.get(90),
+            decision_times.get(99),
+            decision_times.get(100),
+        ],
+        [
+            _l("Time to first claim"),
+            first_claim["n"],
+            first_claim.get(50),
+            first_claim.get(90),
+            None,
+            first_claim.get(100),
+        ],
     ]
     snapshot = open_case_snapshot(now)
     now_table = Table("now", _l("Now"), [(_l("Measure"), "text"), (_l("Value"), "text")])
     now_table.rows = [
-        [_l("Open cases"), snapshot["open"]], [_l("Unclaimed"), snapshot["unclaimed"]],
-        [_l("At risk"), snapshot["at_risk"]], [_l("Breached, still open"), snapshot["breached"]],
+        [_l("Open cases"), snapshot["open"]],
+        [_l("Unclaimed"), snapshot["unclaimed"]],
+        [_l("At risk"), snapshot["at_risk"]],
+        [_l("Breached, still open"), snapshot["breached"]],
         [_l("Awaiting second approval"), snapshot["second_approval"]],
         [_l("Waiting on the seller"), snapshot["needs_info"]],
-        [_l("Oldest waiting (hours on the clock)"),
-         None if snapshot["oldest_seconds"] is None else round(snapshot["oldest_seconds"] / 3600, 2)],
+        [
+            _l("Oldest waiting (hours on the clock)"),
+            None if snapshot["oldest_seconds"] is None else round(snapshot["oldest_seconds"] / 3600, 2),
+        ],
     ]
     staffing_table = Table("staffing", _l("Staffing"), [(_l("Measure"), "text"), (_l("Value"), "text")])
     staffing_table.rows = [
         [_l("Cases opened per day (average)"), round(staffing["arrivals_per_day"], 2)],
-        [_l("Median handling time (hours)"),
-         None if staffing["handling_seconds"] is None else round(staffing["handling_seconds"] / 3600, 2)],
+        [
+            _l("Median handling time (hours)"),
+            None if staffing["handling_seconds"] is None else round(staffing["handling_seconds"] / 3600, 2),
+        ],
         [_l("Offered load (reviewers busy on average)"), round(staffing["load"], 2)],
         [_l("Reviewers needed on duty (Erlang C, 95% within the SLA)"), staffing["needed"]],
-        [_l("Reviewers who decided cases per day (average)"),
-         None if staffing["actual_average"] is None else round(staffing["actual_average"], 1)],
+        [
+            _l("Reviewers who decided cases per day (average)"),
+            None if staffing["actual_average"] is None else round(staffing["actual_average"], 1),
+        ],
     ]
     escalations = db.session.execute(
         select(Case.reference, Case.due_at, Case.breached_at, Case.status, User.display_name, User.email)
         .outerjoin(User, User.id == Case.claimed_by_id)
         .where(Case.status.in_(OPEN_STATUSES), Case.breached_at.is_not(None))
-        .order_by(Case.due_at).limit(escalation_limit)
+        .order_by(Case.due_at)
+        .limit(escalation_limit)
     ).all()
     outbox = outbox_counts()
     failed_count = outbox["failed"]
-    failed_messages = db.session.execute(
-        select(OutboxMessage).where(OutboxMessage.status == "failed")
-        .order_by(OutboxMessage.id.desc()).limit(failed_limit)
-    ).scalars().all() if failed_count else []
-    tables = {t.name: t for t in (now_table, daily, times, _reasons(figures), _backlog(now), _reviewers(rng, figures),
-                                  staffing_table)}
-    return Report(rng, now, snapshot, decision_times, first_claim, staffing, tables, escalations,
-                  failed_messages, failed_count, outbox["pending"], figures.rolled_days, figures.live_days,
-                  figures.rolled_until)
+    failed_messages = (
+        db.session.execute(
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "failed")
+            .order_by(OutboxMessage.id.desc())
+            .limit(failed_limit)
+        )
+        .scalars()
+        .all()
+        if failed_count
+        else []
+    )
+    tables = {
+        t.name: t
+        for t in (now_table, daily, times, _reasons(figures), _backlog(now), _reviewers(rng, figures), staffing_table)
+    }
+    return Report(
+        rng,
+        now,
+        snapshot,
+        decision_times,
+        first_claim,
+        staffing,
+        tables,
+        escalations,
+        failed_messages,
+        failed_count,
+        outbox["pending"],
+        figures.rolled_days,
+        figures.live_days,
+        figures.rolled_until,
+    )

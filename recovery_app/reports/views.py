@@ -16,8 +16,13 @@ display.init_app(bp)
 
 def _range_from_request():
     today = utcnow().astimezone(get_timezone()).date()
-    return services.parse_range(request.args.get("start"), request.args.get("end"), today=today,
-                                tz=str(get_timezone()), max_days=current_app.config["RECOVERY_REPORT_MAX_DAYS"])
+    return services.parse_range(
+        request.args.get("start"),
+        request.args.get("end"),
+        today=today,
+        tz=str(get_timezone()),
+        max_days=current_app.config["RECOVERY_REPORT_MAX_DAYS"],
+    )
 
 
 @bp.get("/")
@@ -26,12 +31,23 @@ def dashboard():
     try:
         rng = _range_from_request()
     except services.ReportError as exc:
-        return render_template("reports/dashboard.html", report=None, error=str(exc),
-                               start=request.args.get("start", ""), end=request.args.get("end", "")), 400
+        return render_template(
+            "reports/dashboard.html",
+            report=None,
+            error=str(exc),
+            start=request.args.get("start", ""),
+            end=request.args.get("end", ""),
+        ), 400
     report = services.build_report(rng, utcnow())
-    return render_template("reports/dashboard.html", report=report, error=None, charts=charts.for_report(report),
-                           bucket_note=services.BUCKET_NOTE,
-                           start=rng.start.isoformat(), end=rng.end.isoformat())
+    return render_template(
+        "reports/dashboard.html",
+        report=report,
+        error=None,
+        charts=charts.for_report(report),
+        bucket_note=services.BUCKET_NOTE,
+        start=rng.start.isoformat(),
+        end=rng.end.isoformat(),
+    )
 
 
 @bp.get("/<name>.csv")
@@ -45,5 +61,8 @@ def download(name: str):
     if name not in report.tables:
         abort(404)
     filename = f"recovery-desk-{name}-{rng.start.isoformat()}-{rng.end.isoformat()}.csv"
-    return Response(table_csv(report.tables[name]), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+    return Response(
+        table_csv(report.tables[name]),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )

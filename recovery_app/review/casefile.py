@@ -134,8 +134,12 @@ def _first_approval(trail: list[AuditEvent]) -> FirstApproval | None:
     if event is None:
         return None
     details = event.details or {}
-    return FirstApproval(reviewer=event.actor_label or "?", at=event.at, checklist=list(details.get("checklist", [])),
-                         risk_reasons=list(details.get("risk_reasons", [])))
+    return FirstApproval(
+        reviewer=event.actor_label or "?",
+        at=event.at,
+        checklist=list(details.get("checklist", [])),
+        risk_reasons=list(details.get("risk_reasons", [])),
+    )
 
 
 def _stopped_because(trail: list[AuditEvent]) -> str | None:
@@ -188,8 +192,12 @@ def group_events(events: list[SecurityEvent]) -> list[EventGroup]:
     groups: list[EventGroup] = []
     for event in events:
         last = groups[-1] if groups else None
-        if (last is not None and event.kind == "code_failed" and last.kind == "code_failed"
-                and last.first_at - event.at <= BURST_GAP):
+        if (
+            last is not None
+            and event.kind == "code_failed"
+            and last.kind == "code_failed"
+            and last.first_at - event.at <= BURST_GAP
+        ):
             last.count += 1
             last.first_at = event.at
         else:
@@ -206,36 +214,64 @@ def checklist_items(has_selfie: bool) -> dict:
     return {key: label for key, label in CHECKLIST.items() if has_selfie or key != "selfie_matches"}
 
 
-def open_case_file(reference: str, viewer: User, *, now: datetime, address: str | None = None,
-                   browser: str | None = None) -> CaseFile:
+def open_case_file(
+    reference: str, viewer: User, *, now: datetime, address: str | None = None, browser: str | None = None
+) -> CaseFile:
     """Everything a reviewer needs to decide, gathered once; the view is audited
     and the case's risk is assessed the first time anyone looks."""
     case = get_case(reference)
     if risk.ensure_assessed(case, now) | risk.note_precheck_findings(case):
         db.session.flush()
-    audit.record("case.viewed", now=now, actor=viewer, subject_type="case", subject_id=case.reference,
-                 address=address, browser=browser)
+    audit.record(
+        "case.viewed",
+        now=now,
+        actor=viewer,
+        subject_type="case",
+        subject_id=case.reference,
+        address=address,
+        browser=browser,
+    )
     user = case.user
-    methods = list(db.session.execute(
-        select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id).order_by(TwoFactorMethod.id)).scalars())
+    methods = list(
+        db.session.execute(
+            select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id).order_by(TwoFactorMethod.id)
+        ).scalars()
+    )
     passkeys = db.session.execute(
-        select(func.count()).select_from(Passkey).where(Passkey.user_id == user.id)).scalar_one()
+        select(func.count()).select_from(Passkey).where(Passkey.user_id == user.id)
+    ).scalar_one()
     unused_codes = db.session.execute(
-        select(func.count()).select_from(RecoveryCode).where(RecoveryCode.user_id == user.id,
-                                                              RecoveryCode.used_at.is_(None))).scalar_one()
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ).scalar_one()
     devices = db.session.execute(
-        select(func.count()).select_from(TrustedDevice).where(
-            TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None), TrustedDevice.expires_at > now)
+        select(func.count())
+        .select_from(TrustedDevice)
+        .where(TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None), TrustedDevice.expires_at > now)
     ).scalar_one()
     since = min(now, case.created_at) - EVENT_WINDOW
-    events = list(db.session.execute(
-        select(SecurityEvent).where(SecurityEvent.user_id == user.id, SecurityEvent.at >= since)
-        .order_by(SecurityEvent.at.desc(), SecurityEvent.id.desc()).limit(MAX_EVENTS)).scalars())
-    earlier = list(db.session.execute(
-        select(Case).where(Case.user_id == user.id, Case.id != case.id).order_by(Case.created_at.desc())).scalars())
-    trail = list(db.session.execute(
-        select(AuditEvent).where(AuditEvent.subject_type == "case", AuditEvent.subject_id == case.reference)
-        .order_by(AuditEvent.seq.desc()).limit(TRAIL_LIMIT)).scalars())
+    events = list(
+        db.session.execute(
+            select(SecurityEvent)
+            .where(SecurityEvent.user_id == user.id, SecurityEvent.at >= since)
+            .order_by(SecurityEvent.at.desc(), SecurityEvent.id.desc())
+            .limit(MAX_EVENTS)
+        ).scalars()
+    )
+    earlier = list(
+        db.session.execute(
+            select(Case).where(Case.user_id == user.id, Case.id != case.id).order_by(Case.created_at.desc())
+        ).scalars()
+    )
+    trail = list(
+        db.session.execute(
+            select(AuditEvent)
+            .where(AuditEvent.subject_type == "case", AuditEvent.subject_id == case.reference)
+            .order_by(AuditEvent.seq.desc())
+            .limit(TRAIL_LIMIT)
+        ).scalars()
+    )
     has_selfie = any(document.side == "selfie" for document in case.documents)
     first_approver = _first_approver_id(case) if case.status == "awaiting_second_approval" else None
     held = case.claimed_by_id == viewer.id or viewer.role == "manager"
@@ -266,25 +302,41 @@ def open_case_file(reference: str, viewer: User, *, now: datetime, address: str 
     )
 
 
-def read_document(reference: str, document_id: int, viewer: User, *, now: datetime, address: str | None = None,
-                  browser: str | None = None) -> tuple[Document, bytes, str]:
+def read_document(
+    reference: str,
+    document_id: int,
+    viewer: User,
+    *,
+    now: datetime,
+    address: str | None = None,
+    browser: str | None = None,
+) -> tuple[Document, bytes, str]:
     """The decrypted bytes of one document, for the holder of the claim or a
     manager; anyone else (and any document not on this case) is not found.
     Every read is an audit event (never the content)."""
     case = get_case(reference)
     document = db.session.execute(
-        select(Document).where(Document.id == document_id, Document.case_id == case.id)).scalar_one_or_none()
+        select(Document).where(Document.id == document_id, Document.case_id == case.id)
+    ).scalar_one_or_none()
     if document is None or document.purged_at is not None or not may_see_documents(case, viewer):
         raise CaseNotFound(reference)
     content = storage.read(document)
     extension = SAFE_TYPES.get(document.content_type, "bin")
-    audit.record("document.viewed", now=now, actor=viewer, subject_type="case", subject_id=case.reference,
-                 details={"document_id": document.id, "side": document.side, "round": document.round,
-                          "sha256": document.sha256}, address=address, browser=browser)
+    audit.record(
+        "document.viewed",
+        now=now,
+        actor=viewer,
+        subject_type="case",
+        subject_id=case.reference,
+        details={"document_id": document.id, "side": document.side, "round": document.round, "sha256": document.sha256},
+        address=address,
+        browser=browser,
+    )
     return document, content, f"{case.reference}-{document.side}-{document.round}.{extension}"
 
 
 # --- decisions -------------------------------------------------------------------
+
 
 def audit_action_label(action: str):
     return AUDIT_ACTION_LABELS.get(action, action)

@@ -42,14 +42,29 @@ from .services import (
 
 def _why_not_decidable(case: Case, actor: User) -> ReviewError:
     if case.status in ("approved", "rejected"):
-        return ReviewError(_l("Case %(ref)s was already decided (%(status)s). Nothing was changed.",
-                              ref=case.reference, status=STATUS_LABELS[case.status]))
+        return ReviewError(
+            _l(
+                "Case %(ref)s was already decided (%(status)s). Nothing was changed.",
+                ref=case.reference,
+                status=STATUS_LABELS[case.status],
+            )
+        )
     if case.status in lifecycle.CLOSED:
-        return ReviewError(_l("Case %(ref)s is closed (%(status)s). Nothing was changed.",
-                              ref=case.reference, status=STATUS_LABELS[case.status]))
+        return ReviewError(
+            _l(
+                "Case %(ref)s is closed (%(status)s). Nothing was changed.",
+                ref=case.reference,
+                status=STATUS_LABELS[case.status],
+            )
+        )
     if case.claimed_by_id is not None and case.claimed_by_id != actor.id:
-        return ReviewError(_l("Case %(ref)s is held by %(name)s: only they or a manager can decide it.",
-                              ref=case.reference, name=_label(case.claimed_by)))
+        return ReviewError(
+            _l(
+                "Case %(ref)s is held by %(name)s: only they or a manager can decide it.",
+                ref=case.reference,
+                name=_label(case.claimed_by),
+            )
+        )
     if case.status == "awaiting_second_approval":
         return ReviewError(_l("Case %(ref)s is waiting for a second approval.", ref=case.reference))
     if case.status == "needs_info":
@@ -71,19 +86,28 @@ def _take_for_decision(reference: str, actor: User, statuses: tuple[str, ...], n
     return case
 
 
-def _decision(case: Case, actor: User, action: str, now: datetime, *, reason_code: str | None = None,
-              message: str | None = None) -> Decision:
-    decision = Decision(case_id=case.id, reviewer_id=actor.id, action=action, reason_code=reason_code,
-                        message=message, created_at=now)
+def _decision(
+    case: Case, actor: User, action: str, now: datetime, *, reason_code: str | None = None, message: str | None = None
+) -> Decision:
+    decision = Decision(
+        case_id=case.id, reviewer_id=actor.id, action=action, reason_code=reason_code, message=message, created_at=now
+    )
     db.session.add(decision)
     return decision
 
 
 def _tell_seller(case: Case, template: str, now: datetime, **context) -> None:
     user = case.user
-    queue_email(user.email, f"review/email/{template}", user.locale, now, case={"reference": case.reference},
-                user={"display_name": user.display_name, "email": user.email},
-                base_url=current_app.config["RECOVERY_BASE_URL"], **context)
+    queue_email(
+        user.email,
+        f"review/email/{template}",
+        user.locale,
+        now,
+        case={"reference": case.reference},
+        user={"display_name": user.display_name, "email": user.email},
+        base_url=current_app.config["RECOVERY_BASE_URL"],
+        **context,
+    )
 
 
 def reset_second_factors(user: User, now: datetime) -> dict:
@@ -109,24 +133,48 @@ def reset_second_factors(user: User, now: datetime) -> dict:
     return removed
 
 
-def _finish_approval(case: Case, actor: User, now: datetime, *, action: str, address: str | None,
-                     browser: str | None, checklist: list[str] | None = None) -> Case:
+def _finish_approval(
+    case: Case,
+    actor: User,
+    now: datetime,
+    *,
+    action: str,
+    address: str | None,
+    browser: str | None,
+    checklist: list[str] | None = None,
+) -> Case:
     user = case.user
     removed = reset_second_factors(user, now)
     details = {"reset": removed, "user_id": user.id}
     if checklist is not None:
         details["checklist"] = checklist
     # The decision's columns move with the status, so the reports' rollups see them.
-    lifecycle.transition(case, "approved", now=now, actor=actor, action=action, details=details,
-                         address=address, browser=browser, values={"decision": "approved", "decided_by_id": actor.id})
+    lifecycle.transition(
+        case,
+        "approved",
+        now=now,
+        actor=actor,
+        action=action,
+        details=details,
+        address=address,
+        browser=browser,
+        values={"decision": "approved", "decided_by_id": actor.id},
+    )
     _decision(case, actor, action, now)
     record_event(user, "recovery_approved", now, address=address, browser=browser, case=case.reference)
     _tell_seller(case, "approved", now)
     return case
 
 
-def approve(reference: str, actor: User, checked: list[str], *, now: datetime, address: str | None = None,
-            browser: str | None = None) -> Case:
+def approve(
+    reference: str,
+    actor: User,
+    checked: list[str],
+    *,
+    now: datetime,
+    address: str | None = None,
+    browser: str | None = None,
+) -> Case:
     """Approve a case held by ``actor``. A high-risk case waits for a second
     approver; otherwise 2SV is reset now, in this same transaction."""
     case = _take_for_decision(reference, actor, ("in_review",), now)
@@ -138,60 +186,93 @@ def approve(reference: str, actor: User, checked: list[str], *, now: datetime, a
     risk.note_precheck_findings(case)  # a check may have failed since the file was opened
     if case.high_risk:
         # The second approval must come from someone else: the case goes back to the queue for them.
-        lifecycle.transition(case, "awaiting_second_approval", now=now, actor=actor, action="first_approval",
-                             details={"checklist": sorted(items), "risk_reasons": list(case.risk_reasons or [])},
-                             address=address, browser=browser, values={"claimed_by_id": None, "claimed_at": None})
+        lifecycle.transition(
+            case,
+            "awaiting_second_approval",
+            now=now,
+            actor=actor,
+            action="first_approval",
+            details={"checklist": sorted(items), "risk_reasons": list(case.risk_reasons or [])},
+            address=address,
+            browser=browser,
+            values={"claimed_by_id": None, "claimed_at": None},
+        )
         _decision(case, actor, "first_approval", now)
         return case
-    return _finish_approval(case, actor, now, action="approved", address=address, browser=browser,
-                            checklist=sorted(items))
+    return _finish_approval(
+        case, actor, now, action="approved", address=address, browser=browser, checklist=sorted(items)
+    )
 
 
-def confirm_approval(reference: str, actor: User, *, now: datetime, address: str | None = None,
-                     browser: str | None = None) -> Case:
+def confirm_approval(
+    reference: str, actor: User, *, now: datetime, address: str | None = None, browser: str | None = None
+) -> Case:
     """The second approval of a high-risk case, by a different reviewer or a manager."""
     case = get_case(reference)
     if case.status == "awaiting_second_approval" and _first_approver_id(case) == actor.id:
-        raise ReviewError(_l("You gave the first approval of case %(ref)s: a different reviewer or a manager "
-                             "must confirm it.", ref=case.reference))
+        raise ReviewError(
+            _l(
+                "You gave the first approval of case %(ref)s: a different reviewer or a manager must confirm it.",
+                ref=case.reference,
+            )
+        )
     case = _take_for_decision(reference, actor, ("awaiting_second_approval",), now)
     return _finish_approval(case, actor, now, action="second_approval", address=address, browser=browser)
 
 
-def reject(reference: str, actor: User, reason_code: str, message: str, *, now: datetime,
-           address: str | None = None, browser: str | None = None) -> Case:
+def reject(
+    reference: str,
+    actor: User,
+    reason_code: str,
+    message: str,
+    *,
+    now: datetime,
+    address: str | None = None,
+    browser: str | None = None,
+) -> Case:
     if reason_code not in REASON_CODES:
         raise ReviewError(_l("Choose one of the listed reasons."))
     message = (message or "").strip()
     if not message:
         raise ReviewError(_l("Write a message to the seller."))
     case = _take_for_decision(reference, actor, HELD_STATUSES, now)
-    lifecycle.transition(case, "rejected", now=now, actor=actor, action="rejected",
-                         details={"reason_code": reason_code}, address=address, browser=browser,
-                         values={"decision": "rejected", "reason_code": reason_code, "decided_by_id": actor.id})
+    lifecycle.transition(
+        case,
+        "rejected",
+        now=now,
+        actor=actor,
+        action="rejected",
+        details={"reason_code": reason_code},
+        address=address,
+        browser=browser,
+        values={"decision": "rejected", "reason_code": reason_code, "decided_by_id": actor.id},
+    )
     case.message_to_seller = message
     _decision(case, actor, "rejected", now, reason_code=reason_code, message=message)
     _tell_seller(case, "rejected", now, reason_code=reason_code, message=message)
     return case
 
 
-def request_documents(reference: str, actor: User, message: str, *, now: datetime, address: str | None = None,
-                      browser: str | None = None) -> Case:
+def request_documents(
+    reference: str, actor: User, message: str, *, now: datetime, address: str | None = None, browser: str | None = None
+) -> Case:
     """Ask the seller for new documents: the case waits on them and the SLA clock pauses."""
     message = (message or "").strip()
     if not message:
         raise ReviewError(_l("Write a message to the seller."))
     case = _take_for_decision(reference, actor, ("in_review",), now)
-    lifecycle.transition(case, "needs_info", now=now, actor=actor, action="info_requested",
-                         address=address, browser=browser)
+    lifecycle.transition(
+        case, "needs_info", now=now, actor=actor, action="info_requested", address=address, browser=browser
+    )
     case.info_request_message = message
     _decision(case, actor, "needs_info", now, message=message)
     _tell_seller(case, "needs_info", now, message=message)
     return case
 
 
-def add_note(reference: str, author: User, body: str, *, now: datetime, address: str | None = None,
-             browser: str | None = None) -> CaseNote:
+def add_note(
+    reference: str, author: User, body: str, *, now: datetime, address: str | None = None, browser: str | None = None
+) -> CaseNote:
     body = (body or "").strip()
     if not body:
         raise ReviewError(_l("Write the note first."))
@@ -199,8 +280,16 @@ def add_note(reference: str, author: User, body: str, *, now: datetime, address:
     note = CaseNote(case_id=case.id, author_id=author.id, body=body, created_at=now)
     db.session.add(note)
     db.session.flush()
-    audit.record("case.note_added", now=now, actor=author, subject_type="case", subject_id=case.reference,
-                 details={"note_id": note.id}, address=address, browser=browser)
+    audit.record(
+        "case.note_added",
+        now=now,
+        actor=author,
+        subject_type="case",
+        subject_id=case.reference,
+        details={"note_id": note.id},
+        address=address,
+        browser=browser,
+    )
     return note
 
 

@@ -41,9 +41,13 @@ class QueueFilterForm(Form):
     class Meta:
         csrf = False
 
-    status = SelectField(_l("Status"), choices=[SelectChoice("", _l("All waiting on us"))]
-                         + [SelectChoice(status, STATUS_LABELS[status]) for status in QUEUE_STATUSES],
-                         default="", validators=[Optional()])
+    status = SelectField(
+        _l("Status"),
+        choices=[SelectChoice("", _l("All waiting on us"))]
+        + [SelectChoice(status, STATUS_LABELS[status]) for status in QUEUE_STATUSES],
+        default="",
+        validators=[Optional()],
+    )
     at_risk = BooleanField(_l("At risk"))
     breached = BooleanField(_l("Breached"))
     mine = BooleanField(_l("Mine"))
@@ -62,16 +66,24 @@ class ApproveForm(Form):
 
 
 class RejectForm(Form):
-    reason = SelectField(_l("Reason"), choices=[SelectChoice("", _l("Choose a reason"))]
-                         + [SelectChoice(code, REASON_LABELS[code]) for code in REASON_CODES],
-                         validators=[InputRequired(message=_l("Choose one of the listed reasons."))])
-    message = TextAreaField(_l("Message to the seller"), validators=[
-        DataRequired(message=_l("Write a message to the seller.")),
-        Length(max=MESSAGE_MAX, message=_l("Keep the message under %(max)d characters.")),
-    ])
+    reason = SelectField(
+        _l("Reason"),
+        choices=[SelectChoice("", _l("Choose a reason"))]
+        + [SelectChoice(code, REASON_LABELS[code]) for code in REASON_CODES],
+        validators=[InputRequired(message=_l("Choose one of the listed reasons."))],
+    )
+    message = TextAreaField(
+        _l("Message to the seller"),
+        validators=[
+            DataRequired(message=_l("Write a message to the seller.")),
+            Length(max=MESSAGE_MAX, message=_l("Keep the message under %(max)d characters.")),
+        ],
+    )
     # A rejection cannot be taken back: it is confirmed on the form itself (no script needed).
-    confirm = BooleanField(_l("I have checked the documents: the seller will be told this case is not approved."),
-                           validators=[DataRequired(message=_l("Tick the box to confirm the rejection."))])
+    confirm = BooleanField(
+        _l("I have checked the documents: the seller will be told this case is not approved."),
+        validators=[DataRequired(message=_l("Tick the box to confirm the rejection."))],
+    )
 
     def validate_reason(self, field):
         if field.data not in REASON_CODES:
@@ -79,19 +91,29 @@ class RejectForm(Form):
 
 
 class NeedsInfoForm(Form):
-    message = TextAreaField(_l("What the seller should send"), validators=[
-        DataRequired(message=_l("Write a message to the seller.")),
-        Length(max=MESSAGE_MAX, message=_l("Keep the message under %(max)d characters.")),
-    ])
+    message = TextAreaField(
+        _l("What the seller should send"),
+        validators=[
+            DataRequired(message=_l("Write a message to the seller.")),
+            Length(max=MESSAGE_MAX, message=_l("Keep the message under %(max)d characters.")),
+        ],
+    )
 
 
 class NoteForm(Form):
-    body = TextAreaField(_l("Internal note"), validators=[
-        DataRequired(message=_l("Write the note first.")),
-        Length(max=NOTE_MAX, message=_l("Keep the note under %(max)d characters.")),
-    ])
+    body = TextAreaField(
+        _l("Internal note"),
+        validators=[
+            DataRequired(message=_l("Write the note first.")),
+            Length(max=NOTE_MAX, message=_l("Keep the note under %(max)d characters.")),
+        ],
+    )
 
 
 class ReassignForm(Form):
-    reviewer = SelectField(_l("Give to"), coerce=int, validate_choice=True,
-                           validators=[InputRequired(message=_l("Choose an active reviewer or manager."))])
+    reviewer = SelectField(
+        _l("Give to"),
+        coerce=int,
+        validate_choice=True,
+        validators=[InputRequired(message=_l("Choose an active reviewer or manager."))],
+    )

@@ -25,6 +25,8 @@ PAGE_SIZE = 50
 # The queue shows, by default, the cases that wait on us.
 WAITING_ON_US = ("submitted", "in_review", "awaiting_second_approval")
 QUEUE_STATUSES = WAITING_ON_US + ("needs_info",)
+
+
 # Statuses in which a case can be held by someone.
 @dataclass
 class SlaState:
@@ -48,6 +50,7 @@ def sla_state(case: Case, now: datetime) -> SlaState:
 
 
 # --- the queue -------------------------------------------------------------------
+
 
 @dataclass
 class QueueFilters:
@@ -154,8 +157,10 @@ def queue_page(viewer: User, filters: QueueFilters, now: datetime) -> QueuePage:
     rows = rows[:PAGE_SIZE]
     next_cursor = encode_cursor(rows[-1][0].due_at, rows[-1][0].id) if more else None
     return QueuePage(
-        [QueueRow(case, (name or email) if email else None, sla_state(case, now), bool(failed))
-         for case, name, email, failed in rows],
+        [
+            QueueRow(case, (name or email) if email else None, sla_state(case, now), bool(failed))
+            for case, name, email, failed in rows
+        ],
         next_cursor,
         filters.after is None,
     )

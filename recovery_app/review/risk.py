@@ -50,8 +50,10 @@ REASON_LABELS = {
     EMAIL_CHANGED: _l("E-mail address changed in the 7 days before the case was opened"),
     EARLIER_FRAUD: _l("An earlier recovery case was rejected for suspected fraud"),
     DOCUMENT_REUSED: RISK_REASON_LABEL,
-    UNKNOWN_PLACE: _l("Opened with only the password, from a browser and an address that never signed in to this "
-                      "user before: look closely"),
+    UNKNOWN_PLACE: _l(
+        "Opened with only the password, from a browser and an address that never signed in to this "
+        "user before: look closely"
+    ),
     PRECHECK_NO_FACE: _l("Pre-check failed: no face found on the selfie or the document"),
     PRECHECK_CHECK_DIGIT: _l("Pre-check failed: a check digit of the machine-readable zone is wrong"),
     PRECHECK_EXPIRED: _l("Pre-check failed: the document had expired when the case was submitted"),
@@ -62,8 +64,9 @@ def _within(moment: datetime | None, start: datetime, end: datetime) -> bool:
     return moment is not None and start <= moment <= end
 
 
-def assess(user: User, opened_at: datetime, opened_address: str | None = None,
-           opened_browser: str | None = None) -> list[str]:
+def assess(
+    user: User, opened_at: datetime, opened_address: str | None = None, opened_browser: str | None = None
+) -> list[str]:
     """The reasons ``user``'s case opened at ``opened_at`` (from that address and
     browser) is high-risk or worth a closer look (empty: neither)."""
     start = opened_at - WINDOW
@@ -85,12 +88,14 @@ def assess(user: User, opened_at: datetime, opened_address: str | None = None,
     if EMAIL_CHANGED in kinds or _within(user.email_changed_at, start, opened_at):
         reasons.append(EMAIL_CHANGED)
     earlier_fraud = db.session.execute(
-        select(Case.id).where(
+        select(Case.id)
+        .where(
             Case.user_id == user.id,
             Case.status == "rejected",
             Case.reason_code == "suspected_fraud",
             Case.created_at < opened_at,
-        ).limit(1)
+        )
+        .limit(1)
     ).first()
     if earlier_fraud is not None:
         reasons.append(EARLIER_FRAUD)
@@ -105,12 +110,14 @@ def _never_seen(user: User, address: str | None, browser: str | None, before: da
     recorded there is nothing to compare, and nothing is said."""
     if not address and not browser:
         return False
-    seen = select(SecurityEvent.id).where(SecurityEvent.user_id == user.id, SecurityEvent.kind == "signed_in",
-                                          SecurityEvent.at < before)
+    seen = select(SecurityEvent.id).where(
+        SecurityEvent.user_id == user.id, SecurityEvent.kind == "signed_in", SecurityEvent.at < before
+    )
     same_address = seen.where(SecurityEvent.address == address).limit(1) if address else None
     same_browser = seen.where(SecurityEvent.browser == browser).limit(1) if browser else None
-    return not any(query is not None and db.session.execute(query).first() is not None
-                   for query in (same_address, same_browser))
+    return not any(
+        query is not None and db.session.execute(query).first() is not None for query in (same_address, same_browser)
+    )
 
 
 def is_four_eyes(reasons: list[str]) -> bool:

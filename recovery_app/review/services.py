@@ -26,6 +26,8 @@ from ..models import (
 
 HELD_STATUSES = ("in_review", "awaiting_second_approval")
 REASON_LABELS = REJECTION_REASON_LABELS
+
+
 class ReviewError(DomainError):
     """A review action that cannot happen; ``message`` says why, in the viewer's language."""
 
@@ -53,6 +55,7 @@ def get_case(reference: str) -> Case:
 
 # --- SLA display -----------------------------------------------------------------
 
+
 def _first_approver_id(case: Case) -> int | None:
     return db.session.execute(
         select(Decision.reviewer_id)
@@ -62,8 +65,24 @@ def _first_approver_id(case: Case) -> int | None:
     ).scalar_one_or_none()
 
 
-def record_refusal(reference: str, actor: User, action: str, error: ReviewError, *, now: datetime,
-                   address: str | None = None, browser: str | None = None) -> None:
+def record_refusal(
+    reference: str,
+    actor: User,
+    action: str,
+    error: ReviewError,
+    *,
+    now: datetime,
+    address: str | None = None,
+    browser: str | None = None,
+) -> None:
     """Audit a staff action that was refused (ASVS 16.3.2): who tried what, and why not."""
-    audit.record("case.refused", now=now, actor=actor, subject_type="case", subject_id=reference,
-                 details={"action": action, "reason": str(error.message)}, address=address, browser=browser)
+    audit.record(
+        "case.refused",
+        now=now,
+        actor=actor,
+        subject_type="case",
+        subject_id=reference,
+        details={"action": action, "reason": str(error.message)},
+        address=address,
+        browser=browser,
+    )

@@ -85,9 +85,13 @@ def _case_page(reference: str, status: int = 200, **forms):
     reassign = ReassignForm(formdata=None) if "reassign_form" not in forms else forms.pop("reassign_form")
     reassign.reviewer.choices = _staff_choices() if current_user.role == "manager" else []
     context = {
-        "approve_form": ApproveForm(formdata=None), "reject_form": RejectForm(formdata=None),
-        "info_form": NeedsInfoForm(formdata=None), "note_form": NoteForm(formdata=None),
-        "action_form": ActionForm(), "reassign_form": reassign, **forms,
+        "approve_form": ApproveForm(formdata=None),
+        "reject_form": RejectForm(formdata=None),
+        "info_form": NeedsInfoForm(formdata=None),
+        "note_form": NoteForm(formdata=None),
+        "action_form": ActionForm(),
+        "reassign_form": reassign,
+        **forms,
     }
     return render_template("review/case.html", file=file, case=file.case, now=utcnow(), **context), status
 
@@ -98,9 +102,13 @@ def queue():
     filters_form = QueueFilterForm(request.args)
     filters = QueueFilters()
     if filters_form.validate():
-        filters = QueueFilters(status=filters_form.status.data or "", at_risk=filters_form.at_risk.data,
-                                        breached=filters_form.breached.data, mine=filters_form.mine.data,
-                                        flagged=filters_form.flagged.data)
+        filters = QueueFilters(
+            status=filters_form.status.data or "",
+            at_risk=filters_form.at_risk.data,
+            breached=filters_form.breached.data,
+            mine=filters_form.mine.data,
+            flagged=filters_form.flagged.data,
+        )
         try:
             filters.after = decode_cursor(filters_form.after.data) if filters_form.after.data else None
         except services.ReviewError as exc:
@@ -109,8 +117,9 @@ def queue():
         flash(_("That filter is not valid; showing every case that waits on us."), "error")
     now = utcnow()
     page = queue_page(current_user, filters, now)
-    return render_template("review/queue.html", page=page, filters=filters, filters_form=filters_form,
-                           action_form=ActionForm(), now=now)
+    return render_template(
+        "review/queue.html", page=page, filters=filters, filters_form=filters_form, action_form=ActionForm(), now=now
+    )
 
 
 @bp.post("/claim-next")
@@ -131,8 +140,11 @@ def claim_next():
 def claim(reference: str):
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _act(reference, lambda: claims.claim(reference, current_user, **_edge()),
-                _("You now hold case %(ref)s.", ref=reference))
+    return _act(
+        reference,
+        lambda: claims.claim(reference, current_user, **_edge()),
+        _("You now hold case %(ref)s.", ref=reference),
+    )
 
 
 @bp.post("/case/<reference>/release")
@@ -140,8 +152,11 @@ def claim(reference: str):
 def release(reference: str):
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _act(reference, lambda: claims.release(reference, current_user, **_edge()),
-                _("Case %(ref)s is back in the queue.", ref=reference))
+    return _act(
+        reference,
+        lambda: claims.release(reference, current_user, **_edge()),
+        _("Case %(ref)s is back in the queue.", ref=reference),
+    )
 
 
 @bp.post("/case/<reference>/reassign")
@@ -151,8 +166,11 @@ def reassign(reference: str):
     form.reviewer.choices = _staff_choices()
     if not form.validate_on_submit():
         return _case_page(reference, 400, reassign_form=form)
-    return _act(reference, lambda: claims.reassign(reference, current_user, form.reviewer.data, **_edge()),
-                _("Case %(ref)s was reassigned.", ref=reference))
+    return _act(
+        reference,
+        lambda: claims.reassign(reference, current_user, form.reviewer.data, **_edge()),
+        _("Case %(ref)s was reassigned.", ref=reference),
+    )
 
 
 @bp.get("/case/<reference>")
@@ -172,10 +190,14 @@ def document(reference: str, document_id: int):
         abort(404)
     except (StorageError, VaultError, InvalidTag, OSError):
         current_app.logger.error("document %s of case %s could not be read", document_id, reference)
-        return render_template("errors/error.html", status=500, message=_(
-            "This document cannot be shown: its stored copy is missing or failed its integrity check.")), 500
-    response = Response(content, mimetype=doc.content_type if doc.content_type in casefile.SAFE_TYPES
-                        else "application/octet-stream")
+        return render_template(
+            "errors/error.html",
+            status=500,
+            message=_("This document cannot be shown: its stored copy is missing or failed its integrity check."),
+        ), 500
+    response = Response(
+        content, mimetype=doc.content_type if doc.content_type in casefile.SAFE_TYPES else "application/octet-stream"
+    )
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -192,10 +214,15 @@ def approve(reference: str):
     form = ApproveForm()
     if not form.validate_on_submit():
         return _case_page(reference, 400, approve_form=form)
-    return _act(reference, lambda: decisions.approve(reference, current_user, form.checklist.data or [], **_edge()),
-                lambda case: _("Case %(ref)s is high-risk: your approval is recorded and waits for a second "
-                               "reviewer.", ref=reference) if case.status == "awaiting_second_approval" else
-                _("Case %(ref)s is approved. The seller's 2-step verification was reset.", ref=reference))
+    return _act(
+        reference,
+        lambda: decisions.approve(reference, current_user, form.checklist.data or [], **_edge()),
+        lambda case: (
+            _("Case %(ref)s is high-risk: your approval is recorded and waits for a second reviewer.", ref=reference)
+            if case.status == "awaiting_second_approval"
+            else _("Case %(ref)s is approved. The seller's 2-step verification was reset.", ref=reference)
+        ),
+    )
 
 
 @bp.post("/case/<reference>/confirm")
@@ -203,8 +230,11 @@ def approve(reference: str):
 def confirm(reference: str):
     if not ActionForm().validate_on_submit():
         abort(400)
-    return _act(reference, lambda: decisions.confirm_approval(reference, current_user, **_edge()),
-                _("Case %(ref)s is approved. The seller's 2-step verification was reset.", ref=reference))
+    return _act(
+        reference,
+        lambda: decisions.confirm_approval(reference, current_user, **_edge()),
+        _("Case %(ref)s is approved. The seller's 2-step verification was reset.", ref=reference),
+    )
 
 
 @bp.post("/case/<reference>/reject")
@@ -213,9 +243,11 @@ def reject(reference: str):
     form = RejectForm()
     if not form.validate_on_submit():
         return _case_page(reference, 400, reject_form=form)
-    return _act(reference, lambda: decisions.reject(reference, current_user, form.reason.data, form.message.data,
-                                                   **_edge()),
-                _("Case %(ref)s was rejected. The seller will be told by e-mail.", ref=reference))
+    return _act(
+        reference,
+        lambda: decisions.reject(reference, current_user, form.reason.data, form.message.data, **_edge()),
+        _("Case %(ref)s was rejected. The seller will be told by e-mail.", ref=reference),
+    )
 
 
 @bp.post("/case/<reference>/request-documents")
@@ -224,8 +256,11 @@ def request_documents(reference: str):
     form = NeedsInfoForm()
     if not form.validate_on_submit():
         return _case_page(reference, 400, info_form=form)
-    return _act(reference, lambda: decisions.request_documents(reference, current_user, form.message.data, **_edge()),
-                _("New documents were requested for case %(ref)s. The SLA clock is paused.", ref=reference))
+    return _act(
+        reference,
+        lambda: decisions.request_documents(reference, current_user, form.message.data, **_edge()),
+        _("New documents were requested for case %(ref)s. The SLA clock is paused.", ref=reference),
+    )
 
 
 @bp.post("/case/<reference>/notes")
@@ -234,5 +269,6 @@ def add_note(reference: str):
     form = NoteForm()
     if not form.validate_on_submit():
         return _case_page(reference, 400, note_form=form)
-    return _act(reference, lambda: decisions.add_note(reference, current_user, form.body.data, **_edge()),
-                _("Note added."))
+    return _act(
+        reference, lambda: decisions.add_note(reference, current_user, form.body.data, **_edge()), _("Note added.")
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 from flask import current_app
@@ -27,8 +27,8 @@ def parse_now(value: str | None) -> datetime:
             f"{value!r} is not an ISO 8601 time; use e.g. 2026-03-02T09:00:00Z", param_hint="--now"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 @scheduler_cli.command("run")

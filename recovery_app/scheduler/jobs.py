@@ -53,9 +53,11 @@ def _returning(statement) -> list:
 
 
 def _staff(role: str) -> list[User]:
-    return list(db.session.execute(
-        select(User).where(User.role == role, User.disabled_at.is_(None)).order_by(User.id)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(User).where(User.role == role, User.disabled_at.is_(None)).order_by(User.id)
+        ).scalars()
+    )
 
 
 def _local(moment: datetime, user: User) -> str:
@@ -64,12 +66,20 @@ def _local(moment: datetime, user: User) -> str:
 
 def _notice(user: User, template: str, cases: list) -> notify.Email:
     items = [{"reference": reference, "due": _local(due_at, user)} for reference, due_at in cases]
-    return notify.Email(user.email, f"scheduler/email/{template}", user.locale or "ja",
-                        {"name": user.display_name or user.email, "cases": items,
-                         "base_url": current_app.config["RECOVERY_BASE_URL"].rstrip("/")})
+    return notify.Email(
+        user.email,
+        f"scheduler/email/{template}",
+        user.locale or "ja",
+        {
+            "name": user.display_name or user.email,
+            "cases": items,
+            "base_url": current_app.config["RECOVERY_BASE_URL"].rstrip("/"),
+        },
+    )
 
 
 # --- the jobs ----------------------------------------------------------------
+
 
 def sla_sweep(now: datetime) -> dict:
     """Breached cases are flagged and escalated to every manager; cases past 75%
@@ -83,8 +93,12 @@ def sla_sweep(now: datetime) -> dict:
     breached = _returning(
         update(Case)
         .where(running, Case.breached_at.is_(None), Case.due_at <= now)
-        .values(breached_at=now, escalated_at=now, at_risk_at=func.coalesce(Case.at_risk_at, now),
-                breached_held_by_id=Case.claimed_by_id)
+        .values(
+            breached_at=now,
+            escalated_at=now,
+            at_risk_at=func.coalesce(Case.at_risk_at, now),
+            breached_held_by_id=Case.claimed_by_id,
+        )
         .returning(Case.reference, Case.due_at, Case.claimed_by_id)
     )
     at_risk = _returning(
@@ -94,10 +108,14 @@ def sla_sweep(now: datetime) -> dict:
         .returning(Case.reference, Case.due_at, Case.claimed_by_id)
     )
     audit.record_many(
-        [audit.Entry(action, "case", reference, {"due_at": due_at.isoformat(), "held_by": holder_id})
-         for action, rows in (("case.sla_breached", breached), ("case.sla_at_risk", at_risk))
-         for reference, due_at, holder_id in rows],
-        now=now, actor=SYSTEM)
+        [
+            audit.Entry(action, "case", reference, {"due_at": due_at.isoformat(), "held_by": holder_id})
+            for action, rows in (("case.sla_breached", breached), ("case.sla_at_risk", at_risk))
+            for reference, due_at, holder_id in rows
+        ],
+        now=now,
+        actor=SYSTEM,
+    )
     notices = []
     if breached:
         notices += [_notice(manager, "breached", [(r, d) for r, d, _ in breached]) for manager in _staff("manager")]
@@ -118,9 +136,12 @@ def release_stale_claims(now: datetime) -> dict:
     """A claim with no reviewer activity for an hour goes back to the queue."""
     cutoff = now - timedelta(minutes=current_app.config["RECOVERY_STALE_CLAIM_MINUTES"])
     moved = lifecycle.transition_where(
-        "in_review", "submitted",
+        "in_review",
+        "submitted",
         func.coalesce(Case.last_activity_at, Case.claimed_at, Case.submitted_at) < cutoff,
-        now=now, actor=SYSTEM, action="claim_released_stale",
+        now=now,
+        actor=SYSTEM,
+        action="claim_released_stale",
     )
     return {"released": len(moved)}
 
@@ -129,18 +150,30 @@ def expire_needs_info(now: datetime) -> dict:
     """No new documents within the allowed days: the case expires and the seller is told."""
     cutoff = now - timedelta(days=current_app.config["RECOVERY_NEEDS_INFO_DAYS"])
     moved = lifecycle.transition_where(
-        "needs_info", "expired", Case.paused_since <= cutoff, now=now, actor=SYSTEM, action="expired",
+        "needs_info",
+        "expired",
+        Case.paused_since <= cutoff,
+        now=now,
+        actor=SYSTEM,
+        action="expired",
     )
     if moved:
         rows = db.session.execute(
-            select(Case.reference, User).join(User, User.id == Case.user_id)
+            select(Case.reference, User)
+            .join(User, User.id == Case.user_id)
             .where(Case.id.in_([case_id for case_id, _ in moved]))
         ).all()
         for reference, seller in rows:
-            notify.queue_email(seller.email, "scheduler/email/case_expired", seller.locale or "ja", now,
-                               name=seller.display_name or seller.email, reference=reference,
-                               days=current_app.config["RECOVERY_NEEDS_INFO_DAYS"],
-                               base_url=current_app.config["RECOVERY_BASE_URL"].rstrip("/"))
+            notify.queue_email(
+                seller.email,
+                "scheduler/email/case_expired",
+                seller.locale or "ja",
+                now,
+                name=seller.display_name or seller.email,
+                reference=reference,
+                days=current_app.config["RECOVERY_NEEDS_INFO_DAYS"],
+                base_url=current_app.config["RECOVERY_BASE_URL"].rstrip("/"),
+            )
     return {"expired": len(moved)}
 
 
@@ -149,16 +182,21 @@ def purge_documents(now: datetime, batch: int = 500) -> dict:
     document files are overwritten and unlinked. The rows stay (hash, size,
     type) with the time of purging, and the purge is audited per case."""
     cutoff = now - timedelta(days=current_app.config["RECOVERY_RETENTION_DAYS"])
-    case_ids = list(db.session.execute(
-        select(Case.id).where(Case.closed_at.is_not(None), Case.closed_at <= cutoff,
-                              Case.documents_purged_at.is_(None))
-        .order_by(Case.closed_at).limit(batch)
-    ).scalars())
+    case_ids = list(
+        db.session.execute(
+            select(Case.id)
+            .where(Case.closed_at.is_not(None), Case.closed_at <= cutoff, Case.documents_purged_at.is_(None))
+            .order_by(Case.closed_at)
+            .limit(batch)
+        ).scalars()
+    )
     if not case_ids:
         return {"cases": 0, "files": 0}
-    documents = db.session.execute(
-        select(Document).where(Document.case_id.in_(case_ids), Document.purged_at.is_(None))
-    ).scalars().all()
+    documents = (
+        db.session.execute(select(Document).where(Document.case_id.in_(case_ids), Document.purged_at.is_(None)))
+        .scalars()
+        .all()
+    )
     # Files first: if the commit below fails, the next run finds the rows
     # unpurged and completes them (purging a missing file is a no-op).
     files = sum(1 for document in documents if storage.purge(document))
@@ -167,12 +205,20 @@ def purge_documents(now: datetime, batch: int = 500) -> dict:
         execution_options={"synchronize_session": False},
     )
     purged = _returning(
-        update(Case).where(Case.id.in_(case_ids), Case.documents_purged_at.is_(None))
-        .values(documents_purged_at=now).returning(Case.reference)
+        update(Case)
+        .where(Case.id.in_(case_ids), Case.documents_purged_at.is_(None))
+        .values(documents_purged_at=now)
+        .returning(Case.reference)
     )
     for (reference,) in purged:
-        audit.record("case.documents_purged", now=now, actor=SYSTEM, subject_type="case", subject_id=reference,
-                     details={"retention_days": current_app.config["RECOVERY_RETENTION_DAYS"]})
+        audit.record(
+            "case.documents_purged",
+            now=now,
+            actor=SYSTEM,
+            subject_type="case",
+            subject_id=reference,
+            details={"retention_days": current_app.config["RECOVERY_RETENTION_DAYS"]},
+        )
     db.session.expire_all()
     return {"cases": len(purged), "files": files}
 
@@ -236,7 +282,14 @@ def run_job(job: Job, now: datetime, holder: str | None = None) -> tuple[dict | 
         current_app.logger.exception("scheduler job %s failed", job.name)
         result, error = None, f"{type(exc).__name__}: {exc}"[:1000]
     with unit():
-        db.session.add(JobRun(job=job.name, holder=holder, started_at=now,
-                              finished_at=now + timedelta(seconds=time.monotonic() - started),
-                              result=result or {}, error=error))
+        db.session.add(
+            JobRun(
+                job=job.name,
+                holder=holder,
+                started_at=now,
+                finished_at=now + timedelta(seconds=time.monotonic() - started),
+                result=result or {},
+                error=error,
+            )
+        )
     return result, error

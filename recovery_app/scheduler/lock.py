@@ -48,9 +48,15 @@ class LeaseLock:
             _ensure_row()
             taken = db.session.execute(
                 update(SchedulerLease)
-                .where(SchedulerLease.name == LEASE_NAME,
-                       or_(SchedulerLease.holder == self.holder, SchedulerLease.holder.is_(None),
-                           SchedulerLease.expires_at.is_(None), SchedulerLease.expires_at < now))
+                .where(
+                    SchedulerLease.name == LEASE_NAME,
+                    or_(
+                        SchedulerLease.holder == self.holder,
+                        SchedulerLease.holder.is_(None),
+                        SchedulerLease.expires_at.is_(None),
+                        SchedulerLease.expires_at < now,
+                    ),
+                )
                 .values(holder=self.holder, expires_at=now + lease, heartbeat_at=now),
                 execution_options={"synchronize_session": False},
             ).rowcount
@@ -109,7 +115,8 @@ class AdvisoryLock:
         with unit():
             _ensure_row()
             db.session.execute(
-                update(SchedulerLease).where(SchedulerLease.name == LEASE_NAME)
+                update(SchedulerLease)
+                .where(SchedulerLease.name == LEASE_NAME)
                 .values(holder=self.holder, heartbeat_at=now, expires_at=None),
                 execution_options={"synchronize_session": False},
             )

@@ -13,7 +13,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable
-from datetime import timezone
+from datetime import UTC
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -73,14 +73,19 @@ class Runner:
     def _lead(self) -> None:
         self.say(f"{self.holder} holds the scheduler lock and runs the jobs")
         scheduler = BackgroundScheduler(
-            timezone=timezone.utc,
+            timezone=UTC,
             executors={"default": ThreadPoolExecutor(1)},  # jobs one after another: no self-contention
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
         with self.app.app_context():
             for job in jobs.JOBS:
-                scheduler.add_job(self._run_job, IntervalTrigger(seconds=job.interval_seconds()), args=[job],
-                                  id=job.name, next_run_time=utcnow())
+                scheduler.add_job(
+                    self._run_job,
+                    IntervalTrigger(seconds=job.interval_seconds()),
+                    args=[job],
+                    id=job.name,
+                    next_run_time=utcnow(),
+                )
         scheduler.start()
         self.leading.set()
         try:

@@ -28,8 +28,10 @@ class InviteStaffForm(Form):
     # The address is checked by the invitation rules (services), which say what is wrong with it.
     email = EmailField(
         _l("E-mail address of the person to invite"),
-        validators=[DataRequired(message=_l("Enter the e-mail address of the person to invite.")),
-                    Length(max=EMAIL_MAX, message=EMAIL_TOO_LONG)],
+        validators=[
+            DataRequired(message=_l("Enter the e-mail address of the person to invite.")),
+            Length(max=EMAIL_MAX, message=EMAIL_TOO_LONG),
+        ],
         render_kw={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"},
     )
     role = SelectField(_l("Role"), choices=_role_choices(), default="reviewer")
@@ -44,5 +46,8 @@ class SearchForm(Form):
     class Meta:
         csrf = False  # a GET search changes nothing
 
-    q = SearchField(_l("Search by e-mail"), validators=[Optional(), Length(max=EMAIL_MAX, message=EMAIL_TOO_LONG)],
-                    render_kw={"autocomplete": "off", "spellcheck": "false"})
+    q = SearchField(
+        _l("Search by e-mail"),
+        validators=[Optional(), Length(max=EMAIL_MAX, message=EMAIL_TOO_LONG)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )

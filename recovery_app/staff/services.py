@@ -46,6 +46,7 @@ class NotFound(Exception):
 
 # --- the staff list and roles ----------------------------------------------------
 
+
 @dataclass
 class StaffPage:
     staff: list[User]
@@ -55,22 +56,39 @@ class StaffPage:
 def _waiting_invitations(now: datetime):
     # The link of a manager who has since left or become a reviewer no longer works (account.services).
     managers = select(User.id).where(User.role == "manager", User.disabled_at.is_(None))
-    return (ActionToken.purpose == INVITE, ActionToken.account_id.is_(None), ActionToken.role.in_(STAFF_ROLES),
-            ActionToken.used_at.is_(None), ActionToken.expires_at > now, ActionToken.created_by_id.in_(managers))
+    return (
+        ActionToken.purpose == INVITE,
+        ActionToken.account_id.is_(None),
+        ActionToken.role.in_(STAFF_ROLES),
+        ActionToken.used_at.is_(None),
+        ActionToken.expires_at > now,
+        ActionToken.created_by_id.in_(managers),
+    )
 
 
 def staff_page(now: datetime) -> StaffPage:
-    staff = db.session.execute(
-        select(User).where(User.role.in_(STAFF_ROLES)).order_by(User.role, User.display_name, User.email)
-    ).scalars().all()
-    invitations = db.session.execute(
-        select(ActionToken).where(*_waiting_invitations(now)).order_by(ActionToken.created_at.desc(), ActionToken.id)
-    ).scalars().all()
+    staff = (
+        db.session.execute(
+            select(User).where(User.role.in_(STAFF_ROLES)).order_by(User.role, User.display_name, User.email)
+        )
+        .scalars()
+        .all()
+    )
+    invitations = (
+        db.session.execute(
+            select(ActionToken)
+            .where(*_waiting_invitations(now))
+            .order_by(ActionToken.created_at.desc(), ActionToken.id)
+        )
+        .scalars()
+        .all()
+    )
     return StaffPage(list(staff), list(invitations))
 
 
-def change_role(manager: User, user_id: int, role: str, *, now: datetime, address: str | None = None,
-                browser: str | None = None) -> User:
+def change_role(
+    manager: User, user_id: int, role: str, *, now: datetime, address: str | None = None, browser: str | None = None
+) -> User:
     """A manager moves a staff member between reviewer and manager. Their
     sessions end (the new rights apply from their next sign-in); audited."""
     if role not in STAFF_ROLES:
@@ -86,15 +104,25 @@ def change_role(manager: User, user_id: int, role: str, *, now: datetime, addres
     user.role = role
     bump_epoch(user)
     db.session.flush()
-    audit.record("user.role_changed", now=now, actor=manager, subject_type="user", subject_id=user.id,
-                 details={"from": previous, "to": role}, address=address, browser=browser)
+    audit.record(
+        "user.role_changed",
+        now=now,
+        actor=manager,
+        subject_type="user",
+        subject_id=user.id,
+        details={"from": previous, "to": role},
+        address=address,
+        browser=browser,
+    )
     return user
 
 
 # --- invitations onto the staff --------------------------------------------------
 
-def invite(manager: User, email: str, role: str, locale: str, now: datetime, *, address: str | None,
-           browser: str | None) -> str:
+
+def invite(
+    manager: User, email: str, role: str, locale: str, now: datetime, *, address: str | None, browser: str | None
+) -> str:
     """Invite ``email`` to join the staff as ``role``; returns the normalised address.
 
     An address whose login is already on the staff gets a clear message (the
@@ -110,17 +138,33 @@ def invite(manager: User, email: str, role: str, locale: str, now: datetime, *, 
     existing = find_user_by_email(email)
     if existing is not None and existing.is_staff:
         raise StaffError(_l("%(email)s is already on the staff list."), field="email", email=email)
-    row = issue_invitation(manager, email, locale, now, role=role, account=None,
-                           templates=("staff/email/invitation", "staff/email/invitation_existing_login"),
-                           staff_role=role)
+    row = issue_invitation(
+        manager,
+        email,
+        locale,
+        now,
+        role=role,
+        account=None,
+        templates=("staff/email/invitation", "staff/email/invitation_existing_login"),
+        staff_role=role,
+    )
     record_event(manager, "invited", now, address=address, browser=browser, invited=email, role=role)
-    audit.record("staff.invited", now=now, actor=manager, subject_type="invitation", subject_id=row.id,
-                 details={"email": email, "role": role, "locale": locale}, address=address, browser=browser)
+    audit.record(
+        "staff.invited",
+        now=now,
+        actor=manager,
+        subject_type="invitation",
+        subject_id=row.id,
+        details={"email": email, "role": role, "locale": locale},
+        address=address,
+        browser=browser,
+    )
     return email
 
 
-def cancel_invitation(manager: User, invitation_id: int, now: datetime, *, address: str | None = None,
-                      browser: str | None = None) -> str:
+def cancel_invitation(
+    manager: User, invitation_id: int, now: datetime, *, address: str | None = None, browser: str | None = None
+) -> str:
     """Withdraw a waiting invitation onto the staff; its link stops working. Audited."""
     row = db.session.get(ActionToken, invitation_id)
     if row is None or row.purpose != INVITE or row.account_id is not None or row.role not in STAFF_ROLES:
@@ -130,13 +174,21 @@ def cancel_invitation(manager: User, invitation_id: int, now: datetime, *, addre
         execution_options={"synchronize_session": False},
     ).rowcount
     if cancelled:
-        audit.record("staff.invitation_cancelled", now=now, actor=manager, subject_type="invitation",
-                     subject_id=row.id, details={"email": row.email, "role": row.role}, address=address,
-                     browser=browser)
+        audit.record(
+            "staff.invitation_cancelled",
+            now=now,
+            actor=manager,
+            subject_type="invitation",
+            subject_id=row.id,
+            details={"email": row.email, "role": row.role},
+            address=address,
+            browser=browser,
+        )
     return row.email
 
 
 # --- the user search ---------------------------------------------------------------
+
 
 @dataclass
 class UserRow:
@@ -152,16 +204,23 @@ def find_users(query: str, now: datetime) -> list[UserRow]:
         escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         statement = statement.where(User.email.like(f"%{escaped}%", escape="\\"))
     users = list(db.session.execute(statement).scalars())
-    counts = dict(db.session.execute(
-        select(UserSession.user_id, func.count()).where(UserSession.user_id.in_([u.id for u in users]),
-                                                        UserSession.ended_at.is_(None))
-        .group_by(UserSession.user_id)
-    ).all()) if users else {}
+    counts = (
+        dict(
+            db.session.execute(
+                select(UserSession.user_id, func.count())
+                .where(UserSession.user_id.in_([u.id for u in users]), UserSession.ended_at.is_(None))
+                .group_by(UserSession.user_id)
+            ).all()
+        )
+        if users
+        else {}
+    )
     return [UserRow(user, counts.get(user.id, 0)) for user in users]
 
 
-def end_sessions_for(manager: User, user_id: int, now: datetime, *, address: str | None,
-                     browser: str | None) -> tuple[User, int]:
+def end_sessions_for(
+    manager: User, user_id: int, now: datetime, *, address: str | None, browser: str | None
+) -> tuple[User, int]:
     """A manager ends every session of any user (ASVS 7.4.5); audited."""
     user = db.session.get(User, user_id)
     if user is None:
@@ -169,13 +228,20 @@ def end_sessions_for(manager: User, user_id: int, now: datetime, *, address: str
     bump_epoch(user)
     ended = end_all_sessions(user, now, "ended_by_staff")
     record_event(user, "sessions_ended", now, address=address, browser=browser, count=ended, by=manager.id)
-    audit.record("user.sessions_ended", now=now, actor=manager, subject_type="user", subject_id=user.id,
-                 details={"sessions_ended": ended}, address=address, browser=browser)
+    audit.record(
+        "user.sessions_ended",
+        now=now,
+        actor=manager,
+        subject_type="user",
+        subject_id=user.id,
+        details={"sessions_ended": ended},
+        address=address,
+        browser=browser,
+    )
     return user, ended
 
 
-def unlock_for(manager: User, user_id: int, now: datetime, *, address: str | None,
-               browser: str | None) -> User:
+def unlock_for(manager: User, user_id: int, now: datetime, *, address: str | None, browser: str | None) -> User:
     """A manager lifts the attempt locks of a user (the 100-failure hard lock the
     lock e-mail tells the user to ask a manager about); audited."""
     user = db.session.get(User, user_id)
@@ -183,6 +249,14 @@ def unlock_for(manager: User, user_id: int, now: datetime, *, address: str | Non
         raise NotFound
     was_locked = user.hard_locked_at is not None
     unlock(user, manager, now)
-    audit.record("user.unlocked", now=now, actor=manager, subject_type="user", subject_id=user.id,
-                 details={"was_hard_locked": was_locked}, address=address, browser=browser)
+    audit.record(
+        "user.unlocked",
+        now=now,
+        actor=manager,
+        subject_type="user",
+        subject_id=user.id,
+        details={"was_hard_locked": was_locked},
+        address=address,
+        browser=browser,
+    )
     return user

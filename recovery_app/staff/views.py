@@ -29,9 +29,15 @@ def _form_email_key() -> str:
 
 # --- the staff list, roles and invitations --------------------------------------------
 
+
 def _staff_page(invite_form: InviteStaffForm, status: int = 200):
-    return render_template("staff/index.html", page=services.staff_page(utcnow()), form=RoleForm(),
-                           invite_form=invite_form, confirm_form=ConfirmForm()), status
+    return render_template(
+        "staff/index.html",
+        page=services.staff_page(utcnow()),
+        form=RoleForm(),
+        invite_form=invite_form,
+        confirm_form=ConfirmForm(),
+    ), status
 
 
 @bp.get("/")
@@ -52,8 +58,14 @@ def change_role(user_id: int):
     except services.StaffError as error:
         flash(str(error), "error")
         return redirect(url_for(".index"))
-    flash(_("%(name)s is now a %(role)s. Their open sessions were ended.",
-            name=person.display_name or person.email, role=ROLE_LABELS[person.role]), "success")
+    flash(
+        _(
+            "%(name)s is now a %(role)s. Their open sessions were ended.",
+            name=person.display_name or person.email,
+            role=ROLE_LABELS[person.role],
+        ),
+        "success",
+    )
     return redirect(url_for(".index"))
 
 
@@ -64,13 +76,20 @@ def invite():
     form = InviteStaffForm()
     if form.validate_on_submit():
         try:
-            email = services.invite(current_user, form.email.data, form.role.data, form.locale.data, utcnow(),
-                                    **origin())
+            email = services.invite(
+                current_user, form.email.data, form.role.data, form.locale.data, utcnow(), **origin()
+            )
         except services.StaffError as error:
             put_on_form(form, error)
         else:
-            flash(_("An invitation was sent to %(email)s. The link works once, for %(hours)d hours.",
-                    email=email, hours=current_app.config["RECOVERY_INVITATION_HOURS"]), "success")
+            flash(
+                _(
+                    "An invitation was sent to %(email)s. The link works once, for %(hours)d hours.",
+                    email=email,
+                    hours=current_app.config["RECOVERY_INVITATION_HOURS"],
+                ),
+                "success",
+            )
             return redirect(url_for(".index"))
     return _staff_page(form, 400)
 
@@ -90,14 +109,16 @@ def cancel_invitation(invitation_id: int):
 
 # --- the user search --------------------------------------------------------------------
 
+
 @bp.get("/users")
 @roles_required("manager")
 def users():
     form = SearchForm(request.args)
     query = form.q.data if form.validate() else ""
     rows = services.find_users(query or "", utcnow())
-    return render_template("staff/users.html", form=form, rows=rows, end_form=ConfirmForm(),
-                           page_size=services.PAGE_SIZE), 200 if not form.errors else 400
+    return render_template(
+        "staff/users.html", form=form, rows=rows, end_form=ConfirmForm(), page_size=services.PAGE_SIZE
+    ), 200 if not form.errors else 400
 
 
 def _back_to_search():

@@ -2,16 +2,51 @@
 
 import pytest
 
-ANCHORS = ("what-is-2sv", "authenticator-apps", "passkeys", "no-email-codes", "trusted-device", "several-users", "no-code",
-           "lost-phone", "keep-access", "forgot-password")
+ANCHORS = (
+    "what-is-2sv",
+    "authenticator-apps",
+    "passkeys",
+    "no-email-codes",
+    "trusted-device",
+    "several-users",
+    "no-code",
+    "lost-phone",
+    "keep-access",
+    "forgot-password",
+)
 
 
-@pytest.mark.parametrize("language, words", [
-    ("en", ("What is 2-step verification?", "authenticator app", "never sent by e-mail", "12 hours",
-            "ask for codes on this device", "their own login", "What is a passkey?", "only at this site")),
-    ("ja", ("2段階認証とは", "認証アプリ", "メール", "12時間", "このデバイスでは", "ログイン", "パスキーとは",
-            "このサイト本来のアドレスでしか使えません")),
-])
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        (
+            "en",
+            (
+                "What is 2-step verification?",
+                "authenticator app",
+                "never sent by e-mail",
+                "12 hours",
+                "ask for codes on this device",
+                "their own login",
+                "What is a passkey?",
+                "only at this site",
+            ),
+        ),
+        (
+            "ja",
+            (
+                "2段階認証とは",
+                "認証アプリ",
+                "メール",
+                "12時間",
+                "このデバイスでは",
+                "ログイン",
+                "パスキーとは",
+                "このサイト本来のアドレスでしか使えません",
+            ),
+        ),
+    ],
+)
 def test_help_page_answers_the_faq_in_each_language(app, language, words):
     page = app.test_client().get("/help", headers={"Accept-Language": language})
     text = page.get_data(as_text=True)

@@ -75,8 +75,11 @@ def test_reused_invitation_link_gets_the_clear_page_and_changes_nothing(app, db,
     visitor.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
     user = db.session.execute(select(User).where(User.email == "new.person@example.test")).scalar_one()
     before = user.password_hash
-    again = visitor.post(path, data={"password": "another fine password 77", "confirm": "another fine password 77"},
-                         headers={"Accept-Language": "en"})
+    again = visitor.post(
+        path,
+        data={"password": "another fine password 77", "confirm": "another fine password 77"},
+        headers={"Accept-Language": "en"},
+    )
     assert again.status_code == 404 and "This link cannot be used" in again.get_data(as_text=True)
     assert visitor.get(path).status_code == 404
     db.session.refresh(user)
@@ -91,8 +94,9 @@ def test_expired_invitation_link_is_refused(app, db, client, signed_in_owner):
     stored.expires_at = stored.created_at - timedelta(seconds=1)
     db.session.flush()
     visitor = app.test_client()
-    response = visitor.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
-                            headers={"Accept-Language": "en"})
+    response = visitor.post(
+        path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD}, headers={"Accept-Language": "en"}
+    )
     assert response.status_code == 404 and "This link cannot be used" in response.get_data(as_text=True)
     assert _count(db, User, User.email == "new.person@example.test") == 0
 
@@ -117,19 +121,21 @@ def test_a_newer_invitation_replaces_the_older_link(app, db, client, signed_in_o
     assert visitor.get(second).status_code == 200
 
 
-@pytest.mark.parametrize("password, message", [
-    ("short pw 1", "at least 12 characters"),
-    ("password1234", "leaked passwords"),
-    ("new.person@example.test", "e-mail address"),
-    ("x" * 300, "at most 256 characters"),
-])
+@pytest.mark.parametrize(
+    "password, message",
+    [
+        ("short pw 1", "at least 12 characters"),
+        ("password1234", "leaked passwords"),
+        ("new.person@example.test", "e-mail address"),
+        ("x" * 300, "at most 256 characters"),
+    ],
+)
 def test_accepting_with_a_bad_password_says_why_and_keeps_the_link(app, db, client, signed_in_owner, password, message):
     # ASVS 6.2.1, 6.2.4, 6.2.11
     _invite(client)
     path = link_in_last_email("new.person@example.test", INVITE_PATH)
     visitor = app.test_client()
-    response = visitor.post(path, data={"password": password, "confirm": password},
-                            headers={"Accept-Language": "en"})
+    response = visitor.post(path, data={"password": password, "confirm": password}, headers={"Accept-Language": "en"})
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     assert _count(db, User, User.email == "new.person@example.test") == 0
     assert visitor.get(path).status_code == 200  # the link still works
@@ -139,11 +145,15 @@ def test_accepting_with_mismatched_passwords_or_an_over_long_name_changes_nothin
     _invite(client)
     path = link_in_last_email("new.person@example.test", INVITE_PATH)
     visitor = app.test_client()
-    mismatch = visitor.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"},
-                            headers={"Accept-Language": "en"})
+    mismatch = visitor.post(
+        path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"}, headers={"Accept-Language": "en"}
+    )
     assert mismatch.status_code == 400 and "not the same" in mismatch.get_data(as_text=True)
-    long_name = visitor.post(path, data={"display_name": "n" * 201, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
-                             headers={"Accept-Language": "en"})
+    long_name = visitor.post(
+        path,
+        data={"display_name": "n" * 201, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        headers={"Accept-Language": "en"},
+    )
     assert long_name.status_code == 400 and "at most 200" in long_name.get_data(as_text=True)
     assert _count(db, User, User.email == "new.person@example.test") == 0
 
@@ -164,7 +174,9 @@ def test_inviting_someone_already_on_this_account_gets_a_clear_message(db, clien
     assert _count(db, ActionToken) == 0 and outbox_messages("email", colleague.email) == []
 
 
-def test_inviting_an_address_with_a_login_elsewhere_looks_the_same_and_sends_no_link(app, db, client, make, signed_in_owner):
+def test_inviting_an_address_with_a_login_elsewhere_looks_the_same_and_sends_no_link(
+    app, db, client, make, signed_in_owner
+):
     # ASVS 6.3.8: the owner cannot learn which addresses have logins on other accounts
     elsewhere = make.user("seller_user")
     known = _invite(client, email=elsewhere.email)
@@ -275,8 +287,9 @@ def test_a_removed_user_cannot_use_a_reset_link_sent_before(app, db, client, mak
 
 
 def _invitation(db, email="new.person@example.test"):
-    return db.session.execute(select(ActionToken).where(ActionToken.purpose == "invite",
-                                                        ActionToken.email == email)).scalar_one()
+    return db.session.execute(
+        select(ActionToken).where(ActionToken.purpose == "invite", ActionToken.email == email)
+    ).scalar_one()
 
 
 def test_owner_cancels_a_waiting_invitation_and_its_link_stops_working(app, db, client, signed_in_owner):
@@ -308,8 +321,11 @@ def test_a_name_with_a_line_break_is_refused_and_markup_is_kept_as_text(app, db,
     _invite(client)
     path = link_in_last_email("new.person@example.test", INVITE_PATH)
     visitor = app.test_client()
-    refused = visitor.post(path, data={"display_name": "Hanako\r\nBcc: x@evil.example", "password": NEW_PASSWORD,
-                                       "confirm": NEW_PASSWORD}, headers={"Accept-Language": "en"})
+    refused = visitor.post(
+        path,
+        data={"display_name": "Hanako\r\nBcc: x@evil.example", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        headers={"Accept-Language": "en"},
+    )
     assert refused.status_code == 400 and "invisible or control characters" in refused.get_data(as_text=True)
     assert _count(db, User, User.email == "new.person@example.test") == 0
     visitor.post(path, data={"display_name": "  Hanako  <b>", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})

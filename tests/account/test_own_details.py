@@ -22,9 +22,12 @@ def me(client, auth, make):
 
 
 def _change_password(client, current=TEST_PASSWORD, password=NEW_PASSWORD, confirm=None, **kwargs):
-    return client.post("/account/password", data={"current_password": current, "password": password,
-                                                  "confirm": password if confirm is None else confirm},
-                       headers={"Accept-Language": "en"}, **kwargs)
+    return client.post(
+        "/account/password",
+        data={"current_password": current, "password": password, "confirm": password if confirm is None else confirm},
+        headers={"Accept-Language": "en"},
+        **kwargs,
+    )
 
 
 def test_change_password_with_the_current_one_then_offer_to_end_other_sessions(db, client, me):
@@ -50,14 +53,17 @@ def test_change_password_refuses_a_wrong_current_password(db, client, me):
     assert outbox_messages("email") == []
 
 
-@pytest.mark.parametrize("password, confirm, message", [
-    ("short pw 1", None, "at least 12 characters"),
-    ("qwerty123456", None, "leaked passwords"),
-    ("sato.hanako is me", None, "e-mail address"),
-    ("z" * 5000, None, "at most 256 characters"),
-    (TEST_PASSWORD, None, "same as the current one"),
-    (NEW_PASSWORD, NEW_PASSWORD + "!", "not the same"),
-])
+@pytest.mark.parametrize(
+    "password, confirm, message",
+    [
+        ("short pw 1", None, "at least 12 characters"),
+        ("qwerty123456", None, "leaked passwords"),
+        ("sato.hanako is me", None, "e-mail address"),
+        ("z" * 5000, None, "at most 256 characters"),
+        (TEST_PASSWORD, None, "same as the current one"),
+        (NEW_PASSWORD, NEW_PASSWORD + "!", "not the same"),
+    ],
+)
 def test_change_password_refuses_bad_new_passwords(db, client, me, password, confirm, message):
     response = _change_password(client, password=password, confirm=confirm)
     assert response.status_code == 400 and message in response.get_data(as_text=True)
@@ -96,9 +102,11 @@ def test_password_and_e_mail_pages_ask_for_a_fresh_code_first(app, db, client, a
     for path in ("/account/password", "/account/email", "/account/sessions"):
         response = client.get(path)
         assert response.status_code == 302 and response.headers["Location"].startswith(confirm)
-    for path, data in (("/account/email", {"email": "new@example.test"}), ("/account/sessions/end", {"scope": "others"}),
-                       ("/account/password", {"current_password": TEST_PASSWORD, "password": NEW_PASSWORD,
-                                              "confirm": NEW_PASSWORD})):
+    for path, data in (
+        ("/account/email", {"email": "new@example.test"}),
+        ("/account/sessions/end", {"scope": "others"}),
+        ("/account/password", {"current_password": TEST_PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}),
+    ):
         response = client.post(path, data=data)
         assert response.status_code == 302 and response.headers["Location"].startswith(confirm)
     db.session.refresh(user)
@@ -111,8 +119,13 @@ def test_visitors_are_sent_to_sign_in(app, db, make):
     visitor = app.test_client()
     for path in ("/account/password", "/account/email", "/account/sessions", "/account/users"):
         assert visitor.get(path).headers["Location"].startswith(SIGN_IN_PATH)
-    for path in ("/account/password", "/account/email", "/account/sessions/end", "/account/users/invite",
-                 f"/account/users/{user.id}/remove"):
+    for path in (
+        "/account/password",
+        "/account/email",
+        "/account/sessions/end",
+        "/account/users/invite",
+        f"/account/users/{user.id}/remove",
+    ):
         response = visitor.post(path, data={"email": "a@example.test", "scope": "others", "locale": "en"})
         assert response.status_code == 302 and response.headers["Location"].startswith(SIGN_IN_PATH)
     db.session.refresh(user)
@@ -149,21 +162,29 @@ def test_change_e_mail_retires_reset_links_sent_to_the_old_address(app, db, clie
     path = link_in_last_email(me.email, "/account/password/reset/")
     client.post("/account/email", data={"email": "hanako.new@example.test"})
     assert app.test_client().get(path).status_code == 404
-    assert db.session.execute(select(ActionToken).where(ActionToken.used_at.is_(None),
-                                                        ActionToken.user_id == me.id)).first() is None
+    assert (
+        db.session.execute(
+            select(ActionToken).where(ActionToken.used_at.is_(None), ActionToken.user_id == me.id)
+        ).first()
+        is None
+    )
 
 
-@pytest.mark.parametrize("email, message", [
-    ("", "Enter your e-mail address"),
-    ("not-an-address", "like name@example.com"),
-    ("a" * 260 + "@example.test", "at most 254"),
-    ("sato.hanako@example.test", "already your e-mail address"),
-    ("{other}", "Another login already uses this address"),
-])
+@pytest.mark.parametrize(
+    "email, message",
+    [
+        ("", "Enter your e-mail address"),
+        ("not-an-address", "like name@example.com"),
+        ("a" * 260 + "@example.test", "at most 254"),
+        ("sato.hanako@example.test", "already your e-mail address"),
+        ("{other}", "Another login already uses this address"),
+    ],
+)
 def test_change_e_mail_refuses_bad_addresses(db, client, make, me, email, message):
     other = make.user()
-    response = client.post("/account/email", data={"email": email.format(other=other.email)},
-                           headers={"Accept-Language": "en"})
+    response = client.post(
+        "/account/email", data={"email": email.format(other=other.email)}, headers={"Accept-Language": "en"}
+    )
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     db.session.refresh(me)
     assert me.email == "sato.hanako@example.test"

@@ -51,8 +51,11 @@ def test_reset_journey_sets_the_password_and_ends_every_session_but_keeps_2sv(ap
     assert user.session_epoch == epoch + 1 and not user.must_enroll_2sv
     with client.session_transaction() as sess:
         assert "_user_id" not in sess and "pending" not in sess
-    live = db.session.execute(select(func.count()).select_from(UserSession).where(
-        UserSession.user_id == user.id, UserSession.ended_at.is_(None))).scalar_one()
+    live = db.session.execute(
+        select(func.count())
+        .select_from(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+    ).scalar_one()
     assert live == 0
     assert elsewhere.get("/account/password").headers["Location"].startswith(SIGN_IN_PATH)
     assert outbox_messages("email", user.email)[-1].template == "account/email/password_changed"
@@ -85,8 +88,11 @@ def test_reused_reset_link_gets_the_clear_page_and_changes_nothing(app, db, clie
     _forgot(client, user.email)
     path = link_in_last_email(user.email, RESET_PATH)
     client.post(path, data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
-    again = client.post(path, data={"password": "another fine password 77", "confirm": "another fine password 77"},
-                        headers={"Accept-Language": "en"})
+    again = client.post(
+        path,
+        data={"password": "another fine password 77", "confirm": "another fine password 77"},
+        headers={"Accept-Language": "en"},
+    )
     assert again.status_code == 404 and "This link cannot be used" in again.get_data(as_text=True)
     db.session.refresh(user)
     assert verify_password(user.password_hash, NEW_PASSWORD)
@@ -131,22 +137,24 @@ def test_a_link_for_an_unknown_address_can_never_be_used(app, db, client):
     assert stored.user_id is None
 
 
-@pytest.mark.parametrize("password, message", [
-    ("short pw 1", "at least 12 characters"),
-    ("qwerty123456", "leaked passwords"),
-    ("{email}", "e-mail address"),
-    ("{local}-secret-words", "e-mail address"),
-    ("recoverydesk2026!", "name of this service"),
-    ("y" * 257, "at most 256 characters"),
-])
+@pytest.mark.parametrize(
+    "password, message",
+    [
+        ("short pw 1", "at least 12 characters"),
+        ("qwerty123456", "leaked passwords"),
+        ("{email}", "e-mail address"),
+        ("{local}-secret-words", "e-mail address"),
+        ("recoverydesk2026!", "name of this service"),
+        ("y" * 257, "at most 256 characters"),
+    ],
+)
 def test_reset_with_a_bad_password_says_why_and_keeps_the_link(db, client, make, password, message):
     # ASVS 6.2.1, 6.2.4, 6.2.9, 6.2.11, 6.2.12
     user = make.user(email="yamada.taro@example.test")
     _forgot(client, user.email)
     path = link_in_last_email(user.email, RESET_PATH)
     password = password.format(email=user.email, local="yamada.taro")
-    response = client.post(path, data={"password": password, "confirm": password},
-                           headers={"Accept-Language": "en"})
+    response = client.post(path, data={"password": password, "confirm": password}, headers={"Accept-Language": "en"})
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     db.session.refresh(user)
     assert verify_password(user.password_hash, TEST_PASSWORD)

@@ -118,8 +118,11 @@ def test_ending_sessions_without_csrf_token_changes_nothing(app, db, client, aut
 def test_after_a_change_the_page_offers_one_button_to_end_the_others(app, client, auth, me):
     # ASVS 7.4.3
     _other_browser(app, auth, me)
-    for after, heading in (("password", "Your password was changed."), ("method", "2-step verification was changed"),
-                           ("email", "Your e-mail address was changed.")):
+    for after, heading in (
+        ("password", "Your password was changed."),
+        ("method", "2-step verification was changed"),
+        ("email", "Your e-mail address was changed."),
+    ):
         page = client.get(f"/account/sessions?after={after}", headers={"Accept-Language": "en"}).get_data(as_text=True)
         assert heading in page and "Other sessions still signed in: 1." in page
     plain = client.get("/account/sessions?after=<script>", headers={"Accept-Language": "en"}).get_data(as_text=True)

@@ -38,8 +38,15 @@ def add_phone(db):
         if primary:
             for method in db.session.query(TwoFactorMethod).filter_by(user_id=user.id):
                 method.is_primary = False
-        method = TwoFactorMethod(user_id=user.id, kind=kind, is_primary=primary, phone_e164=e164, label="",
-                                 created_at=utcnow(), confirmed_at=utcnow())
+        method = TwoFactorMethod(
+            user_id=user.id,
+            kind=kind,
+            is_primary=primary,
+            phone_e164=e164,
+            label="",
+            created_at=utcnow(),
+            confirmed_at=utcnow(),
+        )
         db.session.add(method)
         user.must_enroll_2sv = False
         db.session.flush()

@@ -18,8 +18,12 @@ OTHER_PHONE = "+818011112222"
 
 
 def kinds(db, user):
-    return [e.kind for e in db.session.execute(
-        select(SecurityEvent).where(SecurityEvent.user_id == user.id).order_by(SecurityEvent.id)).scalars()]
+    return [
+        e.kind
+        for e in db.session.execute(
+            select(SecurityEvent).where(SecurityEvent.user_id == user.id).order_by(SecurityEvent.id)
+        ).scalars()
+    ]
 
 
 def test_sms_primary_gets_a_code_at_the_password_step(client, make, auth, add_phone):

@@ -31,11 +31,14 @@ def test_recovery_code_sign_in_shows_the_codes_left_first(client, make, auth, db
     assert 'id="few-codes"' not in page and 'id="new-codes"' in page and 'id="continue"' in page
 
 
-@pytest.mark.parametrize(("used_before", "left", "words"), [
-    (6, 3, "You have 3 recovery codes left."),
-    (8, 1, "You have 1 recovery code left."),
-    (9, 0, "You have no recovery codes left."),
-])
+@pytest.mark.parametrize(
+    ("used_before", "left", "words"),
+    [
+        (6, 3, "You have 3 recovery codes left."),
+        (8, 1, "You have 1 recovery code left."),
+        (9, 0, "You have no recovery codes left."),
+    ],
+)
 def test_three_or_fewer_codes_left_are_warned_about(client, make, auth, db, used_before, left, words):
     user = make.user()
     codes = twofactor.generate_recovery_codes(user, utcnow())

@@ -67,8 +67,14 @@ def test_invited_user_keeps_the_language_they_accepted_in(client, make, auth, db
     [mail] = outbox_messages("email", "new-person@example.test")
     assert mail.locale == "ja"  # the invitation goes in the language the owner chose
     path = link_in_last_email("new-person@example.test", "/account/invitation/")
-    response = client.post(path, data={"display_name": "New Person", "password": "a long new passphrase 7",
-                                       "confirm": "a long new passphrase 7"})
+    response = client.post(
+        path,
+        data={
+            "display_name": "New Person",
+            "password": "a long new passphrase 7",
+            "confirm": "a long new passphrase 7",
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
     created = db.session.execute(select(User).where(User.email == "new-person@example.test")).scalar_one()
     assert created.locale == "en"

@@ -62,14 +62,19 @@ def signed_in(client) -> bool:
 
 # --- adding a passkey -------------------------------------------------------------------
 
+
 def test_a_seller_adds_a_passkey_in_settings_after_a_fresh_code(db, make, auth):
     # ASVS 7.5.1: a fresh second factor before a method is added; 6.3.7: told by e-mail
     user = make.user(locale="en")
     stale = auth.client_for(user)
     response = stale.get("/settings/security/passkey")
     assert response.status_code == 302 and "/settings/confirm" in response.location
-    assert stale.post("/settings/security/passkey/options", headers={"X-CSRFToken": stale.csrf_token()},
-                      csrf=False).status_code == 302
+    assert (
+        stale.post(
+            "/settings/security/passkey/options", headers={"X-CSRFToken": stale.csrf_token()}, csrf=False
+        ).status_code
+        == 302
+    )
     device, client = add_in_settings(auth, user, name="  Work   laptop ")
     [passkey] = passkeys_of(db, user)
     assert passkey.name == "Work laptop" and passkey.credential_id == device.credential_id
@@ -91,8 +96,10 @@ def test_registration_options_require_user_verification_and_name_this_site(app, 
     assert len(sent["excludeCredentials"]) == 1  # the same device is not added twice
     assert user.email == sent["user"]["name"] and str(user.id) != sent["user"]["id"]
     # ASVS 6.7.2: the challenge nonce is at least 64 bits (here 256) and random
-    assert len(sent["challenge"]) >= 43 and sent["challenge"] != options(client, "/settings/security/passkey/options")[
-        "challenge"]
+    assert (
+        len(sent["challenge"]) >= 43
+        and sent["challenge"] != options(client, "/settings/security/passkey/options")["challenge"]
+    )
 
 
 def test_the_default_name_is_the_browser_and_system(db, make, auth):
@@ -117,7 +124,8 @@ def test_a_passkey_made_for_another_site_is_not_added(db, make, auth):
     user = make.user(locale="en")
     client = auth.client_for(user, fresh_code=True)
     answer = SoftPasskey(origin="https://desk.example.invalid").create(
-        options(client, "/settings/security/passkey/options"))
+        options(client, "/settings/security/passkey/options")
+    )
     assert client.post("/settings/security/passkey", data={"name": "x", "credential": answer}).status_code == 200
     assert passkeys_of(db, user) == []
 
@@ -153,6 +161,7 @@ def test_a_malformed_answer_changes_nothing(db, make, auth):
 
 
 # --- signing in with a passkey ----------------------------------------------------------------
+
 
 def test_the_challenge_asks_for_the_passkey_first_and_sends_no_code(db, make, auth, add_phone):
     user = make.user(enrolled=False, locale="en")
@@ -195,11 +204,20 @@ def test_a_passkey_signs_in_through_the_same_completion_as_a_code(db, make, auth
     assert event.details == {"via": "passkey"}
     assert user.last_sign_in_browser == CHROME_LINUX
     # what complete_sign_in does for every method happens for a passkey too: a trusted device, a new session
-    assert db.session.execute(select(func.count()).select_from(TrustedDevice)
-                              .where(TrustedDevice.user_id == user.id)).scalar_one() == 1
-    assert db.session.execute(select(func.count()).select_from(UserSession)
-                              .where(UserSession.user_id == user.id, UserSession.browser == CHROME_LINUX)
-                              ).scalar_one() == 1
+    assert (
+        db.session.execute(
+            select(func.count()).select_from(TrustedDevice).where(TrustedDevice.user_id == user.id)
+        ).scalar_one()
+        == 1
+    )
+    assert (
+        db.session.execute(
+            select(func.count())
+            .select_from(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.browser == CHROME_LINUX)
+        ).scalar_one()
+        == 1
+    )
     assert "last used" in client.get("/settings/security").get_data(as_text=True)
 
 
@@ -236,9 +254,14 @@ def test_an_expired_challenge_is_refused(db, make, auth):
     assert db.session.execute(select(func.count()).select_from(PasskeyChallenge)).scalar_one() == 0
 
 
-@pytest.mark.parametrize("bend", [{"origin": "https://recovery-desk.example.invalid"},
-                                  {"origin": "http://localhost:5001"},
-                                  {"rp_id": "example.invalid"}])
+@pytest.mark.parametrize(
+    "bend",
+    [
+        {"origin": "https://recovery-desk.example.invalid"},
+        {"origin": "http://localhost:5001"},
+        {"rp_id": "example.invalid"},
+    ],
+)
 def test_an_answer_from_another_origin_or_site_is_refused(db, make, auth, bend):
     # Phishing resistance: the signed client data names the page's origin
     user = make.user(locale="en")
@@ -317,6 +340,7 @@ def test_refused_passkeys_count_towards_the_code_lock(db, make, auth, roomy_limi
 
 # --- removing ---------------------------------------------------------------------------------
 
+
 def test_a_removed_passkey_is_refused(db, make, auth):
     # ASVS 6.5.6: a lost passkey is removed in settings and stops working at once
     user = make.user(locale="en")
@@ -335,8 +359,10 @@ def test_a_removed_passkey_is_refused(db, make, auth):
     page = signing_in.post("/sign-in/code", data={"credential": answer}).get_data(as_text=True)
     assert "not set up for your user, or it was removed" in page and not signed_in(signing_in)
     assert [e.details["name"] for e in events(db, user, "passkey_removed")] == ["Lost phone"]
-    assert "A passkey was removed." in outbox_messages("email", user.email)[-1].body or \
-        "パスキーが削除されました。" in outbox_messages("email", user.email)[-1].body
+    assert (
+        "A passkey was removed." in outbox_messages("email", user.email)[-1].body
+        or "パスキーが削除されました。" in outbox_messages("email", user.email)[-1].body
+    )
 
 
 def test_the_only_second_step_cannot_be_removed(db, make, auth):
@@ -371,6 +397,7 @@ def test_another_users_passkey_cannot_be_removed(db, make, auth):
 
 # --- the fresh second step before a settings change ----------------------------------------------
 
+
 def test_a_passkey_confirms_a_settings_change(db, make, auth):
     # ASVS 7.5.1 with a phishing-resistant factor
     user = make.user(locale="en")
@@ -392,9 +419,10 @@ def test_passkeys_are_not_offered_at_an_ip_address(app, make, auth):
     app.config["RECOVERY_BASE_URL"] = "http://127.0.0.1:5000"
     user = make.user(locale="en")
     client = auth.client_for(user, fresh_code=True)
-    assert "/settings/security/passkey\"" not in client.get("/settings/security").get_data(as_text=True)
-    refused = client.post("/settings/security/passkey/options", headers={"X-CSRFToken": client.csrf_token()},
-                          csrf=False)
+    assert '/settings/security/passkey"' not in client.get("/settings/security").get_data(as_text=True)
+    refused = client.post(
+        "/settings/security/passkey/options", headers={"X-CSRFToken": client.csrf_token()}, csrf=False
+    )
     assert refused.status_code == 400 and "domain name" in refused.get_json()["error"]
 
 
@@ -430,8 +458,12 @@ def test_two_browsers_signing_in_at_once_keep_their_own_challenges(db, make, aut
     options(laptop, "/sign-in/passkey/options")  # asked twice: the first challenge of this browser is dropped
     laptop_answer = device.get(options(laptop, "/sign-in/passkey/options"))
     phone_answer = device.get(options(phone, "/sign-in/passkey/options"))
-    assert db.session.execute(select(func.count()).select_from(PasskeyChallenge)
-                              .where(PasskeyChallenge.purpose == "sign_in")).scalar_one() == 2
+    assert (
+        db.session.execute(
+            select(func.count()).select_from(PasskeyChallenge).where(PasskeyChallenge.purpose == "sign_in")
+        ).scalar_one()
+        == 2
+    )
     assert laptop.post("/sign-in/code", data={"credential": laptop_answer}).status_code == 302
     assert phone.post("/sign-in/code", data={"credential": phone_answer}).status_code == 302
 

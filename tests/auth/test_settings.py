@@ -9,21 +9,30 @@ import pytest
 from sqlalchemy import select
 
 from recovery_app.auth import twofactor
-from recovery_app.models.base import utcnow
 from recovery_app.models import RecoveryCode, SecurityEvent, TrustedDevice, TwoFactorMethod, UserSession
+from recovery_app.models.base import utcnow
 from tests.helpers import last_code, later, outbox_messages
 
 PHONE = "+819012345678"
 
 
 def kinds(db, user):
-    return [e.kind for e in db.session.execute(
-        select(SecurityEvent).where(SecurityEvent.user_id == user.id).order_by(SecurityEvent.id)).scalars()]
+    return [
+        e.kind
+        for e in db.session.execute(
+            select(SecurityEvent).where(SecurityEvent.user_id == user.id).order_by(SecurityEvent.id)
+        ).scalars()
+    ]
 
 
 def confirmed(db, user):
-    return db.session.execute(select(TwoFactorMethod).where(
-        TwoFactorMethod.user_id == user.id, TwoFactorMethod.confirmed_at.is_not(None))).scalars().all()
+    return (
+        db.session.execute(
+            select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id, TwoFactorMethod.confirmed_at.is_not(None))
+        )
+        .scalars()
+        .all()
+    )
 
 
 def test_settings_needs_a_full_session(client, make, auth):
@@ -47,9 +56,13 @@ def test_changes_without_a_fresh_code_go_to_the_confirm_page(client, make, auth,
     user = make.user()
     method = user and confirmed(db, user)[0]
     auth.fast_sign_in(client, user)
-    for path in ("/settings/security/recovery-codes", f"/settings/security/methods/{method.id}/remove",
-                 "/settings/security/devices/revoke-all", "/settings/security/sign-out-everywhere",
-                 "/settings/security/turn-off"):
+    for path in (
+        "/settings/security/recovery-codes",
+        f"/settings/security/methods/{method.id}/remove",
+        "/settings/security/devices/revoke-all",
+        "/settings/security/sign-out-everywhere",
+        "/settings/security/turn-off",
+    ):
         response = client.post(path, headers={"Referer": "/settings/security"})
         assert response.status_code == 302 and "/settings/confirm" in response.headers["Location"], path
     assert client.get("/settings/security/app").headers["Location"].startswith("/settings/confirm")
@@ -207,8 +220,12 @@ def test_settings_posts_without_csrf_are_refused_and_change_nothing(client, make
     method = confirmed(db, user)[0]
     auth.fast_sign_in(client, user)
     auth.fresh_code(client)
-    for path in (f"/settings/security/methods/{method.id}/remove", "/settings/security/turn-off",
-                 "/settings/security/recovery-codes", "/settings/security/sign-out-everywhere"):
+    for path in (
+        f"/settings/security/methods/{method.id}/remove",
+        "/settings/security/turn-off",
+        "/settings/security/recovery-codes",
+        "/settings/security/sign-out-everywhere",
+    ):
         assert client.post(path, csrf=False).status_code == 400, path
     assert confirmed(db, user) == [method] and not user.must_enroll_2sv
 
@@ -231,9 +248,17 @@ def test_reloading_the_confirm_page_does_not_send_another_sms_at_once(client, ma
     assert len(outbox_messages("sms", PHONE)) == 1
 
 
-GARBAGE = {"code": "\x00<script>alert(1)</script>' OR 1=1 --", "number": "'; DROP TABLE users; --",
-           "channel": "x" * 500, "method_id": "-1", "remember_device": "maybe", "email": "\u202e@x", "password": "",
-           "next": "javascript:alert(1)", "resend": "1"}
+GARBAGE = {
+    "code": "\x00<script>alert(1)</script>' OR 1=1 --",
+    "number": "'; DROP TABLE users; --",
+    "channel": "x" * 500,
+    "method_id": "-1",
+    "remember_device": "maybe",
+    "email": "\u202e@x",
+    "password": "",
+    "next": "javascript:alert(1)",
+    "resend": "1",
+}
 
 
 @pytest.mark.parametrize("state", ["visitor", "password_step", "enrolling", "signed_in"])
@@ -245,8 +270,11 @@ def test_garbage_to_every_auth_route_never_gives_a_server_error(app, make, auth,
     elif state == "signed_in":
         auth.fast_sign_in(client, user)
         auth.fresh_code(client)
-    app.config.update(RECOVERY_LIMIT_SIGN_IN="10000 per minute", RECOVERY_LIMIT_CODE_CHECK="10000 per minute",
-                      RECOVERY_LIMIT_CODE_SEND="10000 per minute")
+    app.config.update(
+        RECOVERY_LIMIT_SIGN_IN="10000 per minute",
+        RECOVERY_LIMIT_CODE_CHECK="10000 per minute",
+        RECOVERY_LIMIT_CODE_SEND="10000 per minute",
+    )
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("auth.") or rule.endpoint == "auth.sign_out":
             continue

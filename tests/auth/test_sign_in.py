@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 import time
+from datetime import timedelta
+
 from flask import g
 from sqlalchemy import select
 
@@ -12,9 +13,11 @@ from tests.helpers import TEST_PASSWORD, later, outbox_messages
 
 
 def events(db, user, kind):
-    return db.session.execute(
-        select(SecurityEvent).where(SecurityEvent.user_id == user.id, SecurityEvent.kind == kind)
-    ).scalars().all()
+    return (
+        db.session.execute(select(SecurityEvent).where(SecurityEvent.user_id == user.id, SecurityEvent.kind == kind))
+        .scalars()
+        .all()
+    )
 
 
 def test_sign_in_form_carries_the_standard_autocomplete_values(client):

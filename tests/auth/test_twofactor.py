@@ -1,6 +1,6 @@
 """Second-factor primitives: RFC test vectors, replay, expiry, binding, hashing."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
@@ -12,17 +12,29 @@ from tests.helpers import last_code, outbox_messages
 SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # base32 of ASCII "12345678901234567890"
 
 
-@pytest.mark.parametrize("counter, code", list(enumerate(
-    ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"])))
+@pytest.mark.parametrize(
+    "counter, code",
+    list(
+        enumerate(["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"])
+    ),
+)
 def test_rfc4226_appendix_d_vectors(counter, code):
     assert twofactor.hotp_matches(SEED, counter, code)
 
 
-@pytest.mark.parametrize("unix, code", [(59, "94287082"), (1111111109, "07081804"), (1111111111, "14050471"),
-                                        (1234567890, "89005924"), (2000000000, "69279037"),
-                                        (20000000000, "65353130")])
+@pytest.mark.parametrize(
+    "unix, code",
+    [
+        (59, "94287082"),
+        (1111111109, "07081804"),
+        (1111111111, "14050471"),
+        (1234567890, "89005924"),
+        (2000000000, "69279037"),
+        (20000000000, "65353130"),
+    ],
+)
 def test_rfc6238_appendix_b_sha1_vectors(unix, code):
-    at = datetime.fromtimestamp(unix, tz=timezone.utc)
+    at = datetime.fromtimestamp(unix, tz=UTC)
     assert twofactor.match_totp_step(SEED, code, at, digits=8, window=0) == unix // 30
 
 
@@ -43,8 +55,17 @@ def test_replayed_totp_code_is_refused(app, make, now):
     assert not twofactor.verify_totp(method, code, now + timedelta(seconds=5))
 
 
-@pytest.mark.parametrize("text, expected", [("123 456", "123456"), ("123-456", "123456"), ("12345", None),
-                                            ("12a456", None), ("１２３４５６", None), ("", None)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("123 456", "123456"),
+        ("123-456", "123456"),
+        ("12345", None),
+        ("12a456", None),
+        ("１２３４５６", None),
+        ("", None),
+    ],
+)
 def test_codes_are_normalised_then_must_be_six_digits(text, expected):
     assert twofactor.normalise_code(text) == expected
 
@@ -85,8 +106,9 @@ def test_resend_is_throttled_for_sixty_seconds(app, make, now):
     with pytest.raises(twofactor.CodeError) as raised:
         twofactor.send_code(user, now=now + timedelta(seconds=30), **kwargs)
     assert raised.value.reason == "resend_too_soon" and 0 < raised.value.wait_seconds <= 31
-    twofactor.send_code(user, now=now + timedelta(seconds=61), channel="voice",
-                        **{k: v for k, v in kwargs.items() if k != "channel"})
+    twofactor.send_code(
+        user, now=now + timedelta(seconds=61), channel="voice", **{k: v for k, v in kwargs.items() if k != "channel"}
+    )
     assert [m.channel for m in outbox_messages(to="+819012345678")] == ["sms", "voice"]
 
 

@@ -91,12 +91,15 @@ def test_png_with_a_corrupt_chunk_is_refused():
         pipeline.clean(bytes(data), LIMITS)
 
 
-@pytest.mark.parametrize("extra", [
-    "/OpenAction 4 0 R",
-    "/Open#41ction 4 0 R",                      # the same name written with a #xx escape
-    "/Names << /J#61vaScript << /Names [(a) 4 0 R] >> >>",
-    "/AA << /WC 4 0 R >>",
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "/OpenAction 4 0 R",
+        "/Open#41ction 4 0 R",  # the same name written with a #xx escape
+        "/Names << /J#61vaScript << /Names [(a) 4 0 R] >> >>",
+        "/AA << /WC 4 0 R >>",
+    ],
+)
 def test_pdf_actions_are_refused_however_they_are_spelt(extra):
     with pytest.raises(pipeline.DocumentRejected) as refused:
         pipeline.clean(_minimal_pdf(extra), LIMITS)
@@ -108,7 +111,8 @@ def test_pdf_link_that_launches_a_program_is_refused():
     pdf = _minimal_pdf("").replace(
         b"/MediaBox [0 0 595 842] >>",
         b"/MediaBox [0 0 595 842] /Annots [<< /Type /Annot /Subtype /Link /Rect [0 0 100 100] "
-        b"/A << /S /Launch /F (calc.exe) >> >>] >>")
+        b"/A << /S /Launch /F (calc.exe) >> >>] >>",
+    )
     with pytest.raises(pipeline.DocumentRejected) as refused:
         pipeline.clean(pdf, LIMITS)
     assert "scripts, automatic actions or attached files" in str(refused.value.message)
@@ -130,13 +134,16 @@ def test_pdf_page_cap_follows_the_limits():
     assert pipeline.clean(pdf_bytes(pages=2), pipeline.Limits(max_pdf_pages=2)).pages == 2
 
 
-@pytest.mark.parametrize("name, shown", [
-    ("IMG_0001.JPG", "IMG_0001.JPG"),
-    ("  免許証\u3000表.jpg ", "免許証 表.jpg"),
-    ("", ""),
-    (None, ""),
-    ("x" * 200 + ".jpeg", "x" * 114 + "….jpeg"),
-])
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("IMG_0001.JPG", "IMG_0001.JPG"),
+        ("  免許証\u3000表.jpg ", "免許証 表.jpg"),
+        ("", ""),
+        (None, ""),
+        ("x" * 200 + ".jpeg", "x" * 114 + "….jpeg"),
+    ],
+)
 def test_display_names_are_tidied(name, shown):
     assert pipeline.display_name(name) == shown
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pyotp
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.helpers import TEST_PASSWORD
 from tests.factories import Factory
+from tests.helpers import TEST_PASSWORD
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
@@ -73,6 +73,7 @@ WORDS = {
 
 # --- people ---------------------------------------------------------------------
 
+
 @dataclass
 class Person:
     email: str
@@ -91,8 +92,13 @@ def create_person(live_app, role: str, *, locale: str, name: str, shop: str | No
     with live_app.app_context():
         make = Factory(live_app)
         account = make.account(shop) if role.startswith("seller") else None
-        user = make.user(role=role, locale=locale, display_name=name, account=account,
-                         email=f"{role.replace('_', '-')}-{locale}-{random.randrange(10**9)}@example.test")
+        user = make.user(
+            role=role,
+            locale=locale,
+            display_name=name,
+            account=account,
+            email=f"{role.replace('_', '-')}-{locale}-{random.randrange(10**9)}@example.test",
+        )
         person = Person(user.email, name, locale, user._test_totp_seed)
         db.session.commit()
         db.session.remove()
@@ -100,6 +106,7 @@ def create_person(live_app, role: str, *, locale: str, name: str, shop: str | No
 
 
 # --- photos -----------------------------------------------------------------------
+
 
 def _font(size: int):
     return ImageFont.load_default(size=size)
@@ -111,27 +118,39 @@ def _card(side: str, holder: str, seed: int) -> Image.Image:
     width, height = 1200, 760
     image = Image.new("RGB", (width, height), (206, 214, 222))
     draw = ImageDraw.Draw(image)
-    draw.rounded_rectangle((30, 30, width - 30, height - 30), radius=36, fill=(238, 243, 232), outline=(60, 90, 70),
-                           width=6)
+    draw.rounded_rectangle(
+        (30, 30, width - 30, height - 30), radius=36, fill=(238, 243, 232), outline=(60, 90, 70), width=6
+    )
     draw.rectangle((30, 60, width - 30, 140), fill=(72, 128, 96))
     title = "DRIVER'S LICENSE" if side == "front" else "DRIVER'S LICENSE - REVERSE"
     draw.text((70, 74), title, font=_font(48), fill=(255, 255, 255))
     if side == "front":
         draw.rectangle((820, 190, 1120, 580), fill=(170, 180, 196), outline=(60, 60, 60), width=3)
-        draw.ellipse((905, 240, 1035, 390), fill=(231, 200, 170))           # head
+        draw.ellipse((905, 240, 1035, 390), fill=(231, 200, 170))  # head
         draw.pieslice((860, 380, 1080, 640), 180, 360, fill=(70, 80, 120))  # shoulders
-        lines = [f"NAME  {holder}", "BORN  1988-04-12", f"ADDRESS  {rng.randint(1, 9)}-{rng.randint(1, 30)} Chiyoda",
-                 "VALID UNTIL  2029-05-12", f"NUMBER  {rng.randint(10**11, 10**12 - 1)}"]
+        lines = [
+            f"NAME  {holder}",
+            "BORN  1988-04-12",
+            f"ADDRESS  {rng.randint(1, 9)}-{rng.randint(1, 30)} Chiyoda",
+            "VALID UNTIL  2029-05-12",
+            f"NUMBER  {rng.randint(10**11, 10**12 - 1)}",
+        ]
     else:
-        lines = ["REMARKS", f"2024-06-01  NEW ADDRESS {rng.randint(1, 9)}-{rng.randint(1, 30)} Minato",
-                 "CONDITIONS  NONE", "", "ISSUED BY  PUBLIC SAFETY COMMISSION"]
+        lines = [
+            "REMARKS",
+            f"2024-06-01  NEW ADDRESS {rng.randint(1, 9)}-{rng.randint(1, 30)} Minato",
+            "CONDITIONS  NONE",
+            "",
+            "ISSUED BY  PUBLIC SAFETY COMMISSION",
+        ]
     for row, text in enumerate(lines):
         y = 200 + row * 80
         draw.text((80, y), text, font=_font(34), fill=(25, 30, 40))
         draw.line((80, y + 50, 780 if side == "front" else 1120, y + 50), fill=(170, 178, 170), width=2)
     for _ in range(6000):
-        image.putpixel((rng.randrange(width), rng.randrange(height)),
-                       (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        image.putpixel(
+            (rng.randrange(width), rng.randrange(height)), (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        )
     return image
 
 
@@ -140,27 +159,31 @@ def _selfie(holder: str, seed: int) -> Image.Image:
     rng = random.Random(seed)
     image = Image.new("RGB", (900, 1200), (190, 200, 210))
     draw = ImageDraw.Draw(image)
-    draw.rectangle((0, 900, 900, 1200), fill=(120, 110, 100))                 # table
-    draw.pieslice((150, 640, 650, 1300), 180, 360, fill=(60, 70, 110))       # shoulders
-    draw.ellipse((270, 260, 530, 600), fill=(233, 198, 166))                  # face
-    draw.chord((262, 220, 538, 470), 180, 360, fill=(40, 30, 25))            # hair
+    draw.rectangle((0, 900, 900, 1200), fill=(120, 110, 100))  # table
+    draw.pieslice((150, 640, 650, 1300), 180, 360, fill=(60, 70, 110))  # shoulders
+    draw.ellipse((270, 260, 530, 600), fill=(233, 198, 166))  # face
+    draw.chord((262, 220, 538, 470), 180, 360, fill=(40, 30, 25))  # hair
     draw.ellipse((335, 390, 365, 410), fill=(40, 40, 40))
     draw.ellipse((435, 390, 465, 410), fill=(40, 40, 40))
     draw.arc((350, 470, 450, 530), 20, 160, fill=(150, 60, 60), width=5)
     card = _card("front", holder, seed).resize((420, 266))
     image.paste(card, (450, 700))
-    draw.ellipse((420, 840, 500, 930), fill=(233, 198, 166))                 # hand holding it
+    draw.ellipse((420, 840, 500, 930), fill=(233, 198, 166))  # hand holding it
     for _ in range(4000):
-        image.putpixel((rng.randrange(900), rng.randrange(1200)),
-                       (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        image.putpixel(
+            (rng.randrange(900), rng.randrange(1200)), (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        )
     return image
 
 
 def document_photos(folder: Path, holder: str = "YAMADA HANAKO") -> dict[str, Path]:
     """Front and back of a licence and a selfie, saved as JPEG files like a phone camera would."""
     seed = random.randrange(10**6)
-    images = {"front": _card("front", holder, seed), "back": _card("back", holder, seed + 1),
-              "selfie": _selfie(holder, seed + 2)}
+    images = {
+        "front": _card("front", holder, seed),
+        "back": _card("back", holder, seed + 1),
+        "selfie": _selfie(holder, seed + 2),
+    }
     paths = {}
     for side, image in images.items():
         path = folder / f"{side}.jpg"
@@ -170,6 +193,7 @@ def document_photos(folder: Path, holder: str = "YAMADA HANAKO") -> dict[str, Pa
 
 
 # --- the browser --------------------------------------------------------------------
+
 
 class BrowserErrors:
     """Every uncaught exception and console error of a page (CSP violations

@@ -23,11 +23,24 @@ from tests.helpers import TEST_PASSWORD
 from .conftest import screenshot
 
 WORDS = {
-    "ja": {"setup": "2段階認証の設定", "use": "パスキーを使う", "create": "パスキーを作成", "gone": "削除されています",
-           "copy": "複製", "elsewhere": "パスキーで問題が発生しました", "name": "パスキー"},
-    "en": {"setup": "Set up 2-step verification", "use": "Use your passkey", "create": "Create the passkey",
-           "gone": "or it was removed", "copy": "looks like a copy",
-           "elsewhere": "Something went wrong with the passkey", "name": "Passkeys"},
+    "ja": {
+        "setup": "2段階認証の設定",
+        "use": "パスキーを使う",
+        "create": "パスキーを作成",
+        "gone": "削除されています",
+        "copy": "複製",
+        "elsewhere": "パスキーで問題が発生しました",
+        "name": "パスキー",
+    },
+    "en": {
+        "setup": "Set up 2-step verification",
+        "use": "Use your passkey",
+        "create": "Create the passkey",
+        "gone": "or it was removed",
+        "copy": "looks like a copy",
+        "elsewhere": "Something went wrong with the passkey",
+        "name": "Passkeys",
+    },
 }
 LOCALES = {"ja": "ja-JP", "en": "en-US"}
 
@@ -36,9 +49,19 @@ def virtual_authenticator(context, page):
     """A platform authenticator with user verification, answering at once."""
     cdp = context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
-    found = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
-        "isUserVerified": True, "automaticPresenceSimulation": True}})
+    found = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
     return cdp, found["authenticatorId"]
 
 
@@ -67,9 +90,15 @@ def new_seller(live_app):
 
         with live_app.app_context():
             account = get_or_create_account(f"passkey shop {lang}", utcnow())
-            user = create_user(email=f"passkey-{lang}@example.test", password=TEST_PASSWORD, role="seller_owner",
-                               account=account, display_name="山田 花子" if lang == "ja" else "Pat Lee", locale=lang,
-                               now=utcnow())
+            user = create_user(
+                email=f"passkey-{lang}@example.test",
+                password=TEST_PASSWORD,
+                role="seller_owner",
+                account=account,
+                display_name="山田 花子" if lang == "ja" else "Pat Lee",
+                locale=lang,
+                now=utcnow(),
+            )
             db.session.commit()
             return user.email
 

@@ -25,10 +25,22 @@ def _store_case(user, document_type: str, documents, now):
     for side, data, width, height in documents:
         staged = storage.stage(data)
         storage.commit_staged([staged])
-        db.session.add(Document(case_id=case.id, round=1, side=side, storage_key=staged.storage_key,
-                                key_id=staged.key_id, sha256=staged.sha256, size=staged.size,
-                                content_type="image/jpeg", width=width, height=height,
-                                display_name=f"{side}.jpg", created_at=now))
+        db.session.add(
+            Document(
+                case_id=case.id,
+                round=1,
+                side=side,
+                storage_key=staged.storage_key,
+                key_id=staged.key_id,
+                sha256=staged.sha256,
+                size=staged.size,
+                content_type="image/jpeg",
+                width=width,
+                height=height,
+                display_name=f"{side}.jpg",
+                created_at=now,
+            )
+        )
     db.session.flush()
     return case
 
@@ -81,7 +93,8 @@ def test_case_view_puts_selfie_beside_photo_and_prechecks_beside_decision(live_a
         page.click(f"form[action='/review/case/{reference}/claim'] button")
     assert WORDS[language]["claimed"].format(ref=reference) in page.inner_text(".flash-success")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('img[data-viewer-image]')].every(i => i.complete && i.naturalWidth)")
+        "() => [...document.querySelectorAll('img[data-viewer-image]')].every(i => i.complete && i.naturalWidth)"
+    )
 
     # The selfie sits beside the passport photo, on the same row.
     front, selfie = _box(page, "figure.doc-front"), _box(page, "figure.doc-selfie")
@@ -89,8 +102,11 @@ def test_case_view_puts_selfie_beside_photo_and_prechecks_beside_decision(live_a
 
     # The pre-check panel is in the column of the decision panel, right below it,
     # to the right of the documents.
-    documents, decide, prechecks = _box(page, ".review-documents"), _box(page, "section.decide"), \
-        _box(page, ".precheck-panel")
+    documents, decide, prechecks = (
+        _box(page, ".review-documents"),
+        _box(page, "section.decide"),
+        _box(page, ".precheck-panel"),
+    )
     assert prechecks["x"] >= documents["x"] + documents["width"]
     assert abs(prechecks["x"] - decide["x"]) < 2
     assert 0 <= prechecks["y"] - (decide["y"] + decide["height"]) < 40

@@ -14,8 +14,16 @@ import pytest
 from sqlalchemy import select
 
 from .conftest import screenshot
-from .journeys import PHONE, WORDS, BrowserErrors, create_person, document_photos, fill_recovery_form, \
-    open_page, reach_recovery_start, send_recovery_form
+from .journeys import (
+    PHONE,
+    WORDS,
+    create_person,
+    document_photos,
+    fill_recovery_form,
+    open_page,
+    reach_recovery_start,
+    send_recovery_form,
+)
 
 SELLERS = {"ja": ("山田 花子", "さくら雑貨店"), "en": ("Emma Clarke", "Clarke Crafts Ltd")}
 

@@ -30,8 +30,15 @@ def manager_with_demo_month(live_app):
 
     with live_app.app_context():
         now = utcnow()
-        manager = create_user(email="manager@example.test", password=TEST_PASSWORD, role="manager",
-                              display_name="Manager", locale="en", time_zone="Asia/Tokyo", now=now)
+        manager = create_user(
+            email="manager@example.test",
+            password=TEST_PASSWORD,
+            role="manager",
+            display_name="Manager",
+            locale="en",
+            time_zone="Asia/Tokyo",
+            now=now,
+        )
         method, seed = twofactor.new_totp_method(manager, now, primary=True, label="Authenticator")
         method.confirmed_at = now
         manager.must_enroll_2sv = False
@@ -52,7 +59,9 @@ def sign_in(page, base, email, seed):
     page.wait_for_url(re.compile(r"/review/"))
 
 
-def test_manager_reads_the_dashboard_and_downloads_csv(live_server, new_context, manager_with_demo_month, database_url, tmp_path):
+def test_manager_reads_the_dashboard_and_downloads_csv(
+    live_server, new_context, manager_with_demo_month, database_url, tmp_path
+):
     email, seed = manager_with_demo_month
     errors = []
     page = new_context("en-US", viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()

@@ -19,11 +19,23 @@ import pyotp
 from sqlalchemy import select
 
 from .conftest import screenshot
-from .journeys import DESKTOP, PHONE, WORDS, create_person, document_photos, open_page, open_recovery_case, \
-    sign_in_staff, sign_in_with_password
+from .journeys import (
+    DESKTOP,
+    PHONE,
+    WORDS,
+    create_person,
+    document_photos,
+    open_page,
+    open_recovery_case,
+    sign_in_staff,
+    sign_in_with_password,
+)
 
 # Written for a Japanese seller, by a reviewer whose pages are in English.
-REJECTION_MESSAGE = "運転免許証の写真がぼやけていて、氏名と番号が読み取れませんでした。明るい場所で、全体が写るように撮り直してください。"
+REJECTION_MESSAGE = (
+    "運転免許証の写真がぼやけていて、氏名と番号が読み取れませんでした。"
+    "明るい場所で、全体が写るように撮り直してください。"
+)
 
 
 def claim_from_queue(page, base: str, reviewer, reference: str, language: str) -> None:
@@ -44,8 +56,7 @@ def look_at_every_document(page, language: str) -> None:
     """Front, back and selfie are shown in the viewer, each image really decoded by the browser."""
     images = page.locator("img[data-viewer-image]")
     assert images.count() == 3
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('img[data-viewer-image]')].every(i => i.complete)")
+    page.wait_for_function("() => [...document.querySelectorAll('img[data-viewer-image]')].every(i => i.complete)")
     sizes = images.evaluate_all("images => images.map(i => [i.naturalWidth, i.naturalHeight])")
     assert sorted(sizes) == [[900, 1200], [1200, 760], [1200, 760]], sizes  # selfie, front and back as sent
     # The viewer's tools work on the image they belong to.
@@ -112,7 +123,9 @@ def test_approved_seller_sets_up_2sv_again_and_reaches_home(live_app, live_serve
         user = db.session.get(User, case.user_id)
         assert case.status == "approved" and not user.must_enroll_2sv
         methods = db.session.execute(select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id)).scalars().all()
-        assert len(methods) == 1 and methods[0].confirmed_at is not None  # the lost phone's app is gone, the new one set
+        assert (
+            len(methods) == 1 and methods[0].confirmed_at is not None
+        )  # the lost phone's app is gone, the new one set
         db.session.remove()
 
 
@@ -157,8 +170,15 @@ def test_rejected_seller_reads_the_outcome_and_the_message(live_app, live_server
     from recovery_app.notify.services import text_of
 
     with live_app.app_context():
-        mails = db.session.execute(select(OutboxMessage).where(
-            OutboxMessage.to == seller.email, OutboxMessage.template == "review/email/rejected")).scalars().all()
+        mails = (
+            db.session.execute(
+                select(OutboxMessage).where(
+                    OutboxMessage.to == seller.email, OutboxMessage.template == "review/email/rejected"
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert len(mails) == 1
         mail = mails[0]
         assert mail.channel == "email" and mail.locale == "ja"  # the seller's language, not the reviewer's

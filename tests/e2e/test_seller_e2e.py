@@ -33,18 +33,25 @@ BROWSER_LOCALE = {"ja": "ja-JP", "en": "en-US"}
 OTHER = {"ja": "en", "en": "ja"}
 NAMES = {"ja": ("山田 花子", "さくら雑貨店"), "en": ("Emma Clarke", "Clarke Crafts Ltd")}
 PHONE_NUMBER = "+819012345678"
-ZONED = {"ja": re.compile(r"20\d\d年\d{1,2}月\d{1,2}日 \d{1,2}:\d\d（.+）"),
-         "en": re.compile(r"\d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d (UTC|[A-Z]{2,5} \(UTC[+-]\d{1,2}(:\d\d)?\))")}
-ZONED_SHORT = re.compile(r"(20\d\d/\d\d/\d\d \d{1,2}:\d\d|\d{1,2} [A-Z][a-z]{2} 20\d\d, \d\d:\d\d) "
-                         r"(UTC|[A-Z]{2,5} \(UTC[+-]\d{1,2}(:\d\d)?\))")
+ZONED = {
+    "ja": re.compile(r"20\d\d年\d{1,2}月\d{1,2}日 \d{1,2}:\d\d（.+）"),
+    "en": re.compile(r"\d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d (UTC|[A-Z]{2,5} \(UTC[+-]\d{1,2}(:\d\d)?\))"),
+}
+ZONED_SHORT = re.compile(
+    r"(20\d\d/\d\d/\d\d \d{1,2}:\d\d|\d{1,2} [A-Z][a-z]{2} 20\d\d, \d\d:\d\d) "
+    r"(UTC|[A-Z]{2,5} \(UTC[+-]\d{1,2}(:\d\d)?\))"
+)
 AXE = Axe()
 
-pytestmark = [pytest.mark.parametrize("language", ["ja", "en"]),
-              pytest.mark.parametrize("device", ["desktop", "phone"])]
+pytestmark = [
+    pytest.mark.parametrize("language", ["ja", "en"]),
+    pytest.mark.parametrize("device", ["desktop", "phone"]),
+]
 PROGRESS = "document.querySelector('#bar-front') ? document.querySelector('#bar-front').value : 100"
 
 
 # --- helpers ----------------------------------------------------------------------
+
 
 class Walk:
     """One browser walk: the page, its errors, and a check of every page it shows."""
@@ -63,7 +70,8 @@ class Walk:
         self.page.screenshot(path=str(path), full_page=True)
         violations = [v for v in AXE.run(self.page).response["violations"] if v["impact"] in ("serious", "critical")]
         assert not violations, f"{name}: " + "; ".join(
-            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in violations)
+            f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in violations
+        )
         return path
 
 
@@ -103,8 +111,17 @@ def lose_the_app_and_open_a_case(live_app, person: Person, *, status: str = "sub
         if status == "approved":
             user.must_enroll_2sv = True
         else:
-            db.session.add(TwoFactorMethod(user_id=user.id, kind="sms", is_primary=True, phone_e164=PHONE_NUMBER,
-                                           label="", created_at=utcnow(), confirmed_at=utcnow()))
+            db.session.add(
+                TwoFactorMethod(
+                    user_id=user.id,
+                    kind="sms",
+                    is_primary=True,
+                    phone_e164=PHONE_NUMBER,
+                    label="",
+                    created_at=utcnow(),
+                    confirmed_at=utcnow(),
+                )
+            )
         case = lifecycle.new_case(user, "drivers_licence", now=utcnow(), address="203.0.113.7", browser="Safari")
         if status != "submitted":
             case.status = status
@@ -118,8 +135,9 @@ def lose_the_app_and_open_a_case(live_app, person: Person, *, status: str = "sub
 def texts_sent(live_app) -> list:
     from tests.helpers import outbox_messages
 
-    return in_app(live_app, lambda db: [m.body for m in outbox_messages("sms")] + [
-        m.body for m in outbox_messages("voice")])
+    return in_app(
+        live_app, lambda db: [m.body for m in outbox_messages("sms")] + [m.body for m in outbox_messages("voice")]
+    )
 
 
 def tall_enough(page, selector: str) -> float:
@@ -138,16 +156,19 @@ def contrast_on_white(rgb: str) -> float:
 
 def focus_outline_contrast(page, selector: str) -> float:
     page.locator(selector).first.focus()
-    style = page.evaluate("(s) => { const e = document.querySelector(s); const c = getComputedStyle(e);"
-                          " return [c.outlineStyle, c.outlineWidth, c.outlineColor]; }", selector)
+    style = page.evaluate(
+        "(s) => { const e = document.querySelector(s); const c = getComputedStyle(e);"
+        " return [c.outlineStyle, c.outlineWidth, c.outlineColor]; }",
+        selector,
+    )
     assert style[0] != "none" and float(style[1].rstrip("px")) >= 2, style
     return contrast_on_white(style[2])
 
 
 # --- 1. one language rule -----------------------------------------------------------
 
-def test_the_language_used_carries_through_sign_in_and_is_saved(live_app, live_server, new_context, language,
-                                                                device):
+
+def test_the_language_used_carries_through_sign_in_and_is_saved(live_app, live_server, new_context, language, device):
     person = seller(live_app, OTHER[language])  # saved in the other language
     walk = Walk(new_context, language, device, "language")
     page = walk.page
@@ -176,8 +197,8 @@ def test_the_language_used_carries_through_sign_in_and_is_saved(live_app, live_s
 
 # --- 4, 6, 7. an open case first, no code unasked, big targets, zoned times --------------
 
-def test_open_case_comes_first_and_a_code_goes_only_when_asked(live_app, live_server, new_context, language,
-                                                                device):
+
+def test_open_case_comes_first_and_a_code_goes_only_when_asked(live_app, live_server, new_context, language, device):
     from tests.helpers import last_code
 
     person = seller(live_app, language)
@@ -219,8 +240,10 @@ def test_open_case_comes_first_and_a_code_goes_only_when_asked(live_app, live_se
 
 # --- 5. after a recovery code ----------------------------------------------------------
 
-def test_recovery_code_sign_in_shows_codes_left_and_offers_new_printable_ones(live_app, live_server, new_context,
-                                                                                language, device):
+
+def test_recovery_code_sign_in_shows_codes_left_and_offers_new_printable_ones(
+    live_app, live_server, new_context, language, device
+):
     from recovery_app.auth import twofactor
     from recovery_app.models.base import utcnow
 
@@ -266,8 +289,10 @@ def test_recovery_code_sign_in_shows_codes_left_and_offers_new_printable_ones(li
 
 # --- 8 and 2. after an approval, set up on the phone in hand ----------------------------------
 
-def test_after_approval_setup_says_so_and_the_case_page_stops_asking(live_app, live_server, new_context, language,
-                                                                      device):
+
+def test_after_approval_setup_says_so_and_the_case_page_stops_asking(
+    live_app, live_server, new_context, language, device
+):
     person = seller(live_app, language)
     lose_the_app_and_open_a_case(live_app, person, status="approved")
     walk = Walk(new_context, language, device, "approved", permissions=["clipboard-read", "clipboard-write"])
@@ -304,8 +329,10 @@ def test_after_approval_setup_says_so_and_the_case_page_stops_asking(live_app, l
 
 # --- 3 and 7. uploads ------------------------------------------------------------------------
 
-def test_upload_keeps_what_passed_stops_big_files_and_shows_progress(live_app, live_server, new_context, tmp_path,
-                                                                     language, device):
+
+def test_upload_keeps_what_passed_stops_big_files_and_shows_progress(
+    live_app, live_server, new_context, tmp_path, language, device
+):
     person = seller(live_app, language)
     lose_the_app_and_open_a_case(live_app, person, status="withdrawn")
     photos = document_photos(tmp_path)
@@ -348,8 +375,10 @@ def test_upload_keeps_what_passed_stops_big_files_and_shows_progress(live_app, l
     assert page.locator("#kept-back").is_visible()
     cdp = walk.context.new_cdp_session(page)  # a slow connection, so the progress shows
     cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 20, "downloadThroughput": -1,
-                                                  "uploadThroughput": 256 * 1024})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 256 * 1024},
+    )
     with page.expect_navigation(timeout=60_000):
         page.click("form.intake button[type=submit]")
         page.locator("#progress-front").wait_for(state="visible")
@@ -358,8 +387,10 @@ def test_upload_keeps_what_passed_stops_big_files_and_shows_progress(live_app, l
             assert time.monotonic() < deadline, "no upload progress was shown"
             page.wait_for_timeout(100)
         page.screenshot(path=str(walk.folder / f"upload-progress-{language}-{device}.png"), full_page=True)
-    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1,
-                                                  "uploadThroughput": -1})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     assert page.url == f"{live_server}/recovery/case"
     assert page.locator(".flash-success").is_visible()
     assert ZONED[language].search(page.inner_text("#case-due"))

@@ -29,8 +29,15 @@ def seller(live_app):
 
     with live_app.app_context():
         account = get_or_create_account("さくら雑貨店", utcnow())
-        user = create_user(email="hanako@example.test", password=TEST_PASSWORD, role="seller_owner",
-                           account=account, display_name="山田 花子", locale="ja", now=utcnow())
+        user = create_user(
+            email="hanako@example.test",
+            password=TEST_PASSWORD,
+            role="seller_owner",
+            account=account,
+            display_name="山田 花子",
+            locale="ja",
+            now=utcnow(),
+        )
         db.session.commit()
         return user.email
 

@@ -14,10 +14,20 @@ from .conftest import screenshot
 from .journeys import DESKTOP, PHONE, create_person, open_page, sign_in_staff
 
 WORDS = {
-    "ja": {"staff": "スタッフ", "sent": "に招待メールを送りました", "join": "審査チームに参加する",
-           "ready": "ログインの準備ができました", "find": "ユーザー検索"},
-    "en": {"staff": "Staff", "sent": "An invitation was sent to", "join": "Join the review team",
-           "ready": "Your login is ready", "find": "Find a user"},
+    "ja": {
+        "staff": "スタッフ",
+        "sent": "に招待メールを送りました",
+        "join": "審査チームに参加する",
+        "ready": "ログインの準備ができました",
+        "find": "ユーザー検索",
+    },
+    "en": {
+        "staff": "Staff",
+        "sent": "An invitation was sent to",
+        "join": "Join the review team",
+        "ready": "Your login is ready",
+        "find": "Find a user",
+    },
 }
 NEW_PASSWORD = "quiet lantern orchard 9107"
 
@@ -31,7 +41,9 @@ def _no_sideways_scroll(page) -> None:
 def test_manager_invites_a_reviewer_who_accepts(live_app, live_server, new_context, language, device_name):
     device = DESKTOP if device_name == "desktop" else PHONE
     words = WORDS[language]
-    manager = create_person(live_app, "manager", locale=language, name="真野 マネージャー" if language == "ja" else "Mana Ger")
+    manager = create_person(
+        live_app, "manager", locale=language, name="真野 マネージャー" if language == "ja" else "Mana Ger"
+    )
     create_person(live_app, "reviewer", locale=language, name="審査 太郎" if language == "ja" else "Rae Viewer")
     newcomer = f"newcomer-{language}-{device_name}@example.test"
 

@@ -18,14 +18,24 @@ from .conftest import screenshot
 from .journeys import PHONE, create_person, open_page, sign_in_with_password
 
 WORDS = {
-    "ja": {"two_ahead": "あなたの案件より前に2件の案件があります。",
-           "one_ahead": "あなたの案件より前に1件の案件があります。",
-           "started": "審査担当者があなたの案件の審査を始めました。", "expected": "審査結果の見込み：",
-           "promise": "お約束：書類の送信から12時間以内", "title": "案件の状況", "in_review": "審査中"},
-    "en": {"two_ahead": "2 cases are ahead of yours.", "one_ahead": "1 case is ahead of yours.",
-           "started": "A reviewer started on your case at", "expected": "Expected decision: around",
-           "promise": "Our promise: a decision within 12 hours", "title": "Where your case stands",
-           "in_review": "In review"},
+    "ja": {
+        "two_ahead": "あなたの案件より前に2件の案件があります。",
+        "one_ahead": "あなたの案件より前に1件の案件があります。",
+        "started": "審査担当者があなたの案件の審査を始めました。",
+        "expected": "審査結果の見込み：",
+        "promise": "お約束：書類の送信から12時間以内",
+        "title": "案件の状況",
+        "in_review": "審査中",
+    },
+    "en": {
+        "two_ahead": "2 cases are ahead of yours.",
+        "one_ahead": "1 case is ahead of yours.",
+        "started": "A reviewer started on your case at",
+        "expected": "Expected decision: around",
+        "promise": "Our promise: a decision within 12 hours",
+        "title": "Where your case stands",
+        "in_review": "In review",
+    },
 }
 NAMES = {"ja": ("佐藤 健", "けやき文具"), "en": ("Oliver Hughes", "Hughes Hardware")}
 
@@ -96,8 +106,11 @@ def test_case_page_follows_the_queue_without_a_reload(live_app, live_server, new
     assert words["promise"] in page.inner_text("#standing-promise")
     page.evaluate("window.sameDocument = true")  # gone if the page were loaded again
 
-    _as_reviewer(live_app, reviewer.email, lambda who: decisions.reject(
-        first_ahead, who, "unreadable", "The photo is blurred.", now=utcnow()))
+    _as_reviewer(
+        live_app,
+        reviewer.email,
+        lambda who: decisions.reject(first_ahead, who, "unreadable", "The photo is blurred.", now=utcnow()),
+    )
     expect(place).to_have_text(words["one_ahead"])
     assert page.evaluate("window.sameDocument") is True
 

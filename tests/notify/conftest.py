@@ -13,15 +13,25 @@ AUTH_TOKEN = "test-auth-token-" + "z" * 16
 
 
 def mail_settings(server: MailServer, security: str = "none", ca_file=None) -> dict:
-    return {"RECOVERY_SMTP_HOST": "127.0.0.1", "RECOVERY_SMTP_PORT": server.port,
-            "RECOVERY_SMTP_SECURITY": security, "RECOVERY_SMTP_CA_FILE": str(ca_file) if ca_file else None,
-            "RECOVERY_SMTP_TIMEOUT_SECONDS": 5.0, "RECOVERY_MAIL_FROM": "no-reply@recovery-desk.example"}
+    return {
+        "RECOVERY_SMTP_HOST": "127.0.0.1",
+        "RECOVERY_SMTP_PORT": server.port,
+        "RECOVERY_SMTP_SECURITY": security,
+        "RECOVERY_SMTP_CA_FILE": str(ca_file) if ca_file else None,
+        "RECOVERY_SMTP_TIMEOUT_SECONDS": 5.0,
+        "RECOVERY_MAIL_FROM": "no-reply@recovery-desk.example",
+    }
 
 
 def twilio_settings(standin: TwilioStandIn) -> dict:
-    return {"RECOVERY_TWILIO_ACCOUNT_SID": ACCOUNT_SID, "RECOVERY_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "RECOVERY_TWILIO_FROM": "+15005550006", "RECOVERY_TWILIO_API_BASE_URL": standin.base_url,
-            "RECOVERY_TWILIO_TIMEOUT_SECONDS": 5.0, "RECOVERY_BASE_URL": "https://desk.example"}
+    return {
+        "RECOVERY_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "RECOVERY_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "RECOVERY_TWILIO_FROM": "+15005550006",
+        "RECOVERY_TWILIO_API_BASE_URL": standin.base_url,
+        "RECOVERY_TWILIO_TIMEOUT_SECONDS": 5.0,
+        "RECOVERY_BASE_URL": "https://desk.example",
+    }
 
 
 @pytest.fixture
@@ -53,8 +63,15 @@ def add_phone(db):
     from recovery_app.models.base import utcnow
 
     def add(user, e164: str = "+819012345678", *, kind: str = "sms"):
-        method = TwoFactorMethod(user_id=user.id, kind=kind, is_primary=True, phone_e164=e164, label="",
-                                 created_at=utcnow(), confirmed_at=utcnow())
+        method = TwoFactorMethod(
+            user_id=user.id,
+            kind=kind,
+            is_primary=True,
+            phone_e164=e164,
+            label="",
+            created_at=utcnow(),
+            confirmed_at=utcnow(),
+        )
         db.session.add(method)
         user.must_enroll_2sv = False
         db.session.flush()

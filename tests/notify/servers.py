@@ -47,18 +47,25 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                    x509.DNSName("localhost")]), critical=False)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -142,6 +149,7 @@ class DroppingServer:
 
 # --- Twilio --------------------------------------------------------------------------
 
+
 class TwilioStandIn:
     """The Messages and Calls resources of Twilio's 2010-04-01 REST API, locally."""
 
@@ -181,7 +189,7 @@ class TwilioStandIn:
         if handler.headers.get("Authorization") != expected:
             return self._reply(handler, 401, {"code": 20003, "message": "Authenticate", "status": 401})
         prefix = f"/2010-04-01/Accounts/{self.account_sid}/"
-        resource = handler.path[len(prefix):] if handler.path.startswith(prefix) else ""
+        resource = handler.path[len(prefix) :] if handler.path.startswith(prefix) else ""
         if resource not in ("Messages.json", "Calls.json"):
             return self._reply(handler, 404, {"code": 20404, "message": "Not found", "status": 404})
         if self.on_request:
@@ -194,12 +202,21 @@ class TwilioStandIn:
         sid = ("SM" if resource == "Messages.json" else "CA") + secrets.token_hex(16)
         with self._lock:
             self.requests.append({"resource": resource, "sid": sid, "at": time.perf_counter(), **form})
-        self._reply(handler, 201, {
-            "sid": sid, "account_sid": self.account_sid, "to": form.get("To"), "from": form.get("From"),
-            "body": form.get("Body"), "status": "queued", "api_version": "2010-04-01",
-            "date_created": dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000"),
-            "uri": f"{prefix}{resource[:-5]}/{sid}.json",
-        })
+        self._reply(
+            handler,
+            201,
+            {
+                "sid": sid,
+                "account_sid": self.account_sid,
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "body": form.get("Body"),
+                "status": "queued",
+                "api_version": "2010-04-01",
+                "date_created": dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000"),
+                "uri": f"{prefix}{resource[:-5]}/{sid}.json",
+            },
+        )
 
     def __enter__(self):
         self._thread.start()

@@ -59,8 +59,17 @@ def twilio(sending_app):
 def _seller_with_phone(app) -> object:
     with app.app_context():
         user = Factory(app).user(locale="ja", enrolled=False)
-        db.session.add(TwoFactorMethod(user_id=user.id, kind="sms", is_primary=True, phone_e164=PHONE, label="",
-                                       created_at=utcnow(), confirmed_at=utcnow()))
+        db.session.add(
+            TwoFactorMethod(
+                user_id=user.id,
+                kind="sms",
+                is_primary=True,
+                phone_e164=PHONE,
+                label="",
+                created_at=utcnow(),
+                confirmed_at=utcnow(),
+            )
+        )
         user.must_enroll_2sv = False
         email = user.email
         db.session.commit()
@@ -85,13 +94,29 @@ def test_a_unit_that_rolls_back_sends_nothing(sending_app):
         sending_app.config.update(mail_settings(server))
         with sending_app.app_context():
             with pytest.raises(RuntimeError), unit():
-                notify.queue_email("x@example.test", "scheduler/email/case_expired", "en", utcnow(),
-                                   name="X", reference="RC-AAAA-BBBB", days=7, base_url="http://x")
+                notify.queue_email(
+                    "x@example.test",
+                    "scheduler/email/case_expired",
+                    "en",
+                    utcnow(),
+                    name="X",
+                    reference="RC-AAAA-BBBB",
+                    days=7,
+                    base_url="http://x",
+                )
                 db.session.flush()
                 raise RuntimeError("the request failed")
             with unit():
-                notify.queue_email("y@example.test", "scheduler/email/case_expired", "en", utcnow(),
-                                   name="Y", reference="RC-CCCC-DDDD", days=7, base_url="http://x")
+                notify.queue_email(
+                    "y@example.test",
+                    "scheduler/email/case_expired",
+                    "en",
+                    utcnow(),
+                    name="Y",
+                    reference="RC-CCCC-DDDD",
+                    days=7,
+                    base_url="http://x",
+                )
         [row] = wait_for(lambda: [r for r in rows(sending_app) if r.status == "sent"])
         assert row.to == "y@example.test" and len(rows(sending_app)) == 1
         assert [mail["To"] for mail in server.messages] == ["y@example.test"]
@@ -131,9 +156,19 @@ def test_an_immediate_send_the_retry_job_and_run_once_never_send_one_message_twi
     _sent.clear()
     now = utcnow()
     with live_app.app_context(), unit():
-        queued = [notify.queue_email(f"p{n}@example.test", "scheduler/email/case_expired", "en", now,
-                                     name="P", reference="RC-AAAA-BBBB", days=7, base_url="http://x")
-                  for n in range(40)]
+        queued = [
+            notify.queue_email(
+                f"p{n}@example.test",
+                "scheduler/email/case_expired",
+                "en",
+                now,
+                name="P",
+                reference="RC-AAAA-BBBB",
+                days=7,
+                base_url="http://x",
+            )
+            for n in range(40)
+        ]
         db.session.flush()
         ids = [message.id for message in queued]
     outbox_job = next(job for job in jobs.JOBS if job.name == "outbox")

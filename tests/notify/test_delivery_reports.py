@@ -37,8 +37,12 @@ def _text_sent(app, db, make, add_phone):
 def test_an_undelivered_text_is_recorded_and_the_seller_is_offered_a_call(app, db, make, add_phone, twilio):
     client, row = _text_sent(app, db, make, add_phone)
     reporter = app.test_client()
-    params = {"MessageSid": row.provider_id, "MessageStatus": "undelivered", "ErrorCode": "30003",
-              "AccountSid": "AC" + "0" * 31 + "1"}
+    params = {
+        "MessageSid": row.provider_id,
+        "MessageStatus": "undelivered",
+        "ErrorCode": "30003",
+        "AccountSid": "AC" + "0" * 31 + "1",
+    }
     assert _report(reporter, params).status_code == 204
     db.session.refresh(row)
     assert row.delivery_status == "undelivered" and row.delivery_error == "30003"

@@ -17,8 +17,16 @@ class ProviderDown:
 
 def _failed_and_pending(app, db, now):
     app.config["RECOVERY_SENDER"] = f"{__name__}:ProviderDown"
-    lost = notify.queue_email("lost@example.test", "scheduler/email/case_expired", "en", now,
-                              name="L", reference="RC-AAAA-BBBB", days=7, base_url="http://x")
+    lost = notify.queue_email(
+        "lost@example.test",
+        "scheduler/email/case_expired",
+        "en",
+        now,
+        name="L",
+        reference="RC-AAAA-BBBB",
+        days=7,
+        base_url="http://x",
+    )
     db.session.flush()
     moment = now
     while lost.status != "failed":

@@ -47,8 +47,15 @@ def filled(live_app):
             case = make.case()
             keys.append(make.document(case, jpeg_bytes(), side="front").sha256)
             keys.append(make.document(case, png_bytes(seed=n), side="back", content_type="image/png").sha256)
-            audit.record("case.note", now=utcnow(), subject_type="case", subject_id=case.id,
-                         details={"n": n}, address="203.0.113.7", browser="test")
+            audit.record(
+                "case.note",
+                now=utcnow(),
+                subject_type="case",
+                subject_id=case.id,
+                details={"n": n},
+                address="203.0.113.7",
+                browser="test",
+            )
         db.session.commit()
         entries = audit.verify().checked
     return live_app, keys, entries
@@ -61,8 +68,12 @@ def test_backup_restores_into_a_fresh_database_and_verifies(filled, database_url
     assert made.exit_code == 0, made.output
     assert "and 6 documents" in made.output
     assert sorted(p.name for p in backup_dir.iterdir()) == sorted(
-        ["manifest.json", "documents.tar",
-         "database.pgdump" if database_url.startswith("postgresql") else "database.sqlite3"])
+        [
+            "manifest.json",
+            "documents.tar",
+            "database.pgdump" if database_url.startswith("postgresql") else "database.sqlite3",
+        ]
+    )
 
     with fresh_database(database_url, tmp_path) as fresh_url:
         restored_app = create_app(base_config(fresh_url, tmp_path / "restored"))

@@ -25,10 +25,13 @@ def test_nginx_takes_what_the_app_takes_and_a_little_more(monkeypatch, tmp_path)
     assert "proxy_set_header X-Request-ID $request_id;" in nginx
 
 
-@pytest.mark.parametrize(("unit", "command"), [
-    ("recovery-desk-scheduler.service", ["scheduler", "run"]),
-    ("recovery-desk-backup.service", ["backup", "create"]),
-])
+@pytest.mark.parametrize(
+    ("unit", "command"),
+    [
+        ("recovery-desk-scheduler.service", ["scheduler", "run"]),
+        ("recovery-desk-backup.service", ["backup", "create"]),
+    ],
+)
 def test_systemd_units_run_commands_the_app_has(app, unit, command):
     text = (DEPLOY / unit).read_text()
     assert "flask --app wsgi " + " ".join(command) in text

@@ -46,7 +46,10 @@ def start(env: dict, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path
     with log.open("w") as sink:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *args, "wsgi:app"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sink,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
         )
     return process, log
 
@@ -75,8 +78,7 @@ def test_production_refuses_in_memory_rate_limits_with_several_workers(database_
 
 
 def test_one_worker_may_count_in_memory(database_url, tmp_path):
-    env = production_env(database_url, tmp_path, RECOVERY_RATELIMIT_STORAGE_URI="memory://",
-                         RECOVERY_WEB_WORKERS="1")
+    env = production_env(database_url, tmp_path, RECOVERY_RATELIMIT_STORAGE_URI="memory://", RECOVERY_WEB_WORKERS="1")
     process, log = start(env, tmp_path)
     try:
         wait_until_serving(f"http://{env['RECOVERY_BIND']}", process, log)
@@ -86,26 +88,34 @@ def test_one_worker_may_count_in_memory(database_url, tmp_path):
 
 
 def _families(text: str) -> dict:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_several_workers_behind_one_proxy(database_url, tmp_path):
     metrics_dir = tmp_path / "metrics"
-    env = production_env(database_url, tmp_path, RECOVERY_RATELIMIT_STORAGE_URI=REDIS_URL.rsplit("/", 1)[0] + "/5",
-                         RECOVERY_WEB_WORKERS="2", RECOVERY_TRUSTED_PROXIES="1",
-                         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    env = production_env(
+        database_url,
+        tmp_path,
+        RECOVERY_RATELIMIT_STORAGE_URI=REDIS_URL.rsplit("/", 1)[0] + "/5",
+        RECOVERY_WEB_WORKERS="2",
+        RECOVERY_TRUSTED_PROXIES="1",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
     base = f"http://{env['RECOVERY_BIND']}"
     process, log = start(env, tmp_path)
     try:
         wait_until_serving(base, process, log)
         ids = [f"trace-{n:04d}-gunicorn" for n in range(30)]
         for rid in ids:  # a new connection each time, so both workers take some
-            response = requests.get(base + "/help", timeout=30,
-                                    headers={"X-Request-ID": rid, "Connection": "close"})
+            response = requests.get(base + "/help", timeout=30, headers={"X-Request-ID": rid, "Connection": "close"})
             assert response.status_code == 200 and response.headers["X-Request-ID"] == rid
-        forwarded = requests.get(base + "/help", timeout=30, headers={
-            "X-Request-ID": "trace-forwarded-1", "X-Forwarded-For": "198.51.100.9"})
+        forwarded = requests.get(
+            base + "/help", timeout=30, headers={"X-Request-ID": "trace-forwarded-1", "X-Forwarded-For": "198.51.100.9"}
+        )
         assert forwarded.status_code == 200
         # /metrics judges the client nginx names, not nginx's own loopback address.
         outside = requests.get(base + "/metrics", timeout=30, headers={"X-Forwarded-For": "203.0.113.5"})
@@ -113,8 +123,10 @@ def test_several_workers_behind_one_proxy(database_url, tmp_path):
         scrape = requests.get(base + "/metrics", timeout=30)
         assert scrape.status_code == 200
         got = _families(scrape.text)
-        help_count = ("recovery_http_request_duration_seconds_count",
-                      frozenset({("endpoint", "pages.help"), ("method", "GET")}))
+        help_count = (
+            "recovery_http_request_duration_seconds_count",
+            frozenset({("endpoint", "pages.help"), ("method", "GET")}),
+        )
         assert got[help_count] == 31  # every worker's requests, whichever answered the scrape
         assert got[("recovery_database_up", frozenset())] == 1
         assert len(list(metrics_dir.glob("*.db"))) >= 1

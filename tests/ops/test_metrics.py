@@ -44,8 +44,9 @@ def test_configured_network_reads_metrics(app, client):
 
 def test_bearer_token_reads_metrics_from_anywhere_and_a_wrong_one_is_refused(app, client):
     app.config["RECOVERY_METRICS_TOKEN"] = "s3cret-scrape-token-of-some-length"
-    good = client.get("/metrics", environ_base=OUTSIDE,
-                      headers={"Authorization": "Bearer s3cret-scrape-token-of-some-length"})
+    good = client.get(
+        "/metrics", environ_base=OUTSIDE, headers={"Authorization": "Bearer s3cret-scrape-token-of-some-length"}
+    )
     assert good.status_code == 200 and b"recovery_cases_open" in good.data
     for header in ("Bearer wrong", "Basic czNjcmV0", "Bearer "):
         refused = client.get("/metrics", environ_base=OUTSIDE, headers={"Authorization": header})
@@ -75,8 +76,19 @@ def test_case_outbox_scheduler_and_precheck_gauges(app, client, db, make, now, m
     claimed = make.case(submitted_at=later(now, hours=-2), status="in_review")
     make.case(submitted_at=later(now, hours=-30), status="approved")
     for status in ("pending", "pending", "failed", "sent"):
-        db.session.add(OutboxMessage(channel="email", to="a@example.com", template="t", locale="en", body="",
-                                     payload={}, status=status, next_try_at=now, created_at=now))
+        db.session.add(
+            OutboxMessage(
+                channel="email",
+                to="a@example.com",
+                template="t",
+                locale="en",
+                body="",
+                payload={},
+                status=status,
+                next_try_at=now,
+                created_at=now,
+            )
+        )
     db.session.add(SchedulerLease(name="scheduler", holder="web-1", heartbeat_at=later(now, seconds=-42)))
     for case, status in ((fresh, "pending"), (at_risk, "running"), (breached, "done")):
         db.session.add(PrecheckRun(case_id=case.id, round=1, status=status, next_try_at=now, created_at=now))
@@ -114,8 +126,9 @@ def test_gauges_take_the_same_few_statements_whatever_the_cases(client, make, no
 
 
 def _latency_count(scrape: dict, endpoint: str, method: str = "GET") -> float:
-    return scrape.get(("recovery_http_request_duration_seconds_count",
-                       frozenset({("endpoint", endpoint), ("method", method)})), 0)
+    return scrape.get(
+        ("recovery_http_request_duration_seconds_count", frozenset({("endpoint", endpoint), ("method", method)})), 0
+    )
 
 
 def test_request_latency_is_counted_per_endpoint(client):
@@ -126,8 +139,10 @@ def test_request_latency_is_counted_per_endpoint(client):
     after = samples(client.get("/metrics"))
     assert _latency_count(after, "pages.help") == before + 3
     assert _latency_count(after, "unmatched") >= 1
-    assert ("recovery_http_request_duration_seconds_bucket",
-            frozenset({("endpoint", "pages.help"), ("method", "GET"), ("le", "+Inf")})) in after
+    assert (
+        "recovery_http_request_duration_seconds_bucket",
+        frozenset({("endpoint", "pages.help"), ("method", "GET"), ("le", "+Inf")}),
+    ) in after
 
 
 @pytest.fixture
@@ -161,8 +176,9 @@ def test_a_sane_request_id_is_kept_and_sent_back(client):
     assert response.headers["X-Request-ID"] == "edge-4f2a9c1b"
 
 
-@pytest.mark.parametrize("incoming", ["short", "has space in it", 'quote"injected', "x" * 129, "semi;colon;1234",
-                                      "ünïcode-12345"])
+@pytest.mark.parametrize(
+    "incoming", ["short", "has space in it", 'quote"injected', "x" * 129, "semi;colon;1234", "ünïcode-12345"]
+)
 def test_an_odd_request_id_is_replaced(client, incoming):
     response = client.get("/help", headers={"X-Request-ID": incoming})
     sent_back = response.headers["X-Request-ID"]
@@ -205,8 +221,9 @@ def test_an_error_logged_during_a_request_carries_its_id(failing_app, caplog):
     caplog.set_level(logging.INFO)
     failing_app.test_client().get("/boom", headers={"X-Request-ID": "trace-boom-00001"})
     formatter = JsonFormatter()
-    lines = [json.loads(formatter.format(record))
-             for record in caplog.records if record.name.startswith("recovery_app")]
+    lines = [
+        json.loads(formatter.format(record)) for record in caplog.records if record.name.startswith("recovery_app")
+    ]
     error = next(line for line in lines if line["level"] == "error")
     assert error["request_id"] == "trace-boom-00001" and "RuntimeError: a bug" in error["exception"]
     assert next(line for line in lines if line["logger"] == "recovery_app.access")["status"] == 500

@@ -20,7 +20,9 @@ def seller(make):
     return build
 
 
-def passport_photo(surname="YAMADA", given_names="TARO", number="TK1234567", *, seed=2, expiry="320101", broken_check_digit=False) -> bytes:
+def passport_photo(
+    surname="YAMADA", given_names="TARO", number="TK1234567", *, seed=2, expiry="320101", broken_check_digit=False
+) -> bytes:
     lines = images.mrz_lines(surname=surname, given_names=given_names, number=number, expiry=expiry)
     if broken_check_digit:
         lines = images.break_check_digit(lines)

@@ -23,8 +23,9 @@ def test_clean_demo_cases_are_rarely_flagged_and_every_seeded_bad_document_is(ap
 
     flagged = set(db_ids(services.flagged_filter()))
     copied = {made[sample["copies"]].id for sample in samples if sample["copies"] is not None}
-    clean = [case.id for case, sample in zip(made, samples, strict=True)
-             if sample["flaw"] is None and case.id not in copied]
+    clean = [
+        case.id for case, sample in zip(made, samples, strict=True) if sample["flaw"] is None and case.id not in copied
+    ]
     bad = {case.id: sample["flaw"] for case, sample in zip(made, samples, strict=True) if sample["flaw"]}
     assert set(bad.values()) == set(demo.FLAWS)
     assert {flaw for case_id, flaw in bad.items() if case_id not in flagged} == set()

@@ -3,7 +3,6 @@ retries with the error kept, and the case left alone."""
 
 import io
 from datetime import timedelta
-
 from types import SimpleNamespace
 
 from flask import render_template_string
@@ -15,20 +14,29 @@ from recovery_app.documents import storage
 from recovery_app.extensions import db
 from recovery_app.models import AuditEvent, Case
 from recovery_app.models.prechecks import DocumentHash, PrecheckResult, PrecheckRun
-from recovery_app.prechecks.services import panel
 from recovery_app.prechecks import services
 from recovery_app.prechecks.jobs import run_pending
+from recovery_app.prechecks.services import panel
 
 from . import images
 from .conftest import passport_photo
 
 
 def _snapshot():
-    results = db.session.execute(select(PrecheckResult.document_id, PrecheckResult.check, PrecheckResult.verdict,
-                                        PrecheckResult.measured, PrecheckResult.created_at)
-                                 .order_by(PrecheckResult.id)).all()
-    runs = db.session.execute(select(PrecheckRun.id, PrecheckRun.status, PrecheckRun.attempts,
-                                     PrecheckRun.verdict, PrecheckRun.finished_at).order_by(PrecheckRun.id)).all()
+    results = db.session.execute(
+        select(
+            PrecheckResult.document_id,
+            PrecheckResult.check,
+            PrecheckResult.verdict,
+            PrecheckResult.measured,
+            PrecheckResult.created_at,
+        ).order_by(PrecheckResult.id)
+    ).all()
+    runs = db.session.execute(
+        select(
+            PrecheckRun.id, PrecheckRun.status, PrecheckRun.attempts, PrecheckRun.verdict, PrecheckRun.finished_at
+        ).order_by(PrecheckRun.id)
+    ).all()
     hashes = db.session.execute(select(func.count()).select_from(DocumentHash)).scalar_one()
     audits = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
     return results, runs, hashes, audits
@@ -97,8 +105,10 @@ def test_selfie_without_a_face_asks_to_look_closely(make, seller, now):
     make.document(case, images.jpeg(images.photo_of(images.card(5), seed=5)))
     make.document(case, images.jpeg(images.with_noise(images.blank((1200, 1600)), 1)), side="selfie")
     run_pending(now)
-    faces = {r.document_id: r for r in db.session.execute(
-        select(PrecheckResult).where(PrecheckResult.check == "face")).scalars()}
+    faces = {
+        r.document_id: r
+        for r in db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "face")).scalars()
+    }
     verdicts = sorted((r.verdict, tuple(r.reasons)) for r in faces.values())
     assert verdicts == [("pass", ()), ("review", ("no_face",))]
     assert not db.session.execute(select(PrecheckResult).where(PrecheckResult.check == "mrz")).first()
@@ -126,8 +136,9 @@ def test_a_check_that_raises_is_retried_with_the_error_kept_and_the_case_workabl
 
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         refresh()
-        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case,
-                                      file=SimpleNamespace(prechecks=panel(case)))
+        html = render_template_string(
+            '{% include "prechecks/_panel.html" %}', case=case, file=SimpleNamespace(prechecks=panel(case))
+        )
     assert "Pre-checks running" in html and "will be retried. Attempts so far: 1." in html
 
     assert run_pending(now + timedelta(minutes=1))["claimed"] == 0  # not due yet
@@ -228,8 +239,9 @@ def test_mrz_details_are_removed_once_retention_purged_the_document(app, make, s
     assert run_pending(now + timedelta(days=31))["scrubbed"] == 0
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         refresh()
-        html = render_template_string('{% include "prechecks/_panel.html" %}', case=case,
-                                      file=SimpleNamespace(prechecks=panel(case)))
+        html = render_template_string(
+            '{% include "prechecks/_panel.html" %}', case=case, file=SimpleNamespace(prechecks=panel(case))
+        )
     assert "Removed with the documents" in html and "YAMADA" not in html
 
 
@@ -252,7 +264,7 @@ def test_workers_claim_different_cases_and_run_every_one(make, seller, now):
     # A worker that died leaves its lease; once it runs out, another worker finishes the case.
     later = now + timedelta(minutes=16)
     assert jobs.work(lambda: later, once=True)["done"] == 2
-    assert {status for status, in db.session.execute(select(PrecheckRun.status))} == {"done"}
+    assert {status for (status,) in db.session.execute(select(PrecheckRun.status))} == {"done"}
 
 
 def test_a_worker_whose_claim_was_taken_over_stores_nothing(make, seller, now):

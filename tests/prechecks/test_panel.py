@@ -2,7 +2,6 @@
 queue filter, the failed-check badge and the checklist suggestions."""
 
 from datetime import timedelta
-
 from types import SimpleNamespace
 
 from flask import render_template_string
@@ -12,9 +11,9 @@ from sqlalchemy import select
 from recovery_app.documents import storage
 from recovery_app.extensions import db
 from recovery_app.models import Case
-from recovery_app.prechecks.services import panel
 from recovery_app.prechecks import services
 from recovery_app.prechecks.jobs import run_pending
+from recovery_app.prechecks.services import panel
 
 from . import images
 from .conftest import passport_photo
@@ -43,9 +42,22 @@ def test_panel_shows_each_check_with_verdict_value_and_why(app, make, seller, no
     run_pending(now)
     html = _render(app, case)
     assert html.count('class="precheck-line"') == 7  # front: quality, face, MRZ, reuse; selfie: quality, face, reuse
-    for text in ("Image quality", "Passport machine-readable zone", "Reused document", "Face",
-                 "YAMADA", "TARO", "JPN", "1990-01-01", "2032-01-01", "Blurred", "1600 × 1200",
-                 "A blurred, glared or dark image hides edits", "A check failed", 'href="/static/css/prechecks.css"'):
+    for text in (
+        "Image quality",
+        "Passport machine-readable zone",
+        "Reused document",
+        "Face",
+        "YAMADA",
+        "TARO",
+        "JPN",
+        "1990-01-01",
+        "2032-01-01",
+        "Blurred",
+        "1600 × 1200",
+        "A blurred, glared or dark image hides edits",
+        "A check failed",
+        'href="/static/css/prechecks.css"',
+    ):
         assert text in html, text
     japanese = _render(app, case, "ja")
     assert "画像の品質" in japanese and "ぼやけています" in japanese and "不合格" in japanese
@@ -81,7 +93,10 @@ def test_queue_filter_and_failed_badge(app, make, seller, now):
     badged = db.session.execute(select(Case.id).where(services.failed_filter())).scalars().all()
     assert badged == [failed.id]
     assert services.verdicts_for([clean.id, soft.id, failed.id, unchecked.id]) == {
-        clean.id: "pass", soft.id: "review", failed.id: "fail"}
+        clean.id: "pass",
+        soft.id: "review",
+        failed.id: "fail",
+    }
     assert services.verdicts_for([]) == {}
 
 
@@ -95,10 +110,18 @@ def test_checklist_suggestions_follow_the_checks(app, make, seller, now):
     assert services.checklist_suggestions(good) == {}  # not run yet: nothing suggested
     run_pending(now)
     assert services.checklist_suggestions(good) == {
-        "photo_clear": True, "type_matches": True, "not_expired": True, "name_matches": True}
+        "photo_clear": True,
+        "type_matches": True,
+        "not_expired": True,
+        "name_matches": True,
+    }
     assert services.checklist_suggestions(bad) == {
-        "photo_clear": True, "type_matches": True, "not_expired": False, "name_matches": False,
-        "selfie_matches": False}
+        "photo_clear": True,
+        "type_matches": True,
+        "not_expired": False,
+        "name_matches": False,
+        "selfie_matches": False,
+    }
 
 
 def test_pre_checks_never_change_status_or_claim(app, make, seller, now):

@@ -19,8 +19,9 @@ def _licence(seed: int) -> bytes:
 
 
 def _reuse_result(document):
-    return db.session.execute(select(PrecheckResult).where(
-        PrecheckResult.document_id == document.id, PrecheckResult.check == "reuse")).scalar_one()
+    return db.session.execute(
+        select(PrecheckResult).where(PrecheckResult.document_id == document.id, PrecheckResult.check == "reuse")
+    ).scalar_one()
 
 
 def test_bands_share_one_exactly_when_fewer_than_sixteen_bits_differ():
@@ -32,7 +33,7 @@ def test_bands_share_one_exactly_when_fewer_than_sixteen_bits_differ():
             flipped ^= 1 << bit
         a, b = f"{original:064x}", f"{flipped:064x}"
         assert reuse.distance(a, b) == 15
-        assert any(x == y for x, y in zip(reuse.bands(a), reuse.bands(b)))
+        assert any(x == y for x, y in zip(reuse.bands(a), reuse.bands(b), strict=True))
 
 
 def test_bands_spread_neighbouring_bits_over_different_bands():
@@ -64,8 +65,13 @@ def test_same_document_by_two_users_flags_both_cases(make, seller, now):
         assert line.matches[0]["reference"] == other.reference and line.matches[0]["status"] == "submitted"
     assert first.risk_reasons == ["password_changed", services.REUSED]  # existing reasons kept
     assert second.risk_reasons == [services.REUSED]
-    events = db.session.execute(select(AuditEvent).where(AuditEvent.action == "precheck.document_reused")
-                                .order_by(AuditEvent.seq)).scalars().all()
+    events = (
+        db.session.execute(
+            select(AuditEvent).where(AuditEvent.action == "precheck.document_reused").order_by(AuditEvent.seq)
+        )
+        .scalars()
+        .all()
+    )
     assert sorted(e.subject_id for e in events) == sorted([str(first.id), str(second.id)])
     assert {e.details["matched_case"] for e in events} == {first.reference, second.reference}
 
@@ -108,7 +114,7 @@ def test_two_different_documents_of_one_type_are_not_flagged(make, seller, now):
     run_pending(now)
     hashes = db.session.execute(select(DocumentHash.phash).order_by(DocumentHash.id)).scalars().all()
     assert reuse.distance(*hashes) > 24
-    for case, document in zip(cases, documents):
+    for case, document in zip(cases, documents, strict=True):
         assert _reuse_result(document).verdict == "pass"
         assert case.high_risk is False
 
@@ -208,13 +214,26 @@ def test_reuse_line_of_an_older_result_is_deduplicated_when_shown(make, seller, 
     run_pending(now)
     result = _reuse_result(document)
     # The shape stored before: one entry per matched document, unsorted, no limit.
-    result.measured = {"hash_bits": 256, "matches": [
-        {"case_id": case.id, "distance": distance}
-        for case, distance in [(others[0], 9), (others[0], 3), *[(case, 10 + n) for n, case in enumerate(others[1:])]]]}
+    result.measured = {
+        "hash_bits": 256,
+        "matches": [
+            {"case_id": case.id, "distance": distance}
+            for case, distance in [
+                (others[0], 9),
+                (others[0], 3),
+                *[(case, 10 + n) for n, case in enumerate(others[1:])],
+            ]
+        ],
+    }
     db.session.flush()
     line = next(line for line in services.panel(target).lines if line.check == "reuse")
     assert [(m["case_id"], m["distance"]) for m in line.matches] == [
-        (others[0].id, 3), (others[1].id, 10), (others[2].id, 11), (others[3].id, 12), (others[4].id, 13)]
+        (others[0].id, 3),
+        (others[1].id, 10),
+        (others[2].id, 11),
+        (others[3].id, 12),
+        (others[4].id, 13),
+    ]
     assert line.more_matches == 2
 
 

@@ -78,10 +78,12 @@ def nothing_changed(app):
     """Call after a refused request: no case, no document row, no document in
     place. Files that passed may wait, staged and encrypted, for the seller's
     next try (tests/recovery/test_kept_files.py); nothing else is on disk."""
+
     def check():
         assert case_count() == 0
         assert document_count() == 0
         assert [path for path in stored_files(app) if path.suffix != ".tmp"] == []
+
     return check
 
 
@@ -107,5 +109,6 @@ def send(client, url: str, data: dict, *, csrf: bool | str = True, headers: dict
     elif isinstance(csrf, str):
         fields.add("csrf_token", csrf)
     boundary, body = encode_multipart(fields)
-    return client.post(url, data=body, content_type=f"multipart/form-data; boundary={boundary}", csrf=False,
-                       headers=headers or {})
+    return client.post(
+        url, data=body, content_type=f"multipart/form-data; boundary={boundary}", csrf=False, headers=headers or {}
+    )

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from recovery_app.models import Case
+from tests.factories import encoded, id_card, jpeg_bytes, pdf_bytes, png_bytes
 
 from .conftest import case_count, file_field, form_for, full_form, send, stored_files
-from tests.factories import encoded, id_card, jpeg_bytes, pdf_bytes, png_bytes
 
 ALLOWED = "JPEG, PNG, PDF"
 REFUSED_TYPE = "This kind of file cannot be used"
@@ -32,8 +32,10 @@ def _zip() -> bytes:
     return out.getvalue()
 
 
-SVG_WITH_SCRIPT = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="1200" height="800">'
-                   b'<script>alert(document.cookie)</script><rect width="1200" height="800"/></svg>')
+SVG_WITH_SCRIPT = (
+    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="1200" height="800">'
+    b'<script>alert(document.cookie)</script><rect width="1200" height="800"/></svg>'
+)
 HTML_PAGE = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script><p>ID</p></body></html>"
 HEIC_HEADER = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 4000
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 4000
@@ -95,7 +97,9 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("bad", sorted(EXPECTED))
-def test_bad_front_is_refused_with_a_clear_message_and_nothing_is_stored(bad, client, english, documents, nothing_changed):
+def test_bad_front_is_refused_with_a_clear_message_and_nothing_is_stored(
+    bad, client, english, documents, nothing_changed
+):
     # ASVS 5.2.1, 5.2.2, 5.4.1
     data, name, declared = _bad_front(bad)
     response = send(client, "/recovery/", full_form(documents, front=(io.BytesIO(data), name, declared)))
@@ -141,11 +145,16 @@ def test_file_exactly_at_the_cap_is_accepted_and_loses_its_padding(client, engli
     assert front.size < len(photo) * 2
 
 
-def test_request_over_max_content_length_gets_a_clear_page_and_stores_nothing(app, client, english, documents, nothing_changed):
+def test_request_over_max_content_length_gets_a_clear_page_and_stores_nothing(
+    app, client, english, documents, nothing_changed
+):
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     padding = b"\x00" * (1024 * 1024)
-    response = send(client, "/recovery/", full_form(documents, front=(io.BytesIO(documents["front"] + padding),
-                                                                      "front.jpg", "image/jpeg")))
+    response = send(
+        client,
+        "/recovery/",
+        full_form(documents, front=(io.BytesIO(documents["front"] + padding), "front.jpg", "image/jpeg")),
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 413
     assert "Your files are too large" in page and "Nothing was sent or saved" in page
@@ -242,8 +251,9 @@ def test_html_declared_as_jpeg_is_refused(client, english, documents, nothing_ch
 
 
 def test_every_bad_file_is_reported_at_once(client, english, documents, nothing_changed):
-    form = full_form(documents, front=(io.BytesIO(b""), "f.jpg", "image/jpeg"),
-                     back=(io.BytesIO(HTML_PAGE), "b.jpg", "image/jpeg"))
+    form = full_form(
+        documents, front=(io.BytesIO(b""), "f.jpg", "image/jpeg"), back=(io.BytesIO(HTML_PAGE), "b.jpg", "image/jpeg")
+    )
     page = send(client, "/recovery/", form).get_data(as_text=True)
     assert 'id="error-front"' in page and 'id="error-back"' in page and 'id="error-selfie"' not in page
     nothing_changed()

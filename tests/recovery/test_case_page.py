@@ -4,7 +4,7 @@ when a reviewer asks for them, withdrawal."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -12,9 +12,9 @@ from sqlalchemy import select
 from recovery_app import lifecycle
 from recovery_app.models import AuditEvent, Case, Document
 from recovery_app.models.base import utcnow
+from tests.factories import id_card, jpeg_bytes
 
 from .conftest import full_form, send, stored_files
-from tests.factories import id_card, jpeg_bytes
 
 
 def _open_case(client, documents, db) -> Case:
@@ -58,8 +58,9 @@ def test_seller_sends_new_documents_when_asked_and_the_clock_resumes(client, sel
     opened = utcnow() - timedelta(hours=5)
     case.submitted_at = case.created_at = case.clock_started_at = opened
     case.due_at = due_before = opened + timedelta(hours=12)
-    _ask_for_new_documents(case, reviewer, "裏面がぼやけています。\n明るい場所で撮り直してください。<b>",
-                           at=opened + timedelta(hours=2))
+    _ask_for_new_documents(
+        case, reviewer, "裏面がぼやけています。\n明るい場所で撮り直してください。<b>", at=opened + timedelta(hours=2)
+    )
     db.session.commit()
 
     page = client.get("/recovery/case").get_data(as_text=True)
@@ -102,8 +103,9 @@ def test_resubmission_refuses_bad_files_and_changes_nothing(client, seller, make
 def test_resubmission_is_refused_while_the_case_does_not_wait_on_the_seller(client, seller, documents, db):
     client.get("/language/en")  # before the first page: the test app context keeps the locale it resolved
     case = _open_case(client, documents, db)
-    response = send(client, "/recovery/case/documents",
-                    {"front": (io.BytesIO(jpeg_bytes(seed=62)), "f.jpg", "image/jpeg")})
+    response = send(
+        client, "/recovery/case/documents", {"front": (io.BytesIO(jpeg_bytes(seed=62)), "f.jpg", "image/jpeg")}
+    )
     assert response.status_code == 302
     assert "not waiting for new documents" in client.get("/recovery/case").get_data(as_text=True)
     assert len(case.documents) == 3
@@ -186,10 +188,10 @@ def test_withdrawing_without_an_open_case_says_so(client, seller):
 
 
 def test_due_time_falls_back_to_utc_for_an_unknown_time_zone(app):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from recovery_app.recovery.services import in_zone
 
-    moment = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    moment = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     assert in_zone(moment, "Mars/Olympus_Mons", "en") == in_zone(moment, "UTC", "en")
     assert in_zone(moment, "Asia/Tokyo", "ja") == "2026年3月2日 18:00（日本標準時）"

@@ -19,8 +19,14 @@ from .conftest import full_form, send, stored_files
 def test_simultaneous_submissions_open_a_single_case(live_app, documents):
     with live_app.app_context():
         account = get_or_create_account("Double tap shop", utcnow())
-        user = create_user(email="double@example.test", password="x" * 20, role="seller_owner", account=account,
-                           now=utcnow(), check_password=False)
+        user = create_user(
+            email="double@example.test",
+            password="x" * 20,
+            role="seller_owner",
+            account=account,
+            now=utcnow(),
+            check_password=False,
+        )
         token = "two-tabs-of-one-browser"
         db.session.add(PasswordStep(user_id=user.id, token_hash=token_hash(token), created_at=utcnow()))
         db.session.commit()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
 import re
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 

@@ -53,8 +53,9 @@ def test_next_try_needs_only_the_file_that_was_wrong(app, client, seller, docume
     assert _kept_entries(client) == {}
     files = stored_files(app)
     assert len(files) == 3 and all(path.suffix == ".bin" for path in files)  # the kept blobs are gone
-    selfie = db.session.execute(select(Document).where(Document.case_id == case.id,
-                                                       Document.side == "selfie")).scalar_one()
+    selfie = db.session.execute(
+        select(Document).where(Document.case_id == case.id, Document.side == "selfie")
+    ).scalar_one()
     assert storage.read(selfie)  # the kept picture went in whole
 
 
@@ -127,11 +128,15 @@ def test_resubmission_keeps_the_files_that_passed_too(app, client, seller, docum
     case = make.case(seller, document_type="drivers_licence")
     case.status = "needs_info"
     db.session.flush()
-    response = send(client, "/recovery/case/documents",
-                    {"front": NOT_A_PICTURE, "back": (io.BytesIO(documents["back"]), "back.jpg", "image/jpeg")})
+    response = send(
+        client,
+        "/recovery/case/documents",
+        {"front": NOT_A_PICTURE, "back": (io.BytesIO(documents["back"]), "back.jpg", "image/jpeg")},
+    )
     assert response.status_code == 422 and 'id="kept-back"' in response.get_data(as_text=True)
-    response = send(client, "/recovery/case/documents",
-                    {"front": (io.BytesIO(documents["front"]), "front.jpg", "image/jpeg")})
+    response = send(
+        client, "/recovery/case/documents", {"front": (io.BytesIO(documents["front"]), "front.jpg", "image/jpeg")}
+    )
     assert response.status_code == 302, response.get_data(as_text=True)
     sides = sorted(db.session.execute(select(Document.side).where(Document.case_id == case.id)).scalars())
     assert sides == ["back", "front"]
@@ -139,8 +144,11 @@ def test_resubmission_keeps_the_files_that_passed_too(app, client, seller, docum
 
 def test_a_long_file_name_does_not_swell_the_session_cookie(client, seller, documents):
     long_name = "保険証の写真" * 40 + ".jpg"  # 244 characters, as a phone may name a shared file
-    send(client, "/recovery/", full_form(documents, front=NOT_A_PICTURE,
-                                         back=(io.BytesIO(documents["back"]), long_name, "image/jpeg")))
+    send(
+        client,
+        "/recovery/",
+        full_form(documents, front=NOT_A_PICTURE, back=(io.BytesIO(documents["back"]), long_name, "image/jpeg")),
+    )
     entry = _kept_entries(client)["back"]
     assert len(entry["name"]) == kept.NAME_KEPT and entry["name"].startswith("保険証の写真")
     cookie = client.get_cookie("session")

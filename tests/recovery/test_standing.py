@@ -38,6 +38,7 @@ def _url(case) -> str:
 
 # --- the place ---------------------------------------------------------------------
 
+
 def test_place_counts_the_cases_the_reviewers_queue_lists_before_the_case(make, db, now):
     reviewer = make.user("reviewer")
     mine = make.case(submitted_at=now)
@@ -76,6 +77,7 @@ def test_read_finds_only_the_users_own_case(make):
 
 # --- the inputs and the model ---------------------------------------------------------
 
+
 def test_inputs_count_todays_arrivals_recent_handling_and_reviewers_on_duty(make, db, now):
     busy, deciding, away, idle_holder = (make.user("reviewer") for _ in range(4))
     for hours in (1, 5, 23):
@@ -84,10 +86,20 @@ def test_inputs_count_todays_arrivals_recent_handling_and_reviewers_on_duty(make
     # Handling times 20, 40 and 90 minutes (median 40); one decided 20 days ago is too old.
     for minutes, decided_ago in ((20, timedelta(minutes=30)), (40, timedelta(hours=3)), (90, timedelta(days=2))):
         decided = now - decided_ago
-        _decided(make, deciding if decided_ago < timedelta(hours=1) else away,
-                 submitted=decided - timedelta(hours=2), claimed=decided - timedelta(minutes=minutes), decided=decided)
-    _decided(make, away, submitted=now - timedelta(days=21), claimed=now - timedelta(days=20, hours=5),
-             decided=now - timedelta(days=20))
+        _decided(
+            make,
+            deciding if decided_ago < timedelta(hours=1) else away,
+            submitted=decided - timedelta(hours=2),
+            claimed=decided - timedelta(minutes=minutes),
+            decided=decided,
+        )
+    _decided(
+        make,
+        away,
+        submitted=now - timedelta(days=21),
+        claimed=now - timedelta(days=20, hours=5),
+        decided=now - timedelta(days=20),
+    )
     held = make.case(submitted_at=now - timedelta(hours=2))
     claims.claim(held.reference, busy, now=now - timedelta(minutes=10))
     stale = make.case(submitted_at=now - timedelta(hours=3))
@@ -96,8 +108,11 @@ def test_inputs_count_todays_arrivals_recent_handling_and_reviewers_on_duty(make
 
     inputs = standing.estimate_inputs(now)
     # Opened in the last 24 hours: the three above and the four decided ones submitted within it.
-    opened = db.session.execute(select(Case).where(Case.submitted_at > now - timedelta(hours=24),
-                                                   Case.submitted_at <= now)).scalars().all()
+    opened = (
+        db.session.execute(select(Case).where(Case.submitted_at > now - timedelta(hours=24), Case.submitted_at <= now))
+        .scalars()
+        .all()
+    )
     assert inputs.arrivals_per_hour == pytest.approx(len(opened) / 24)
     assert inputs.handling_seconds == pytest.approx(40 * 60)
     assert inputs.on_duty == 2  # the one holding a case touched 10 minutes ago, the one who decided 30 minutes ago
@@ -141,6 +156,7 @@ def test_expected_decision_is_the_wait_and_one_handling_time_rounded_up(make, no
 
 
 # --- what the seller reads ---------------------------------------------------------------
+
 
 def _describe(case, now, inputs, locale="en"):
     with_place = standing.read(case.user_id, case.reference)
@@ -188,6 +204,7 @@ def test_without_reviewers_on_duty_there_is_no_estimate_and_the_page_says_why(ap
 
 
 # --- the update the page asks for ---------------------------------------------------------
+
 
 def test_owner_reads_the_update_in_their_language(client, make, auth):
     seller = make.user(enrolled=False, locale="ja")
@@ -293,12 +310,31 @@ def test_the_case_page_shows_where_the_case_stands_without_inline_script(client,
     assert "/static/js/standing.js" in page and "<script>" not in page
 
 
-@pytest.mark.parametrize("language, words", [
-    ("en", ("Where does my recovery case stand?", "how many cases are ahead of yours",
-            "when they worked on a case in the last hour", "within 12 hours", "We do not send a message")),
-    ("ja", ("本人確認の申請は今どうなっていますか？", "何件の案件があるか", "過去1時間に案件を担当した審査担当者",
-            "12時間以内", "メッセージはお送りしません")),
-])
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        (
+            "en",
+            (
+                "Where does my recovery case stand?",
+                "how many cases are ahead of yours",
+                "when they worked on a case in the last hour",
+                "within 12 hours",
+                "We do not send a message",
+            ),
+        ),
+        (
+            "ja",
+            (
+                "本人確認の申請は今どうなっていますか？",
+                "何件の案件があるか",
+                "過去1時間に案件を担当した審査担当者",
+                "12時間以内",
+                "メッセージはお送りしません",
+            ),
+        ),
+    ],
+)
 def test_help_explains_the_place_the_estimate_and_who_is_on_duty(app, language, words):
     page = app.test_client().get("/help", headers={"Accept-Language": language}).get_data(as_text=True)
     assert 'id="case-standing"' in page and 'href="#case-standing"' in page

@@ -13,8 +13,8 @@ from sqlalchemy import select, text
 
 from recovery_app.documents import storage
 from recovery_app.models import Case, Document, OutboxMessage
-
 from tests.factories import encoded, gps_exif, id_card, jpeg_bytes, pdf_bytes
+
 from .conftest import full_form, send, stored_files
 
 
@@ -29,8 +29,12 @@ def test_stored_images_carry_no_exif_and_decrypt_to_the_recorded_sha256(client, 
     info.add_text("Author", "Taro Yamada")
     back = encoded(id_card(seed=72), "PNG", pnginfo=info, exif=gps_exif())
     assert b"Exif" in front and b"Taro Yamada" in back
-    assert send(client, "/recovery/", full_form(documents, front=front,
-                                                back=(io.BytesIO(back), "back.png", "image/png"))).status_code == 302
+    assert (
+        send(
+            client, "/recovery/", full_form(documents, front=front, back=(io.BytesIO(back), "back.png", "image/png"))
+        ).status_code
+        == 302
+    )
     stored = _documents(db)
     for side, document in stored.items():
         clean = storage.read(document)
@@ -65,25 +69,41 @@ def test_pdf_front_is_rewritten_without_its_metadata(client, seller, documents, 
 
 def test_file_names_are_kept_only_as_sanitised_display_text(client, seller, documents, db):
     long_name = "運転免許証 表面 " * 12 + ".jpg"
-    form = full_form(documents, front=(io.BytesIO(documents["front"]), "  IMG_2041  copy.JPG ", "image/jpeg"),
-                     back=(io.BytesIO(documents["back"]), long_name, "image/jpeg"))
+    form = full_form(
+        documents,
+        front=(io.BytesIO(documents["front"]), "  IMG_2041  copy.JPG ", "image/jpeg"),
+        back=(io.BytesIO(documents["back"]), long_name, "image/jpeg"),
+    )
     assert send(client, "/recovery/", form).status_code == 302
     stored = _documents(db)
     assert stored["front"].display_name == "IMG_2041 copy.JPG"
     assert len(stored["back"].display_name) <= 120 and stored["back"].display_name.endswith(".jpg")
 
 
-def test_database_failure_after_staging_leaves_no_row_no_file_and_no_notice(client, seller, documents, db, app, backend):
+def test_database_failure_after_staging_leaves_no_row_no_file_and_no_notice(
+    client, seller, documents, db, app, backend
+):
     # A real failure inside the transaction (a trigger refusing document rows),
     # after the files were written under their temporary names.
     if backend == "sqlite":
-        db.session.execute(text("CREATE TRIGGER refuse_documents BEFORE INSERT ON documents "
-                                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+        db.session.execute(
+            text(
+                "CREATE TRIGGER refuse_documents BEFORE INSERT ON documents BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        )
     else:
-        db.session.execute(text("CREATE FUNCTION refuse_documents() RETURNS trigger AS $$ BEGIN "
-                                "RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql"))
-        db.session.execute(text("CREATE TRIGGER refuse_documents BEFORE INSERT ON documents "
-                                "FOR EACH ROW EXECUTE FUNCTION refuse_documents()"))
+        db.session.execute(
+            text(
+                "CREATE FUNCTION refuse_documents() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql"
+            )
+        )
+        db.session.execute(
+            text(
+                "CREATE TRIGGER refuse_documents BEFORE INSERT ON documents "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_documents()"
+            )
+        )
     db.session.commit()
     response = send(client, "/recovery/", full_form(documents))
     assert response.status_code == 500

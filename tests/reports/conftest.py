@@ -24,7 +24,7 @@ documents on 02-21), and three open cases at "now" (03-02 09:00): submitted 1 h,
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -32,7 +32,7 @@ from recovery_app import lifecycle
 from recovery_app.models import Decision
 from recovery_app.scheduler import jobs
 
-DAY = datetime(2026, 3, 1, tzinfo=timezone.utc)
+DAY = datetime(2026, 3, 1, tzinfo=UTC)
 # (clock hours at decision, first claim after hours, reviewer index, outcome, reason, pause)
 CASES = [
     (1, 0.25, 0, "approved", None, False),
@@ -66,10 +66,21 @@ def fixed_data(make, now, db):
         _claim(case, reviewer, start + timedelta(hours=claim))
         wall = clock
         if pause:  # asked for documents at 2 h, new ones arrived at 7 h
-            lifecycle.transition(case, "needs_info", now=start + timedelta(hours=2), actor=reviewer, action="info_requested")
-            db.session.add(Decision(case_id=case.id, reviewer_id=reviewer.id, action="request_info",
-                                    reason_code="unreadable", created_at=start + timedelta(hours=2)))
-            lifecycle.transition(case, "submitted", now=start + timedelta(hours=7), actor="seller", action="resubmitted")
+            lifecycle.transition(
+                case, "needs_info", now=start + timedelta(hours=2), actor=reviewer, action="info_requested"
+            )
+            db.session.add(
+                Decision(
+                    case_id=case.id,
+                    reviewer_id=reviewer.id,
+                    action="request_info",
+                    reason_code="unreadable",
+                    created_at=start + timedelta(hours=2),
+                )
+            )
+            lifecycle.transition(
+                case, "submitted", now=start + timedelta(hours=7), actor="seller", action="resubmitted"
+            )
             _claim(case, reviewer, start + timedelta(hours=7, minutes=5))
             wall = clock + 5
         if clock > 12:  # the sweep caught it past due while the reviewer held it
@@ -77,15 +88,22 @@ def fixed_data(make, now, db):
         decided_at = start + timedelta(hours=wall)
         lifecycle.transition(case, outcome, now=decided_at, actor=reviewer, action=outcome)
         case.decided_by_id, case.decision, case.reason_code = reviewer.id, outcome, reason
-        db.session.add(Decision(case_id=case.id, reviewer_id=reviewer.id,
-                                action="approve" if outcome == "approved" else "reject", reason_code=reason,
-                                created_at=decided_at))
+        db.session.add(
+            Decision(
+                case_id=case.id,
+                reviewer_id=reviewer.id,
+                action="approve" if outcome == "approved" else "reject",
+                reason_code=reason,
+                created_at=decided_at,
+            )
+        )
         cases.append(case)
-    expired = make.case(submitted_at=datetime(2026, 2, 20, tzinfo=timezone.utc))
-    _claim(expired, reviewers[0], datetime(2026, 2, 21, tzinfo=timezone.utc))
-    lifecycle.transition(expired, "needs_info", now=datetime(2026, 2, 21, 1, tzinfo=timezone.utc), actor=reviewers[0],
-                         action="info_requested")
-    jobs.expire_needs_info(datetime(2026, 3, 1, 6, tzinfo=timezone.utc))
+    expired = make.case(submitted_at=datetime(2026, 2, 20, tzinfo=UTC))
+    _claim(expired, reviewers[0], datetime(2026, 2, 21, tzinfo=UTC))
+    lifecycle.transition(
+        expired, "needs_info", now=datetime(2026, 2, 21, 1, tzinfo=UTC), actor=reviewers[0], action="info_requested"
+    )
+    jobs.expire_needs_info(datetime(2026, 3, 1, 6, tzinfo=UTC))
     open_cases = [make.case(submitted_at=now - timedelta(hours=h)) for h in (1, 10, 13)]
     jobs.sla_sweep(now)
     db.session.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from recovery_app.demo import seed_cases

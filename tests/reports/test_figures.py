@@ -75,8 +75,15 @@ def test_now_snapshot_and_backlog_by_age(report):
     assert (snap["open"], snap["unclaimed"], snap["at_risk"], snap["breached"]) == (3, 3, 1, 1)
     assert snap["second_approval"] == 0 and snap["needs_info"] == 0
     assert snap["oldest_seconds"] == pytest.approx(13 * H, abs=1)
-    assert report.tables["backlog"].rows == [["0–3", 1], ["3–6", 0], ["6–9", 0], ["9–12", 1], ["12–24", 1],
-                                             ["24–48", 0], ["48+", 0]]
+    assert report.tables["backlog"].rows == [
+        ["0–3", 1],
+        ["3–6", 0],
+        ["6–9", 0],
+        ["9–12", 1],
+        ["12–24", 1],
+        ["24–48", 0],
+        ["48+", 0],
+    ]
 
 
 def test_staffing_uses_erlang_c_on_the_range_arrival_rate(report):
@@ -111,12 +118,15 @@ def test_days_follow_the_viewer_time_zone(fixed_data, now):
     assert rows["2026-03-02"][2] >= 1
 
 
-@pytest.mark.parametrize("start,end,message", [
-    ("2026-03-10", "2026-03-01", "The end date is before the start date."),
-    ("2025-01-01", "2026-03-01", "A report can cover at most 366 days."),
-    ("2026-02-30", "", "Dates must be written as year-month-day"),
-    ("yesterday", "", "Dates must be written as year-month-day"),
-])
+@pytest.mark.parametrize(
+    "start,end,message",
+    [
+        ("2026-03-10", "2026-03-01", "The end date is before the start date."),
+        ("2025-01-01", "2026-03-01", "A report can cover at most 366 days."),
+        ("2026-02-30", "", "Dates must be written as year-month-day"),
+        ("yesterday", "", "Dates must be written as year-month-day"),
+    ],
+)
 def test_bad_date_ranges_are_refused_with_a_clear_message(app, start, end, message):
     with app.test_request_context(headers={"Accept-Language": "en"}):
         with pytest.raises(services.ReportError) as raised:

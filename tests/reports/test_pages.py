@@ -56,12 +56,15 @@ def test_dashboard_has_no_inline_script_or_style(manager_client, fixed_data):  #
     assert "<script" not in html and " style=" not in html and "onclick" not in html.lower()
 
 
-@pytest.mark.parametrize("query,message", [
-    ({"start": "2026-03-10", "end": "2026-03-01"}, "The end date is before the start date."),
-    ({"start": "2025-01-01", "end": "2026-03-01"}, "A report can cover at most 366 days."),
-    ({"start": "2026-02-30"}, "Dates must be written as year-month-day"),
-    ({"start": "<script>"}, "Dates must be written as year-month-day"),
-])
+@pytest.mark.parametrize(
+    "query,message",
+    [
+        ({"start": "2026-03-10", "end": "2026-03-01"}, "The end date is before the start date."),
+        ({"start": "2025-01-01", "end": "2026-03-01"}, "A report can cover at most 366 days."),
+        ({"start": "2026-02-30"}, "Dates must be written as year-month-day"),
+        ({"start": "<script>"}, "Dates must be written as year-month-day"),
+    ],
+)
 def test_bad_date_range_gets_a_clear_message(manager_client, query, message):
     page = manager_client.get("/reports/", query_string=query, headers={"Accept-Language": "en"})
     assert page.status_code == 400
@@ -72,7 +75,9 @@ def test_bad_date_range_gets_a_clear_message(manager_client, query, message):
 
 def test_bad_date_range_message_is_in_japanese(manager_client):
     use_language(manager_client, "ja")
-    html = manager_client.get("/reports/", query_string={"start": "2026-03-10", "end": "2026-03-01"}).get_data(as_text=True)
+    html = manager_client.get("/reports/", query_string={"start": "2026-03-10", "end": "2026-03-01"}).get_data(
+        as_text=True
+    )
     assert "終了日が開始日より前です" in html
 
 
@@ -81,15 +86,20 @@ def test_every_table_downloads_as_csv_with_a_byte_order_mark(manager_client, fix
         response = manager_client.get(f"/reports/{name}.csv", query_string=RANGE, headers={"Accept-Language": "en"})
         assert response.status_code == 200, name
         assert response.mimetype == "text/csv"
-        assert response.headers["Content-Disposition"] == f'attachment; filename="recovery-desk-{name}-2026-02-28-2026-03-02.csv"'
+        assert (
+            response.headers["Content-Disposition"]
+            == f'attachment; filename="recovery-desk-{name}-2026-02-28-2026-03-02.csv"'
+        )
         assert response.data.startswith("\ufeff".encode())
-    text = manager_client.get("/reports/daily.csv", query_string=RANGE,
-                              headers={"Accept-Language": "en"}).get_data(as_text=True)
+    text = manager_client.get("/reports/daily.csv", query_string=RANGE, headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     assert rows[0][:5] == ["Day", "Opened", "Decided", "Decided within SLA", "SLA attainment (%)"]
     assert rows[2][:5] == ["2026-03-01", "12", "10", "8", "80.0"]
-    reviewers = manager_client.get("/reports/reviewers.csv", query_string=RANGE,
-                                   headers={"Accept-Language": "en"}).get_data(as_text=True)
+    reviewers = manager_client.get(
+        "/reports/reviewers.csv", query_string=RANGE, headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
     # 9 h falls in the 15-minute bucket 9:00–9:15: its middle, as the page states.
     assert "Reviewer B,5,60.0,9.12,2" in reviewers
 
@@ -107,8 +117,16 @@ def test_unknown_csv_table_is_not_found(manager_client):
 
 def test_failed_messages_are_shown_to_managers(manager_client, app, now, db):
     app.config["RECOVERY_SENDER"] = "tests.scheduler.conftest:ProviderDown"
-    message = notify.queue_email("lost@example.test", "scheduler/email/case_expired", "en", now, name="L",
-                                 reference="RC-AAAA-BBBB", days=7, base_url="http://x")
+    message = notify.queue_email(
+        "lost@example.test",
+        "scheduler/email/case_expired",
+        "en",
+        now,
+        name="L",
+        reference="RC-AAAA-BBBB",
+        days=7,
+        base_url="http://x",
+    )
     db.session.flush()
     moment = now
     while message.status != "failed":
@@ -122,7 +140,8 @@ def test_failed_messages_are_shown_to_managers(manager_client, app, now, db):
 def test_dashboard_statement_count_does_not_grow_with_cases(manager_client, make, now, db):
     def statements() -> int:
         return count_statements(
-            lambda: manager_client.get("/reports/").status_code == 200 or pytest.fail("dashboard failed"))
+            lambda: manager_client.get("/reports/").status_code == 200 or pytest.fail("dashboard failed")
+        )
 
     make.case(submitted_at=now - timedelta(hours=2))
     manager_client.get("/reports/")  # the first request of a session also records it

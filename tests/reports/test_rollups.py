@@ -4,7 +4,7 @@ scheduler's job and the rebuild command change nothing when run again."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,8 +29,11 @@ def recomputed(zone: str) -> dict:
     mark = rollups.marks()[zone]
     start, end = mark.rolled_from, mark.rolled_until
     at = start.astimezone(ZoneInfo(zone)).date()
-    return {(day, measure, reviewer, key): n
-            for day, measure, reviewer, key, n in rollups.live(zone, at, [(start, end)]) if n}
+    return {
+        (day, measure, reviewer, key): n
+        for day, measure, reviewer, key, n in rollups.live(zone, at, [(start, end)])
+        if n
+    }
 
 
 # In Tokyo two of the ten decisions (15:07 and 20:09 UTC) fall on 03-02.
@@ -40,16 +43,18 @@ def test_the_rollup_equals_a_recomputation_from_the_cases(fixed_data, now, zone,
     assert result["seconds_rolled_up"][zone] > 0
     mark = rollups.marks()[zone]
     assert mark.rolled_until == now - rollups.SETTLE
-    assert mark.rolled_from == datetime.combine(date(2026, 2, 20), time(), ZoneInfo(zone)).astimezone(timezone.utc)
+    assert mark.rolled_from == datetime.combine(date(2026, 2, 20), time(), ZoneInfo(zone)).astimezone(UTC)
     rolled = stored(zone)
     assert rolled == recomputed(zone)
-    assert sum(n for (day, measure, _, _), n in rolled.items() if measure == "decided" and day == "2026-03-01") \
+    assert (
+        sum(n for (day, measure, _, _), n in rolled.items() if measure == "decided" and day == "2026-03-01")
         == decided_0301
+    )
 
 
 def test_a_decision_updates_todays_and_a_past_days_figures(fixed_data, now, make):
     reviewer = fixed_data["reviewers"][0]
-    late = make.case(submitted_at=datetime(2026, 3, 1, 22, tzinfo=timezone.utc))  # yesterday, not yet claimed
+    late = make.case(submitted_at=datetime(2026, 3, 1, 22, tzinfo=UTC))  # yesterday, not yet claimed
     rollups.roll_up(now)
     rng = services.DateRange(date(2026, 3, 1), date(2026, 3, 2), "UTC")
     before = services.build_report(rng, now)
@@ -110,7 +115,7 @@ def test_rebuild_command_rolls_up_from_the_first_case(fixed_data, runner):
     assert result.exit_code == 0, result.output
     assert "UTC: rolled up" in result.output
     mark = db.session.execute(select(ReportRollupMark).where(ReportRollupMark.zone == "UTC")).scalar_one()
-    assert mark.rolled_from == datetime(2026, 2, 20, tzinfo=timezone.utc)
+    assert mark.rolled_from == datetime(2026, 2, 20, tzinfo=UTC)
     assert stored("UTC") == recomputed("UTC")
 
 

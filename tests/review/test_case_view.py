@@ -22,8 +22,17 @@ def test_case_view_shows_the_sellers_facts_and_never_secrets(make, review, auth,
     seller.last_sign_in_browser = "Mozilla/5.0 (iPhone) Safari/604.1"
     case = review.case(seller)
     page = auth.client_for(reviewer).get(f"/review/case/{case.reference}").get_data(as_text=True)
-    for fact in ("Sakura Trading 株式会社", "山田 花子", "hanako@example.test", "192.0.2.44", "Safari / iPhone",
-                 "203.0.113.7", "Authenticator app", "Unused recovery codes: 1", "Trusted devices: 1"):
+    for fact in (
+        "Sakura Trading 株式会社",
+        "山田 花子",
+        "hanako@example.test",
+        "192.0.2.44",
+        "Safari / iPhone",
+        "203.0.113.7",
+        "Authenticator app",
+        "Unused recovery codes: 1",
+        "Trusted devices: 1",
+    ):
         assert fact in page, fact
     assert seller._test_totp_seed not in page
     assert "argon2-hash-placeholder" not in page
@@ -77,9 +86,13 @@ def test_case_view_is_audited_and_shows_the_trail(make, review, auth, now):
     client = auth.client_for(reviewer)
     client.post(f"/review/case/{case.reference}/claim")
     page = client.get(f"/review/case/{case.reference}").get_data(as_text=True)
-    actions = db.session.execute(
-        select(AuditEvent.action).where(AuditEvent.subject_id == case.reference).order_by(AuditEvent.seq)
-    ).scalars().all()
+    actions = (
+        db.session.execute(
+            select(AuditEvent.action).where(AuditEvent.subject_id == case.reference).order_by(AuditEvent.seq)
+        )
+        .scalars()
+        .all()
+    )
     assert actions[:2] == ["case.submitted", "case.claimed"] and actions[-1] == "case.viewed"
     for action in ("case.submitted", "case.claimed", "case.viewed"):
         assert action in page

@@ -1,7 +1,7 @@
 """Claims are atomic: one holder per case, the loser is told who has it."""
 
 import threading
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -50,10 +50,12 @@ def test_actions_on_a_case_in_another_state_are_refused_with_a_reason(make, revi
     case = review.case()
     claims.claim(case.reference, reviewer, now=now)
     decisions.request_documents(case.reference, reviewer, "Please send the back.", now=now)
-    for action in (lambda: claims.claim(case.reference, reviewer, now=now),
-                   lambda: decisions.approve(case.reference, reviewer, [], now=now),
-                   lambda: decisions.confirm_approval(case.reference, reviewer, now=now),
-                   lambda: decisions.reject(case.reference, reviewer, "other", "text", now=now)):
+    for action in (
+        lambda: claims.claim(case.reference, reviewer, now=now),
+        lambda: decisions.approve(case.reference, reviewer, [], now=now),
+        lambda: decisions.confirm_approval(case.reference, reviewer, now=now),
+        lambda: decisions.reject(case.reference, reviewer, "other", "text", now=now),
+    ):
         with pytest.raises(services.ReviewError) as refused:
             action()
         assert "waiting for the seller's new documents" in str(refused.value.message)
@@ -110,8 +112,12 @@ def test_manager_reassigns_a_case_and_reviewers_cannot(make, auth, now):
     manager, holder, target = make.user("manager"), make.user("reviewer"), make.user("reviewer")
     case = make.case(submitted_at=now)
     claims.claim(case.reference, holder, now=now)
-    assert auth.client_for(holder).post(f"/review/case/{case.reference}/reassign",
-                                     data={"reviewer": target.id}).status_code == 404
+    assert (
+        auth.client_for(holder)
+        .post(f"/review/case/{case.reference}/reassign", data={"reviewer": target.id})
+        .status_code
+        == 404
+    )
     response = auth.client_for(manager).post(f"/review/case/{case.reference}/reassign", data={"reviewer": target.id})
     assert response.status_code == 303
     db.session.refresh(case)
@@ -144,21 +150,30 @@ def test_claim_without_csrf_token_is_refused(make, auth, now):
 
 # --- concurrency, with real commits -------------------------------------------
 
+
 def _seed(live_app, cases: int, workers: int):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from recovery_app import lifecycle
     from recovery_app.auth.users import create_user, get_or_create_account
 
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     with live_app.app_context():
         account = get_or_create_account("Concurrency Shop", moment)
-        seller = create_user(email="seller@example.test", password="x", role="seller_owner", account=account,
-                             now=moment, check_password=False)
+        seller = create_user(
+            email="seller@example.test",
+            password="x",
+            role="seller_owner",
+            account=account,
+            now=moment,
+            check_password=False,
+        )
         for n in range(cases):
             lifecycle.new_case(seller, "passport", now=moment + timedelta(seconds=n), address=None, browser=None)
-        ids = [create_user(email=f"r{n}@example.test", password="x", role="reviewer", now=moment,
-                           check_password=False).id for n in range(workers)]
+        ids = [
+            create_user(email=f"r{n}@example.test", password="x", role="reviewer", now=moment, check_password=False).id
+            for n in range(workers)
+        ]
         db.session.commit()
         return ids
 

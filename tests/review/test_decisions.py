@@ -37,10 +37,17 @@ def _held(review, make, reviewer, now, **kwargs):
 
 def _snapshot(case):
     db.session.expire_all()
-    return (case.status, case.decision, case.reason_code, case.claimed_by_id,
-            db.session.execute(select(func.count()).select_from(Decision)).scalar_one(),
-            db.session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one(),
-            case.user.session_epoch, case.user.must_enroll_2sv, _count(TwoFactorMethod, case.user))
+    return (
+        case.status,
+        case.decision,
+        case.reason_code,
+        case.claimed_by_id,
+        db.session.execute(select(func.count()).select_from(Decision)).scalar_one(),
+        db.session.execute(select(func.count()).select_from(OutboxMessage)).scalar_one(),
+        case.user.session_epoch,
+        case.user.must_enroll_2sv,
+        _count(TwoFactorMethod, case.user),
+    )
 
 
 def test_approval_resets_every_second_factor_in_one_transaction(app, make, review, auth, now):
@@ -49,9 +56,18 @@ def test_approval_resets_every_second_factor_in_one_transaction(app, make, revie
     seller = review.seller(locale="ja")
     make.add_totp(seller, primary=False)
     make.add_passkey(seller)
-    db.session.add(SentCode(user_id=seller.id, challenge_id="c1", purpose="sign_in", channel="sms",
-                            phone_e164="+819012345678", code_hash="h" * 64, created_at=now,
-                            expires_at=now + timedelta(minutes=10)))
+    db.session.add(
+        SentCode(
+            user_id=seller.id,
+            challenge_id="c1",
+            purpose="sign_in",
+            channel="sms",
+            phone_e164="+819012345678",
+            code_hash="h" * 64,
+            created_at=now,
+            expires_at=now + timedelta(minutes=10),
+        )
+    )
     case = _held(review, make, reviewer, now, seller=seller)
     epoch = seller.session_epoch
     response = auth.client_for(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
@@ -65,8 +81,14 @@ def test_approval_resets_every_second_factor_in_one_transaction(app, make, revie
     assert seller.session_epoch == epoch + 1
     approved = db.session.execute(select(AuditEvent).where(AuditEvent.action == "case.approved")).scalar_one()
     assert approved.subject_id == case.reference
-    assert approved.details["reset"] == {"sent_codes": 1, "methods": 2, "recovery_codes": 1, "trusted_devices": 1,
-                                         "passkeys": 1, "sessions": 0}
+    assert approved.details["reset"] == {
+        "sent_codes": 1,
+        "methods": 2,
+        "recovery_codes": 1,
+        "trusted_devices": 1,
+        "passkeys": 1,
+        "sessions": 0,
+    }
     mail = outbox_messages("email", seller.email)[-1]
     assert mail.template == "review/email/approved" and mail.locale == "ja"
     assert case.reference in mail.subject and "2段階認証" in mail.body
@@ -95,8 +117,11 @@ def test_deciding_a_case_someone_else_holds_is_refused(make, review, auth, now):
     case = _held(review, make, holder, now)
     before = _snapshot(case)
     client = auth.client_for(other)
-    for path, data in (("approve", {"checklist": ALL_CHECKS}), ("reject", {"reason": "expired", "message": "x", "confirm": "y"}),
-                       ("request-documents", {"message": "again"})):
+    for path, data in (
+        ("approve", {"checklist": ALL_CHECKS}),
+        ("reject", {"reason": "expired", "message": "x", "confirm": "y"}),
+        ("request-documents", {"message": "again"}),
+    ):
         response = client.post(f"/review/case/{case.reference}/{path}", data=data, follow_redirects=True)
         assert "only they or a manager can decide it" in response.get_data(as_text=True), path
     assert _snapshot(case) == before
@@ -106,8 +131,9 @@ def test_deciding_an_unclaimed_case_asks_to_claim_it_first(make, review, auth, n
     reviewer = make.user("reviewer", locale="en")
     case = review.case()
     before = _snapshot(case)
-    response = auth.client_for(reviewer).post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS},
-                                           follow_redirects=True)
+    response = auth.client_for(reviewer).post(
+        f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS}, follow_redirects=True
+    )
     assert f"Claim case {case.reference} before deciding it." in response.get_data(as_text=True)
     assert _snapshot(case) == before
 
@@ -115,8 +141,10 @@ def test_deciding_an_unclaimed_case_asks_to_claim_it_first(make, review, auth, n
 def test_a_manager_may_decide_a_case_a_reviewer_holds(make, review, auth, now):
     holder, manager = make.user("reviewer"), make.user("manager")
     case = _held(review, make, holder, now)
-    auth.client_for(manager).post(f"/review/case/{case.reference}/reject",
-                               data={"confirm": "y", "reason": "unreadable", "message": "Please retake the photo."})
+    auth.client_for(manager).post(
+        f"/review/case/{case.reference}/reject",
+        data={"confirm": "y", "reason": "unreadable", "message": "Please retake the photo."},
+    )
     db.session.expire_all()
     assert case.status == "rejected" and case.decided_by_id == manager.id
 
@@ -128,8 +156,9 @@ def test_second_click_or_replayed_form_changes_nothing(make, review, auth, now):
     client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
     after_first = _snapshot(case)
     audit_rows = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
-    replay = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS},
-                         follow_redirects=True)
+    replay = client.post(
+        f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS}, follow_redirects=True
+    )
     assert "was already decided (Approved). Nothing was changed." in replay.get_data(as_text=True)
     assert _snapshot(case) == after_first
     # The refusal is on the trail (ASVS 16.3.2), then the case view after the redirect.
@@ -141,21 +170,28 @@ def test_approving_an_already_rejected_case_is_refused(make, review, auth, now):
     reviewer = make.user("reviewer", locale="en")
     case = _held(review, make, reviewer, now)
     client = auth.client_for(reviewer)
-    client.post(f"/review/case/{case.reference}/reject", data={"confirm": "y", "reason": "expired", "message": "Expired in 2024."})
+    client.post(
+        f"/review/case/{case.reference}/reject",
+        data={"confirm": "y", "reason": "expired", "message": "Expired in 2024."},
+    )
     before = _snapshot(case)
-    response = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS},
-                           follow_redirects=True)
+    response = client.post(
+        f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS}, follow_redirects=True
+    )
     assert "was already decided (Not approved)" in response.get_data(as_text=True)
     assert _snapshot(case) == before and case.status == "rejected"
 
 
-@pytest.mark.parametrize("data", [
-    {"reason": "because", "message": "Nope.", "confirm": "y"},
-    {"reason": "", "message": "Nope.", "confirm": "y"},
-    {"reason": "expired", "message": "", "confirm": "y"},
-    {"reason": "expired", "message": "x" * 2001, "confirm": "y"},
-    {"reason": "expired", "message": "Unconfirmed."},  # a rejection is confirmed on the form first
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"reason": "because", "message": "Nope.", "confirm": "y"},
+        {"reason": "", "message": "Nope.", "confirm": "y"},
+        {"reason": "expired", "message": "", "confirm": "y"},
+        {"reason": "expired", "message": "x" * 2001, "confirm": "y"},
+        {"reason": "expired", "message": "Unconfirmed."},  # a rejection is confirmed on the form first
+    ],
+)
 def test_reject_with_a_bad_reason_or_message_gets_a_form_error(make, review, auth, now, data):
     reviewer = make.user("reviewer", locale="en")
     case = _held(review, make, reviewer, now)
@@ -179,8 +215,9 @@ def test_approval_needs_every_checklist_item(make, review, auth, now):
     case = _held(review, make, reviewer, now)
     before = _snapshot(case)
     client = auth.client_for(reviewer)
-    partial = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS[:-1]},
-                          follow_redirects=True)
+    partial = client.post(
+        f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS[:-1]}, follow_redirects=True
+    )
     assert "Tick every item of the checklist before approving." in partial.get_data(as_text=True)
     forged = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS + ["bogus"]})
     assert forged.status_code == 400
@@ -202,8 +239,11 @@ def test_missing_csrf_token_changes_nothing(make, review, auth, now):
     before = _snapshot(case)
     client = auth.client_for(reviewer)
     for path in ("approve", "reject", "request-documents", "notes", "release", "confirm"):
-        response = client.post(f"/review/case/{case.reference}/{path}", csrf=False,
-                               data={"checklist": ALL_CHECKS, "reason": "expired", "message": "m", "body": "b"})
+        response = client.post(
+            f"/review/case/{case.reference}/{path}",
+            csrf=False,
+            data={"checklist": ALL_CHECKS, "reason": "expired", "message": "m", "body": "b"},
+        )
         assert response.status_code == 400, path
         assert "This form has expired" in response.get_data(as_text=True)
     assert _snapshot(case) == before
@@ -213,8 +253,10 @@ def test_rejection_tells_the_seller_in_their_language_with_the_message(make, rev
     reviewer = make.user("reviewer")
     seller = review.seller(locale="en")
     case = _held(review, make, reviewer, now, seller=seller)
-    auth.client_for(reviewer).post(f"/review/case/{case.reference}/reject",
-                                data={"confirm": "y", "reason": "name_mismatch", "message": "The name on the card is not yours."})
+    auth.client_for(reviewer).post(
+        f"/review/case/{case.reference}/reject",
+        data={"confirm": "y", "reason": "name_mismatch", "message": "The name on the card is not yours."},
+    )
     db.session.expire_all()
     assert (case.status, case.reason_code) == ("rejected", "name_mismatch")
     assert case.message_to_seller == "The name on the card is not yours."
@@ -228,8 +270,10 @@ def test_rejection_mail_in_japanese(make, review, auth, now):
     reviewer = make.user("reviewer")
     seller = review.seller(locale="ja")
     case = _held(review, make, reviewer, now, seller=seller)
-    auth.client_for(reviewer).post(f"/review/case/{case.reference}/reject",
-                                data={"confirm": "y", "reason": "expired", "message": "有効期限が切れています。"})
+    auth.client_for(reviewer).post(
+        f"/review/case/{case.reference}/reject",
+        data={"confirm": "y", "reason": "expired", "message": "有効期限が切れています。"},
+    )
     mail = outbox_messages("email", seller.email)[-1]
     assert mail.locale == "ja" and "本人確認" in mail.subject and "有効期限が切れています。" in mail.body
 
@@ -238,8 +282,9 @@ def test_asking_for_new_documents_pauses_the_clock_and_tells_the_seller(make, re
     reviewer = make.user("reviewer")
     seller = review.seller(locale="en")
     case = _held(review, make, reviewer, now, seller=seller)
-    auth.client_for(reviewer).post(f"/review/case/{case.reference}/request-documents",
-                                data={"message": "Please send the back of the card too."})
+    auth.client_for(reviewer).post(
+        f"/review/case/{case.reference}/request-documents", data={"message": "Please send the back of the card too."}
+    )
     db.session.expire_all()
     assert case.status == "needs_info" and case.paused_since is not None and case.claimed_by_id is None
     assert case.info_request_message == "Please send the back of the card too."

@@ -23,8 +23,11 @@ def test_holder_gets_each_document_decrypted_with_safe_headers(held, auth):
     # ASVS 5.3.1, 5.4.2: never a static path; sanitised inline disposition.
     reviewer, case = held
     client = auth.client_for(reviewer)
-    expected = {"front": (png_bytes(), "image/png", "png"), "back": (pdf_bytes(), "application/pdf", "pdf"),
-                "selfie": (jpeg_bytes(), "image/jpeg", "jpg")}
+    expected = {
+        "front": (png_bytes(), "image/png", "png"),
+        "back": (pdf_bytes(), "application/pdf", "pdf"),
+        "selfie": (jpeg_bytes(), "image/jpeg", "jpg"),
+    }
     for document in case.documents:
         response = client.get(f"/review/case/{case.reference}/documents/{document.id}")
         body, mimetype, extension = expected[document.side]
@@ -34,7 +37,8 @@ def test_holder_gets_each_document_decrypted_with_safe_headers(held, auth):
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Content-Disposition"] == (
-            f'inline; filename="{case.reference}-{document.side}-1.{extension}"')
+            f'inline; filename="{case.reference}-{document.side}-1.{extension}"'
+        )
         assert response.headers["Content-Security-Policy"].startswith("sandbox")
 
 
@@ -50,7 +54,9 @@ def test_every_document_view_is_audited_without_content(held, auth):
 
 def test_manager_may_see_documents_without_holding_the_case(held, make, auth):
     _, case = held
-    response = auth.client_for(make.user("manager")).get(f"/review/case/{case.reference}/documents/{case.documents[0].id}")
+    response = auth.client_for(make.user("manager")).get(
+        f"/review/case/{case.reference}/documents/{case.documents[0].id}"
+    )
     assert response.status_code == 200
 
 
@@ -91,8 +97,9 @@ def test_tampered_blob_is_refused_with_a_clear_page(held, auth):
     blob = bytearray(path.read_bytes())
     blob[-1] ^= 0xFF
     path.write_bytes(bytes(blob))
-    response = auth.client_for(reviewer).get(f"/review/case/{case.reference}/documents/{document.id}",
-                                          headers={"Accept-Language": "en"})
+    response = auth.client_for(reviewer).get(
+        f"/review/case/{case.reference}/documents/{document.id}", headers={"Accept-Language": "en"}
+    )
     assert response.status_code == 500
     assert "failed its integrity check" in response.get_data(as_text=True)
     assert db.session.execute(select(AuditEvent).where(AuditEvent.action == "document.viewed")).first() is None

@@ -76,13 +76,15 @@ def test_failed_check_badge_is_on_the_failed_case_row_only(make, review, auth, n
 
 
 def test_resubmitted_case_whose_new_round_passes_is_neither_flagged_nor_badged(make, review, auth, now):
-    failed_first = _licence_case(review, review.seller(), images.with_glare(images.photo_of(images.card(51), seed=51)),
-                                 now)
+    failed_first = _licence_case(
+        review, review.seller(), images.with_glare(images.photo_of(images.card(51), seed=51)), now
+    )
     run_pending(now)
     db.session.commit()
     later = now + timedelta(hours=2)
-    review.document(failed_first, "front", "image/jpeg", round=2,
-                    content=images.jpeg(images.photo_of(images.card(48), seed=48)))  # passes every check
+    review.document(
+        failed_first, "front", "image/jpeg", round=2, content=images.jpeg(images.photo_of(images.card(48), seed=48))
+    )  # passes every check
     db.session.commit()
     run_pending(later)
     db.session.commit()
@@ -137,10 +139,15 @@ def test_case_view_shows_suggestions_beside_the_checklist_without_ticking_it(mak
 
 
 def test_approval_still_needs_the_reviewers_own_ticks_after_the_checks_passed(make, review, auth, now):
-    case, reviewer = _claimed_passport_case(make, review, now, romanised_name="Taro Yamada",
-                                            selfie=images.jpeg(images.selfie(5)))
+    case, reviewer = _claimed_passport_case(
+        make, review, now, romanised_name="Taro Yamada", selfie=images.jpeg(images.selfie(5))
+    )
     assert set(casefile.open_case_file(case.reference, reviewer, now=now).suggestions) >= {
-        "type_matches", "not_expired", "name_matches", "photo_clear"}
+        "type_matches",
+        "not_expired",
+        "name_matches",
+        "photo_clear",
+    }
     client = auth.client_for(reviewer)
     suggested_yes = ["type_matches", "not_expired", "name_matches", "photo_clear"]
     for ticked in ([], suggested_yes):

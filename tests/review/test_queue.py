@@ -32,9 +32,9 @@ def test_queue_shows_time_left_at_risk_and_breached(app, make, auth):
 
     current = utcnow()
     reviewer = make.user("reviewer", locale="en")
-    make.case(submitted_at=current - timedelta(hours=1, minutes=30))      # 10:30 left
-    make.case(submitted_at=current - timedelta(hours=10))                 # 2:00 left: at risk
-    make.case(submitted_at=current - timedelta(hours=14, minutes=5))      # 2:05 overdue
+    make.case(submitted_at=current - timedelta(hours=1, minutes=30))  # 10:30 left
+    make.case(submitted_at=current - timedelta(hours=10))  # 2:00 left: at risk
+    make.case(submitted_at=current - timedelta(hours=14, minutes=5))  # 2:05 overdue
     html = auth.client_for(reviewer).get("/review/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "10:29 left" in html or "10:30 left" in html
     assert "At risk" in html and ("1:59 left" in html or "2:00 left" in html)
@@ -110,8 +110,11 @@ def test_precheck_filter_and_badges_add_no_statement_whatever_the_results(app, m
     statements("/review/")  # the first request loads the signed-in user into the session
     plain, flagged = statements("/review/"), statements("/review/?flagged=1")
     assert flagged == plain
-    pictures = [images.photo_of(images.card(50), seed=50), images.with_glare(images.photo_of(images.card(51), seed=51)),
-                images.with_glare(images.photo_of(images.card(52), seed=52), seed=2)]
+    pictures = [
+        images.photo_of(images.card(50), seed=50),
+        images.with_glare(images.photo_of(images.card(51), seed=51)),
+        images.with_glare(images.photo_of(images.card(52), seed=52), seed=2),
+    ]
     for n, picture in enumerate(pictures):
         case = review.case(documents=(), document_type="drivers_licence", submitted_at=now + timedelta(minutes=5 + n))
         review.document(case, "front", "image/jpeg", content=images.jpeg(picture))
@@ -142,11 +145,18 @@ def test_seller_gets_404_on_every_review_page(make, review, auth, now):
     case = review.case(seller)
     client = auth.client_for(seller)
     document = case.documents[0]
-    for path in ("/review/", f"/review/case/{case.reference}",
-                 f"/review/case/{case.reference}/documents/{document.id}"):
+    for path in (
+        "/review/",
+        f"/review/case/{case.reference}",
+        f"/review/case/{case.reference}/documents/{document.id}",
+    ):
         assert client.get(path).status_code == 404, path
-    for path in ("/review/claim-next", f"/review/case/{case.reference}/claim",
-                 f"/review/case/{case.reference}/approve", f"/review/case/{case.reference}/notes"):
+    for path in (
+        "/review/claim-next",
+        f"/review/case/{case.reference}/claim",
+        f"/review/case/{case.reference}/approve",
+        f"/review/case/{case.reference}/notes",
+    ):
         assert client.post(path).status_code == 404, path
     db.session.refresh(case)
     assert case.status == "submitted" and case.claimed_by_id is None

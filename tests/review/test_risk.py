@@ -85,8 +85,12 @@ def test_high_risk_approval_waits_for_a_different_reviewer(make, review, auth, n
     db.session.expire_all()
     assert case.status == "approved" and case.decided_by_id == second.id
     assert seller.must_enroll_2sv is True
-    assert db.session.execute(select(func.count()).select_from(TwoFactorMethod)
-                              .where(TwoFactorMethod.user_id == seller.id)).scalar_one() == 0
+    assert (
+        db.session.execute(
+            select(func.count()).select_from(TwoFactorMethod).where(TwoFactorMethod.user_id == seller.id)
+        ).scalar_one()
+        == 0
+    )
     assert [d.action for d in case.decisions] == ["first_approval", "second_approval"]
 
 
@@ -128,8 +132,16 @@ def test_the_second_approver_sees_what_the_first_ticked_and_why_the_case_is_high
 
 def test_a_case_from_a_browser_and_an_address_never_seen_asks_for_a_closer_look_only(make, now):
     seller = make.user(created_at=now - timedelta(days=100))
-    db.session.add(SecurityEvent(user_id=seller.id, kind="signed_in", at=now - timedelta(days=3),
-                                 address="198.51.100.4", browser="Firefox on the office PC", details={}))
+    db.session.add(
+        SecurityEvent(
+            user_id=seller.id,
+            kind="signed_in",
+            at=now - timedelta(days=3),
+            address="198.51.100.4",
+            browser="Firefox on the office PC",
+            details={},
+        )
+    )
     db.session.flush()
     assert risk.assess(seller, now, "203.0.113.9", "Safari on a new phone") == [risk.UNKNOWN_PLACE]
     assert not risk.is_four_eyes([risk.UNKNOWN_PLACE])
@@ -138,7 +150,8 @@ def test_a_case_from_a_browser_and_an_address_never_seen_asks_for_a_closer_look_
     assert risk.assess(seller, now, "203.0.113.9", "Firefox on the office PC") == []
     # Sign-ins after the case was opened do not count.
     assert risk.assess(seller, now - timedelta(days=4), "198.51.100.4", "Firefox on the office PC") == [
-        risk.UNKNOWN_PLACE]
+        risk.UNKNOWN_PLACE
+    ]
 
 
 def test_the_reviewer_reads_the_closer_look_in_words_and_one_approval_is_enough(make, review, auth, now):
@@ -153,13 +166,17 @@ def test_the_reviewer_reads_the_closer_look_in_words_and_one_approval_is_enough(
     assert case.status == "approved" and case.high_risk is False
 
 
-@pytest.mark.parametrize(("check", "code", "reason"), [
-    ("face", "no_face", risk.PRECHECK_NO_FACE),
-    ("mrz", "check_digit", risk.PRECHECK_CHECK_DIGIT),
-    ("mrz", "expired", risk.PRECHECK_EXPIRED),
-])
+@pytest.mark.parametrize(
+    ("check", "code", "reason"),
+    [
+        ("face", "no_face", risk.PRECHECK_NO_FACE),
+        ("mrz", "check_digit", risk.PRECHECK_CHECK_DIGIT),
+        ("mrz", "expired", risk.PRECHECK_EXPIRED),
+    ],
+)
 def test_a_failed_pre_check_means_four_eyes_even_if_it_failed_after_the_file_was_opened(
-        make, review, auth, now, check, code, reason):
+    make, review, auth, now, check, code, reason
+):
     from recovery_app.models import PrecheckResult
 
     first, second = make.user("reviewer", locale="en"), make.user("reviewer", locale="en")
@@ -168,8 +185,18 @@ def test_a_failed_pre_check_means_four_eyes_even_if_it_failed_after_the_file_was
     client.post(f"/review/case/{case.reference}/claim")
     assert client.get(f"/review/case/{case.reference}").status_code == 200  # opened before the check finished
     front = next(document for document in case.documents if document.side == "front")
-    db.session.add(PrecheckResult(case_id=case.id, document_id=front.id, check=check, verdict="fail", reasons=[code],
-                                  measured={}, versions={}, created_at=now))
+    db.session.add(
+        PrecheckResult(
+            case_id=case.id,
+            document_id=front.id,
+            check=check,
+            verdict="fail",
+            reasons=[code],
+            measured={},
+            versions={},
+            created_at=now,
+        )
+    )
     db.session.commit()
     client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
     db.session.expire_all()

@@ -166,9 +166,18 @@ def test_bulk_transitions_outside_the_status_table_are_refused(app, now):
 
 def _stored_document(db, case, at):
     staged = storage.stage(b"\xff\xd8 pretend jpeg bytes " * 50)
-    document = Document(case_id=case.id, side="front", storage_key=staged.storage_key, key_id=staged.key_id,
-                        sha256=staged.sha256, size=staged.size, content_type="image/jpeg", width=1000, height=630,
-                        created_at=at)
+    document = Document(
+        case_id=case.id,
+        side="front",
+        storage_key=staged.storage_key,
+        key_id=staged.key_id,
+        sha256=staged.sha256,
+        size=staged.size,
+        content_type="image/jpeg",
+        width=1000,
+        height=630,
+        created_at=at,
+    )
     db.session.add(document)
     db.session.flush()
     storage.commit_staged([staged])
@@ -218,8 +227,16 @@ def test_outbox_messages_are_retried_with_backoff_then_marked_failed(app, now, d
     from recovery_app import notify
 
     app.config["RECOVERY_SENDER"] = "tests.scheduler.conftest:ProviderDown"
-    message = notify.queue_email("someone@example.test", "scheduler/email/case_expired", "en", now,
-                                 name="Someone", reference="RC-TEST-0001", days=7, base_url="http://x")
+    message = notify.queue_email(
+        "someone@example.test",
+        "scheduler/email/case_expired",
+        "en",
+        now,
+        name="Someone",
+        reference="RC-TEST-0001",
+        days=7,
+        base_url="http://x",
+    )
     db.session.flush()
     moment, tries = now, []
     for _ in range(10):

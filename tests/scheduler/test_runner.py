@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from recovery_app.auth.users import get_or_create_account
 import threading
 import time
 from datetime import timedelta
@@ -11,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from recovery_app import lifecycle
+from recovery_app.auth.users import get_or_create_account
 from recovery_app.extensions import db as _db
 from recovery_app.models import AuditEvent, Case, JobRun, OutboxMessage, SchedulerLease
 from recovery_app.models.base import utcnow
@@ -54,19 +54,31 @@ def _wait(condition, seconds=15.0):
 def test_two_runners_started_together_escalate_every_breached_case_exactly_once(live_app, backend):
     """On PostgreSQL the advisory lock decides, on SQLite the lease row. Each
     runner has its own thread, session and connection."""
-    live_app.config.update(RECOVERY_SCHEDULER_HEARTBEAT_SECONDS=0.2, RECOVERY_SCHEDULER_STANDBY_POLL_SECONDS=0.1,
-                           RECOVERY_SCHEDULER_LEASE_SECONDS=5, RECOVERY_JOB_SLA_SWEEP_SECONDS=1)
+    live_app.config.update(
+        RECOVERY_SCHEDULER_HEARTBEAT_SECONDS=0.2,
+        RECOVERY_SCHEDULER_STANDBY_POLL_SECONDS=0.1,
+        RECOVERY_SCHEDULER_LEASE_SECONDS=5,
+        RECOVERY_JOB_SLA_SWEEP_SECONDS=1,
+    )
     from recovery_app.auth.users import create_user
 
     with live_app.app_context():
         now = utcnow()
-        manager = create_user(email="boss@example.test", password=TEST_PASSWORD, role="manager", now=now,
-                              check_password=False)
-        seller = create_user(email="seller@example.test", password=TEST_PASSWORD, role="seller_owner", now=now,
-                             account=get_or_create_account("S", now),
-                             check_password=False)
-        references = [lifecycle.new_case(seller, "passport", now=now - timedelta(hours=13), address=None,
-                                         browser=None).reference for _ in range(5)]
+        manager = create_user(
+            email="boss@example.test", password=TEST_PASSWORD, role="manager", now=now, check_password=False
+        )
+        seller = create_user(
+            email="seller@example.test",
+            password=TEST_PASSWORD,
+            role="seller_owner",
+            now=now,
+            account=get_or_create_account("S", now),
+            check_password=False,
+        )
+        references = [
+            lifecycle.new_case(seller, "passport", now=now - timedelta(hours=13), address=None, browser=None).reference
+            for _ in range(5)
+        ]
         _db.session.commit()
         manager_email = manager.email
         _db.session.remove()
@@ -85,8 +97,9 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
         def escalated() -> int:
             with live_app.app_context():
                 try:
-                    return _db.session.execute(select(func.count()).select_from(AuditEvent)
-                                               .where(AuditEvent.action == "case.sla_breached")).scalar()
+                    return _db.session.execute(
+                        select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "case.sla_breached")
+                    ).scalar()
                 finally:
                     _db.session.remove()
 
@@ -95,8 +108,9 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
         def sweeps() -> int:
             with live_app.app_context():
                 try:
-                    return _db.session.execute(select(func.count()).select_from(JobRun)
-                                               .where(JobRun.job == "sla_sweep")).scalar()
+                    return _db.session.execute(
+                        select(func.count()).select_from(JobRun).where(JobRun.job == "sla_sweep")
+                    ).scalar()
                 finally:
                     _db.session.remove()
 
@@ -111,8 +125,14 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
         def swept_by(holder: str) -> bool:
             with live_app.app_context():
                 try:
-                    return _db.session.execute(select(JobRun.id).where(
-                        JobRun.job == "sla_sweep", JobRun.holder == holder, JobRun.error.is_(None))).first() is not None
+                    return (
+                        _db.session.execute(
+                            select(JobRun.id).where(
+                                JobRun.job == "sla_sweep", JobRun.holder == holder, JobRun.error.is_(None)
+                            )
+                        ).first()
+                        is not None
+                    )
                 finally:
                     _db.session.remove()
 
@@ -124,7 +144,11 @@ def test_two_runners_started_together_escalate_every_breached_case_exactly_once(
             thread.join(timeout=10)
 
     with live_app.app_context():
-        events = _db.session.execute(select(AuditEvent.subject_id).where(AuditEvent.action == "case.sla_breached")).scalars().all()
+        events = (
+            _db.session.execute(select(AuditEvent.subject_id).where(AuditEvent.action == "case.sla_breached"))
+            .scalars()
+            .all()
+        )
         assert sorted(events) == sorted(references)
         mails = _db.session.execute(select(OutboxMessage).where(OutboxMessage.to == manager_email)).scalars().all()
         assert len(mails) == 1 and all(ref in text_of(mails[0])[1] for ref in references)
@@ -166,9 +190,16 @@ def test_run_once_runs_every_job_and_says_what_each_did(runner, make, now, db):
     lines = result.output.splitlines()
     assert lines[0] == "running every job once at 2026-03-02T09:00:00+00:00"
     assert "sla_sweep: at_risk 0, breached 1" in lines
-    assert {line.split(":")[0] for line in lines[1:]} == {"sla_sweep", "stale_claims", "needs_info_expiry",
-                                                          "retention", "orphans", "outbox", "prechecks",
-                                                          "report_rollups"}
+    assert {line.split(":")[0] for line in lines[1:]} == {
+        "sla_sweep",
+        "stale_claims",
+        "needs_info_expiry",
+        "retention",
+        "orphans",
+        "outbox",
+        "prechecks",
+        "report_rollups",
+    }
 
 
 @pytest.mark.parametrize("bad", ["yesterday", "2026-13-01T00:00", "2026-03-02T25:00:00Z", ""])

@@ -105,8 +105,11 @@ def test_a_batch_and_single_events_written_at_once_keep_one_chain(live_app):
                 start.wait(timeout=10)
                 for _round in range(3):
                     with unit():
-                        audit.record_many([audit.Entry("case.sla_at_risk", "case", f"B{n}-{i}", {"i": i})
-                                           for i in range(20)], now=utcnow(), actor="scheduler")
+                        audit.record_many(
+                            [audit.Entry("case.sla_at_risk", "case", f"B{n}-{i}", {"i": i}) for i in range(20)],
+                            now=utcnow(),
+                            actor="scheduler",
+                        )
                 _db.session.remove()
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -117,8 +120,13 @@ def test_a_batch_and_single_events_written_at_once_keep_one_chain(live_app):
                 start.wait(timeout=10)
                 for i in range(15):
                     with unit():
-                        audit.record("case.viewed", now=utcnow(), actor="x@example.test", subject_type="case",
-                                     subject_id=f"S{n}-{i}")
+                        audit.record(
+                            "case.viewed",
+                            now=utcnow(),
+                            actor="x@example.test",
+                            subject_type="case",
+                            subject_id=f"S{n}-{i}",
+                        )
                 _db.session.remove()
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)

@@ -80,12 +80,15 @@ def test_an_sms_code_lives_ten_minutes_and_not_a_second_more(app, make, add_phon
     # ASVS 6.5.5, NIST out-of-band: valid at most 10 minutes
     user = make.user(enrolled=False)
     add_phone(user)
-    in_time = twofactor.send_code(user, phone_e164=PHONE, channel="sms", purpose="sign_in", challenge_id="c-in-time",
-                                  now=now)
+    in_time = twofactor.send_code(
+        user, phone_e164=PHONE, channel="sms", purpose="sign_in", challenge_id="c-in-time", now=now
+    )
     code = last_code(PHONE)
     assert in_time.expires_at - in_time.created_at == timedelta(minutes=10)
-    assert twofactor.check_sent_code(user, challenge_id="c-in-time", code=code,
-                                     now=later(now, minutes=9, seconds=59)) is not None
+    assert (
+        twofactor.check_sent_code(user, challenge_id="c-in-time", code=code, now=later(now, minutes=9, seconds=59))
+        is not None
+    )
     twofactor.send_code(user, phone_e164=PHONE, channel="sms", purpose="sign_in", challenge_id="c-late", now=now)
     late_code = last_code(PHONE)
     assert twofactor.check_sent_code(user, challenge_id="c-late", code=late_code, now=later(now, minutes=10)) is None

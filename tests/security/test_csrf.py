@@ -55,9 +55,18 @@ def world(make, now, db, auth, app):
     db.session.flush()
     method = twofactor.primary_method(owner)
     device = twofactor.trusted_device_for(owner, device_token, now)
-    values = {"method_id": method.id, "device_id": device.id, "user_id": colleague.id,
-              "invitation_id": invitation.id, "case_id": case.id, "reference": case.reference, "document_id": 1,
-              "name": "sla", "code": "en", "token": "x" * 43}
+    values = {
+        "method_id": method.id,
+        "device_id": device.id,
+        "user_id": colleague.id,
+        "invitation_id": invitation.id,
+        "case_id": case.id,
+        "reference": case.reference,
+        "document_id": 1,
+        "name": "sla",
+        "code": "en",
+        "token": "x" * 43,
+    }
     return owner, values
 
 
@@ -82,8 +91,9 @@ def test_every_post_route_refuses_a_missing_csrf_token_and_changes_nothing(app, 
     for rule in post_rules(app):
         path = fill(rule, values)
         before = snapshot()
-        response = client.post(path, data={"email": "attacker@example.test", "scope": "others", "code": "123456"},
-                               csrf=False)
+        response = client.post(
+            path, data={"email": "attacker@example.test", "scope": "others", "code": "123456"}, csrf=False
+        )
         if rule.endpoint in SIGNED_INSTEAD:
             assert response.status_code in (403, 404), f"{path} answered {response.status_code} unsigned"
         else:
@@ -99,8 +109,11 @@ def test_a_token_from_another_browser_is_refused_too(app, world, auth):
     auth.fast_sign_in(victim, owner)
     auth.fresh_code(victim)
     before = snapshot()
-    for path in ("/settings/security/sign-out-everywhere", "/account/sessions/end",
-                 f"/settings/security/methods/{values['method_id']}/remove"):
+    for path in (
+        "/settings/security/sign-out-everywhere",
+        "/account/sessions/end",
+        f"/settings/security/methods/{values['method_id']}/remove",
+    ):
         response = victim.post(path, data={"csrf_token": foreign_token, "scope": "others"})
         _assert_refused(response, path)
     assert changed_tables(before, snapshot()) == []

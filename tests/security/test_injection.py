@@ -159,9 +159,11 @@ def test_reviewer_notes_and_messages_refuse_unsafe_characters(app, db, auth, mak
     claims.claim(case.reference, reviewer, now=utcnow())
     client = app.test_client()
     auth.fast_sign_in(client, reviewer)
-    for path, data in ((f"/review/case/{case.reference}/notes", {"body": payload}),
-                       (f"/review/case/{case.reference}/request-documents", {"message": payload}),
-                       (f"/review/case/{case.reference}/reject", {"reason": "unreadable", "message": payload, "confirm": "y"})):
+    for path, data in (
+        (f"/review/case/{case.reference}/notes", {"body": payload}),
+        (f"/review/case/{case.reference}/request-documents", {"message": payload}),
+        (f"/review/case/{case.reference}/reject", {"reason": "unreadable", "message": payload, "confirm": "y"}),
+    ):
         response = client.post(path, data=data)
         assert response.status_code == 400, path
         assert "invisible or control characters" in response.get_data(as_text=True), path

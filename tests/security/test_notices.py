@@ -27,8 +27,15 @@ def _second_method(user, db):
     from recovery_app.models import TwoFactorMethod
     from recovery_app.models.base import utcnow
 
-    method = TwoFactorMethod(user_id=user.id, kind="sms", is_primary=False, phone_e164=PHONE, label="",
-                             created_at=utcnow(), confirmed_at=utcnow())
+    method = TwoFactorMethod(
+        user_id=user.id,
+        kind="sms",
+        is_primary=False,
+        phone_e164=PHONE,
+        label="",
+        created_at=utcnow(),
+        confirmed_at=utcnow(),
+    )
     db.session.add(method)
     db.session.flush()
     return method
@@ -37,18 +44,28 @@ def _second_method(user, db):
 CHANGES = {
     "method_added": lambda client, user, db: _add_phone(client, user),
     "method_primary_changed": lambda client, user, db: client.post(
-        f"/settings/security/methods/{_second_method(user, db).id}/primary"),
+        f"/settings/security/methods/{_second_method(user, db).id}/primary"
+    ),
     "method_removed": lambda client, user, db: client.post(
-        f"/settings/security/methods/{_second_method(user, db).id}/remove"),
+        f"/settings/security/methods/{_second_method(user, db).id}/remove"
+    ),
     "recovery_codes_generated": lambda client, user, db: client.post("/settings/security/recovery-codes"),
     "trusted_device_revoked": lambda client, user, db: (
         twofactor.trust_device(user, user.created_at, browser="Firefox", address="192.0.2.1"),
-        client.post("/settings/security/devices/revoke-all"))[1],
+        client.post("/settings/security/devices/revoke-all"),
+    )[1],
     "twofactor_disabled": lambda client, user, db: client.post("/settings/security/turn-off"),
-    "password_changed": lambda client, user, db: client.post("/account/password", data={
-        "current_password": TEST_PASSWORD, "password": "velvet harbour kettle 5521",
-        "confirm": "velvet harbour kettle 5521"}),
-    "email_changed": lambda client, user, db: client.post("/account/email", data={"email": "moved.person@example.test"}),
+    "password_changed": lambda client, user, db: client.post(
+        "/account/password",
+        data={
+            "current_password": TEST_PASSWORD,
+            "password": "velvet harbour kettle 5521",
+            "confirm": "velvet harbour kettle 5521",
+        },
+    ),
+    "email_changed": lambda client, user, db: client.post(
+        "/account/email", data={"email": "moved.person@example.test"}
+    ),
 }
 
 

@@ -17,8 +17,11 @@ STAFF_PREFIXES = ("/review", "/reports", "/staff")
 
 
 def get_pages(app):
-    pages = [rule.rule for rule in app.url_map.iter_rules()
-             if "GET" in rule.methods and not rule.arguments and rule.endpoint != "static"]
+    pages = [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if "GET" in rule.methods and not rule.arguments and rule.endpoint != "static"
+    ]
     assert "/sign-in" in pages and "/settings/security" in pages
     return pages
 
@@ -45,8 +48,18 @@ def test_every_page_refuses_to_be_framed(app, make, auth, who):
         assert_not_framable(response, path)
 
 
-OFFSITE = ("https://evil.example/", "//evil.example/", "///evil.example/", "/\\evil.example/", "\\\\evil.example",
-           "https:evil.example", "javascript:alert(1)", " //evil.example/", "/\t/evil.example/", "http://localhost@evil.example/")
+OFFSITE = (
+    "https://evil.example/",
+    "//evil.example/",
+    "///evil.example/",
+    "/\\evil.example/",
+    "\\\\evil.example",
+    "https:evil.example",
+    "javascript:alert(1)",
+    " //evil.example/",
+    "/\t/evil.example/",
+    "http://localhost@evil.example/",
+)
 
 
 def assert_stays_here(response, target):
@@ -103,7 +116,9 @@ def test_every_view_that_reads_next_passes_it_through_safe_next():
     readers = []
     for source in APP_DIR.rglob("*.py"):
         text = source.read_text(encoding="utf-8")
-        if re.search(r"""(args|form|values)\.get\(\s*["']next["']|form\.next\.data|NEXT_KEY\)|request\.referrer""", text):
+        if re.search(
+            r"""(args|form|values)\.get\(\s*["']next["']|form\.next\.data|NEXT_KEY\)|request\.referrer""", text
+        ):
             readers.append(source.relative_to(APP_DIR).as_posix())
             assert "safe_next(" in text, f"{source} reads a next= without safe_next"
     assert {"auth/views.py", "pages/views.py"} <= set(readers)

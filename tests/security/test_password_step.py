@@ -37,8 +37,15 @@ def test_a_new_password_ends_every_password_step_made_with_the_old_one(app, clie
     auth.password(client, user)
     thief = _copy_of_cookie(app, client)
     assert _opens_recovery(thief)
-    account_services.change_password(user, TEST_PASSWORD, "a brand new passphrase 7310", "a brand new passphrase 7310",
-                                     utcnow(), address=None, browser=None)
+    account_services.change_password(
+        user,
+        TEST_PASSWORD,
+        "a brand new passphrase 7310",
+        "a brand new passphrase 7310",
+        utcnow(),
+        address=None,
+        browser=None,
+    )
     db.session.flush()
     assert not _opens_recovery(thief)
     assert not _opens_recovery(client)
@@ -58,6 +65,5 @@ def test_ending_other_sessions_ends_password_steps_elsewhere(app, client, make, 
 def test_the_step_row_is_ended_when_the_second_step_passes(client, make, auth, db):
     user = make.user()
     auth.sign_in(client, user)
-    steps = db.session.execute(
-        select(PasswordStep).where(PasswordStep.user_id == user.id)).scalars().all()
+    steps = db.session.execute(select(PasswordStep).where(PasswordStep.user_id == user.id)).scalars().all()
     assert [(step.ended_at is not None, step.end_reason) for step in steps] == [(True, "completed")]

@@ -39,14 +39,17 @@ def test_twelve_characters_is_the_minimum_and_the_message_says_how(app):
     assert "at least 12" in message and "words" in message
 
 
-@pytest.mark.parametrize("password", [
-    "é" * 128,  # 128 characters, well over the 64 the standard asks for
-    "x7 " + "lantern orchard quiet " * 11,  # 245 characters
-    "春の夜の夢のごとし、たけき者も遂にはほろびぬ",  # Japanese
-    "Zürich 🦊 tea at 4 o'clock ☕",  # emoji and accents
-    "   spaces at both ends   ",
-    "Tab\there and \"quotes\" and \\ slashes",
-])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "é" * 128,  # 128 characters, well over the 64 the standard asks for
+        "x7 " + "lantern orchard quiet " * 11,  # 245 characters
+        "春の夜の夢のごとし、たけき者も遂にはほろびぬ",  # Japanese
+        "Zürich 🦊 tea at 4 o'clock ☕",  # emoji and accents
+        "   spaces at both ends   ",
+        'Tab\there and "quotes" and \\ slashes',
+    ],
+)
 def test_any_characters_are_accepted_and_the_exact_password_signs_in(app, client, make, auth, db, password):
     # ASVS 6.2.4 (any characters), 6.2.5 (at least 64), 6.2.9 (never altered)
     user = make.user(locale="en")
@@ -75,8 +78,17 @@ def test_common_and_breached_passwords_are_refused(app, password):
     assert any("leaked" in message for message in password_problems(password))
 
 
-@pytest.mark.parametrize("password", ["RecoveryDesk2026!!", "recovery desk rocks", "my marketplace 2026",
-                                      "SellerCentral!!99", "Sakura Trading 2026", "パスワード大好き123456"])
+@pytest.mark.parametrize(
+    "password",
+    [
+        "RecoveryDesk2026!!",
+        "recovery desk rocks",
+        "my marketplace 2026",
+        "SellerCentral!!99",
+        "Sakura Trading 2026",
+        "パスワード大好き123456",
+    ],
+)
 def test_context_words_are_refused(app, password):
     # ASVS 6.2.11: the product, the marketplace, the business name
     messages = password_problems(password, email="hanako@example.test", account_name="Sakura Trading")

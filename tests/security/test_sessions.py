@@ -64,8 +64,9 @@ def test_re_authentication_gives_a_new_session_token(app, client, make, auth, db
     assert thief.get("/settings/security").status_code == 302
 
 
-@pytest.mark.parametrize(("role", "idle_minutes"), (("seller_owner", 30), ("seller_user", 30), ("reviewer", 15),
-                                                    ("manager", 15)))
+@pytest.mark.parametrize(
+    ("role", "idle_minutes"), (("seller_owner", 30), ("seller_user", 30), ("reviewer", 15), ("manager", 15))
+)
 def test_idle_sessions_end_and_the_sign_in_page_says_why(client, make, auth, db, role, idle_minutes):
     # ASVS 7.3.1, NIST AAL2: 30 minutes idle for sellers, 15 for staff
     user = make.user(role)
@@ -118,8 +119,15 @@ def production_cookies(app, monkeypatch):
     monkeypatch.setenv("RECOVERY_SECRET_KEY", "r" * 48)
     monkeypatch.setenv("RECOVERY_VAULT_KEY", "A" * 43 + "=")
     production = load_config({"RECOVERY_ENV": "production"})
-    for key in ("SESSION_COOKIE_NAME", "SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE",
-                "RECOVERY_TRUSTED_DEVICE_COOKIE", "RECOVERY_KNOWN_BROWSER_COOKIE", "RECOVERY_COOKIE_SECURE"):
+    for key in (
+        "SESSION_COOKIE_NAME",
+        "SESSION_COOKIE_SECURE",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_SAMESITE",
+        "RECOVERY_TRUSTED_DEVICE_COOKIE",
+        "RECOVERY_KNOWN_BROWSER_COOKIE",
+        "RECOVERY_COOKIE_SECURE",
+    ):
         monkeypatch.setitem(app.config, key, production[key])
     return app
 

@@ -35,8 +35,11 @@ def _invite(client, email=NEWCOMER, role="reviewer", locale="en", **extra):
 
 
 def _invitation(db, email=NEWCOMER) -> ActionToken:
-    return db.session.execute(select(ActionToken).where(ActionToken.purpose == "invite", ActionToken.email == email,
-                                                        ActionToken.used_at.is_(None))).scalar_one()
+    return db.session.execute(
+        select(ActionToken).where(
+            ActionToken.purpose == "invite", ActionToken.email == email, ActionToken.used_at.is_(None)
+        )
+    ).scalar_one()
 
 
 def _accept(client, path, name="Rin Newcomer", password=NEW_PASSWORD, **kwargs):
@@ -48,6 +51,7 @@ def _actions(db) -> list[str]:
 
 
 # --- the journey ----------------------------------------------------------------------
+
 
 def test_invited_reviewer_accepts_enrolls_2sv_at_first_sign_in_and_reaches_the_queue(app, db, manager_client, auth):
     # ASVS 6.4.1, 6.3.3: a random single-use link; the new login must enroll its own 2SV
@@ -115,11 +119,15 @@ def test_an_invited_manager_becomes_a_manager(app, db, manager_client):
 
 # --- the audit trail and security events ----------------------------------------------------------
 
+
 def test_invitation_cancel_and_acceptance_are_audited_with_who_what_and_where(app, db, manager_client):
     # ASVS 16.2.1: who, what, when, where; no secret in the log
     manager = manager_client.manager
-    manager_client.post("/staff/invite", data={"email": "first@example.test", "role": "manager", "locale": "en"},
-                        environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    manager_client.post(
+        "/staff/invite",
+        data={"email": "first@example.test", "role": "manager", "locale": "en"},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
     first = _invitation(db, "first@example.test")
     assert manager_client.post(f"/staff/invitations/{first.id}/cancel").status_code == 302
     _invite(manager_client)
@@ -127,13 +135,21 @@ def test_invitation_cancel_and_acceptance_are_audited_with_who_what_and_where(ap
     _accept(app.test_client(), path, environ_base={"REMOTE_ADDR": "198.51.100.4"})
     user = db.session.execute(select(User).where(User.email == NEWCOMER)).scalar_one()
 
-    rows = {row.action: row for row in db.session.execute(select(AuditEvent)).scalars()
-            if row.action.startswith("staff.")}
+    rows = {
+        row.action: row for row in db.session.execute(select(AuditEvent)).scalars() if row.action.startswith("staff.")
+    }
     assert set(rows) == {"staff.invited", "staff.invitation_cancelled", "staff.joined"}
-    invited = db.session.execute(select(AuditEvent).where(AuditEvent.action == "staff.invited")
-                                 .order_by(AuditEvent.seq)).scalars().first()
+    invited = (
+        db.session.execute(select(AuditEvent).where(AuditEvent.action == "staff.invited").order_by(AuditEvent.seq))
+        .scalars()
+        .first()
+    )
     assert (invited.actor_id, invited.subject_type, invited.subject_id, invited.address) == (
-        manager.id, "invitation", str(first.id), "192.0.2.7")
+        manager.id,
+        "invitation",
+        str(first.id),
+        "192.0.2.7",
+    )
     assert invited.details == {"email": "first@example.test", "role": "manager", "locale": "en"}
     assert rows["staff.invitation_cancelled"].actor_id == manager.id
     joined = rows["staff.joined"]
@@ -145,12 +161,15 @@ def test_invitation_cancel_and_acceptance_are_audited_with_who_what_and_where(ap
 
     events = db.session.execute(select(SecurityEvent).where(SecurityEvent.kind == "invited")).scalars().all()
     by_inviter = [e for e in events if e.user_id == manager.id]
-    assert [e.details for e in by_inviter] == [{"invited": "first@example.test", "role": "manager"},
-                                               {"invited": NEWCOMER, "role": "reviewer"}]
+    assert [e.details for e in by_inviter] == [
+        {"invited": "first@example.test", "role": "manager"},
+        {"invited": NEWCOMER, "role": "reviewer"},
+    ]
     assert [e.details for e in events if e.user_id == user.id] == [{"accepted": True, "invited_by": manager.id}]
 
 
 # --- who can reach the staff pages ------------------------------------------------------------------
+
 
 def _staff_rules(app):
     return [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/staff")]
@@ -173,8 +192,11 @@ def test_nobody_but_a_manager_reaches_any_staff_page(app, db, auth, make, role):
     for rule in rules:
         path = re.sub(r"<int:\w+>", str(target.id if "user" in rule.rule else pending.id), rule.rule)
         for method in sorted(rule.methods & {"GET", "POST"}):
-            response = client.get(path) if method == "GET" else client.post(
-                path, data={"email": "someone@example.test", "role": "manager", "locale": "en"})
+            response = (
+                client.get(path)
+                if method == "GET"
+                else client.post(path, data={"email": "someone@example.test", "role": "manager", "locale": "en"})
+            )
             assert response.status_code == 404, (method, path)
     db.session.refresh(target)
     db.session.refresh(pending)
@@ -196,6 +218,7 @@ def test_visitors_are_sent_to_sign_in_and_managers_find_staff_in_the_navigation(
 
 
 # --- links that must not work ----------------------------------------------------------------------
+
 
 def test_a_used_link_is_refused_and_changes_nothing(app, db, manager_client):
     _invite(manager_client)
@@ -238,8 +261,7 @@ def test_a_cancelled_link_or_an_older_one_stops_working(app, db, manager_client)
     second = link_in_last_email(NEWCOMER, INVITE_PATH)
     visitor = app.test_client()
     assert visitor.get(first).status_code == 404 and visitor.get(second).status_code == 200
-    response = manager_client.post(f"/staff/invitations/{_invitation(db).id}/cancel", headers=EN,
-                                   follow_redirects=True)
+    response = manager_client.post(f"/staff/invitations/{_invitation(db).id}/cancel", headers=EN, follow_redirects=True)
     assert "its link no longer works" in response.get_data(as_text=True)
     assert visitor.get(second).status_code == 404
     assert _accept(visitor, second).status_code == 404 and _count(db, User, User.email == NEWCOMER) == 0
@@ -278,6 +300,7 @@ def test_cancelling_is_for_staff_invitations_only(app, db, auth, make, manager_c
 
 # --- addresses, input and limits ---------------------------------------------------------------------
 
+
 def test_an_address_with_a_seller_login_gets_the_same_answer_and_a_notice_without_link(app, db, make, manager_client):
     # ASVS 6.3.8: the answer does not say whether the address has a login
     seller = make.user("seller_owner", locale="ja")
@@ -300,10 +323,18 @@ def test_inviting_someone_already_on_the_staff_says_so(db, make, manager_client)
     assert _count(db, ActionToken) == 0 and outbox_messages("email") == []
 
 
-@pytest.mark.parametrize("data", [
-    {"email": "not-an-address"}, {"email": ""}, {"email": "x" * 250 + "@example.test"}, {"role": "seller_owner"},
-    {"role": ""}, {"locale": "xx"}, {"email": "a\u202eb@example.test"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"email": "not-an-address"},
+        {"email": ""},
+        {"email": "x" * 250 + "@example.test"},
+        {"role": "seller_owner"},
+        {"role": ""},
+        {"locale": "xx"},
+        {"email": "a\u202eb@example.test"},
+    ],
+)
 def test_bad_input_gets_a_message_and_changes_nothing(db, manager_client, data):
     response = _invite(manager_client, **data)
     assert response.status_code == 400 and 'class="field-error"' in response.get_data(as_text=True)
@@ -311,8 +342,9 @@ def test_bad_input_gets_a_message_and_changes_nothing(db, manager_client, data):
 
 
 def test_inviting_without_csrf_token_is_refused(db, manager_client):
-    response = manager_client.post("/staff/invite", data={"email": NEWCOMER, "role": "reviewer", "locale": "en"},
-                                   csrf=False)
+    response = manager_client.post(
+        "/staff/invite", data={"email": NEWCOMER, "role": "reviewer", "locale": "en"}, csrf=False
+    )
     assert response.status_code == 400 and _count(db, ActionToken) == 0
 
 
@@ -336,6 +368,7 @@ def test_a_bad_password_on_acceptance_says_why_and_keeps_the_link(app, db, manag
 
 # --- two acceptances at once ------------------------------------------------------------------------
 
+
 def test_two_acceptances_of_one_link_at_once_make_one_user(live_app):
     """The conditional UPDATE that claims the link, under real concurrency."""
     from recovery_app.auth.users import create_user
@@ -344,8 +377,9 @@ def test_two_acceptances_of_one_link_at_once_make_one_user(live_app):
 
     with live_app.test_request_context():
         with unit():
-            manager = create_user(email="boss@example.test", password="x", role="manager", now=utcnow(),
-                                  check_password=False)
+            manager = create_user(
+                email="boss@example.test", password="x", role="manager", now=utcnow(), check_password=False
+            )
             _db.session.flush()
             services.invite(manager, NEWCOMER, "reviewer", "en", utcnow(), address=None, browser=None)
         body = outbox_messages("email", NEWCOMER)[-1].body
@@ -358,8 +392,9 @@ def test_two_acceptances_of_one_link_at_once_make_one_user(live_app):
             start.wait()
             try:
                 with unit():
-                    account_services.accept_invitation(token, name, NEW_PASSWORD, NEW_PASSWORD, utcnow(),
-                                                       address=None, browser=None)
+                    account_services.accept_invitation(
+                        token, name, NEW_PASSWORD, NEW_PASSWORD, utcnow(), address=None, browser=None
+                    )
                 outcomes.append("accepted")
             except account_services.LinkInvalid:
                 outcomes.append("refused")
@@ -373,7 +408,10 @@ def test_two_acceptances_of_one_link_at_once_make_one_user(live_app):
         thread.join(timeout=60)
     assert sorted(outcomes) == ["accepted", "refused"], outcomes
     with live_app.app_context():
-        assert _db.session.execute(select(func.count()).select_from(User).where(User.email == NEWCOMER)).scalar_one() == 1
-        joined = _db.session.execute(select(func.count()).select_from(AuditEvent)
-                                     .where(AuditEvent.action == "staff.joined")).scalar_one()
+        assert (
+            _db.session.execute(select(func.count()).select_from(User).where(User.email == NEWCOMER)).scalar_one() == 1
+        )
+        joined = _db.session.execute(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "staff.joined")
+        ).scalar_one()
         assert joined == 1 and audit.verify().ok

@@ -11,8 +11,9 @@ from recovery_app.models import AuditEvent, User
 def test_manager_changes_a_reviewer_into_a_manager(manager_client, make, db):
     reviewer = make.user("reviewer", display_name="Rae")
     epoch = reviewer.session_epoch
-    response = manager_client.post(f"/staff/{reviewer.id}/role", data={"role": "manager"},
-                                   headers={"Accept-Language": "en"})
+    response = manager_client.post(
+        f"/staff/{reviewer.id}/role", data={"role": "manager"}, headers={"Accept-Language": "en"}
+    )
     assert response.status_code == 302
     db.session.refresh(reviewer)
     assert reviewer.role == "manager" and reviewer.session_epoch == epoch + 1
@@ -41,8 +42,7 @@ def test_role_changes_that_are_refused_change_nothing(manager_client, make, db, 
     elif case == "no_csrf":
         csrf = False
     before = {u.id: (u.role, u.session_epoch) for u in db.session.execute(select(User)).scalars()}
-    response = manager_client.post(f"/staff/{target}/role", data=data, csrf=csrf,
-                                   headers={"Accept-Language": "en"})
+    response = manager_client.post(f"/staff/{target}/role", data=data, csrf=csrf, headers={"Accept-Language": "en"})
     assert response.status_code in (302, 400)
     db.session.expire_all()
     assert {u.id: (u.role, u.session_epoch) for u in db.session.execute(select(User)).scalars()} == before
@@ -59,10 +59,16 @@ def test_staff_list_shows_staff_only(manager_client, make):
     assert reviewer.email in html and seller.email not in html
 
 
-@pytest.mark.parametrize("language, words", [
-    ("en", ("Staff and roles", "Find a user", "Invite a reviewer or manager", "2-step verification not set up yet")),
-    ("ja", ("スタッフと役割", "ユーザー検索", "審査担当者・マネージャーを招待する", "2段階認証は未設定")),
-])
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        (
+            "en",
+            ("Staff and roles", "Find a user", "Invite a reviewer or manager", "2-step verification not set up yet"),
+        ),
+        ("ja", ("スタッフと役割", "ユーザー検索", "審査担当者・マネージャーを招待する", "2段階認証は未設定")),
+    ],
+)
 def test_staff_pages_speak_japanese_and_english(app, auth, make, language, words):
     make.user("reviewer", enrolled=False)  # joined, has not set up 2SV yet
     client = app.test_client()

@@ -20,8 +20,7 @@ def test_manager_finds_users_by_e_mail_and_ends_all_their_sessions(app, db, clie
     page = client.get("/staff/users?q=TANAKA", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "tanaka.ichiro@example.test" in page and "someone.else@example.test" not in page
     epoch = seller.session_epoch
-    response = client.post(f"/staff/users/{seller.id}/end-sessions?q=tanaka",
-                           environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    response = client.post(f"/staff/users/{seller.id}/end-sessions?q=tanaka", environ_base={"REMOTE_ADDR": "192.0.2.9"})
     assert response.status_code == 302 and response.headers["Location"].endswith("/staff/users?q=tanaka")
     db.session.refresh(seller)
     db.session.refresh(row)
