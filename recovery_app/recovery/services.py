@@ -104,6 +104,57 @@ def type_labels(names: list[str]) -> list[str]:
     return [str(document_type_label(name)) for name in names]
 
 
+@dataclass
+class DocumentChoice:
+    """One document type the seller may choose, as the intake form shows it."""
+
+    name: str
+    label: str
+    sides: tuple[str, ...]
+
+
+@dataclass
+class UploadSlot:
+    """One file field of the intake or resubmission form: its words, and the
+    document types that ask for it (empty: every type)."""
+
+    side: str
+    label: object
+    hint: object
+    needed_for: list[str] = field(default_factory=list)
+    needed_for_labels: list[str] = field(default_factory=list)
+
+
+def document_choices() -> list[DocumentChoice]:
+    return [DocumentChoice(name, str(document_type_label(name)), sides) for name, sides in document_types().items()]
+
+
+def intake_slots(chosen: str | None) -> list[UploadSlot]:
+    """The file fields of the intake form; hints follow the chosen document type."""
+    chosen = chosen if chosen in document_types() else None
+    slots = [UploadSlot("front", SIDE_LABELS["front"], side_hint(chosen, "front"))]
+    with_back = types_with_side("back")
+    if with_back:
+        partial = len(with_back) < len(document_types())
+        slots.append(
+            UploadSlot(
+                "back",
+                SIDE_LABELS["back"],
+                side_hint(chosen, "back"),
+                with_back,
+                type_labels(with_back) if partial else [],
+            )
+        )
+    if current_app.config["RECOVERY_REQUIRE_SELFIE"]:
+        slots.append(UploadSlot("selfie", SIDE_LABELS["selfie"], side_hint(chosen, "selfie")))
+    return slots
+
+
+def case_slots(case: Case) -> list[UploadSlot]:
+    """The file fields for sending new documents to ``case``."""
+    return [UploadSlot(side, SIDE_LABELS[side], side_hint(case.document_type, side)) for side in case_sides(case)]
+
+
 def required_sides(document_type: str) -> tuple[str, ...]:
     sides = document_types()[document_type]
     if current_app.config["RECOVERY_REQUIRE_SELFIE"]:

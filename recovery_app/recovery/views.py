@@ -111,7 +111,7 @@ def _page(template: str, status: int = 200, **context):
     return render_template(
         template,
         seller=seller,
-        services=services,
+        withdrawable=services.WITHDRAWABLE,
         local_time=lambda moment: services.in_zone(moment, seller.time_zone, locale),
         sla_hours=current_app.config["RECOVERY_SLA_HOURS"],
         max_mb=current_app.config["RECOVERY_MAX_UPLOAD_MB"],
@@ -125,7 +125,24 @@ def _page(template: str, status: int = 200, **context):
 def start():
     if services.open_case(g.seller) is not None:
         return redirect(url_for(".case_status"))
-    return _page("recovery/start.html", form=StartForm(), problems={})
+    return _start_page(StartForm(), problems={})
+
+
+def _start_page(form, status: int = 200, **context):
+    return _page(
+        "recovery/start.html",
+        status,
+        form=form,
+        choices=services.document_choices(),
+        slots=services.intake_slots(form.document_type.data),
+        **context,
+    )
+
+
+def _case_page(case, status: int = 200, **context):
+    return _page(
+        "recovery/case.html", status, case=case, form=ResubmitForm(), slots=services.case_slots(case), **context
+    )
 
 
 @bp.post("/")
@@ -151,7 +168,7 @@ def submit():
         flash(str(exists.message), "warning")
     except services.UploadProblems as wrong:
         _keep_passed(entries, wrong, now)
-        return _page("recovery/start.html", 422, form=form, problems=wrong.problems, summary=wrong.message)
+        return _start_page(form, 422, problems=wrong.problems, summary=wrong.message)
     else:
         flash(_("Your documents were sent. We will e-mail you the result."), "success")
     return _sent(entries, url_for(".case_status"))
@@ -163,7 +180,7 @@ def case_status():
     case = services.latest_case(g.seller)
     if case is None:
         return redirect(url_for(".start")) if pending_user() else _elsewhere()
-    return _page("recovery/case.html", case=case, form=ResubmitForm(), problems={}, standing=_standing(case.reference))
+    return _case_page(case, problems={}, standing=_standing(case.reference))
 
 
 def _standing(reference: str) -> dict | None:
@@ -199,14 +216,8 @@ def resubmit():
         services.resubmit_documents(g.seller, _uploads(), now=now, kept=_kept_files(entries), **origin())
     except services.UploadProblems as wrong:
         _keep_passed(entries, wrong, now)
-        return _page(
-            "recovery/case.html",
-            422,
-            case=services.latest_case(g.seller),
-            form=ResubmitForm(),
-            problems=wrong.problems,
-            summary=wrong.message,
-        )
+        case = services.latest_case(g.seller)
+        return _case_page(case, 422, problems=wrong.problems, summary=wrong.message, standing=_standing(case.reference))
     except services.RecoveryError as refused:
         flash(str(refused.message), "error")
         return redirect(url_for(".case_status"))
