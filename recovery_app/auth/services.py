@@ -827,9 +827,16 @@ def enrollment_step(user: User) -> str:
 
 
 def new_recovery_codes(user: User, now: datetime, *, address, browser) -> list[str]:
+    """Ten new recovery codes replace the old ones. The ten argon2 hashes are
+    made before the write lock is taken (the caller is ``@reads_first``), so a
+    slow hash never holds up everyone else's writes on SQLite."""
     if not has_second_factor(user):
         raise AuthError(_l("Set up a way to get codes first."))
-    codes = twofactor.generate_recovery_codes(user, now)
+    codes, hashes = twofactor.new_recovery_code_set()
+    begin_write()
+    if not has_second_factor(user):  # read again as a writer: a method may have gone meanwhile
+        raise AuthError(_l("Set up a way to get codes first."))
+    twofactor.store_recovery_codes(user, hashes, now)
     record_event(user, "recovery_codes_generated", now, address=address, browser=browser)
     if not user.must_enroll_2sv:
         _notify_change(user, "recovery_codes_generated", now, address, browser)

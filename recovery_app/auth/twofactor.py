@@ -239,13 +239,24 @@ def normalise_recovery_code(text: str | None) -> str | None:
     return None
 
 
+def new_recovery_code_set() -> tuple[list[str], list[str]]:
+    """Ten new recovery codes and their argon2 hashes. Hashing them is slow, so
+    it is done before the unit takes the write lock (``store_recovery_codes``)."""
+    codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+    return codes, [hash_password(code) for code in codes]
+
+
+def store_recovery_codes(user, hashes: list[str], now: datetime) -> None:
+    """Replace the user's recovery codes with the ones hashed in ``hashes``."""
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    db.session.add_all(RecoveryCode(user_id=user.id, code_hash=code_hash, created_at=now) for code_hash in hashes)
+    db.session.flush()
+
+
 def generate_recovery_codes(user, now: datetime) -> list[str]:
     """Replace the user's recovery codes with ten new ones; the plain codes are returned once."""
-    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    codes = [_new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
-    for code in codes:
-        db.session.add(RecoveryCode(user_id=user.id, code_hash=hash_password(code), created_at=now))
-    db.session.flush()
+    codes, hashes = new_recovery_code_set()
+    store_recovery_codes(user, hashes, now)
     return codes
 
 

@@ -430,6 +430,7 @@ def enroll_skip_backup():
 
 
 @bp.post("/sign-in/setup/recovery-codes")
+@reads_first  # ten argon2 hashes before the write lock
 def enroll_codes():
     now = utcnow()
     user = _enrolling_user(now)
@@ -789,6 +790,7 @@ def remove_method(method_id: int):
 
 
 @bp.post("/settings/security/recovery-codes")
+@reads_first  # ten argon2 hashes before the write lock
 @login_required
 @fresh_code_required
 def regenerate_codes():
