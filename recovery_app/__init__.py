@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from .config import PROJECT_ROOT, load_config
+from .config import PROJECT_ROOT, RESOURCE_ROOT, load_config
 from .i18n_catalogs import CATALOGS
 
 FEATURES = ("pages", "auth", "recovery", "review", "reports", "account", "staff", "notify", "ops")
@@ -14,8 +14,8 @@ def create_app(config: dict | None = None) -> Flask:
     """The application factory: no database work and no I/O beyond reading settings."""
     app = Flask(
         __name__,
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(RESOURCE_ROOT / "templates"),
+        static_folder=str(RESOURCE_ROOT / "static"),
         instance_path=str((config or {}).get("RECOVERY_INSTANCE_DIR") or PROJECT_ROOT / "instance"),
     )
     app.config.update(load_config(config))
@@ -53,7 +53,7 @@ def register_extensions(app: Flask) -> None:
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(RESOURCE_ROOT / "migrations"))
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = None

@@ -14,6 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where templates/, static/ and migrations/ are: beside the package in a checkout,
+# inside it when installed from a wheel (setup.py puts them there).
+_PACKAGE_DIR = Path(__file__).resolve().parent
+RESOURCE_ROOT = _PACKAGE_DIR if (_PACKAGE_DIR / "templates").is_dir() else PROJECT_ROOT
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 ENVIRONMENTS = ("development", "testing", "production")
