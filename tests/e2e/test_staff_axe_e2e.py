@@ -21,6 +21,8 @@ DEVICES = {"desktop": DESKTOP, "phone": PHONE}
 NAMES = {"reviewer": {"ja": "審査 一郎", "en": "Oliver Reed"}, "manager": {"ja": "真野 直子", "en": "Mana Grant"}}
 SERIOUS = ("serious", "critical")
 AXE = Axe()
+# A case file: front, back and selfie shown, the pre-check panel beside the decision.
+CASE_FILE = {"img[data-viewer-image]": 3, ".precheck-panel": 1, "section.decide": 1}
 
 
 def _seed_working_day(live_app, holders: list[Person], *, month_of_cases: bool) -> dict[str, str]:
@@ -73,10 +75,14 @@ class Sweep:
         self.found: list[str] = []
         self.seen: list[str] = []
 
-    def visit(self, base: str, name: str, path: str, *, status: int = 200) -> None:
+    def visit(self, base: str, name: str, path: str, shows: dict[str, int], *, status: int = 200) -> None:
+        """Open ``path``; it answers ``status`` in the right language and shows at
+        least ``shows[selector]`` of each selector; then a screenshot and axe."""
         response = self.page.goto(base + path)
         assert response is not None and response.status == status, f"{path}: {response and response.status}"
         assert self.page.locator("html").get_attribute("lang") == self.language, path
+        for selector, minimum in shows.items():
+            assert self.page.locator(selector).count() >= minimum, f"{path}: fewer than {minimum} {selector}"
         self.page.wait_for_function("() => [...document.images].every(i => i.complete)")
         self.page.screenshot(path=str(self.folder / f"{self.role}-{name}-{self.language}-{self.device}.png"),
                             full_page=True)
@@ -102,8 +108,8 @@ def _sweep_all(live_app, live_server, new_context, role: str, pages) -> list[str
     for (language, device), person in people.items():
         sweep = Sweep(new_context, role, language, device)
         sign_in_staff(sweep.page, live_server, person)
-        for name, path, status in pages(held.get(person.email, reference)):
-            sweep.visit(live_server, name, path, status=status)
+        for name, path, status, shows in pages(held.get(person.email, reference)):
+            sweep.visit(live_server, name, path, shows, status=status)
         assert len(sweep.seen) == len(pages(reference))
         sweep.errors.check()
         sweep.page.context.close()
@@ -114,13 +120,14 @@ def _sweep_all(live_app, live_server, new_context, role: str, pages) -> list[str
 def test_every_reviewer_page_passes_axe(live_app, live_server, new_context):
     def pages(reference):
         return [
-            ("queue", "/review/", 200),
-            ("queue-mine", "/review/?mine=y", 200),
-            ("case", f"/review/case/{reference}", 200),
-            ("security", "/settings/security", 200),
-            ("password", "/account/password", 200),
-            ("sessions", "/account/sessions", 200),
-            ("help", "/help", 200),
+            ("queue", "/review/", 200, {"tr.queue-row": 7, "tr.queue-row form[action$='/claim'] button": 3}),
+            ("queue-mine", "/review/?mine=y", 200, {"tr.queue-row": 1}),
+            ("case", f"/review/case/{reference}", 200, CASE_FILE),
+            ("security", "/settings/security", 200, {"main h1": 1}),
+            # changing the password asks for a code first
+            ("password-confirm", "/account/password", 200, {"form[action^='/settings/confirm'] input[name=code]": 1}),
+            ("sessions", "/account/sessions", 200, {"main h1": 1}),
+            ("help", "/help", 200, {"main h2": 2}),
         ]
 
     found = _sweep_all(live_app, live_server, new_context, "reviewer", pages)
@@ -135,15 +142,16 @@ def test_every_manager_page_passes_axe(live_app, live_server, new_context):
 
     def pages(reference):
         return [
-            ("queue", "/review/", 200),
-            ("case", f"/review/case/{reference}", 200),  # held by a reviewer: the reassign form shows
-            ("reports", "/reports/", 200),
-            ("reports-week", f"/reports/?{week}", 200),
-            ("reports-bad-range", "/reports/?start=2026-13-01&end=yesterday", 400),
-            ("staff", "/staff/", 200),
-            ("staff-users", "/staff/users?q=example.test", 200),
-            ("security", "/settings/security", 200),
-            ("help", "/help", 200),
+            ("queue", "/review/", 200, {"tr.queue-row": 4}),
+            # held by a reviewer: the manager may reassign it
+            ("case", f"/review/case/{reference}", 200, {**CASE_FILE, "form[action$='/reassign']": 1}),
+            ("reports", "/reports/", 200, {"svg.chart": 3, "a[download]": 3}),
+            ("reports-week", f"/reports/?{week}", 200, {"svg.chart": 3}),
+            ("reports-bad-range", "/reports/?start=2026-13-01&end=yesterday", 400, {"#range-error": 1}),
+            ("staff", "/staff/", 200, {"form[action='/staff/invite']": 1}),
+            ("staff-users", "/staff/users?q=example.test", 200, {"li.person": 5}),
+            ("security", "/settings/security", 200, {"main h1": 1}),
+            ("help", "/help", 200, {"main h2": 2}),
         ]
 
     found = _sweep_all(live_app, live_server, new_context, "manager", pages)
