@@ -84,6 +84,8 @@ class Sweep:
         for selector, minimum in shows.items():
             assert self.page.locator(selector).count() >= minimum, f"{path}: fewer than {minimum} {selector}"
         self.page.wait_for_function("() => [...document.images].every(i => i.complete)")
+        wide = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 1, f"{path}: the page scrolls sideways by {wide} px"  # wide things scroll in their own region
         self.page.screenshot(path=str(self.folder / f"{self.role}-{name}-{self.language}-{self.device}.png"),
                             full_page=True)
         for violation in AXE.run(self.page).response["violations"]:
