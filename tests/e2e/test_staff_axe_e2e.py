@@ -50,8 +50,10 @@ def _seed_working_day(live_app, holders: list[Person], *, month_of_cases: bool) 
         review = ReviewFactory(Factory(live_app), now)
         for n in range(3):  # waiting, unclaimed, submitted over the last hours
             review.case(review.seller(display_name=f"Queue Seller {n}"), submitted_at=now - timedelta(hours=n + 1))
-        cases = [review.case(review.seller(display_name=f"Held Seller {n}"), submitted_at=now - timedelta(hours=5))
-                 for n in range(len(holders))]
+        cases = [
+            review.case(review.seller(display_name=f"Held Seller {n}"), submitted_at=now - timedelta(hours=5))
+            for n in range(len(holders))
+        ]
         while run_pending(now)["claimed"]:
             pass
         for holder, case in zip(holders, cases, strict=True):
@@ -86,13 +88,16 @@ class Sweep:
         self.page.wait_for_function("() => [...document.images].every(i => i.complete)")
         wide = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert wide <= 1, f"{path}: the page scrolls sideways by {wide} px"  # wide things scroll in their own region
-        self.page.screenshot(path=str(self.folder / f"{self.role}-{name}-{self.language}-{self.device}.png"),
-                            full_page=True)
+        self.page.screenshot(
+            path=str(self.folder / f"{self.role}-{name}-{self.language}-{self.device}.png"), full_page=True
+        )
         for violation in AXE.run(self.page).response["violations"]:
             if violation["impact"] in SERIOUS:
                 targets = [node["target"] for node in violation["nodes"]][:3]
-                self.found.append(f"{self.role}/{name}/{self.language}/{self.device}: {violation['id']} "
-                                  f"({violation['impact']}) {targets}")
+                self.found.append(
+                    f"{self.role}/{name}/{self.language}/{self.device}: {violation['id']} "
+                    f"({violation['impact']}) {targets}"
+                )
         self.seen.append(name)
         if status != 200:  # the browser reports the status it was meant to get
             self.errors.seen = [e for e in self.errors.seen if f"status of {status}" not in e]
@@ -100,10 +105,16 @@ class Sweep:
 
 def _sweep_all(live_app, live_server, new_context, role: str, pages) -> list[str]:
     """Sign in a person of ``role`` per language and size; visit ``pages(reference)``."""
-    people = {(language, device): create_person(live_app, role, locale=language, name=NAMES[role][language])
-              for language in ("ja", "en") for device in DEVICES}
-    holders = list(people.values()) if role == "reviewer" else \
-        [create_person(live_app, "reviewer", locale="ja", name=NAMES["reviewer"]["ja"])]
+    people = {
+        (language, device): create_person(live_app, role, locale=language, name=NAMES[role][language])
+        for language in ("ja", "en")
+        for device in DEVICES
+    }
+    holders = (
+        list(people.values())
+        if role == "reviewer"
+        else [create_person(live_app, "reviewer", locale="ja", name=NAMES["reviewer"]["ja"])]
+    )
     held = _seed_working_day(live_app, holders, month_of_cases=role == "manager")
     reference = held.get(holders[0].email)
     found = []
