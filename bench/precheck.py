@@ -259,7 +259,7 @@ def make_cases(clean: int, now: datetime, *, clean_only: bool = False, per_flaw:
     from recovery_app.auth.users import get_or_create_account
     from recovery_app.documents import storage
     from recovery_app.extensions import db
-    from recovery_app.models import Document, User
+    from recovery_app.models import User
 
     account = get_or_create_account("Calibration KK", now)
     types = {"passport": ("front",)} if clean_only else None
@@ -286,14 +286,10 @@ def make_cases(clean: int, now: datetime, *, clean_only: bool = False, per_flaw:
             staged = storage.stage(data)
             storage.commit_staged([staged])
             db.session.add(
-                Document(
+                staged.row(
                     case_id=case.id,
                     round=1,
                     side=side,
-                    storage_key=staged.storage_key,
-                    key_id=staged.key_id,
-                    sha256=staged.sha256,
-                    size=staged.size,
                     content_type="image/jpeg",
                     width=width,
                     height=height,

@@ -36,7 +36,7 @@ from .auth.passwords import hash_password
 from .auth.users import create_user, get_or_create_account
 from .documents import storage
 from .extensions import db
-from .models import Case, Decision, Document, User
+from .models import Case, Decision, User
 from .prechecks import specimens
 from .scheduler import jobs
 
@@ -250,14 +250,10 @@ class _Demo:
             staged = storage.stage(data)
             self.staged.append(staged)
             db.session.add(
-                Document(
+                staged.row(
                     case_id=case.id,
                     round=round_,
                     side=side,
-                    storage_key=staged.storage_key,
-                    key_id=staged.key_id,
-                    sha256=staged.sha256,
-                    size=staged.size,
                     content_type="image/jpeg",
                     width=width,
                     height=height,

@@ -266,14 +266,10 @@ class Factory:
                     width, height = image.size
             except UnidentifiedImageError:  # a broken file, on purpose
                 pass
-        document = Document(
+        document = staged.row(
             case_id=case.id,
             round=round,
             side=side,
-            storage_key=staged.storage_key,
-            key_id=staged.key_id,
-            sha256=staged.sha256,
-            size=staged.size,
             content_type=content_type,
             width=width,
             height=height,

@@ -46,6 +46,38 @@ class StagedFile:
     tmp_path: Path
     final_path: Path
 
+    def row(
+        self,
+        *,
+        case_id: int,
+        round: int,  # noqa: A002 - the column's name
+        side: str,
+        content_type: str,
+        display_name: str,
+        created_at: datetime,
+        width: int | None = None,
+        height: int | None = None,
+        pages: int | None = None,
+    ):
+        """The Document row that records this file on a case (the column is called ``round``)."""
+        from ..models import Document
+
+        return Document(
+            case_id=case_id,
+            round=round,
+            side=side,
+            storage_key=self.storage_key,
+            key_id=self.key_id,
+            sha256=self.sha256,
+            size=self.size,
+            content_type=content_type,
+            width=width,
+            height=height,
+            pages=pages,
+            display_name=display_name,
+            created_at=created_at,
+        )
+
 
 def upload_dir() -> Path:
     path = Path(current_app.config["RECOVERY_UPLOAD_DIR"])

@@ -328,14 +328,10 @@ def _add_documents(case: Case, cleaned: list[_Cleaned], *, round_number: int, no
     for item in cleaned:
         item.staged = storage.stage(item.document.data)
         db.session.add(
-            Document(
+            item.staged.row(
                 case_id=case.id,
                 round=round_number,
                 side=item.side,
-                storage_key=item.staged.storage_key,
-                key_id=item.staged.key_id,
-                sha256=item.staged.sha256,
-                size=item.staged.size,
                 content_type=item.document.content_type,
                 width=item.document.width,
                 height=item.document.height,

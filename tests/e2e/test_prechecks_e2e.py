@@ -19,21 +19,16 @@ def _store_case(user, document_type: str, documents, now):
     from recovery_app import lifecycle
     from recovery_app.documents import storage
     from recovery_app.extensions import db
-    from recovery_app.models import Document
 
     case = lifecycle.new_case(user, document_type, now=now, address="203.0.113.9", browser="Mozilla/5.0")
     for side, data, width, height in documents:
         staged = storage.stage(data)
         storage.commit_staged([staged])
         db.session.add(
-            Document(
+            staged.row(
                 case_id=case.id,
                 round=1,
                 side=side,
-                storage_key=staged.storage_key,
-                key_id=staged.key_id,
-                sha256=staged.sha256,
-                size=staged.size,
                 content_type="image/jpeg",
                 width=width,
                 height=height,
