@@ -19,12 +19,12 @@ from flask import g, request_started
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from recovery_app import create_app, database
+from recovery_app import create_app, database, demo
 from recovery_app.extensions import db as _db
 from recovery_app.extensions import limiter
 
 from .factories import Factory
-from .helpers import FIXED_NOW, CsrfClient, base_config, reset_schema, sqlalchemy_url
+from .helpers import FIXED_NOW, CsrfClient, base_config, drawn_once, reset_schema, sqlalchemy_url
 from .signin import SignIn
 
 PG_URL = os.environ.get("RECOVERY_TEST_DATABASE_URL", "")
@@ -50,6 +50,13 @@ def database_url(request, tmp_path_factory):
     url = f"sqlite:///{tmp / 'test.db'}" if request.param == "sqlite" else sqlalchemy_url(PG_URL)
     reset_schema(url, tmp)
     return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_photos_drawn_once():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo, "document_image", drawn_once(demo.document_image))
+        yield
 
 
 @pytest.fixture

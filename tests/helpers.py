@@ -140,3 +140,26 @@ def statements_of(call) -> list[str]:
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     return seen
+
+
+def drawn_once(draw):
+    """``demo.document_image`` that draws each photo once per test run.
+
+    A demo photo is a function of its arguments and of the demo's seeded
+    generator, which it also advances; so the same seed on the second backend
+    (or in a second test) asks for the same photos in the same order. The
+    photo and the generator's state after it are kept, and a repeated call
+    gets both back, leaving the generator exactly where drawing would have.
+    Drawing (perspective, light, noise, JPEG) is most of a demo's cost."""
+    made: dict = {}
+
+    def document_image(document_type, side, romanised_name, rng, flaw=None):
+        key = (document_type, side, romanised_name, flaw, rng.getstate())
+        if key not in made:
+            result = draw(document_type, side, romanised_name, rng, flaw)
+            made[key] = (result, rng.getstate())
+        result, state = made[key]
+        rng.setstate(state)
+        return result
+
+    return document_image
