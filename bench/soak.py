@@ -1388,6 +1388,9 @@ backend app
             "audit": {"said": (verify.stdout or verify.stderr).strip(), "ok": verify.returncode == 0},
         }
         summary = report(args, log, faults, window, checks, began, elapsed, stragglers, scrape)
+    except BaseException as exc:
+        summary = {"ok": False, "stopped_by": f"{type(exc).__name__}: {exc}"}
+        raise
     finally:
         for proc in processes.values():
             if proc.poll() is None:
@@ -1411,8 +1414,8 @@ backend app
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"logs kept in {logs}", file=sys.stderr)
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        if args.json:
+            args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0 if summary.get("ok") else 1
 
 

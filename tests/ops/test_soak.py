@@ -78,6 +78,7 @@ def test_one_minute_soak_keeps_serving_through_three_faults_and_loses_nothing(tm
     )
     assert summary_file.exists(), said[-4000:]
     summary = json.loads(summary_file.read_text())
+    assert "stopped_by" not in summary, said[-4000:]
 
     # All three faults happened while the people were at work.
     faults = summary["faults"]
