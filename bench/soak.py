@@ -131,6 +131,7 @@ DOCUMENT_LINK = re.compile(r'src="(/review/case/RC-[^"/]+/documents/\d+)"')
 CHECKLIST = re.compile(r'name="checklist" value="([a-z_]+)"')
 CSV_LINK = re.compile(r'href="(/reports/[a-z_]+\.csv[^"]*)"')
 OUTBOX_ID = re.compile(r"\.outbox(\d+)\.")
+FLASH_ERROR = re.compile(r'class="flash flash-(?:error|warning)"[^>]*>(.*?)</div>', re.S)
 # The sign-out and language forms of every page write their token field by hand, in this order.
 PAGE_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -143,6 +144,17 @@ def free_port() -> int:
 
 def path_of(url: str) -> str:
     return urlsplit(url).path
+
+
+def said(response: requests.Response) -> str:
+    """The error a page shows its reader, if any (to name what went wrong)."""
+    if not response.headers.get("Content-Type", "").startswith("text/html"):
+        return ""
+    found = FLASH_ERROR.search(response.text)
+    if found is None:
+        return ""
+    words = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
+    return f' ("{words[:120]}")'
 
 
 def quantiles(values: list[float]) -> tuple[float, float, float]:
@@ -334,7 +346,7 @@ class Browser(Person):
         if response.status_code >= 400:
             raise JourneyError(f"HTTP {response.status_code} on {path_of(response.url)}")
         if paths and path_of(response.url) not in paths:
-            raise JourneyError(f"landed on {path_of(response.url)}")
+            raise JourneyError(f"landed on {path_of(response.url)}{said(response)}")
         return response
 
     def past(self) -> bool:
@@ -459,7 +471,7 @@ def visit(account: CaseAccount, camera: Camera, log: Log, opened: list[Opened], 
         page = browser.expect(browser.post("/sign-in", {"email": browser.email, "password": PASSWORD}))
         where = path_of(page.url)
         if where not in ("/sign-in/setup", "/recovery/case", "/sign-in/code"):
-            raise JourneyError(f"landed on {where}")
+            raise JourneyError(f"landed on {where}{said(page)}")
     if where == "/sign-in/setup":
         if account.open_reference is not None:
             log.outcome("case seen approved by its seller")
@@ -468,7 +480,7 @@ def visit(account: CaseAccount, camera: Camera, log: Log, opened: list[Opened], 
             browser._last_step = None  # a new authenticator, a new sequence of steps
             done = browser._enroll()
             if path_of(done.url).startswith("/sign-in"):
-                raise JourneyError(f"set-up ended on {path_of(done.url)}")
+                raise JourneyError(f"set-up ended on {path_of(done.url)}{said(done)}")
             browser.sign_out()
         return None
     if where == "/recovery/case":
