@@ -131,7 +131,7 @@ DOCUMENT_LINK = re.compile(r'src="(/review/case/RC-[^"/]+/documents/\d+)"')
 CHECKLIST = re.compile(r'name="checklist" value="([a-z_]+)"')
 CSV_LINK = re.compile(r'href="(/reports/[a-z_]+\.csv[^"]*)"')
 OUTBOX_ID = re.compile(r"\.outbox(\d+)\.")
-FLASH_ERROR = re.compile(r'class="flash flash-(?:error|warning)"[^>]*>(.*?)</div>', re.S)
+FLASH_ERROR = re.compile(r'class="flash flash-(?:error|warning|info)"[^>]*>(.*?)</div>', re.S)
 # The sign-out and language forms of every page write their token field by hand, in this order.
 PAGE_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -346,7 +346,8 @@ class Browser(Person):
         if response.status_code >= 400:
             raise JourneyError(f"HTTP {response.status_code} on {path_of(response.url)}")
         if paths and path_of(response.url) not in paths:
-            raise JourneyError(f"landed on {path_of(response.url)}{said(response)}")
+            via = "".join(f" via {path_of(earlier.url)}" for earlier in response.history[1:])
+            raise JourneyError(f"landed on {path_of(response.url)}{via}{said(response)}")
         return response
 
     def past(self) -> bool:
@@ -471,7 +472,7 @@ def visit(account: CaseAccount, camera: Camera, log: Log, opened: list[Opened], 
         page = browser.expect(browser.post("/sign-in", {"email": browser.email, "password": PASSWORD}))
         where = path_of(page.url)
         if where not in ("/sign-in/setup", "/recovery/case", "/sign-in/code"):
-            raise JourneyError(f"landed on {where}{said(page)}")
+            browser.expect(page, "/sign-in/setup", "/recovery/case", "/sign-in/code")
     if where == "/sign-in/setup":
         if account.open_reference is not None:
             log.outcome("case seen approved by its seller")
