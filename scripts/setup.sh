@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 want=(libmagic1 fonts-noto-cjk tesseract-ocr)
 if [ "${1:-}" = "test" ]; then
   want+=(chromium fonts-dejavu-core postgresql-client)  # pg_dump/pg_restore for the backup test
+  want+=(haproxy postgresql)  # the soak test's balancer, and initdb/pg_ctl for the server it starts itself
 fi
 if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
   want+=(python3-venv)
