@@ -78,7 +78,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -101,7 +100,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import TEST_PASSWORD as PASSWORD  # noqa: E402  (what tests.served.Person types)
-from tests.notify.servers import MailServer  # noqa: E402  (the sending tests' SMTP server)
+from tests.notify.servers import MailServer, free_port, make_certificate  # noqa: E402  (the sending tests' SMTP server)
 from tests.served import ROOMY, Person  # noqa: E402  (the same browser the concurrency tests use)
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -134,12 +133,6 @@ OUTBOX_ID = re.compile(r"\.outbox(\d+)\.")
 FLASH_ERROR = re.compile(r'class="flash flash-(?:error|warning|info)"[^>]*>(.*?)</div>', re.S)
 # The sign-out and language forms of every page write their token field by hand, in this order.
 PAGE_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def path_of(url: str) -> str:
@@ -1090,29 +1083,8 @@ def main() -> int:
         # matter, the load waits for a sweep that began after the ageing.
         spawn("scheduler-1", [python, "-m", "flask", "--app", "wsgi", "scheduler", "run"])
         spawn("scheduler-2", [python, "-m", "flask", "--app", "wsgi", "scheduler", "run"])
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                "-keyout",
-                str(work / "tls.key"),
-                "-out",
-                str(work / "tls.crt"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        (work / "tls.pem").write_text((work / "tls.crt").read_text() + (work / "tls.key").read_text())
+        cert, key = make_certificate(work)
+        (work / "tls.pem").write_text(cert.read_text() + key.read_text())
         (work / "haproxy.cfg").write_text(f"""global
     maxconn 500
     log stdout format raw local0
