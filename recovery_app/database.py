@@ -12,7 +12,11 @@ cannot become a writer once somebody else has written: SQLite then fails at
 once with "database is locked" instead of waiting. So a unit that writes
 begins ``BEGIN IMMEDIATE`` and waits its turn (``busy_timeout``), and a unit
 that only reads begins a plain deferred ``BEGIN`` (WAL lets it run beside the
-writer). A request is a writer when its method is not safe (POST…); a GET that
+writer). Writers of one process wait for each other on a lock of their own
+before asking SQLite (``_WriteTurnConnection``): SQLite's busy handler polls
+with sleeps of up to 100 ms, so a thread that only just missed the lock would
+sleep long after it was free; the lock wakes the next writer the moment the
+previous one commits. Other processes still meet at ``busy_timeout``. A request is a writer when its method is not safe (POST…); a GET that
 must write (an audited view) says so with ``@writes``; a POST that does slow
 work between reading and writing (a password hash, cleaning uploaded files)
 says ``@reads_first`` and calls ``begin_write()`` when the slow part is done.
@@ -23,6 +27,8 @@ reported as a ``ReadUnitWrote`` warning (an error in the tests).
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +42,7 @@ from sqlalchemy.orm import Session
 from .extensions import db
 
 READ, WRITE = "read", "write"
+BUSY_TIMEOUT_SECONDS = 30
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
@@ -48,10 +55,63 @@ class ReadUnitWrote(RuntimeWarning):
     """A unit that began as a reader tried to write."""
 
 
+_write_turns: dict[str, threading.Lock] = {}
+_write_turns_guard = threading.Lock()
+
+
+def _write_turn_for(database: str) -> threading.Lock:
+    with _write_turns_guard:
+        return _write_turns.setdefault(database, threading.Lock())
+
+
+class _WriteTurnConnection(sqlite3.Connection):
+    """An SQLite connection whose write transactions first take the turn that
+    every connection of this process to the same file shares; the turn is
+    given back as soon as the transaction ends (commit, rollback or close)."""
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.write_turn = _write_turn_for(str(database))
+        self.holds_turn = False
+
+    def take_write_turn(self) -> None:
+        if not self.write_turn.acquire(timeout=BUSY_TIMEOUT_SECONDS):
+            raise sqlite3.OperationalError("database is locked")
+        self.holds_turn = True
+
+    def give_back_turn(self) -> None:
+        if self.holds_turn:
+            self.holds_turn = False
+            self.write_turn.release()
+
+    def commit(self):
+        try:
+            super().commit()
+        finally:
+            self.give_back_turn()
+
+    def rollback(self):
+        try:
+            super().rollback()
+        finally:
+            self.give_back_turn()
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self.give_back_turn()
+
+
 def enable_sqlite_pragmas(engine) -> None:
-    """WAL, foreign keys and a busy timeout for SQLite; and let SQLAlchemy, not
-    the sqlite3 module, decide when transactions begin, so that SAVEPOINTs,
-    ``BEGIN`` and ``BEGIN IMMEDIATE`` behave as described above."""
+    """WAL, foreign keys and a busy timeout for SQLite; the write turn shared in
+    this process; and let SQLAlchemy, not the sqlite3 module, decide when
+    transactions begin, so that SAVEPOINTs, ``BEGIN`` and ``BEGIN IMMEDIATE``
+    behave as described above."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connection_class(_dialect, _record, _args, kwargs):
+        kwargs.setdefault("factory", _WriteTurnConnection)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -59,12 +119,24 @@ def enable_sqlite_pragmas(engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if _mode.get() == WRITE else "BEGIN")
+        if _mode.get() != WRITE:
+            connection.exec_driver_sql("BEGIN")
+            return
+        dbapi_connection = connection.connection.driver_connection
+        take_turn = getattr(dbapi_connection, "take_write_turn", None)
+        if take_turn is not None:
+            take_turn()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if take_turn is not None:
+                dbapi_connection.give_back_turn()
+            raise
 
 
 def watch_writes(engine) -> None:
