@@ -16,8 +16,10 @@ writer). Writers of one process wait for each other on a lock of their own
 before asking SQLite (``_WriteTurnConnection``): SQLite's busy handler polls
 with sleeps of up to 100 ms, so a thread that only just missed the lock would
 sleep long after it was free; the lock wakes the next writer the moment the
-previous one commits. Other processes still meet at ``busy_timeout``. A request is a writer when its method is not safe (POST…); a GET that
-must write (an audited view) says so with ``@writes``; a POST that does slow
+previous one commits. Other processes still meet at ``busy_timeout``.
+
+A request is a writer when its method is not safe (POST…); a GET that must
+write (an audited view) says so with ``@writes``; a POST that does slow
 work between reading and writing (a password hash, cleaning uploaded files)
 says ``@reads_first`` and calls ``begin_write()`` when the slow part is done.
 
