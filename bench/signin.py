@@ -70,7 +70,7 @@ class StatementCounter:
 # --- Recovery Desk --------------------------------------------------------------------
 
 
-def build_app(tmp: Path, database_url: str | None):
+def build_app(tmp: Path, database_url: str | None, limits_storage: str = "memory://"):
     config = {
         "RECOVERY_ENV": "development",
         "SECRET_KEY": "bench-" + "x" * 40,
@@ -79,7 +79,7 @@ def build_app(tmp: Path, database_url: str | None):
         "RECOVERY_INSTANCE_DIR": str(tmp),
         "RECOVERY_UPLOAD_DIR": str(tmp / "uploads"),
         "RECOVERY_SCHEDULER": False,
-        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_STORAGE_URI": limits_storage,
         "RECOVERY_LIMIT_SIGN_IN": "1000000 per minute",
         "RECOVERY_LIMIT_CODE_CHECK": "1000000 per minute",
         "RECOVERY_LIMIT_CODE_SEND": "1000000 per minute",
@@ -276,9 +276,15 @@ def main() -> int:
     parser.add_argument("--profile", metavar="FILE", help="write a pyinstrument profile of the sign-ins")
     parser.add_argument("--database-url", help="run Recovery Desk on this (PostgreSQL) database")
     parser.add_argument("--no-peer", action="store_true", help="leave Flask-Security-Too out")
+    parser.add_argument(
+        "--rate-limit-storage",
+        default="memory://",
+        metavar="URI",
+        help="where Recovery Desk counts rate limits (production: redis://…); default memory://",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rd-bench-") as tmp:
-        app = build_app(Path(tmp), args.database_url)
+        app = build_app(Path(tmp), args.database_url, args.rate_limit_storage)
         params = hash_params(app)
         hasher = PasswordHasher(**params)
         users = make_users(app, args.rounds + 1)
