@@ -225,6 +225,19 @@ def best_effort_write() -> Iterator[bool]:
         _mode.reset(token)
 
 
+def core_execute(statement, params: dict | None = None):
+    """Run a Core statement (a counter's UPDATE, a claim) on this unit's
+    connection, without the ORM's per-statement work (execution events,
+    result wrapping, session synchronisation), which on a hot path such as the
+    sign-in costs more than the statement itself. Pending changes are flushed
+    first, as the ORM's autoflush would. The session is not told what changed:
+    the caller expires or sets what it wrote. ``params`` fill ``bindparam``s
+    of a statement built once at import."""
+    session = db.session
+    session.flush()
+    return session.connection().execute(statement, params or {})
+
+
 def on_commit(callback) -> None:
     """Run ``callback`` once this unit has committed (move stored files into
     place, hand queued messages to their senders)."""

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -105,12 +105,12 @@ def _user_handle(user) -> bytes:
 # --- the user's passkeys ----------------------------------------------------------
 
 
+# Built once: every sign-in asks whether the user has passkeys.
+_PASSKEYS_OF = select(Passkey).where(Passkey.user_id == bindparam("user_id")).order_by(Passkey.created_at, Passkey.id)
+
+
 def passkeys_of(user) -> list[Passkey]:
-    return (
-        db.session.execute(select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.created_at, Passkey.id))
-        .scalars()
-        .all()
-    )
+    return db.session.execute(_PASSKEYS_OF, {"user_id": user.id}).scalars().all()
 
 
 def passkey_of(user, passkey_id: int | None) -> Passkey | None:

@@ -39,9 +39,9 @@ import phonenumbers
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 
-from ..database import begin_write
+from ..database import begin_write, core_execute
 from ..domain import DomainError
 from ..extensions import db
 from ..i18n import zoned
@@ -205,21 +205,18 @@ def is_known_browser(user: User, token: str | None) -> bool:
 def _counters(user: User, **values) -> None:
     """Set or move counters of ``user`` in one UPDATE, and let the loaded
     object read them again."""
-    db.session.execute(
-        update(User).where(User.id == user.id).values(**values).execution_options(synchronize_session=False)
-    )
+    core_execute(update(User).where(User.id == user.id).values(**values))
     db.session.expire(user, list(values))
 
 
 def _count(user: User, **increments) -> tuple:
     """Add to counters of ``user`` in one statement; returns their new values."""
     columns = [getattr(User, name) for name in increments]
-    row = db.session.execute(
+    row = core_execute(
         update(User)
         .where(User.id == user.id)
         .values({column: column + amount for column, amount in zip(columns, increments.values(), strict=True)})
         .returning(*columns)
-        .execution_options(synchronize_session=False)
     ).one()
     db.session.expire(user, list(increments))
     return tuple(row)
@@ -411,21 +408,26 @@ def check_locks(user: User, now: datetime) -> None:
         raise AuthError(CODES_PAUSED, until=user.code_locked_until)
 
 
+# Every code typed runs this; built once (building it costs about what running it does).
+_TAKE_CODE_TRY = (
+    update(User)
+    .where(
+        User.id == bindparam("user_id"),
+        User.failed_code_count < bindparam("ceiling"),
+        or_(User.code_locked_until.is_(None), User.code_locked_until <= bindparam("now")),
+        or_(User.hard_locked_at.is_(None), User.password_changed_at > User.hard_locked_at),
+    )
+    .values(failed_code_count=User.failed_code_count + 1)
+    .returning(User.failed_code_count)
+)
+
+
 def _take_code_try(user: User, now: datetime) -> int:
     """Count a try before the code is compared, in one conditional UPDATE: at
     most ``RECOVERY_CODE_LOCK_AFTER`` codes are compared per lock window, however
     many requests arrive at once. Returns the number of tries taken so far."""
-    taken = db.session.execute(
-        update(User)
-        .where(
-            User.id == user.id,
-            User.failed_code_count < _config("RECOVERY_CODE_LOCK_AFTER"),
-            or_(User.code_locked_until.is_(None), User.code_locked_until <= now),
-            or_(User.hard_locked_at.is_(None), User.password_changed_at > User.hard_locked_at),
-        )
-        .values(failed_code_count=User.failed_code_count + 1)
-        .returning(User.failed_code_count)
-        .execution_options(synchronize_session=False)
+    taken = core_execute(
+        _TAKE_CODE_TRY, {"user_id": user.id, "ceiling": _config("RECOVERY_CODE_LOCK_AFTER"), "now": now}
     ).scalar_one_or_none()
     db.session.expire(user, ["failed_code_count"])
     if taken is None:
@@ -568,6 +570,14 @@ def trusted_device(user: User, token: str | None, now: datetime) -> TrustedDevic
     return twofactor.trusted_device_for(user, token, now)
 
 
+# Built once: every completed sign-in asks it.
+_BROWSER_SEEN = (
+    select(UserSession.id)
+    .where(UserSession.user_id == bindparam("user_id"), UserSession.browser == bindparam("browser"))
+    .limit(1)
+)
+
+
 def complete_sign_in(
     user: User, now: datetime, *, address: str | None, browser: str | None, via: str, remember_device: bool = False
 ) -> str | None:
@@ -584,12 +594,7 @@ def complete_sign_in(
         unlock(user, "password_reset", now)  # a new password plus a second factor (see _reset_since_lock)
     seen_before = (
         via == "trusted_device"
-        or db.session.execute(
-            select(UserSession.id)
-            .where(UserSession.user_id == user.id, UserSession.browser == (browser or "")[:300])
-            .limit(1)
-        ).first()
-        is not None
+        or core_execute(_BROWSER_SEEN, {"user_id": user.id, "browser": (browser or "")[:300]}).first() is not None
     )
     token = None
     if remember_device and via != "trusted_device":

@@ -23,7 +23,7 @@ from functools import wraps
 
 from flask import abort, current_app, g, session
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..database import best_effort_write, remembered
 from ..extensions import db, login_manager
@@ -73,6 +73,14 @@ def mark_password_passed(
     return step
 
 
+# Built once: every request between the two steps reads it.
+_STEP_AND_USER = (
+    select(PasswordStep, User)
+    .join(User, User.id == PasswordStep.user_id)
+    .where(PasswordStep.token_hash == bindparam("token_hash"))
+)
+
+
 def _pending_step() -> tuple[dict, PasswordStep] | None:
     data = session.get(PENDING_KEY)
     if not isinstance(data, dict) or not isinstance(data.get("token"), str):
@@ -83,11 +91,7 @@ def _pending_step() -> tuple[dict, PasswordStep] | None:
     memo = remembered()
     known = memo.get(PENDING_KEY)
     if known is None or known[0] != data["token"]:
-        found = db.session.execute(
-            select(PasswordStep, User)
-            .join(User, User.id == PasswordStep.user_id)
-            .where(PasswordStep.token_hash == token_hash(data["token"]))
-        ).first()
+        found = db.session.execute(_STEP_AND_USER, {"token_hash": token_hash(data["token"])}).first()
         known = memo[PENDING_KEY] = (data["token"], *(found or (None, None)))
     step = known[1]
     return (data, step) if step is not None else None

@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 
 import pyotp
 from flask import current_app
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import vault
-from ..database import remembered
+from ..database import core_execute, remembered
 from ..extensions import db
 from ..models import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
 from ..notify import queue_code
@@ -108,21 +108,24 @@ def provisioning_uri(user, seed: str) -> str:
     return pyotp.TOTP(seed).provisioning_uri(name=user.email, issuer_name=issuer)
 
 
+# Built once: every authenticator code that matches runs it.
+_USE_TOTP_STEP = (
+    update(TwoFactorMethod)
+    .where(
+        TwoFactorMethod.id == bindparam("method_id"),
+        (TwoFactorMethod.last_used_step.is_(None)) | (TwoFactorMethod.last_used_step < bindparam("step")),
+    )
+    .values(last_used_step=bindparam("step"), last_used_at=bindparam("now"))
+)
+
+
 def verify_totp(method: TwoFactorMethod, code: str, now: datetime) -> bool:
     """Check an authenticator code; a step already used (replay) is refused."""
     step = match_totp_step(totp_seed(method), code, now)
     if step is None or (method.last_used_step is not None and step <= method.last_used_step):
         return False
     # Conditional update: two requests racing with the same code cannot both win.
-    won = db.session.execute(
-        update(TwoFactorMethod)
-        .where(
-            TwoFactorMethod.id == method.id,
-            (TwoFactorMethod.last_used_step.is_(None)) | (TwoFactorMethod.last_used_step < step),
-        )
-        .values(last_used_step=step, last_used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    won = core_execute(_USE_TOTP_STEP, {"method_id": method.id, "step": step, "now": now}).rowcount
     if won == 1:  # the loaded method says what the row now says, without reading it again
         set_committed_value(method, "last_used_step", step)
         set_committed_value(method, "last_used_at", now)
@@ -290,6 +293,11 @@ def remaining_recovery_codes(user) -> int:
 # --- methods --------------------------------------------------------------------
 
 _METHODS = "confirmed_methods"
+_CONFIRMED_METHODS = (  # built once: each step of a sign-in reads them
+    select(TwoFactorMethod)
+    .where(TwoFactorMethod.user_id == bindparam("user_id"), TwoFactorMethod.confirmed_at.is_not(None))
+    .order_by(TwoFactorMethod.is_primary.desc(), TwoFactorMethod.created_at)
+)
 
 
 def confirmed_methods(user) -> list[TwoFactorMethod]:
@@ -304,15 +312,7 @@ def confirmed_methods(user) -> list[TwoFactorMethod]:
         memo.pop(_METHODS, None)
     known = memo.setdefault(_METHODS, {})
     if user.id not in known:
-        known[user.id] = (
-            db.session.execute(
-                select(TwoFactorMethod)
-                .where(TwoFactorMethod.user_id == user.id, TwoFactorMethod.confirmed_at.is_not(None))
-                .order_by(TwoFactorMethod.is_primary.desc(), TwoFactorMethod.created_at)
-            )
-            .scalars()
-            .all()
-        )
+        known[user.id] = db.session.execute(_CONFIRMED_METHODS, {"user_id": user.id}).scalars().all()
     return list(known[user.id])
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from .. import audit, lifecycle, notify
 from ..auth.events import record_event
@@ -175,20 +175,28 @@ def side_hint(document_type: str | None, side: str):
     return SIDE_HINTS[side]
 
 
+# Both are read at every seller's sign-in: built once.
+_OPEN_CASE = (
+    select(Case)
+    .where(Case.user_id == bindparam("user_id"), Case.status.in_(OPEN_STATUSES))
+    .order_by(Case.id.desc())
+    .limit(1)
+)
+_LATEST_CASE = (
+    select(Case)
+    .where(Case.user_id == bindparam("user_id"))
+    .order_by(Case.status.in_(OPEN_STATUSES).desc(), Case.id.desc())
+    .limit(1)
+)
+
+
 def open_case(user: User) -> Case | None:
-    return db.session.execute(
-        select(Case).where(Case.user_id == user.id, Case.status.in_(OPEN_STATUSES)).order_by(Case.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    return db.session.execute(_OPEN_CASE, {"user_id": user.id}).scalar_one_or_none()
 
 
 def latest_case(user: User) -> Case | None:
     """The open case if there is one, otherwise the most recent closed one."""
-    return db.session.execute(
-        select(Case)
-        .where(Case.user_id == user.id)
-        .order_by(Case.status.in_(OPEN_STATUSES).desc(), Case.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    return db.session.execute(_LATEST_CASE, {"user_id": user.id}).scalar_one_or_none()
 
 
 def in_zone(moment: datetime, time_zone: str | None, locale: str) -> str:
