@@ -8,6 +8,7 @@ itself in a reviewer's screen or an e-mail ("evil\u202egpj.exe").
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import lru_cache
 
@@ -16,8 +17,10 @@ from flask import current_app, has_request_context
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from wtforms import HiddenField, PasswordField, StringField, TextAreaField
 from wtforms.i18n import messages_path
+from wtforms.widgets.core import clean_key
 
 _CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 _LINE_BREAKS = "\t\n\r"
@@ -58,6 +61,29 @@ def _wtforms_catalog(locale: str) -> support.Translations:
     return support.Translations.load(messages_path(), [locale], domain="wtforms")
 
 
+def html_params(**attributes) -> Markup:
+    """The attributes of a tag, as ``wtforms.widgets.html_params`` writes them
+    (sorted, escaped, ``True`` bare and ``False`` left out), joined as plain
+    strings: WTForms formats each one through ``Markup.format``, which made an
+    input cost about 65 microseconds, a fifth of the sign-in page."""
+    written = []
+    for key, value in sorted(attributes.items()):
+        if value is False:
+            continue
+        key = clean_key(key)
+        written.append(key if value is True else f'{key}="{str(escape(value)).replace(chr(34), "&quot;")}"')
+    return Markup(" ".join(written))
+
+
+@lru_cache(maxsize=64)
+def _quick(widget):
+    """A copy of an input widget (WTForms' ``Input`` and ``Button`` families)
+    that writes its attributes with ``html_params`` above."""
+    quick = copy.copy(widget)
+    quick.html_params = html_params
+    return quick
+
+
 class Form(FlaskForm):
     """A Flask-WTF form that also refuses unsafe characters in every text field."""
 
@@ -69,6 +95,12 @@ class Form(FlaskForm):
             if not has_request_context() or not current_app.config.get("WTF_I18N_ENABLED", True):
                 return super().get_translations(form)
             return _wtforms_catalog(str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"]))
+
+        def bind_field(self, form, unbound_field, options):
+            widget = unbound_field.kwargs.get("widget") or getattr(unbound_field.field_class, "widget", None)
+            if widget is not None and hasattr(type(widget), "html_params"):
+                options = {**options, "widget": _quick(widget)}
+            return super().bind_field(form, unbound_field, options)
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)

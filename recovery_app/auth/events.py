@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import insert
+
+from ..database import core_execute
 from ..extensions import db
 from ..models import SecurityEvent
 
@@ -44,18 +47,25 @@ KINDS = (
 )
 
 
+# A plain INSERT, built once: every sign-in writes an event, and nothing reads
+# the row back in the same unit (the ORM's unit of work would only add cost).
+_INSERT = insert(SecurityEvent)
+
+
 def record_event(
     user, kind: str, now: datetime, *, address: str | None = None, browser: str | None = None, **details
-) -> SecurityEvent:
+) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown security event kind {kind!r}")
-    event = SecurityEvent(
-        user_id=getattr(user, "id", None),
-        kind=kind,
-        at=now,
-        address=address,
-        browser=(browser or "")[:300] or None,
-        details=details,
+    db.session.flush()  # a user added in this unit has its id from here on
+    core_execute(
+        _INSERT,
+        {
+            "user_id": getattr(user, "id", None),
+            "kind": kind,
+            "at": now,
+            "address": address,
+            "browser": (browser or "")[:300] or None,
+            "details": details,
+        },
     )
-    db.session.add(event)
-    return event
