@@ -20,6 +20,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from sqlalchemy import case, func, insert, select, update
 
+from ..database import core_execute
 from ..extensions import db
 from ..models import OutboxMessage
 
@@ -209,7 +210,7 @@ def _claim(condition, now: datetime, limit: int) -> list[Outgoing]:
     # The subquery picks candidates; the UPDATE's own WHERE decides, row by
     # row, under the row's write lock: a row another claimer took meanwhile
     # is no longer 'pending' and is left out.
-    rows = db.session.execute(
+    rows = core_execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(candidates.scalar_subquery()), condition)
         .values(status="sending", claim_token=token, claimed_at=now, tries=OutboxMessage.tries + 1)
@@ -225,7 +226,6 @@ def _claim(condition, now: datetime, limit: int) -> list[Outgoing]:
             OutboxMessage.created_at,
             OutboxMessage.payload,
         )
-        .execution_options(synchronize_session=False)
     ).all()
     return sorted(
         (
@@ -304,7 +304,7 @@ def _settle(outgoing: Outgoing, **values) -> bool:
     """Write the outcome if the row is still ours (a claim released as stale
     and taken by another sender is no longer ours to settle)."""
     return (
-        db.session.execute(
+        core_execute(
             update(OutboxMessage)
             .where(
                 OutboxMessage.id == outgoing.id,
@@ -312,7 +312,6 @@ def _settle(outgoing: Outgoing, **values) -> bool:
                 OutboxMessage.claim_token == outgoing.claim_token,
             )
             .values(claim_token=None, **values)
-            .execution_options(synchronize_session=False)
         ).rowcount
         == 1
     )
