@@ -26,7 +26,7 @@ def valid_email(email: str) -> bool:
     return bool(at and local and "." in domain and len(email) <= 254 and " " not in email and "@" not in domain)
 
 
-# Built once: every sign-in runs it (see core_execute on what building costs).
+# Built once: every sign-in runs it (building a statement costs about what running it does).
 _BY_EMAIL = select(User).where(User.email == bindparam("email"))
 
 
