@@ -233,11 +233,10 @@ def _password_failed(user: User, now: datetime, address, browser) -> None:
     over = count - _config("RECOVERY_PASSWORD_FREE_TRIES")
     if over >= 0:
         until = now + timedelta(seconds=min(2**over, _config("RECOVERY_PASSWORD_MAX_DELAY_SECONDS")))
-        db.session.execute(
+        core_execute(
             update(User)
             .where(User.id == user.id, or_(User.password_delay_until.is_(None), User.password_delay_until < until))
             .values(password_delay_until=until)
-            .execution_options(synchronize_session=False)
         )
         db.session.expire(user, ["password_delay_until"])
     record_event(user, "password_failed", now, address=address, browser=browser, count=count)
@@ -249,11 +248,8 @@ def _count_failure(user: User, now: datetime, address, browser) -> None:
     (failures,) = _count(user, consecutive_failures=1)
     if failures < _config("RECOVERY_HARD_LOCK_AFTER"):
         return
-    locked = db.session.execute(
-        update(User)
-        .where(User.id == user.id, User.hard_locked_at.is_(None))
-        .values(hard_locked_at=now)
-        .execution_options(synchronize_session=False)
+    locked = core_execute(
+        update(User).where(User.id == user.id, User.hard_locked_at.is_(None)).values(hard_locked_at=now)
     ).rowcount
     db.session.expire(user, ["hard_locked_at"])
     if locked:

@@ -204,7 +204,7 @@ def check_sent_code(user, *, challenge_id: str, code: str, now: datetime) -> Sen
         .order_by(SentCode.created_at.desc(), SentCode.id.desc())
         .limit(1)
     ).scalar_subquery()
-    taken = db.session.execute(
+    taken = core_execute(
         update(SentCode)
         .where(
             SentCode.id == latest,
@@ -214,15 +214,11 @@ def check_sent_code(user, *, challenge_id: str, code: str, now: datetime) -> Sen
         )
         .values(tries=SentCode.tries + 1)
         .returning(SentCode.id, SentCode.code_hash)
-        .execution_options(synchronize_session=False)
     ).first()
     if taken is None or not hmac.compare_digest(taken.code_hash, _code_hash(challenge_id, code)):
         return None
-    won = db.session.execute(
-        update(SentCode)
-        .where(SentCode.id == taken.id, SentCode.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
+    won = core_execute(
+        update(SentCode).where(SentCode.id == taken.id, SentCode.used_at.is_(None)).values(used_at=now)
     ).rowcount
     return db.session.get(SentCode, taken.id, populate_existing=True) if won == 1 else None
 
@@ -274,11 +270,10 @@ def use_recovery_code(user, text: str, now: datetime) -> bool:
     )
     for row in unused:
         if verify_password(row.code_hash, code):
-            won = db.session.execute(
+            won = core_execute(
                 update(RecoveryCode)
                 .where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
                 .values(used_at=now)
-                .execution_options(synchronize_session=False)
             ).rowcount
             return won == 1
     return False
@@ -381,4 +376,4 @@ def revoke_devices(user, now: datetime, device_id: int | None = None) -> int:
     query = update(TrustedDevice).where(TrustedDevice.user_id == user.id, TrustedDevice.revoked_at.is_(None))
     if device_id is not None:
         query = query.where(TrustedDevice.id == device_id)
-    return db.session.execute(query.values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
+    return core_execute(query.values(revoked_at=now)).rowcount

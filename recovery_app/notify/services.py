@@ -267,7 +267,7 @@ def release_stale_claims(now: datetime) -> int:
     died (the process stopped mid-send): it is tried again, or failed if that
     was its last try."""
     cutoff = now - timedelta(seconds=current_app.config["RECOVERY_OUTBOX_CLAIM_TIMEOUT_SECONDS"])
-    return db.session.execute(
+    return core_execute(
         update(OutboxMessage)
         .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < cutoff)
         .values(
@@ -276,7 +276,6 @@ def release_stale_claims(now: datetime) -> int:
             next_try_at=now,
             last_error="the sender stopped before it finished",
         )
-        .execution_options(synchronize_session=False)
     ).rowcount
 
 
@@ -345,11 +344,10 @@ def code_expired(outgoing: Outgoing, now: datetime) -> bool:
 def retry(message_id: int, now: datetime) -> bool:
     """An operator puts a failed message back: it goes again with every try it had."""
     return (
-        db.session.execute(
+        core_execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, OutboxMessage.status == "failed")
             .values(status="pending", tries=0, next_try_at=now, claim_token=None)
-            .execution_options(synchronize_session=False)
         ).rowcount
         == 1
     )
@@ -366,7 +364,7 @@ def record_delivery_report(provider_id: str, status: str, error_code: str | None
     if status not in FINAL_REPORTS:
         condition &= OutboxMessage.delivery_status.is_(None) | OutboxMessage.delivery_status.not_in(FINAL_REPORTS)
     return (
-        db.session.execute(
+        core_execute(
             update(OutboxMessage)
             .where(condition)
             .values(
@@ -374,7 +372,6 @@ def record_delivery_report(provider_id: str, status: str, error_code: str | None
                 delivery_error=(error_code or None) and error_code[:200],
                 delivery_reported_at=now,
             )
-            .execution_options(synchronize_session=False)
         ).rowcount
         == 1
     )
