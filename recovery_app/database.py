@@ -35,11 +35,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 
 from flask import Flask, g, request
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, inspect, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
 
@@ -238,6 +240,33 @@ def core_execute(statement, params: dict | None = None):
     return session.connection().execute(statement, params or {})
 
 
+def update_row(obj, **values) -> None:
+    """Write ``values`` to the row of the loaded object ``obj`` in one UPDATE
+    by primary key on this unit's connection, and let ``obj`` hold them as
+    already saved: its next read costs no SELECT and the flush has nothing to
+    do. Plain values only; a value the database works out (a counter plus one)
+    goes through ``core_execute`` and the attribute is expired instead."""
+    session = db.session
+    session.flush()  # a new object gets its key; earlier changes go first
+    mapper = inspect(obj).mapper
+    (key,) = mapper.primary_key_from_instance(obj)
+    session.connection().execute(_row_update(mapper, tuple(values)), {"_key": key, **values})
+    for name, value in values.items():
+        set_committed_value(obj, name, value)
+
+
+@lru_cache(maxsize=64)
+def _row_update(mapper, names: tuple[str, ...]):
+    # One statement per model and set of attributes, built once with bind
+    # parameters: building and caching a new UPDATE costs more than running it.
+    (primary_key,) = mapper.primary_key
+    return (
+        update(mapper.local_table)
+        .where(primary_key == bindparam("_key"))
+        .values({mapper.columns[name]: bindparam(name) for name in names})
+    )
+
+
 def on_commit(callback) -> None:
     """Run ``callback`` once this unit has committed (move stored files into
     place, hand queued messages to their senders)."""
@@ -296,7 +325,10 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _commit_unit(response):
-        db.session.commit()
+        session = db.session()
+        # A page that never reached the database (the sign-in form) has nothing to commit.
+        if session.in_transaction() or session.new or session.dirty or session.deleted or session.info:
+            session.commit()
         return response
 
     @app.teardown_request

@@ -41,7 +41,7 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import bindparam, delete, or_, select, update
 
-from ..database import begin_write, core_execute
+from ..database import begin_write, core_execute, update_row
 from ..domain import DomainError
 from ..extensions import db
 from ..i18n import zoned
@@ -203,10 +203,8 @@ def is_known_browser(user: User, token: str | None) -> bool:
 
 
 def _counters(user: User, **values) -> None:
-    """Set or move counters of ``user`` in one UPDATE, and let the loaded
-    object read them again."""
-    core_execute(update(User).where(User.id == user.id).values(**values))
-    db.session.expire(user, list(values))
+    """Set counters of ``user`` in one UPDATE; the loaded object holds the new values."""
+    update_row(user, **values)
 
 
 def _count(user: User, **increments) -> tuple:
@@ -599,9 +597,7 @@ def complete_sign_in(
     first_ever = user.last_sign_in_at is None  # the enrollment notice already went out
     if (not seen_before and not first_ever) or token:
         notify(user, "new_device", now, address=address or "?", browser=describe_browser(browser), trusted=bool(token))
-    user.last_sign_in_at = now
-    user.last_sign_in_address = address
-    user.last_sign_in_browser = (browser or "")[:300]
+    update_row(user, last_sign_in_at=now, last_sign_in_address=address, last_sign_in_browser=(browser or "")[:300])
     record_event(user, "signed_in", now, address=address, browser=browser, via=via)
     return token
 

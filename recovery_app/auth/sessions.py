@@ -23,9 +23,9 @@ from functools import wraps
 
 from flask import abort, current_app, g, session
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 
-from ..database import best_effort_write, remembered
+from ..database import best_effort_write, core_execute, remembered, update_row
 from ..extensions import db, login_manager
 from ..models import PasswordStep, User, UserSession
 from ..models.base import utcnow
@@ -58,19 +58,37 @@ def limits_for(user: User) -> tuple[timedelta, timedelta]:
 # --- the password step -------------------------------------------------------
 
 
-def mark_password_passed(
-    user: User, now: datetime, *, address: str | None = None, browser: str | None = None
-) -> PasswordStep:
+def _insert_with_token(statement, user: User, now: datetime, address: str | None, browser: str | None) -> str:
+    """Add a password step or a session row for ``user`` with a new random
+    token; the row keeps only the token's hash. Returns the token."""
+    token = secrets.token_urlsafe(32)
+    core_execute(
+        statement,
+        {
+            "user_id": user.id,
+            "token_hash": token_hash(token),
+            "now": now,
+            "address": address,
+            "browser": (browser or "")[:300],
+        },
+    )
+    return token
+
+
+_NEW_STEP = insert(PasswordStep).values(  # built once: every right password adds one
+    user_id=bindparam("user_id"),
+    token_hash=bindparam("token_hash"),
+    created_at=bindparam("now"),
+    address=bindparam("address"),
+    browser=bindparam("browser"),
+)
+
+
+def mark_password_passed(user: User, now: datetime, *, address: str | None = None, browser: str | None = None) -> None:
     """Remember, server-side and in this browser, that ``user`` gave the right password."""
     session.clear()  # a fresh session at every sign-in: nothing set before it survives
-    token = secrets.token_urlsafe(32)
-    step = PasswordStep(
-        user_id=user.id, token_hash=token_hash(token), created_at=now, address=address, browser=(browser or "")[:300]
-    )
-    db.session.add(step)
-    db.session.flush()
+    token = _insert_with_token(_NEW_STEP, user, now, address, browser)
     session[PENDING_KEY] = {"uid": user.id, "epoch": user.session_epoch, "at": now.isoformat(), "token": token}
-    return step
 
 
 # Built once: every request between the two steps reads it.
@@ -123,31 +141,30 @@ def end_password_step(now: datetime, reason: str) -> None:
     """End this browser's password step, if it has one."""
     found = _pending_step()
     if found is not None and found[1].ended_at is None:
-        found[1].ended_at, found[1].end_reason = now, reason
+        update_row(found[1], ended_at=now, end_reason=reason)
     session.pop(PENDING_KEY, None)
 
 
 # --- full sessions -----------------------------------------------------------
 
 
-def begin_session(user: User, now: datetime, address: str | None, browser: str | None) -> UserSession:
+_NEW_SESSION = insert(UserSession).values(  # built once: every completed sign-in adds one
+    user_id=bindparam("user_id"),
+    token_hash=bindparam("token_hash"),
+    created_at=bindparam("now"),
+    last_seen_at=bindparam("now"),
+    address=bindparam("address"),
+    browser=bindparam("browser"),
+)
+
+
+def begin_session(user: User, now: datetime, address: str | None, browser: str | None) -> None:
     """Sign ``user`` in after both steps: a new session, a new server-side row."""
     end_password_step(now, "completed")
     session.clear()
-    token = secrets.token_urlsafe(32)
-    row = UserSession(
-        user_id=user.id,
-        token_hash=token_hash(token),
-        created_at=now,
-        last_seen_at=now,
-        address=address,
-        browser=(browser or "")[:300],
-    )
-    db.session.add(row)
-    db.session.flush()
+    token = _insert_with_token(_NEW_SESSION, user, now, address, browser)
     session[SID_KEY] = token
     login_user(user)
-    return row
 
 
 def current_session_row() -> UserSession | None:

@@ -37,14 +37,15 @@ NOT_DELIVERED = frozenset({"undelivered", "failed", "busy", "no-answer", "cancel
 # --- queueing ------------------------------------------------------------------------
 
 
-def queue_email(to: str, template: str, locale: str, now: datetime, **context) -> OutboxMessage:
+def queue_email(to: str, template: str, locale: str, now: datetime, **context) -> int:
     """Queue ``templates/<template>.txt`` (``auth/email/new_device``, say) for
     ``to``, in the recipient's language.
 
     The row keeps the template and its context; the text is written by whoever
     sends it, after the commit (``written``), so a request that tells someone
     something does not spend its time composing the e-mail. The context is
-    therefore plain values only (text, numbers, lists, dicts).
+    therefore plain values only (text, numbers, lists, dicts). Returns the
+    new row's id.
     """
     return _queue("email", to, template, locale, "", "", now, payload={"context": _kept_context(context)})
 
@@ -111,8 +112,8 @@ def text_of(message: OutboxMessage) -> tuple[str, str]:
     return message.subject, message.body
 
 
-def queue_code(channel: str, to_e164: str, code: str, locale: str, now: datetime) -> OutboxMessage:
-    """Queue a one-time code by SMS or voice call (never e-mail)."""
+def queue_code(channel: str, to_e164: str, code: str, locale: str, now: datetime) -> int:
+    """Queue a one-time code by SMS or voice call (never e-mail); returns the new row's id."""
     if channel not in CODE_CHANNELS:
         raise ValueError("codes go by sms or voice only")
     template = f"code_{channel}"
@@ -121,6 +122,10 @@ def queue_code(channel: str, to_e164: str, code: str, locale: str, now: datetime
     with force_locale(locale):
         body = render_template(f"notify/{template}.txt", code=code, spoken=spoken).strip()
     return _queue(channel, to_e164, template, locale, "", body + "\n", now)
+
+
+# Built once: a sign-in that tells the user about a new device queues one.
+_NEW_MESSAGE = insert(OutboxMessage).returning(OutboxMessage.id)
 
 
 def _queue(
@@ -132,13 +137,13 @@ def _queue(
     body: str,
     now: datetime,
     payload: dict | None = None,
-) -> OutboxMessage:
+) -> int:
     from .delivery import hand_over_after_commit
 
-    message = OutboxMessage(**_row(channel, to, template, locale, subject, body, now, payload=payload))
-    db.session.add(message)
-    hand_over_after_commit(message)
-    return message
+    row = _row(channel, to, template, locale, subject, body, now, payload=payload)
+    message_id = core_execute(_NEW_MESSAGE, row).scalar_one()
+    hand_over_after_commit(message_id)
+    return message_id
 
 
 def _row(

@@ -156,7 +156,7 @@ def test_an_immediate_send_the_retry_job_and_run_once_never_send_one_message_twi
     _sent.clear()
     now = utcnow()
     with live_app.app_context(), unit():
-        queued = [
+        ids = [
             notify.queue_email(
                 f"p{n}@example.test",
                 "scheduler/email/case_expired",
@@ -169,8 +169,6 @@ def test_an_immediate_send_the_retry_job_and_run_once_never_send_one_message_twi
             )
             for n in range(40)
         ]
-        db.session.flush()
-        ids = [message.id for message in queued]
     outbox_job = next(job for job in jobs.JOBS if job.name == "outbox")
     start = threading.Barrier(3)
     errors: list[BaseException] = []
@@ -209,7 +207,7 @@ def test_an_immediate_send_the_retry_job_and_run_once_never_send_one_message_twi
 
 def test_a_claim_whose_sender_died_is_sent_again_after_the_timeout(app, db, now):
     app.config["RECOVERY_OUTBOX_CLAIM_TIMEOUT_SECONDS"] = 300
-    row = notify.queue_code("sms", PHONE, "123456", "ja", now)
+    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "ja", now))
     db.session.flush()
     [dead] = notify.services.claim_due(now)  # claimed, then the process died mid-send
     db.session.flush()

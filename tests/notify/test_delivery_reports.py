@@ -76,7 +76,7 @@ def test_a_report_without_twilios_signature_changes_nothing(app, db, make, add_p
 
 
 def test_without_twilio_the_report_route_does_not_exist(app, db, now):
-    row = notify.queue_code("sms", PHONE, "123456", "en", now)
+    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "en", now))
     db.session.flush()
     params = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "undelivered"}
     assert _report(app.test_client(), params).status_code == 404

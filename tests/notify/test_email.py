@@ -91,15 +91,18 @@ def test_no_code_is_ever_in_an_email(app, db, make, now, mail_server, add_phone)
 
 
 def test_a_refused_recipient_fails_at_once(app, db, now, mail_server):
-    row = notify.queue_email(
-        "refused@example.test",
-        "scheduler/email/case_expired",
-        "en",
-        now,
-        name="R",
-        reference="RC-AAAA-BBBB",
-        days=7,
-        base_url="http://x",
+    row = db.session.get(
+        OutboxMessage,
+        notify.queue_email(
+            "refused@example.test",
+            "scheduler/email/case_expired",
+            "en",
+            now,
+            name="R",
+            reference="RC-AAAA-BBBB",
+            days=7,
+            base_url="http://x",
+        ),
     )
     db.session.flush()
     assert notify.deliver_due(now) == {"sent": 0, "retried": 0, "failed": 1}
@@ -108,15 +111,18 @@ def test_a_refused_recipient_fails_at_once(app, db, now, mail_server):
 
 
 def test_a_dropped_or_refused_connection_is_tried_again_later(app, db, now):
-    row = notify.queue_email(
-        "someone@example.test",
-        "scheduler/email/case_expired",
-        "en",
-        now,
-        name="S",
-        reference="RC-AAAA-BBBB",
-        days=7,
-        base_url="http://x",
+    row = db.session.get(
+        OutboxMessage,
+        notify.queue_email(
+            "someone@example.test",
+            "scheduler/email/case_expired",
+            "en",
+            now,
+            name="S",
+            reference="RC-AAAA-BBBB",
+            days=7,
+            base_url="http://x",
+        ),
     )
     db.session.flush()
     with DroppingServer() as dropping:

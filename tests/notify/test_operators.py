@@ -17,15 +17,18 @@ class ProviderDown:
 
 def _failed_and_pending(app, db, now):
     app.config["RECOVERY_SENDER"] = f"{__name__}:ProviderDown"
-    lost = notify.queue_email(
-        "lost@example.test",
-        "scheduler/email/case_expired",
-        "en",
-        now,
-        name="L",
-        reference="RC-AAAA-BBBB",
-        days=7,
-        base_url="http://x",
+    lost = db.session.get(
+        OutboxMessage,
+        notify.queue_email(
+            "lost@example.test",
+            "scheduler/email/case_expired",
+            "en",
+            now,
+            name="L",
+            reference="RC-AAAA-BBBB",
+            days=7,
+            base_url="http://x",
+        ),
     )
     db.session.flush()
     moment = now
@@ -33,7 +36,7 @@ def _failed_and_pending(app, db, now):
         notify.deliver_due(moment)
         db.session.refresh(lost)
         moment = lost.next_try_at
-    waiting = notify.queue_code("sms", PHONE, "123456", "en", moment)
+    waiting = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "en", moment))
     db.session.flush()
     app.config["RECOVERY_SENDER"] = None
     return lost, waiting

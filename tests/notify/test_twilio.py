@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 from recovery_app import notify
+from recovery_app.models import OutboxMessage
 from recovery_app.models.base import utcnow
 from tests.helpers import last_code, outbox_messages
 from tests.signin import SignIn
@@ -95,7 +96,7 @@ def test_an_outage_is_retried_with_backoff_and_the_seller_is_told_to_use_another
 
 def test_a_number_twilio_refuses_fails_at_once(app, db, now, twilio):
     twilio.failure = (400, {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400})
-    row = notify.queue_code("sms", PHONE, "123456", "en", now)
+    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "en", now))
     db.session.flush()
     assert notify.deliver_due(now) == {"sent": 0, "retried": 0, "failed": 1}
     db.session.refresh(row)
@@ -105,7 +106,7 @@ def test_a_number_twilio_refuses_fails_at_once(app, db, now, twilio):
 def test_a_timeout_is_temporary(app, db, now, twilio):
     app.config["RECOVERY_TWILIO_TIMEOUT_SECONDS"] = 0.3
     twilio.delay = 1.0
-    row = notify.queue_code("sms", PHONE, "123456", "en", now)
+    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "en", now))
     db.session.flush()
     assert notify.deliver_due(now) == {"sent": 0, "retried": 1, "failed": 0}
     db.session.refresh(row)
@@ -118,7 +119,7 @@ def test_credentials_are_never_logged_or_kept(app, db, now, twilio, caplog):
     db.session.flush()
     notify.deliver_due(now)
     twilio.failure = (401, {"code": 20003, "message": "Authenticate", "status": 401})
-    failed = notify.queue_code("sms", PHONE, "654321", "en", now)
+    failed = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "654321", "en", now))
     db.session.flush()
     notify.deliver_due(now)
     db.session.refresh(failed)
@@ -129,7 +130,7 @@ def test_credentials_are_never_logged_or_kept(app, db, now, twilio, caplog):
 
 def test_without_settings_nothing_leaves_and_codes_stay_readable(app, db, now):
     # The development default: no provider, every message readable with `flask outbox list`.
-    row = notify.queue_code("sms", PHONE, "123456", "ja", now)
+    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "ja", now))
     db.session.flush()
     assert notify.deliver_due(now) == {"sent": 1, "retried": 0, "failed": 0}
     db.session.refresh(row)

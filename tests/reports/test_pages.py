@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from recovery_app import notify
+from recovery_app.models import OutboxMessage
 from recovery_app.scheduler import jobs
 from tests.helpers import count_statements
 
@@ -117,15 +118,18 @@ def test_unknown_csv_table_is_not_found(manager_client):
 
 def test_failed_messages_are_shown_to_managers(manager_client, app, now, db):
     app.config["RECOVERY_SENDER"] = "tests.scheduler.conftest:ProviderDown"
-    message = notify.queue_email(
-        "lost@example.test",
-        "scheduler/email/case_expired",
-        "en",
-        now,
-        name="L",
-        reference="RC-AAAA-BBBB",
-        days=7,
-        base_url="http://x",
+    message = db.session.get(
+        OutboxMessage,
+        notify.queue_email(
+            "lost@example.test",
+            "scheduler/email/case_expired",
+            "en",
+            now,
+            name="L",
+            reference="RC-AAAA-BBBB",
+            days=7,
+            base_url="http://x",
+        ),
     )
     db.session.flush()
     moment = now

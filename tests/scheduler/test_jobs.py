@@ -227,15 +227,18 @@ def test_outbox_messages_are_retried_with_backoff_then_marked_failed(app, now, d
     from recovery_app import notify
 
     app.config["RECOVERY_SENDER"] = "tests.scheduler.conftest:ProviderDown"
-    message = notify.queue_email(
-        "someone@example.test",
-        "scheduler/email/case_expired",
-        "en",
-        now,
-        name="Someone",
-        reference="RC-TEST-0001",
-        days=7,
-        base_url="http://x",
+    message = db.session.get(
+        OutboxMessage,
+        notify.queue_email(
+            "someone@example.test",
+            "scheduler/email/case_expired",
+            "en",
+            now,
+            name="Someone",
+            reference="RC-TEST-0001",
+            days=7,
+            base_url="http://x",
+        ),
     )
     db.session.flush()
     moment, tries = now, []
