@@ -1,11 +1,15 @@
-"""core_execute: a Core statement on the unit's connection, in the unit's transaction."""
+"""core_execute: a Core statement on the unit's connection, in the unit's transaction;
+update_row: one loaded row's plain values written the same way."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from datetime import timedelta
 
-from recovery_app.database import core_execute
-from recovery_app.models import Account
+import pytest
+from sqlalchemy import event, select, update
+
+from recovery_app.database import core_execute, update_row
+from recovery_app.models import Account, User
 from recovery_app.models.base import utcnow
 
 
@@ -26,3 +30,41 @@ def test_its_write_is_part_of_the_unit_and_goes_when_the_unit_rolls_back(app, db
     core_execute(update(Account).where(Account.name == "Kato Crafts").values(name="renamed"))
     savepoint.rollback()
     assert db.session.execute(select(Account.name).where(Account.name.like("Kato%"))).scalars().all() == ["Kato Crafts"]
+
+
+@pytest.fixture
+def statements(db):
+    """The SQL statements run from here to the end of the test."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    yield seen
+    event.remove(db.engine, "before_cursor_execute", note)
+
+
+def test_update_row_writes_one_update_and_the_object_holds_the_values(app, db, make, statements):
+    user = make.user()
+    db.session.flush()
+    later = utcnow() + timedelta(minutes=5)
+    statements.clear()
+    update_row(user, failed_code_count=3, code_locked_until=later)
+    assert [s.split()[0] for s in statements] == ["UPDATE"]
+    assert user.failed_code_count == 3 and user.code_locked_until == later
+    assert user not in db.session.dirty  # nothing left for the flush
+    db.session.flush()
+    assert len(statements) == 1  # and reading the values cost no SELECT
+    db.session.expire_all()
+    row = db.session.execute(select(User.failed_code_count, User.code_locked_until).where(User.id == user.id)).one()
+    assert tuple(row) == (3, later)
+
+
+def test_update_row_touches_only_its_row_and_flushes_pending_changes_first(app, db, make):
+    user, other = make.user(), make.user()
+    user.display_name = "Set before"  # pending on the object: flushed, not lost
+    update_row(user, consecutive_failures=2)
+    db.session.expire_all()
+    assert (user.display_name, user.consecutive_failures) == ("Set before", 2)
+    assert other.consecutive_failures == 0
