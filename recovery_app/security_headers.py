@@ -15,19 +15,31 @@ CSP = (
 )
 
 
+_ALWAYS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(self), geolocation=(), microphone=()"),
+)
+_PRODUCTION = (("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),)
+# Pages about people's sign-in and identity are never kept in caches.
+_PAGES = (("Cache-Control", "no-store"),)
+
+
 def init_app(app) -> None:
     @app.after_request
     def add_headers(response):
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(self), geolocation=(), microphone=()")
+        # One pass over what the view set, instead of a failed lookup per header.
+        present = {name.lower() for name, _ in headers.items()}
+        wanted = _ALWAYS
         if app.config["RECOVERY_ENV"] == "production":
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+            wanted += _PRODUCTION
         if request.endpoint != "static":
-            # Pages about people's sign-in and identity are never kept in caches.
-            headers.setdefault("Cache-Control", "no-store")
+            wanted += _PAGES
+        for name, value in wanted:
+            if name.lower() not in present:
+                headers.add(name, value)
         return response
