@@ -248,9 +248,9 @@ def update_row(obj, **values) -> None:
     goes through ``core_execute`` and the attribute is expired instead."""
     session = db.session
     session.flush()  # a new object gets its key; earlier changes go first
-    mapper = inspect(obj).mapper
-    (key,) = mapper.primary_key_from_instance(obj)
-    session.connection().execute(_row_update(mapper, tuple(values)), {"_key": key, **values})
+    state = inspect(obj)
+    (key,) = state.identity  # the key it was loaded or saved with: read without loading anything
+    session.connection().execute(_row_update(state.mapper, tuple(values)), {"_key": key, **values})
     for name, value in values.items():
         set_committed_value(obj, name, value)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from recovery_app.database import core_execute, update_row
 from recovery_app.models import Account, User
 from recovery_app.models.base import utcnow
+from tests.helpers import statements_of
 
 
 def test_what_the_unit_added_is_flushed_before_the_statement_runs(app, db):
@@ -32,30 +32,20 @@ def test_its_write_is_part_of_the_unit_and_goes_when_the_unit_rolls_back(app, db
     assert db.session.execute(select(Account.name).where(Account.name.like("Kato%"))).scalars().all() == ["Kato Crafts"]
 
 
-@pytest.fixture
-def statements(db):
-    """The SQL statements run from here to the end of the test."""
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, *_):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", note)
-    yield seen
-    event.remove(db.engine, "before_cursor_execute", note)
-
-
-def test_update_row_writes_one_update_and_the_object_holds_the_values(app, db, make, statements):
+def test_update_row_writes_one_update_and_the_object_holds_the_values(app, db, make):
     user = make.user()
-    db.session.flush()
     later = utcnow() + timedelta(minutes=5)
-    statements.clear()
-    update_row(user, failed_code_count=3, code_locked_until=later)
-    assert [s.split()[0] for s in statements] == ["UPDATE"]
-    assert user.failed_code_count == 3 and user.code_locked_until == later
-    assert user not in db.session.dirty  # nothing left for the flush
-    db.session.flush()
-    assert len(statements) == 1  # and reading the values cost no SELECT
+    read = []
+
+    def write_then_read():
+        update_row(user, failed_code_count=3, code_locked_until=later)
+        read.append((user.failed_code_count, user.code_locked_until, user in db.session.dirty))
+        db.session.flush()
+
+    # statements_of expires everything first: the UPDATE finds its row by the
+    # key the object was loaded with, without a SELECT to read it back.
+    assert [s.split()[0] for s in statements_of(write_then_read)] == ["UPDATE"]
+    assert read == [(3, later, False)]  # held as saved, nothing left for the flush
     db.session.expire_all()
     row = db.session.execute(select(User.failed_code_count, User.code_locked_until).where(User.id == user.id)).one()
     assert tuple(row) == (3, later)
