@@ -227,14 +227,14 @@ def best_effort_write() -> Iterator[bool]:
         _mode.reset(token)
 
 
-def core_execute(statement, params: dict | None = None):
+def core_execute(statement, params: dict | list[dict] | None = None):
     """Run a Core statement (a counter's UPDATE, a claim) on this unit's
     connection, without the ORM's per-statement work (execution events,
     result wrapping, session synchronisation), which on a hot path such as the
     sign-in costs more than the statement itself. Pending changes are flushed
     first, as the ORM's autoflush would. The session is not told what changed:
     the caller expires or sets what it wrote. ``params`` fill ``bindparam``s
-    of a statement built once at import."""
+    of a statement built once at import; a list of them runs it once per item."""
     session = db.session
     session.flush()
     return session.connection().execute(statement, params or {})

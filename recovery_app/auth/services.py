@@ -176,7 +176,7 @@ def authenticate(
         raise AuthError(HARD_LOCKED)
     if user.failed_password_count or user.password_delay_until is not None:
         # Read after the write began: nothing to reset is the common case, and costs no UPDATE.
-        _counters(user, failed_password_count=0, password_delay_until=None)
+        update_row(user, failed_password_count=0, password_delay_until=None)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
@@ -200,11 +200,6 @@ def is_known_browser(user: User, token: str | None) -> bool:
     except (BadSignature, ValueError, TypeError):
         return False
     return user_id == user.id and epoch == user.session_epoch
-
-
-def _counters(user: User, **values) -> None:
-    """Set counters of ``user`` in one UPDATE; the loaded object holds the new values."""
-    update_row(user, **values)
 
 
 def _count(user: User, **increments) -> tuple:
@@ -533,7 +528,7 @@ def verify_passkey(
 
 
 def _code_passed(user: User) -> None:
-    _counters(
+    update_row(
         user,
         failed_code_count=0,
         code_locked_until=None,
@@ -552,7 +547,7 @@ def _code_failed(user: User, tries: int, now: datetime, address, browser, kind: 
         notify(user, "suspicious_attempt", now, address=address or "?", browser=describe_browser(browser))
     if tries >= _config("RECOVERY_CODE_LOCK_AFTER"):
         until = now + timedelta(minutes=_config("RECOVERY_CODE_LOCK_MINUTES"))
-        _counters(user, code_locked_until=until, failed_code_count=0)
+        update_row(user, code_locked_until=until, failed_code_count=0)
         record_event(user, "code_locked", now, address=address, browser=browser, until=until.isoformat())
         raise AuthError(CODES_PAUSED, until=until)
 

@@ -36,6 +36,9 @@ NOT_DELIVERED = frozenset({"undelivered", "failed", "busy", "no-answer", "cancel
 
 # --- queueing ------------------------------------------------------------------------
 
+# Built once: every queued message goes in through it (a sign-in's new-device notice, say).
+_NEW_MESSAGE = insert(OutboxMessage).returning(OutboxMessage.id)
+
 
 def queue_email(to: str, template: str, locale: str, now: datetime, **context) -> int:
     """Queue ``templates/<template>.txt`` (``auth/email/new_device``, say) for
@@ -79,7 +82,7 @@ def queue_emails(emails: list[Email], now: datetime) -> int:
         )
         for email in emails
     ]
-    ids = db.session.execute(insert(OutboxMessage).returning(OutboxMessage.id), rows).scalars().all()
+    ids = core_execute(_NEW_MESSAGE, rows).scalars().all()
     from .delivery import hand_over_after_commit
 
     for message_id in ids:
@@ -122,10 +125,6 @@ def queue_code(channel: str, to_e164: str, code: str, locale: str, now: datetime
     with force_locale(locale):
         body = render_template(f"notify/{template}.txt", code=code, spoken=spoken).strip()
     return _queue(channel, to_e164, template, locale, "", body + "\n", now)
-
-
-# Built once: a sign-in that tells the user about a new device queues one.
-_NEW_MESSAGE = insert(OutboxMessage).returning(OutboxMessage.id)
 
 
 def _queue(
