@@ -107,6 +107,18 @@ def outbox_messages(channel: str | None = None, to: str | None = None):
     return messages
 
 
+def queued_notice(to: str, now: datetime, *, name: str = "L", reference: str = "RC-AAAA-BBBB"):
+    """A case-expired e-mail queued for ``to`` (English), as its outbox row:
+    the message the sending and retry tests put through the outbox."""
+    from recovery_app import notify
+    from recovery_app.models import OutboxMessage
+
+    message_id = notify.queue_email(
+        to, "scheduler/email/case_expired", "en", now, name=name, reference=reference, days=7, base_url="http://x"
+    )
+    return db.session.get(OutboxMessage, message_id)
+
+
 def last_code(to: str) -> str:
     """The six-digit code in the newest SMS or voice message to ``to``."""
     for message in reversed(outbox_messages(to=to)):

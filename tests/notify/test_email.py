@@ -12,7 +12,7 @@ from sqlalchemy import select
 from recovery_app import notify
 from recovery_app.models import OutboxMessage
 from recovery_app.models.base import utcnow
-from tests.helpers import last_code, outbox_messages
+from tests.helpers import last_code, outbox_messages, queued_notice
 from tests.signin import SignIn
 
 from .servers import DroppingServer, free_port
@@ -91,40 +91,14 @@ def test_no_code_is_ever_in_an_email(app, db, make, now, mail_server, add_phone)
 
 
 def test_a_refused_recipient_fails_at_once(app, db, now, mail_server):
-    row = db.session.get(
-        OutboxMessage,
-        notify.queue_email(
-            "refused@example.test",
-            "scheduler/email/case_expired",
-            "en",
-            now,
-            name="R",
-            reference="RC-AAAA-BBBB",
-            days=7,
-            base_url="http://x",
-        ),
-    )
-    db.session.flush()
+    row = queued_notice("refused@example.test", now, name="R")
     assert notify.deliver_due(now) == {"sent": 0, "retried": 0, "failed": 1}
     db.session.refresh(row)
     assert row.status == "failed" and row.tries == 1 and "550" in row.last_error
 
 
 def test_a_dropped_or_refused_connection_is_tried_again_later(app, db, now):
-    row = db.session.get(
-        OutboxMessage,
-        notify.queue_email(
-            "someone@example.test",
-            "scheduler/email/case_expired",
-            "en",
-            now,
-            name="S",
-            reference="RC-AAAA-BBBB",
-            days=7,
-            base_url="http://x",
-        ),
-    )
-    db.session.flush()
+    row = queued_notice("someone@example.test", now, name="S")
     with DroppingServer() as dropping:
         app.config.update(
             RECOVERY_SMTP_HOST="127.0.0.1",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from recovery_app import notify
 from recovery_app.models import OutboxMessage
+from tests.helpers import queued_notice
 
 PHONE = "+819012345678"
 
@@ -17,20 +18,7 @@ class ProviderDown:
 
 def _failed_and_pending(app, db, now):
     app.config["RECOVERY_SENDER"] = f"{__name__}:ProviderDown"
-    lost = db.session.get(
-        OutboxMessage,
-        notify.queue_email(
-            "lost@example.test",
-            "scheduler/email/case_expired",
-            "en",
-            now,
-            name="L",
-            reference="RC-AAAA-BBBB",
-            days=7,
-            base_url="http://x",
-        ),
-    )
-    db.session.flush()
+    lost = queued_notice("lost@example.test", now)
     moment = now
     while lost.status != "failed":
         notify.deliver_due(moment)

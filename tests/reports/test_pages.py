@@ -8,10 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from recovery_app import notify
-from recovery_app.models import OutboxMessage
 from recovery_app.scheduler import jobs
-from tests.helpers import count_statements
+from tests.helpers import count_statements, queued_notice
 
 RANGE = {"start": "2026-02-28", "end": "2026-03-02"}
 
@@ -118,20 +116,7 @@ def test_unknown_csv_table_is_not_found(manager_client):
 
 def test_failed_messages_are_shown_to_managers(manager_client, app, now, db):
     app.config["RECOVERY_SENDER"] = "tests.scheduler.conftest:ProviderDown"
-    message = db.session.get(
-        OutboxMessage,
-        notify.queue_email(
-            "lost@example.test",
-            "scheduler/email/case_expired",
-            "en",
-            now,
-            name="L",
-            reference="RC-AAAA-BBBB",
-            days=7,
-            base_url="http://x",
-        ),
-    )
-    db.session.flush()
+    message = queued_notice("lost@example.test", now)
     moment = now
     while message.status != "failed":
         jobs.deliver_outbox(moment)

@@ -13,7 +13,7 @@ from recovery_app import lifecycle
 from recovery_app.documents import storage
 from recovery_app.models import AuditEvent, Case, Document, JobRun, OutboxMessage
 from recovery_app.scheduler import jobs
-from tests.helpers import later, outbox_messages
+from tests.helpers import later, outbox_messages, queued_notice
 
 
 def audits(db, action, reference=None):
@@ -227,20 +227,7 @@ def test_outbox_messages_are_retried_with_backoff_then_marked_failed(app, now, d
     from recovery_app import notify
 
     app.config["RECOVERY_SENDER"] = "tests.scheduler.conftest:ProviderDown"
-    message = db.session.get(
-        OutboxMessage,
-        notify.queue_email(
-            "someone@example.test",
-            "scheduler/email/case_expired",
-            "en",
-            now,
-            name="Someone",
-            reference="RC-TEST-0001",
-            days=7,
-            base_url="http://x",
-        ),
-    )
-    db.session.flush()
+    message = queued_notice("someone@example.test", now, name="Someone", reference="RC-TEST-0001")
     moment, tries = now, []
     for _ in range(10):
         result = jobs.deliver_outbox(moment)
