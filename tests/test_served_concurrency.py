@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from recovery_app import audit
 from recovery_app.auth import twofactor
+from recovery_app.database import unit
 from recovery_app.extensions import db
 from recovery_app.models import SecurityEvent, SentCode, TwoFactorMethod, User
 from recovery_app.models.base import utcnow
@@ -82,6 +84,42 @@ def _password_step(base: str, email: str) -> Person:
     person.get("/sign-in")
     assert person.post("/sign-in", {"email": email, "password": TEST_PASSWORD}).url.endswith("/sign-in/code")
     return person
+
+
+def test_the_code_page_opens_while_another_request_writes(live_app):
+    # The page reads the challenge the password step started: it takes no write
+    # lock, so it does not queue behind a writer (on SQLite a writer holds the
+    # whole database until it commits).
+    ((email, _seed),) = [p for p in sellers(live_app, 1)]
+    inside, release = threading.Event(), threading.Event()
+
+    def writer():
+        with live_app.app_context():
+            try:
+                with unit():
+                    db.session.execute(update(User).where(User.email == email).values(display_name="Held"))
+                    inside.set()
+                    release.wait(60)
+            finally:
+                db.session.remove()
+
+    with served(live_app, scheduler=False) as base:
+        person = _password_step(base, email)
+        holder = threading.Thread(target=writer)
+        holder.start()
+        try:
+            assert inside.wait(10)
+            opened: list = []
+            reader = threading.Thread(target=lambda: opened.append(person.get("/sign-in/code")))
+            reader.start()
+            reader.join(10)
+            answered_while_held = not reader.is_alive()
+        finally:
+            release.set()
+            holder.join(30)
+            reader.join(60)
+    assert answered_while_held
+    assert opened[0].status_code == 200 and 'name="code"' in opened[0].text
 
 
 def test_parallel_wrong_codes_never_get_past_the_lock(live_app):

@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 
 from .. import web
 from ..account.services import save_language
-from ..database import reads_first, writes
+from ..database import begin_write, reads_first, writes
 from ..i18n import chosen_language
 from ..models.base import utcnow
 from . import passkeys, services, twofactor
@@ -190,7 +190,6 @@ def _password_step_expired():
 
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
-@writes  # opening the page starts the challenge (and sends a code to a phone method)
 @web.configured_limit("RECOVERY_LIMIT_CODE_CHECK", methods=["POST"])
 def challenge():
     now = utcnow()
@@ -202,6 +201,12 @@ def challenge():
     current = Challenge.from_dict(session.get(CHALLENGE_KEY))
     if current is None or (current.passkey and request.method == "GET" and not passkeys.passkeys_of(user)):
         # (a passkey removed meanwhile: the next way)
+        # Starting one may send a code, so the unit writes from here; the page
+        # usually finds the challenge started and only reads.
+        begin_write()
+        user = pending_user(now)  # read again under the write lock: still this browser's step?
+        if user is None:
+            return _password_step_expired()
         current, problem = services.start_challenge(
             user, now, send=services.sends_code_unasked(user), locale=_language()
         )

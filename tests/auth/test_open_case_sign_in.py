@@ -64,3 +64,17 @@ def test_without_an_open_case_the_primary_phone_still_gets_its_code(client, make
     response = auth.password(client, user)
     assert response.headers["Location"].endswith("/sign-in/code")
     assert len(outbox_messages("sms", PHONE)) == 1
+
+
+def test_code_page_opened_directly_starts_the_challenge_and_sends_the_code(client, make, auth, add_phone):
+    # No challenge in this browser yet (the password step came from elsewhere): the page
+    # starts one, as a writer, and the phone gets its code once; opening it again sends nothing more.
+    user = make.user(enrolled=False)
+    add_phone(user, PHONE)
+    auth.fast_password_step(client, user)
+    page = client.get("/sign-in/code").get_data(as_text=True)
+    assert "We sent a text message" in page and 'id="code-not-sent"' not in page
+    assert len(outbox_messages("sms", PHONE)) == 1
+    client.get("/sign-in/code")
+    assert len(outbox_messages("sms", PHONE)) == 1
+    assert client.post("/sign-in/code", data={"code": last_code(PHONE)}).status_code == 302
