@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from flask import current_app, has_app_context
-from sqlalchemy import inspect
 
 from ..database import on_commit, on_rollback, unit
 from ..extensions import db
@@ -35,8 +34,8 @@ _pool_lock = threading.Lock()
 # --- after the commit ------------------------------------------------------------------
 
 
-def hand_over_after_commit(message) -> None:
-    """Send ``message`` (a row, or a row's id) once the unit that queued it has
+def hand_over_after_commit(message_id: int) -> None:
+    """Send the queued message ``message_id`` once the unit that queued it has
     committed (nothing, if it rolls back)."""
     info = db.session.info
     queued = info.get(_QUEUED)
@@ -44,17 +43,12 @@ def hand_over_after_commit(message) -> None:
         queued = info[_QUEUED] = []
         on_commit(lambda: _hand_over(info.pop(_QUEUED, [])))
         on_rollback(lambda: info.pop(_QUEUED, None))
-    queued.append(message)
+    queued.append(message_id)
 
 
-def _hand_over(messages: list) -> None:
-    # Runs in the session's after_commit hook: no SQL may be issued here, but
-    # the committed rows' ids are known without loading anything.
-    if not messages or not has_app_context() or not current_app.config["RECOVERY_SEND_AFTER_COMMIT"]:
-        return
-    ids = [message if isinstance(message, int) else (inspect(message).identity or (None,))[0] for message in messages]
-    ids = [message_id for message_id in ids if message_id is not None]
-    if ids:
+def _hand_over(ids: list[int]) -> None:
+    # Runs in the session's after_commit hook: no SQL may be issued here.
+    if ids and has_app_context() and current_app.config["RECOVERY_SEND_AFTER_COMMIT"]:
         hand_over(current_app._get_current_object(), ids)
 
 
