@@ -119,6 +119,14 @@ def queued_notice(to: str, now: datetime, *, name: str = "L", reference: str = "
     return db.session.get(OutboxMessage, message_id)
 
 
+def queued_code(to: str, code: str, now: datetime, *, locale: str = "en", channel: str = "sms"):
+    """A one-time code queued for the phone ``to``, as its outbox row."""
+    from recovery_app import notify
+    from recovery_app.models import OutboxMessage
+
+    return db.session.get(OutboxMessage, notify.queue_code(channel, to, code, locale, now))
+
+
 def last_code(to: str) -> str:
     """The six-digit code in the newest SMS or voice message to ``to``."""
     for message in reversed(outbox_messages(to=to)):

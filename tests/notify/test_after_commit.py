@@ -18,6 +18,7 @@ from recovery_app.models import OutboxMessage, TwoFactorMethod
 from recovery_app.models.base import utcnow
 from recovery_app.scheduler import jobs
 from tests.factories import Factory
+from tests.helpers import queued_code
 from tests.signin import SignIn
 
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, mail_settings, twilio_settings
@@ -207,8 +208,7 @@ def test_an_immediate_send_the_retry_job_and_run_once_never_send_one_message_twi
 
 def test_a_claim_whose_sender_died_is_sent_again_after_the_timeout(app, db, now):
     app.config["RECOVERY_OUTBOX_CLAIM_TIMEOUT_SECONDS"] = 300
-    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "ja", now))
-    db.session.flush()
+    row = queued_code(PHONE, "123456", now, locale="ja")
     [dead] = notify.services.claim_due(now)  # claimed, then the process died mid-send
     db.session.flush()
     assert notify.deliver_due(now + timedelta(minutes=1)) == {"sent": 0, "retried": 0, "failed": 0}

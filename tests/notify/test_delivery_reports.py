@@ -8,7 +8,7 @@ from twilio.request_validator import RequestValidator
 from recovery_app import notify
 from recovery_app.models import OutboxMessage
 from recovery_app.models.base import utcnow
-from tests.helpers import outbox_messages
+from tests.helpers import outbox_messages, queued_code
 from tests.signin import SignIn
 
 from .conftest import AUTH_TOKEN
@@ -76,8 +76,7 @@ def test_a_report_without_twilios_signature_changes_nothing(app, db, make, add_p
 
 
 def test_without_twilio_the_report_route_does_not_exist(app, db, now):
-    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "en", now))
-    db.session.flush()
+    row = queued_code(PHONE, "123456", now)
     params = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "undelivered"}
     assert _report(app.test_client(), params).status_code == 404
     assert db.session.get(OutboxMessage, row.id).delivery_status is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from recovery_app import notify
 from recovery_app.models import OutboxMessage
-from tests.helpers import queued_notice
+from tests.helpers import queued_code, queued_notice
 
 PHONE = "+819012345678"
 
@@ -24,8 +24,7 @@ def _failed_and_pending(app, db, now):
         notify.deliver_due(moment)
         db.session.refresh(lost)
         moment = lost.next_try_at
-    waiting = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "en", moment))
-    db.session.flush()
+    waiting = queued_code(PHONE, "123456", moment)
     app.config["RECOVERY_SENDER"] = None
     return lost, waiting
 

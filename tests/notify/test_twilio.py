@@ -9,9 +9,8 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 from recovery_app import notify
-from recovery_app.models import OutboxMessage
 from recovery_app.models.base import utcnow
-from tests.helpers import last_code, outbox_messages
+from tests.helpers import last_code, outbox_messages, queued_code
 from tests.signin import SignIn
 
 from .conftest import AUTH_TOKEN
@@ -96,8 +95,7 @@ def test_an_outage_is_retried_with_backoff_and_the_seller_is_told_to_use_another
 
 def test_a_number_twilio_refuses_fails_at_once(app, db, now, twilio):
     twilio.failure = (400, {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400})
-    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "en", now))
-    db.session.flush()
+    row = queued_code(PHONE, "123456", now)
     assert notify.deliver_due(now) == {"sent": 0, "retried": 0, "failed": 1}
     db.session.refresh(row)
     assert row.status == "failed" and row.tries == 1 and "21211" in row.last_error
@@ -106,8 +104,7 @@ def test_a_number_twilio_refuses_fails_at_once(app, db, now, twilio):
 def test_a_timeout_is_temporary(app, db, now, twilio):
     app.config["RECOVERY_TWILIO_TIMEOUT_SECONDS"] = 0.3
     twilio.delay = 1.0
-    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "en", now))
-    db.session.flush()
+    row = queued_code(PHONE, "123456", now)
     assert notify.deliver_due(now) == {"sent": 0, "retried": 1, "failed": 0}
     db.session.refresh(row)
     assert row.status == "pending" and "Timeout" in row.last_error
@@ -119,8 +116,7 @@ def test_credentials_are_never_logged_or_kept(app, db, now, twilio, caplog):
     db.session.flush()
     notify.deliver_due(now)
     twilio.failure = (401, {"code": 20003, "message": "Authenticate", "status": 401})
-    failed = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "654321", "en", now))
-    db.session.flush()
+    failed = queued_code(PHONE, "654321", now)
     notify.deliver_due(now)
     db.session.refresh(failed)
     assert failed.status == "pending" and failed.last_error == "Twilio 401 (error 20003)"  # a setting to fix
@@ -130,8 +126,7 @@ def test_credentials_are_never_logged_or_kept(app, db, now, twilio, caplog):
 
 def test_without_settings_nothing_leaves_and_codes_stay_readable(app, db, now):
     # The development default: no provider, every message readable with `flask outbox list`.
-    row = db.session.get(OutboxMessage, notify.queue_code("sms", PHONE, "123456", "ja", now))
-    db.session.flush()
+    row = queued_code(PHONE, "123456", now, locale="ja")
     assert notify.deliver_due(now) == {"sent": 1, "retried": 0, "failed": 0}
     db.session.refresh(row)
     assert row.status == "sent" and "123456" in row.body and row.provider_id is None
