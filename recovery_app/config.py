@@ -200,7 +200,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_INVITATION_HOURS": _int("INVITATION_HOURS", 72),
         "RECOVERY_RESET_MINUTES": _int("RESET_MINUTES", 60),
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # No X-RateLimit-* headers: they cost a storage read on every limited
+        # request and tell a browser nothing. A refused request still says when
+        # to come back (Retry-After, set by errors.py on the 429).
+        "RATELIMIT_HEADERS_ENABLED": False,
         # How many proxies in front of the app set X-Forwarded-For/-Proto/-Host
         # (nginx alone: 1; a load balancer, then nginx: 2). 0 trusts none.
         "RECOVERY_TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .extensions import db
+from .extensions import db, limiter
 
 MESSAGES = {
     400: _l("The request could not be understood. Please go back and try again."),
@@ -43,6 +45,15 @@ def _render(status: int, message) -> tuple:
     return render_template("errors/error.html", status=status, message=text), status
 
 
+def _retry_after() -> list[tuple[str, str]]:
+    """Retry-After for a request a rate limit refused: the seconds until that
+    limit's window lets the address in again."""
+    breached = limiter.current_limit
+    if breached is None or not breached.breached:
+        return []
+    return [("Retry-After", str(max(1, int(breached.reset_at - time.time()))))]
+
+
 def init_app(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
@@ -55,6 +66,8 @@ def init_app(app) -> None:
         body, status = _render(error.code, MESSAGES.get(error.code, error.description))
         # Keep what the error says besides its page: Allow on a 405, Retry-After on a 429.
         kept = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        if status == 429 and not any(name.lower() == "retry-after" for name, _ in kept):
+            kept += _retry_after()
         return body, status, kept
 
     @app.errorhandler(InternalServerError)

@@ -304,7 +304,19 @@ def test_sign_in_is_rate_limited_per_address(app, make):
     client = app.test_client()
     for _ in range(3):
         assert client.post("/sign-in", data={"email": "a@example.test", "password": "x" * 12}).status_code == 200
-    assert client.post("/sign-in", data={"email": "a@example.test", "password": "x" * 12}).status_code == 429
+    refused = client.post("/sign-in", data={"email": "a@example.test", "password": "x" * 12})
+    assert refused.status_code == 429
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    # The refusal says when the window lets this address in again, within the minute.
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_answers_under_a_limit_carry_no_limit_counters(app):
+    """How many tries are left is not shown to anyone trying passwords."""
+    app.config["RECOVERY_LIMIT_SIGN_IN"] = "3 per minute"
+    answer = app.test_client().post("/sign-in", data={"email": "a@example.test", "password": "x" * 12})
+    assert answer.status_code == 200
+    assert not [name for name in answer.headers.keys() if name.lower().startswith(("x-ratelimit", "retry-after"))]
 
 
 def test_code_checks_are_rate_limited_per_address(app, make, auth):
