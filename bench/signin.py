@@ -26,7 +26,8 @@ on the app's engine (on SQLite the explicit BEGIN is one of them).
 ``--profile FILE`` writes a pyinstrument profile of the Recovery Desk round
 trips (HTML, or text when FILE ends in .txt). ``--database-url`` runs
 Recovery Desk on PostgreSQL (an empty database: the benchmark migrates it and
-leaves its users there); the peer stays on SQLite.
+leaves its users there); the peer stays on SQLite unless ``--peer-database-url``
+gives it a PostgreSQL database of its own (it creates its tables there).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def send_queued(app) -> tuple[float, int]:
 # --- the peer: Flask-Security-Too ------------------------------------------------------
 
 
-def build_peer(tmp: Path, params: dict):
+def build_peer(tmp: Path, params: dict, database_url: str | None = None):
     from flask import Flask
     from flask_security import Security, SQLAlchemyUserDatastore, auth_required
     from flask_security.models import fsqla_v3 as fsqla
@@ -173,7 +174,7 @@ def build_peer(tmp: Path, params: dict):
     app = Flask("peer")
     app.config.update(
         SECRET_KEY="peer-" + "x" * 40,
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp / 'peer.db'}",
+        SQLALCHEMY_DATABASE_URI=database_url or f"sqlite:///{tmp / 'peer.db'}",
         SECURITY_PASSWORD_SALT="peer-salt-" + "y" * 20,
         SECURITY_PASSWORD_HASH="argon2",
         SECURITY_PASSWORD_HASH_PASSLIB_OPTIONS={
@@ -218,11 +219,12 @@ def make_peer_users(peer, count: int) -> list[tuple[str, str]]:
     with app.app_context():
         db.create_all()
         password_hash = hash_password(PASSWORD)  # one hash for all: the same password
+        tag = int(time.time())  # a PostgreSQL database may keep users of an earlier run
         totp = app.extensions["security"]._totp_factory
         for n in range(count):
             secret = totp.generate_totp_secret()
             user = security.datastore.create_user(
-                email=f"peer{n}@example.test",
+                email=f"peer{tag}-{n}@example.test",
                 password=password_hash,
                 active=True,
                 tf_primary_method="authenticator",
@@ -304,6 +306,7 @@ def main() -> int:
     parser.add_argument("--profile", metavar="FILE", help="write a pyinstrument profile of the sign-ins")
     parser.add_argument("--database-url", help="run Recovery Desk on this (PostgreSQL) database")
     parser.add_argument("--no-peer", action="store_true", help="leave Flask-Security-Too out")
+    parser.add_argument("--peer-database-url", help="run Flask-Security-Too on this (PostgreSQL) database")
     parser.add_argument(
         "--rate-limit-storage",
         default="memory://",
@@ -320,7 +323,7 @@ def main() -> int:
             from recovery_app.extensions import db
 
             ours = StatementCounter(db.engine)
-        peer = None if args.no_peer else build_peer(Path(tmp), params)
+        peer = None if args.no_peer else build_peer(Path(tmp), params, args.peer_database_url)
         if peer is not None:
             peer_users = make_peer_users(peer, args.rounds + 1)
             with peer[0].app_context():
