@@ -309,6 +309,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_OUTBOX_RETRY_AFTER_SECONDS": _int("OUTBOX_RETRY_AFTER_SECONDS", 60),
         # A claim older than this belongs to a sender that died; the row is tried again.
         "RECOVERY_OUTBOX_CLAIM_TIMEOUT_SECONDS": _int("OUTBOX_CLAIM_TIMEOUT_SECONDS", 300),
+        # How long a sender keeps trying to record a message the provider has
+        # taken while the database is away (a restart, a failover): left claimed,
+        # the row would go out a second time once its claim times out.
+        "RECOVERY_OUTBOX_RECORD_SECONDS": _int("OUTBOX_RECORD_SECONDS", 30),
         "RECOVERY_SMTP_HOST": _env("SMTP_HOST"),
         "RECOVERY_SMTP_PORT": _int("SMTP_PORT", SMTP_SECURITY[smtp_security]),
         "RECOVERY_SMTP_USERNAME": _env("SMTP_USERNAME"),

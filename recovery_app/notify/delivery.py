@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from flask import current_app, has_app_context
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..database import on_commit, on_rollback, unit
 from ..extensions import db
@@ -140,10 +142,7 @@ def _deliver(claimed: list[services.Outgoing], now: datetime) -> dict:
             current_app.logger.exception("outbox: sender %s crashed on message %s", type(sender).__name__, outgoing.id)
             error, permanent = f"{type(exc).__name__} in the sender", False
         else:
-            with unit():
-                services.record_sent(
-                    outgoing, now, provider_id=provider_id, keeps_text=getattr(sender, "keeps_text", False)
-                )
+            _record_sent(outgoing, now, provider_id, keeps_text=getattr(sender, "keeps_text", False))
             result["sent"] += 1
             continue
         with unit():
@@ -151,3 +150,33 @@ def _deliver(claimed: list[services.Outgoing], now: datetime) -> dict:
         result["failed" if outcome == "failed" else "retried"] += 1
         current_app.logger.warning("outbox: message %s (%s) not sent: %s", outgoing.id, outgoing.channel, error)
     return result
+
+
+def _record_sent(outgoing: services.Outgoing, now: datetime, provider_id: str | None, *, keeps_text: bool) -> None:
+    """Record that the provider took the message, waiting out a database that
+    is away for a moment: a row left claimed would be sent a second time once
+    its claim times out. Gives up (and raises) after
+    ``RECOVERY_OUTBOX_RECORD_SECONDS``; what follows in the batch then waits
+    for the retry job instead of going out unrecorded too."""
+    deadline = time.monotonic() + current_app.config["RECOVERY_OUTBOX_RECORD_SECONDS"]
+    pause = 0.1
+    while True:
+        try:
+            with unit():
+                services.record_sent(outgoing, now, provider_id=provider_id, keeps_text=keeps_text)
+            return
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + pause > deadline:
+                current_app.logger.error(
+                    "outbox: message %s was sent but could not be recorded (%s); the retry job may send it again",
+                    outgoing.id,
+                    type(exc.orig).__name__,
+                )
+                raise
+            current_app.logger.warning(
+                "outbox: message %s was sent; the database did not take the record (%s), trying again",
+                outgoing.id,
+                type(exc.orig).__name__,
+            )
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)

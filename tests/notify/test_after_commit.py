@@ -9,7 +9,8 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 
 from recovery_app import notify
 from recovery_app.database import unit
@@ -218,3 +219,78 @@ def test_a_claim_whose_sender_died_is_sent_again_after_the_timeout(app, db, now)
     assert notify.services.record_sent(dead, later, provider_id="late", keeps_text=True) is False
     db.session.refresh(row)
     assert row.status == "sent" and row.tries == 2 and row.provider_id is None
+
+
+class _DatabaseAway:
+    """The database dropping the sender's connection when it records a sent
+    message, the way a restart or a failover does, ``times`` times in a row."""
+
+    def __init__(self, engine, times: int):
+        self.engine, self.left, self.refused = engine, times, 0
+        self.error = engine.dialect.loaded_dbapi.OperationalError
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._drop)
+        return self
+
+    def __exit__(self, *_exc):
+        event.remove(self.engine, "before_cursor_execute", self._drop)
+
+    def _drop(self, _connection, _cursor, statement, *_args):
+        if self.left and statement.startswith("UPDATE outbox") and "sent_at" in statement:
+            self.left -= 1
+            self.refused += 1
+            raise self.error("server closed the connection unexpectedly")
+
+
+def _queue_notices(app, count: int, now) -> list[int]:
+    with app.app_context(), unit():
+        return [
+            notify.queue_email(
+                f"q{n}@example.test",
+                "scheduler/email/case_expired",
+                "en",
+                now,
+                name="Q",
+                reference="RC-AAAA-BBBB",
+                days=7,
+                base_url="http://x",
+            )
+            for n in range(count)
+        ]
+
+
+def test_a_sent_message_is_recorded_once_the_database_is_back_and_never_sent_twice(live_app, caplog):
+    live_app.config.update(RECOVERY_SENDER=f"{__name__}:CountingSender", RECOVERY_SEND_AFTER_COMMIT=False)
+    _sent.clear()
+    now = utcnow()
+    [message_id] = _queue_notices(live_app, 1, now)
+    with live_app.app_context():
+        with _DatabaseAway(db.engine, times=2) as away:
+            assert notify.send_now([message_id], now)["sent"] == 1
+        assert away.refused == 2
+        db.session.remove()
+    assert _sent == [message_id]
+    [row] = rows(live_app)
+    assert (row.status, row.tries, row.claim_token, row.provider_id) == ("sent", 1, None, f"count-{message_id}")
+    assert "the database did not take the record" in caplog.text
+    # Nothing is left for the retry job, however late it runs.
+    with live_app.app_context():
+        assert notify.deliver_due(now + timedelta(hours=1)) == {"sent": 0, "retried": 0, "failed": 0}
+    assert _sent == [message_id]
+
+
+def test_a_database_away_for_longer_stops_the_batch_and_says_what_may_go_twice(live_app, caplog):
+    live_app.config.update(
+        RECOVERY_SENDER=f"{__name__}:CountingSender", RECOVERY_SEND_AFTER_COMMIT=False, RECOVERY_OUTBOX_RECORD_SECONDS=1
+    )
+    _sent.clear()
+    now = utcnow()
+    first, second = _queue_notices(live_app, 2, now)
+    with live_app.app_context():
+        with _DatabaseAway(db.engine, times=1000), pytest.raises(OperationalError):
+            notify.deliver_due(now + timedelta(minutes=2))
+        db.session.remove()
+    assert _sent == [first]  # the second is not sent while nothing can be recorded
+    assert {row.id: row.status for row in rows(live_app)} == {first: "sending", second: "sending"}
+    assert f"message {first} was sent but could not be recorded" in caplog.text
