@@ -1,7 +1,8 @@
 // Passkey ceremonies for forms marked data-passkey="get" (use a passkey) or
 // "create" (add one). On submit: ask the server for options (it keeps the
 // challenge), let the browser and the authenticator answer, put the answer in
-// the hidden credential field and send the form. A static file, as the CSP
+// the hidden credential field and send the form. The button comes disabled
+// and is enabled here once the form is ready. A static file, as the CSP
 // allows no inline script.
 (function () {
   "use strict";
@@ -131,6 +132,7 @@
         }
       });
     });
+    button.disabled = false;
   }
 
   Array.prototype.forEach.call(document.querySelectorAll("form[data-passkey]"), setUp);

@@ -240,3 +240,25 @@ def test_the_browser_refuses_the_passkey_at_another_address(live_server, live_ap
     problem.wait_for(state="visible")
     assert WORDS["en"]["elsewhere"] in problem.inner_text()
     assert credentials(cdp, authenticator)[0]["signCount"] == count  # the key was never used there
+
+
+def test_the_passkey_button_waits_for_its_script(live_server, live_app, new_context, new_seller):
+    """A click before the page's script is ready would send the form without a
+    passkey: the button stays disabled until the script takes over."""
+    email = new_seller("en")
+    context = new_context("en-US")
+    page = context.new_page()
+    virtual_authenticator(context, page)
+    sign_in_with_password(page, live_server, email)
+    page.wait_for_url(re.compile(r"/sign-in/setup$"))
+    held = []
+    page.route("**/static/js/passkeys.js", lambda route: held.append(route))
+    page.goto(f"{live_server}/sign-in/setup/passkey", wait_until="commit")
+    button = page.locator("button.passkey-button")
+    button.wait_for(state="attached")  # parsed; the page waits for the held script below it
+    assert button.is_disabled()
+    assert held, "the script was asked for"
+    held[0].continue_()
+    page.wait_for_function("!document.querySelector('button.passkey-button').disabled")
+    button.click()
+    page.wait_for_url(re.compile(r"/sign-in/setup$"))
