@@ -19,7 +19,7 @@ from recovery_app.models import OutboxMessage, TwoFactorMethod
 from recovery_app.models.base import utcnow
 from recovery_app.scheduler import jobs
 from tests.factories import Factory
-from tests.helpers import queued_code
+from tests.helpers import queued_code, queued_notice
 from tests.signin import SignIn
 
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, mail_settings, twilio_settings
@@ -43,6 +43,12 @@ def rows(app) -> list[OutboxMessage]:
         found = list(db.session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
         db.session.expunge_all()
         return found
+
+
+def queued_notices(app, count: int, now) -> list[int]:
+    """``count`` case-expired e-mails queued and committed; their ids."""
+    with app.app_context(), unit():
+        return [queued_notice(f"q{n}@example.test", now).id for n in range(count)]
 
 
 @pytest.fixture
@@ -157,20 +163,7 @@ def test_an_immediate_send_the_retry_job_and_run_once_never_send_one_message_twi
     live_app.config.update(RECOVERY_SENDER=f"{__name__}:CountingSender", RECOVERY_SEND_AFTER_COMMIT=False)
     _sent.clear()
     now = utcnow()
-    with live_app.app_context(), unit():
-        ids = [
-            notify.queue_email(
-                f"p{n}@example.test",
-                "scheduler/email/case_expired",
-                "en",
-                now,
-                name="P",
-                reference="RC-AAAA-BBBB",
-                days=7,
-                base_url="http://x",
-            )
-            for n in range(40)
-        ]
+    ids = queued_notices(live_app, 40, now)
     outbox_job = next(job for job in jobs.JOBS if job.name == "outbox")
     start = threading.Barrier(3)
     errors: list[BaseException] = []
@@ -243,28 +236,11 @@ class _DatabaseAway:
             raise self.error("server closed the connection unexpectedly")
 
 
-def _queue_notices(app, count: int, now) -> list[int]:
-    with app.app_context(), unit():
-        return [
-            notify.queue_email(
-                f"q{n}@example.test",
-                "scheduler/email/case_expired",
-                "en",
-                now,
-                name="Q",
-                reference="RC-AAAA-BBBB",
-                days=7,
-                base_url="http://x",
-            )
-            for n in range(count)
-        ]
-
-
 def test_a_sent_message_is_recorded_once_the_database_is_back_and_never_sent_twice(live_app, caplog):
     live_app.config.update(RECOVERY_SENDER=f"{__name__}:CountingSender", RECOVERY_SEND_AFTER_COMMIT=False)
     _sent.clear()
     now = utcnow()
-    [message_id] = _queue_notices(live_app, 1, now)
+    [message_id] = queued_notices(live_app, 1, now)
     with live_app.app_context():
         with _DatabaseAway(db.engine, times=2) as away:
             assert notify.send_now([message_id], now)["sent"] == 1
@@ -286,7 +262,7 @@ def test_a_database_away_for_longer_stops_the_batch_and_says_what_may_go_twice(l
     )
     _sent.clear()
     now = utcnow()
-    first, second = _queue_notices(live_app, 2, now)
+    first, second = queued_notices(live_app, 2, now)
     with live_app.app_context():
         with _DatabaseAway(db.engine, times=1000), pytest.raises(OperationalError):
             notify.deliver_due(now + timedelta(minutes=2))
