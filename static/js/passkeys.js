@@ -104,8 +104,7 @@
 
     if (!window.PublicKeyCredential || !navigator.credentials) {
       say(form.getAttribute("data-msg-unsupported"));
-      button.disabled = true;
-      return;
+      return;  // the button stays disabled
     }
     form.addEventListener("submit", function (event) {
       if (field.value) {
