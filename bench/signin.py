@@ -17,11 +17,13 @@ the figures are medians over the rounds. Every user has their own
 authenticator (a code is accepted once per 30-second step), so no round waits.
 The ratio that matters is round trip / one hash: the password hash is the one
 cost a sign-in is meant to have. Each round's trip over that round's hash is
-also given as quartiles, to show how far the ratio moves within one run. What a sign-in queues (the new-device notice)
-is sent after the response by the outbox's sender threads; here it is sent
-between rounds instead, and timed on its own, so that its work overlaps
-neither the hash nor the peer's requests. The SQL statements of each request are counted
-on the app's engine (on SQLite the explicit BEGIN is one of them).
+also given as quartiles, to show how far the ratio moves within one run.
+
+What a sign-in queues (the new-device notice) is sent after the response by
+the outbox's sender threads; here it is sent between rounds instead, and timed
+on its own, so that its work overlaps neither the hash nor the peer's requests.
+The SQL statements of each request are counted on the app's engine (on SQLite
+the explicit BEGIN is one of them).
 
 ``--profile FILE`` writes a pyinstrument profile of the Recovery Desk round
 trips (HTML, or text when FILE ends in .txt). ``--database-url`` runs
