@@ -90,7 +90,7 @@ def test_the_code_page_opens_while_another_request_writes(live_app):
     # The page reads the challenge the password step started: it takes no write
     # lock, so it does not queue behind a writer (on SQLite a writer holds the
     # whole database until it commits).
-    ((email, _seed),) = [p for p in sellers(live_app, 1)]
+    ((email, _seed),) = sellers(live_app, 1)
     inside, release = threading.Event(), threading.Event()
 
     def writer():
@@ -124,7 +124,7 @@ def test_the_code_page_opens_while_another_request_writes(live_app):
 
 def test_parallel_wrong_codes_never_get_past_the_lock(live_app):
     # ASVS 6.3.1: 48 wrong codes at once from 8 password-step sessions; at most 10 are compared per lock window
-    ((email, seed),) = [p for p in sellers(live_app, 1)]
+    ((email, seed),) = sellers(live_app, 1)
     limit = live_app.config["RECOVERY_CODE_LOCK_AFTER"]
     with served(live_app, scheduler=False) as base:
         sessions = [_password_step(base, email) for _ in range(8)]
@@ -155,7 +155,7 @@ def pyotp_now(seed: str) -> str:
 
 
 def test_parallel_guesses_at_one_sent_code_get_its_five_tries_and_no_more(live_app):
-    ((email, _seed),) = [p for p in sellers(live_app, 1)]
+    ((email, _seed),) = sellers(live_app, 1)
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
         db.session.execute(
@@ -195,7 +195,7 @@ def test_parallel_guesses_at_one_sent_code_get_its_five_tries_and_no_more(live_a
 
 def test_parallel_wrong_passwords_are_each_counted_once(live_app):
     # The counter moves in SQL: every wrong password that was evaluated is in it, none lost.
-    ((email, _seed),) = [p for p in sellers(live_app, 1)]
+    ((email, _seed),) = sellers(live_app, 1)
     with served(live_app, scheduler=False) as base:
         people = [Person(base, email) for _ in range(20)]
         for person in people:
@@ -243,7 +243,7 @@ def _passkey_person(live_app, base: str, email: str, device):
 
 
 def _with_passkey(live_app):
-    ((email, _seed),) = [p for p in sellers(live_app, 1)]
+    ((email, _seed),) = sellers(live_app, 1)
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
         device = Factory(live_app).add_passkey(user)
