@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from flask import jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -45,13 +47,22 @@ def _render(status: int, message) -> tuple:
     return render_template("errors/error.html", status=status, message=text), status
 
 
-def _retry_after() -> list[tuple[str, str]]:
-    """Retry-After for a request a rate limit refused: the seconds until that
-    limit's window lets the address in again."""
+def _seconds_until_allowed() -> int | None:
+    """For a request a rate limit refused: the seconds until that limit's
+    window lets the address in again (None when no limit of ours refused it)."""
     breached = limiter.current_limit
     if breached is None or not breached.breached:
-        return []
-    return [("Retry-After", str(max(1, int(breached.reset_at - time.time()))))]
+        return None
+    return max(1, int(breached.reset_at - time.time()))
+
+
+def _refused_for(seconds: int) -> str:
+    # In whole minutes, rounded up: an hourly limit can mean a long wait, and "a little" would mislead.
+    return ngettext(
+        "Too many attempts. Please try again in %(num)d minute.",
+        "Too many attempts. Please try again in %(num)d minutes.",
+        math.ceil(seconds / 60),
+    )
 
 
 def init_app(app) -> None:
@@ -63,11 +74,15 @@ def init_app(app) -> None:
     def http_error(error: HTTPException):
         if error.code is None or error.code < 400:
             return error
-        body, status = _render(error.code, MESSAGES.get(error.code, error.description))
+        message = MESSAGES.get(error.code, error.description)
         # Keep what the error says besides its page: Allow on a 405, Retry-After on a 429.
         kept = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
-        if status == 429 and not any(name.lower() == "retry-after" for name, _ in kept):
-            kept += _retry_after()
+        wait = _seconds_until_allowed() if error.code == 429 else None
+        if wait is not None:
+            message = _refused_for(wait)
+            if not any(name.lower() == "retry-after" for name, _ in kept):
+                kept.append(("Retry-After", str(wait)))
+        body, status = _render(error.code, message)
         return body, status, kept
 
     @app.errorhandler(InternalServerError)

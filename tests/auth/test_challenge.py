@@ -3,6 +3,7 @@ devices, and the attempt limits around them."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -309,6 +310,21 @@ def test_sign_in_is_rate_limited_per_address(app, make):
     assert "Too many attempts" in refused.get_data(as_text=True)
     # The refusal says when the window lets this address in again, within the minute.
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "Please try again in 1 minute." in refused.get_data(as_text=True)
+
+
+def test_a_refusal_under_an_hourly_limit_says_how_many_minutes_in_japanese(app):
+    app.config["RECOVERY_LIMIT_SIGN_IN"] = "2 per hour"
+    client = app.test_client()
+    headers = {"Accept-Language": "ja"}
+    for _ in range(2):
+        client.post("/sign-in", data={"email": "a@example.test", "password": "x" * 12}, headers=headers)
+    refused = client.post("/sign-in", data={"email": "a@example.test", "password": "x" * 12}, headers=headers)
+    assert refused.status_code == 429
+    seconds = int(refused.headers["Retry-After"])
+    assert 1 <= seconds <= 3600
+    said = refused.get_data(as_text=True)
+    assert f"試行回数が多すぎます。{math.ceil(seconds / 60)}分ほど待ってから、もう一度お試しください。" in said
 
 
 def test_answers_under_a_limit_carry_no_limit_counters(app):
