@@ -22,6 +22,9 @@ A request is a writer when its method is not safe (POST…); a GET that must
 write (an audited view) says so with ``@writes``; a POST that does slow
 work between reading and writing (a password hash, cleaning uploaded files)
 says ``@reads_first`` and calls ``begin_write()`` when the slow part is done.
+Slow work that needs no database at all (argon2 hashes) runs inside
+``slow_work_then_write()`` instead: the unit holds no transaction and no
+connection while it lasts.
 
 A unit that began as a reader and then writes is a bug on SQLite; it is
 reported as a ``ReadUnitWrote`` warning (an error in the tests).
@@ -46,6 +49,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .extensions import db
 
 READ, WRITE = "read", "write"
+NO_DATABASE = "no database"  # inside slow_work_then_write(): beginning a transaction is a bug
 BUSY_TIMEOUT_SECONDS = 30
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -143,6 +147,18 @@ def enable_sqlite_pragmas(engine) -> None:
             raise
 
 
+def refuse_transactions_in_slow_work(engine) -> None:
+    """Beginning a transaction inside ``slow_work_then_write()`` raises, before
+    any BEGIN is sent: a lazy load there would take the write lock (or hold a
+    snapshot and a connection) for the length of the slow work. Registered
+    before the SQLite listeners, so it runs first."""
+
+    @event.listens_for(engine, "begin")
+    def _refuse(_connection):
+        if _mode.get() == NO_DATABASE:
+            raise RuntimeError("the database was used inside slow_work_then_write()")
+
+
 def watch_writes(engine) -> None:
     """Report a write made by a unit that began as a reader (any database, so
     a missing ``@writes`` shows on PostgreSQL runs too)."""
@@ -207,6 +223,24 @@ def begin_write() -> None:
         raise RuntimeError("begin_write() after changes were made in a read-only unit")
     session.commit()  # ends the read snapshot; nothing was written
     _mode.set(WRITE)
+
+
+@contextmanager
+def slow_work_then_write() -> Iterator[None]:
+    """Slow work that needs no database (argon2 hashes) between a unit's reads
+    and its writes. The read snapshot ends and the connection goes back to the
+    pool before it, so for its whole length the unit holds no lock, no
+    connection another request could use, and no snapshot that would hold back
+    a WAL checkpoint. Using the database inside the block raises. After it the
+    unit goes on as a writer, as after ``begin_write()``: read what you need
+    before the block; what was read is read again, under the write lock, when
+    it is next used."""
+    begin_write()
+    token = _mode.set(NO_DATABASE)
+    try:
+        yield
+    finally:
+        _mode.reset(token)
 
 
 @contextmanager
@@ -313,6 +347,7 @@ def lock_row(model, row_id: int) -> None:
 
 def init_app(app: Flask) -> None:
     with app.app_context():
+        refuse_transactions_in_slow_work(db.engine)
         if db.engine.dialect.name == "sqlite":
             enable_sqlite_pragmas(db.engine)
         watch_writes(db.engine)

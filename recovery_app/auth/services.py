@@ -41,7 +41,7 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import bindparam, delete, or_, select, update
 
-from ..database import begin_write, core_execute, update_row
+from ..database import core_execute, slow_work_then_write, update_row
 from ..domain import DomainError
 from ..extensions import db
 from ..i18n import zoned
@@ -161,8 +161,9 @@ def authenticate(
     user = find_user_by_email(email)
     if user is not None and not user.is_active:
         user = None
-    right = verify_password(user.password_hash if user else None, password)
-    begin_write()  # the slow hash is done: the rest of the sign-in writes
+    password_hash = user.password_hash if user else None
+    with slow_work_then_write():  # no transaction, lock or connection held during the hash
+        right = verify_password(password_hash, password)
     if user is None:
         record_event(None, "password_failed", now, address=address, browser=browser, known=False)
         raise AuthError(SIGN_IN_REFUSED)
@@ -824,8 +825,8 @@ def new_recovery_codes(user: User, now: datetime, *, address, browser) -> list[s
     slow hash never holds up everyone else's writes on SQLite."""
     if not has_second_factor(user):
         raise AuthError(_l("Set up a way to get codes first."))
-    codes, hashes = twofactor.new_recovery_code_set()
-    begin_write()
+    with slow_work_then_write():
+        codes, hashes = twofactor.new_recovery_code_set()
     if not has_second_factor(user):  # read again as a writer: a method may have gone meanwhile
         raise AuthError(_l("Set up a way to get codes first."))
     twofactor.store_recovery_codes(user, hashes, now)
