@@ -23,7 +23,8 @@ from functools import wraps
 
 from flask import abort, current_app, g, session
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..database import best_effort_write, core_execute, remembered, update_row
 from ..extensions import db, login_manager
@@ -209,9 +210,22 @@ def end_password_steps(user: User, now: datetime, reason: str) -> None:
     )
 
 
+# Built once; one statement, so that two at once (a sign-out everywhere while a
+# password is changed) both move the epoch: with a read, then a write, the
+# second would write the number the first had written, and a session stamped
+# with it by one would survive the other.
+_BUMP_EPOCH = (
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(session_epoch=func.coalesce(User.session_epoch, 0) + 1)
+    .returning(User.session_epoch)
+)
+
+
 def bump_epoch(user: User) -> None:
     """End every session of the user, signed-in or half-way, at its next request."""
-    user.session_epoch = (user.session_epoch or 0) + 1
+    (epoch,) = core_execute(_BUMP_EPOCH, {"user_id": user.id}).one()
+    set_committed_value(user, "session_epoch", epoch)
 
 
 def sign_out(now: datetime, reason: str = "signed_out") -> None:

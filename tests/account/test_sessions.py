@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from recovery_app.models import SecurityEvent, UserSession
+from recovery_app.auth import services
+from recovery_app.database import unit
+from recovery_app.extensions import db
+from recovery_app.models import SecurityEvent, User, UserSession
 from recovery_app.models.base import utcnow
 from tests.account.conftest import SIGN_IN_PATH
+from tests.served import sellers
 
 PHONE_UA = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
 
@@ -132,3 +137,42 @@ def test_after_a_change_the_page_offers_one_button_to_end_the_others(app, client
 def test_no_offer_when_there_is_no_other_session(client, me):
     page = client.get("/account/sessions?after=password", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Other sessions still signed in" not in page and "You are signed in only here" in page
+
+
+def test_two_ends_of_every_session_at_once_both_move_the_epoch(live_app, backend):
+    """Two browsers press "sign out everywhere" at the same moment. Each must
+    move the epoch on: if the second only wrote the number the first had
+    written, a session stamped with it by one would outlive the other."""
+    ((email, _seed),) = sellers(live_app, 1)
+    with live_app.app_context():
+        before = db.session.execute(select(User.session_epoch).where(User.email == email)).scalar_one()
+        db.session.remove()
+    # On PostgreSQL both read the user before either writes. SQLite runs one
+    # writer at a time (the second waits at BEGIN IMMEDIATE), so there is
+    # nothing to line up, and waiting for each other would only deadlock.
+    both_read = threading.Barrier(2, timeout=30) if backend == "postgresql" else None
+    failures = []
+
+    def end_everything():
+        try:
+            with live_app.app_context():
+                with unit():
+                    user = db.session.execute(select(User).where(User.email == email)).scalar_one()
+                    if both_read is not None:
+                        assert user.session_epoch == before
+                        both_read.wait()
+                    services.sign_out_everywhere(user, utcnow(), address="192.0.2.7", browser="test")
+                db.session.remove()
+        except Exception as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=end_everything) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with live_app.app_context():
+        after = db.session.execute(select(User.session_epoch).where(User.email == email)).scalar_one()
+        db.session.remove()
+    assert after == before + 2
