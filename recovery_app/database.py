@@ -337,12 +337,24 @@ def _run_rollback_callbacks(session, transaction):
         callback()
 
 
-def lock_row(model, row_id: int) -> None:
-    """Serialise writers on one row (two tabs of one seller, a seller and a
-    reviewer on one case). PostgreSQL takes a row lock; on SQLite the unit
-    already holds the database's write lock, so there is nothing more to take."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(select(model.id).where(model.id == row_id).with_for_update())
+def lock_row(model, *row_ids: int) -> None:
+    """Serialise writers on rows: two tabs of one seller, a seller and a
+    reviewer on one case, two managers changing each other's roles.
+
+    PostgreSQL takes the row locks, in id order so that two units locking the
+    same rows cannot deadlock, and then everything this unit read before is
+    read again when next used (loaded objects are expired, and what
+    ``remembered()`` kept is dropped): a check made after ``lock_row`` sees
+    what the unit that held the lock committed. On SQLite the unit already
+    holds the database's write lock, and all it has read was read under it,
+    so there is nothing to do."""
+    session = db.session
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    ids = sorted(set(row_ids))
+    session.execute(select(model.id).where(model.id.in_(ids)).order_by(model.id).with_for_update())
+    session.expire_all()  # flushed first by the SELECT's autoflush: nothing unsaved is lost
+    session.info.pop("remembered", None)
 
 
 def init_app(app: Flask) -> None:

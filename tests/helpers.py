@@ -1,6 +1,6 @@
 """What tests share besides fixtures: the test password, the fixed clock, a
-client that posts like a browser, the outbox readers, and how a test database
-is made."""
+client that posts like a browser, the outbox readers, how a test database
+is made, and units run at once."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import base64
 import hashlib
 import os
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
@@ -15,6 +16,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import create_engine, event, select, text
 
 from recovery_app import create_app
+from recovery_app.database import unit
 from recovery_app.extensions import db
 
 TEST_PASSWORD = "correct horse battery staple 42"
@@ -183,3 +185,36 @@ def drawn_once(draw):
         return result
 
     return document_image
+
+
+def units_at_once(app, backend: str, steps) -> list:
+    """Run each ``(read, act)`` pair in its own thread and unit, with real
+    commits: ``read`` loads what the request would have loaded and returns
+    ``act``'s arguments; ``act`` makes the change. On PostgreSQL every unit
+    has read before any acts (a barrier); SQLite runs one writer at a time
+    (the second waits at BEGIN IMMEDIATE), so there is nothing to line up
+    there, and waiting for each other would only deadlock. Returns what each
+    ``act`` returned or raised, in order."""
+    all_read = threading.Barrier(len(steps), timeout=30) if backend == "postgresql" else None
+    outcomes: list = [None] * len(steps)
+
+    def run(n, read, act):
+        try:
+            with app.app_context():
+                try:
+                    with unit():
+                        loaded = read()
+                        if all_read is not None:
+                            all_read.wait()
+                        outcomes[n] = act(*loaded)
+                finally:
+                    db.session.remove()
+        except Exception as exc:  # the main thread looks at it
+            outcomes[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n, *pair)) for n, pair in enumerate(steps)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return outcomes

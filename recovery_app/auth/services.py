@@ -41,7 +41,7 @@ from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import bindparam, delete, or_, select, update
 
-from ..database import core_execute, slow_work_then_write, update_row
+from ..database import core_execute, lock_row, slow_work_then_write, update_row
 from ..domain import DomainError
 from ..extensions import db
 from ..i18n import zoned
@@ -729,6 +729,11 @@ def confirm_phone_method(
 
 
 def _confirm(user: User, method: TwoFactorMethod, now: datetime, address, browser) -> TwoFactorMethod:
+    method_id = method.id
+    _one_change_at_a_time(user)
+    method = pending_method(user, method_id)  # read again under the lock: another tab may have confirmed or dropped it
+    if method is None:
+        raise AuthError(_l("This set-up has expired. Please start again."))
     has_primary = any(m.is_primary for m in twofactor.confirmed_methods(user))
     method.confirmed_at = now
     method.is_primary = not has_primary
@@ -796,6 +801,7 @@ def add_passkey(
 
 
 def remove_passkey(user: User, passkey_id: int, now: datetime, *, address, browser) -> None:
+    _one_change_at_a_time(user)
     others = [p for p in passkeys.passkeys_of(user) if p.id != passkey_id]
     if passkeys.passkey_of(user, passkey_id) is not None and not others and not twofactor.confirmed_methods(user):
         raise AuthError(_l("This is your only second step. Add another first, or turn 2-step verification off."))
@@ -837,6 +843,7 @@ def new_recovery_codes(user: User, now: datetime, *, address, browser) -> list[s
 
 
 def finish_enrollment(user: User, now: datetime, *, address, browser) -> None:
+    _one_change_at_a_time(user)
     if not has_second_factor(user):
         raise AuthError(_l("Set up a way to get codes first."))
     if twofactor.remaining_recovery_codes(user) == 0:
@@ -857,7 +864,16 @@ def finish_enrollment(user: User, now: datetime, *, address, browser) -> None:
 # --- security settings ---------------------------------------------------------------
 
 
+def _one_change_at_a_time(user: User) -> None:
+    """Changes to one user's ways of passing the second step run one after the
+    other, each seeing what the one before left: two tabs removing the last
+    two methods at once would otherwise each see the other's and leave none,
+    and two confirmations at once would both take the primary place."""
+    lock_row(User, user.id)
+
+
 def make_primary(user: User, method_id: int, now: datetime, *, address, browser) -> None:
+    _one_change_at_a_time(user)
     method = method_of(user, method_id)
     if method is None:
         raise AuthError(_l("That method no longer exists."))
@@ -868,6 +884,7 @@ def make_primary(user: User, method_id: int, now: datetime, *, address, browser)
 
 
 def remove_method(user: User, method_id: int, now: datetime, *, address, browser) -> None:
+    _one_change_at_a_time(user)
     method = method_of(user, method_id)
     if method is None:
         raise AuthError(_l("That method no longer exists."))

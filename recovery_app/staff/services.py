@@ -28,6 +28,7 @@ from ..auth.events import record_event
 from ..auth.services import unlock
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..auth.users import find_user_by_email, normalise_email
+from ..database import lock_row
 from ..domain import DomainError
 from ..extensions import db
 from ..models import ActionToken, User, UserSession
@@ -93,6 +94,12 @@ def change_role(
     sessions end (the new rights apply from their next sign-in); audited."""
     if role not in STAFF_ROLES:
         raise StaffError(_l("Choose reviewer or manager."))
+    # Both rows, so that two managers changing each other's roles at once take
+    # turns: the second is then no longer a manager, and the staff is never
+    # left without one.
+    lock_row(User, manager.id, user_id)
+    if manager.role != "manager":
+        raise StaffError(_l("Only a manager can change roles, and you are no longer one."))
     user = db.session.get(User, user_id)
     if user is None or user.role not in STAFF_ROLES:
         raise StaffError(_l("That person is not on the staff list."))

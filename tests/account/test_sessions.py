@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from recovery_app.auth import services
-from recovery_app.database import unit
 from recovery_app.extensions import db
 from recovery_app.models import SecurityEvent, User, UserSession
 from recovery_app.models.base import utcnow
 from tests.account.conftest import SIGN_IN_PATH
+from tests.helpers import units_at_once
 from tests.served import sellers
 
 PHONE_UA = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
@@ -147,31 +146,15 @@ def test_two_ends_of_every_session_at_once_both_move_the_epoch(live_app, backend
     with live_app.app_context():
         before = db.session.execute(select(User.session_epoch).where(User.email == email)).scalar_one()
         db.session.remove()
-    # On PostgreSQL both read the user before either writes. SQLite runs one
-    # writer at a time (the second waits at BEGIN IMMEDIATE), so there is
-    # nothing to line up, and waiting for each other would only deadlock.
-    both_read = threading.Barrier(2, timeout=30) if backend == "postgresql" else None
-    failures = []
 
-    def end_everything():
-        try:
-            with live_app.app_context():
-                with unit():
-                    user = db.session.execute(select(User).where(User.email == email)).scalar_one()
-                    if both_read is not None:
-                        assert user.session_epoch == before
-                        both_read.wait()
-                    services.sign_out_everywhere(user, utcnow(), address="192.0.2.7", browser="test")
-                db.session.remove()
-        except Exception as exc:  # reported by the main thread
-            failures.append(exc)
+    def read():
+        return (db.session.execute(select(User).where(User.email == email)).scalar_one(),)
 
-    threads = [threading.Thread(target=end_everything) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    def end_everything(user):
+        return services.sign_out_everywhere(user, utcnow(), address="192.0.2.7", browser="test")
+
+    outcomes = units_at_once(live_app, backend, [(read, end_everything), (read, end_everything)])
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes), outcomes
     with live_app.app_context():
         after = db.session.execute(select(User.session_epoch).where(User.email == email)).scalar_one()
         db.session.remove()

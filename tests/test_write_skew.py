@@ -1,0 +1,113 @@
+"""Two units that each check a rule against what the other is about to
+change, at the same moment (write skew), run by ``units_at_once``: on
+PostgreSQL both read before either writes; SQLite runs one writer at a time.
+Either way, the rule holds."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from recovery_app.auth import passkeys, twofactor
+from recovery_app.auth import services as auth_services
+from recovery_app.domain import DomainError
+from recovery_app.extensions import db
+from recovery_app.models import TwoFactorMethod, User
+from recovery_app.models.base import utcnow
+from recovery_app.staff import services as staff_services
+from tests.factories import Factory
+from tests.helpers import units_at_once
+
+
+def test_two_tabs_removing_the_last_two_methods_leave_one(live_app, backend):
+    with live_app.app_context():
+        user = Factory(live_app).user(locale="en")
+        now = utcnow()
+        db.session.add(
+            TwoFactorMethod(
+                user_id=user.id,
+                kind="sms",
+                is_primary=False,
+                phone_e164="+819012345678",
+                label="",
+                created_at=now,
+                confirmed_at=now,
+            )
+        )
+        db.session.commit()
+        user_id, method_ids = user.id, [m.id for m in twofactor.confirmed_methods(user)]
+        db.session.remove()
+    assert len(method_ids) == 2
+
+    def read():  # each tab's page listed both methods
+        user = db.session.get(User, user_id)
+        twofactor.confirmed_methods(user)
+        return (user,)
+
+    def remover(method_id):
+        return lambda user: auth_services.remove_method(user, method_id, utcnow(), address=None, browser=None)
+
+    outcomes = units_at_once(live_app, backend, [(read, remover(method_ids[0])), (read, remover(method_ids[1]))])
+    refused = [o for o in outcomes if isinstance(o, auth_services.AuthError)]
+    assert len(refused) == 1 and "only way to get codes" in str(refused[0].message)
+    assert [o for o in outcomes if o is not None and o not in refused] == []
+    with live_app.app_context():
+        left = db.session.execute(select(TwoFactorMethod).where(TwoFactorMethod.user_id == user_id)).scalars().all()
+        assert len(left) == 1 and left[0].is_primary
+        db.session.remove()
+
+
+def test_two_managers_demoting_each_other_leave_one_manager(live_app, backend):
+    with live_app.app_context():
+        make = Factory(live_app)
+        first, second = make.user("manager", locale="en"), make.user("manager", locale="en")
+        db.session.commit()
+        ids = (first.id, second.id)
+        db.session.remove()
+
+    def demoter(me, other):
+        def read():  # the page let both in as managers
+            return (db.session.get(User, me),)
+
+        return read, lambda manager: staff_services.change_role(manager, other, "reviewer", now=utcnow())
+
+    outcomes = units_at_once(live_app, backend, [demoter(*ids), demoter(*reversed(ids))])
+    changed = [o for o in outcomes if isinstance(o, User)]
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    assert len(changed) == 1 and len(refused) == 1, outcomes
+    assert "no longer one" in str(refused[0].message)
+    with live_app.app_context():
+        roles = db.session.execute(select(User.role).where(User.id.in_(ids))).scalars().all()
+        assert sorted(roles) == ["manager", "reviewer"]
+        db.session.remove()
+
+
+@pytest.mark.parametrize("first", ["method", "passkey"])
+def test_removing_a_passkey_and_a_method_at_once_leaves_one(live_app, backend, first):
+    """The two kinds of second step count together: a passkey and the only
+    method, removed from two tabs at once, cannot both go."""
+    with live_app.app_context():
+        make = Factory(live_app)
+        user = make.user(locale="en")
+        make.add_passkey(user)
+        db.session.commit()
+        user_id = user.id
+        (passkey_id,) = [p.id for p in passkeys.passkeys_of(user)]
+        (method_id,) = [m.id for m in twofactor.confirmed_methods(user)]
+        db.session.remove()
+
+    def read():
+        return (db.session.get(User, user_id),)
+
+    remove_method = (read, lambda u: auth_services.remove_method(u, method_id, utcnow(), address=None, browser=None))
+    remove_passkey = (
+        read,
+        lambda u: auth_services.remove_passkey(u, passkey_id, utcnow(), address=None, browser=None),
+    )
+    pairs = [remove_method, remove_passkey] if first == "method" else [remove_passkey, remove_method]
+    outcomes = units_at_once(live_app, backend, pairs)
+    assert sum(isinstance(o, auth_services.AuthError) for o in outcomes) == 1, outcomes
+    with live_app.app_context():
+        user = db.session.get(User, user_id)
+        assert auth_services.has_second_factor(user)
+        db.session.remove()
