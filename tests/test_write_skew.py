@@ -111,3 +111,31 @@ def test_removing_a_passkey_and_a_method_at_once_leaves_one(live_app, backend, f
         user = db.session.get(User, user_id)
         assert auth_services.has_second_factor(user)
         db.session.remove()
+
+
+def test_two_tabs_making_new_recovery_codes_at_once_leave_one_set(live_app, backend):
+    with live_app.app_context():
+        user = Factory(live_app).user(locale="en")
+        twofactor.generate_recovery_codes(user, utcnow())
+        db.session.commit()
+        user_id = user.id
+        db.session.remove()
+
+    def read():
+        return (db.session.get(User, user_id),)
+
+    def new_codes(user):
+        return auth_services.new_recovery_codes(user, utcnow(), address=None, browser=None)
+
+    first, second = units_at_once(live_app, backend, [(read, new_codes), (read, new_codes)])
+    assert isinstance(first, list) and isinstance(second, list), (first, second)
+    with live_app.app_context():
+        user = db.session.get(User, user_id)
+        assert twofactor.remaining_recovery_codes(user) == 10
+        # The set shown last is the one that works; the other tab's codes were replaced.
+        works = [
+            any(twofactor.use_recovery_code(user, code, utcnow()) for code in codes[:1]) for codes in (first, second)
+        ]
+        assert sorted(works) == [False, True]
+        db.session.rollback()
+        db.session.remove()

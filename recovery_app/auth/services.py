@@ -601,6 +601,14 @@ def complete_sign_in(
 # --- adding methods (enrollment and settings) ----------------------------------------
 
 
+def _one_change_at_a_time(user: User) -> None:
+    """Changes to one user's ways of passing the second step run one after the
+    other, each seeing what the one before left: two tabs removing the last
+    two methods at once would otherwise each see the other's and leave none,
+    and two confirmations at once would both take the primary place."""
+    lock_row(User, user.id)
+
+
 def start_app_method(user: User, now: datetime) -> tuple[TwoFactorMethod, str]:
     """A new authenticator app waiting for its first code; unconfirmed
     leftovers of earlier attempts are dropped."""
@@ -790,6 +798,7 @@ def add_passkey(
     name = " ".join((name or "").split()) or default_passkey_name(browser)
     if len(name) > PASSKEY_NAME_MAX:
         raise AuthError(_l("Use at most %(n)d characters.", n=PASSKEY_NAME_MAX), field="name")
+    _one_change_at_a_time(user)
     try:
         passkey = passkeys.register(user, challenge_id, credential, name, now)
     except passkeys.PasskeyError as exc:
@@ -833,6 +842,7 @@ def new_recovery_codes(user: User, now: datetime, *, address, browser) -> list[s
         raise AuthError(_l("Set up a way to get codes first."))
     with slow_work_then_write():
         codes, hashes = twofactor.new_recovery_code_set()
+    _one_change_at_a_time(user)  # two tabs at once: one set replaces the other, never twenty codes
     if not has_second_factor(user):  # read again as a writer: a method may have gone meanwhile
         raise AuthError(_l("Set up a way to get codes first."))
     twofactor.store_recovery_codes(user, hashes, now)
@@ -862,14 +872,6 @@ def finish_enrollment(user: User, now: datetime, *, address, browser) -> None:
 
 
 # --- security settings ---------------------------------------------------------------
-
-
-def _one_change_at_a_time(user: User) -> None:
-    """Changes to one user's ways of passing the second step run one after the
-    other, each seeing what the one before left: two tabs removing the last
-    two methods at once would otherwise each see the other's and leave none,
-    and two confirmations at once would both take the primary place."""
-    lock_row(User, user.id)
 
 
 def make_primary(user: User, method_id: int, now: datetime, *, address, browser) -> None:
@@ -931,6 +933,7 @@ def turn_off_2sv(user: User, now: datetime, *, address, browser) -> None:
     """The user's own choice (the FAQ allows it): every method, recovery code and
     trusted device goes, every session ends, and the next sign-in asks to set
     2SV up again before anything else."""
+    _one_change_at_a_time(user)
     for method in db.session.execute(select(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id)).scalars():
         db.session.delete(method)
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
