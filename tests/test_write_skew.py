@@ -5,18 +5,22 @@ Either way, the rule holds."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+import re
 
+import pytest
+from sqlalchemy import func, select
+
+from recovery_app.account import services as account_services
 from recovery_app.auth import passkeys, twofactor
 from recovery_app.auth import services as auth_services
 from recovery_app.domain import DomainError
 from recovery_app.extensions import db
-from recovery_app.models import TwoFactorMethod, User
+from recovery_app.models import ActionToken, TwoFactorMethod, User
 from recovery_app.models.base import utcnow
 from recovery_app.staff import services as staff_services
+from tests.account.test_invitations import NEW_PASSWORD
 from tests.factories import Factory
-from tests.helpers import units_at_once
+from tests.helpers import outbox_messages, units_at_once
 
 
 def test_two_tabs_removing_the_last_two_methods_leave_one(live_app, backend):
@@ -138,4 +142,69 @@ def test_two_tabs_making_new_recovery_codes_at_once_leave_one_set(live_app, back
         ]
         assert sorted(works) == [False, True]
         db.session.rollback()
+        db.session.remove()
+
+
+def test_two_invitations_to_one_address_accepted_at_once_make_one_login(live_app, backend):
+    with live_app.test_request_context():  # the invitation e-mail carries a full link
+        make = Factory(live_app)
+        for owner in (make.user("seller_owner", locale="en"), make.user("seller_owner", locale="en")):
+            account_services.invite(owner, "both@example.test", "en", utcnow(), address=None, browser=None)
+        db.session.commit()
+        tokens = [
+            re.search(r"/account/invitation/([A-Za-z0-9_-]+)", message.body).group(1)
+            for message in outbox_messages("email", "both@example.test")
+        ]
+        db.session.remove()
+    assert len(tokens) == 2
+
+    def accepting(token):
+        def read():  # the page found the invitation good
+            account_services.invitation_for(token, utcnow())
+            return ()
+
+        def accept():
+            return account_services.accept_invitation(
+                token, "Hanako", NEW_PASSWORD, NEW_PASSWORD, utcnow(), address=None, browser=None
+            )
+
+        return read, accept
+
+    outcomes = units_at_once(live_app, backend, [accepting(token) for token in tokens])
+    made = [o for o in outcomes if isinstance(o, User)]
+    # PostgreSQL: the unique index refuses the second, which is told so; SQLite:
+    # the second unit, after the first, finds the link no longer stands.
+    refused = [o for o in outcomes if isinstance(o, account_services.AccountError | account_services.LinkInvalid)]
+    assert len(made) == 1 and len(refused) == 1, outcomes
+    with live_app.app_context():
+        assert db.session.execute(select(func.count()).where(User.email == "both@example.test")).scalar_one() == 1
+        used = db.session.execute(select(ActionToken.used_at).where(ActionToken.email == "both@example.test")).all()
+        assert sorted(row.used_at is None for row in used) == [False, True]  # the refused link was not used
+        db.session.remove()
+
+
+def test_two_logins_moving_to_one_address_at_once_one_is_told_to_choose_another(live_app, backend):
+    with live_app.app_context():
+        make = Factory(live_app)
+        ids = [make.user(locale="en").id, make.user(locale="en").id]
+        db.session.commit()
+        db.session.remove()
+
+    def moving(user_id):
+        def read():
+            return (db.session.get(User, user_id),)
+
+        def move(user):
+            return account_services.change_email(user, "same@example.test", utcnow(), address=None, browser=None)
+
+        return read, move
+
+    outcomes = units_at_once(live_app, backend, [moving(user_id) for user_id in ids])
+    refused = [o for o in outcomes if isinstance(o, account_services.AccountError)]
+    assert len(refused) == 1 and refused[0].field == "email", outcomes
+    assert "Another login already uses this address" in str(refused[0].message)
+    assert [o for o in outcomes if o not in refused] == [None]
+    with live_app.app_context():
+        emails = db.session.execute(select(User.email).where(User.id.in_(ids))).scalars().all()
+        assert sorted(emails).count("same@example.test") == 1
         db.session.remove()

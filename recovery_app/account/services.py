@@ -31,7 +31,14 @@ from .. import audit
 from ..auth.events import record_event
 from ..auth.passwords import hash_password, password_problems, verify_password
 from ..auth.sessions import bump_epoch, end_all_sessions, end_password_steps, end_session, limits_for, token_hash
-from ..auth.users import create_user, find_user_by_email, normalise_email, valid_email
+from ..auth.users import (
+    AddressTaken,
+    address_kept_unique,
+    create_user,
+    find_user_by_email,
+    normalise_email,
+    valid_email,
+)
 from ..domain import DomainError
 from ..extensions import db
 from ..models import Account, ActionToken, User, UserSession
@@ -354,18 +361,25 @@ def accept_invitation(
     if len(display_name) > MAX_NAME_LENGTH:
         raise AccountError(_l("Use at most %(n)d characters.", n=MAX_NAME_LENGTH), field="display_name")
     _check_new_password(password, confirm, email=row.email, account_name=account.name if account else "")
-    _claim(row, now)
     languages = current_app.config["RECOVERY_LANGUAGES"]
-    user = create_user(
-        email=row.email,
-        password=password,
-        role=row.role or "seller_user",
-        now=now,
-        account=account,
-        display_name=display_name,
-        locale=next((code for code in (locale, row.note) if code in languages), languages[0]),
-        check_password=False,
-    )
+    try:
+        with db.session.begin_nested():  # the link is used only if the login is made
+            _claim(row, now)
+            user = create_user(
+                email=row.email,
+                password=password,
+                role=row.role or "seller_user",
+                now=now,
+                account=account,
+                display_name=display_name,
+                locale=next((code for code in (locale, row.note) if code in languages), languages[0]),
+                check_password=False,
+            )
+    except AddressTaken:
+        # The address got a login after the invitation went out (a changed address, another invitation).
+        raise AccountError(
+            _l("This e-mail address already has a login. Sign in with it, or ask for an invitation to another address.")
+        ) from None
     user.must_enroll_2sv = True
     db.session.flush()
     record_event(user, "invited", now, address=address, browser=browser, accepted=True, invited_by=row.created_by_id)
@@ -463,8 +477,12 @@ def change_email(user: User, new_email: str, now: datetime, *, address: str | No
     if find_user_by_email(new_email) is not None:
         raise AccountError(_l("Another login already uses this address. Choose another."), field="email")
     old_email = user.email
-    user.email = new_email
-    user.email_changed_at = now
+    try:
+        with address_kept_unique(new_email):
+            user.email = new_email
+            user.email_changed_at = now
+    except AddressTaken:  # taken by another login at the same moment
+        raise AccountError(_l("Another login already uses this address. Choose another."), field="email") from None
     _retire_links(RESET, now, user_id=user.id)
     record_event(user, "email_changed", now, address=address, browser=browser, old=old_email, new=new_email)
     _notify(old_email, "account/email/email_changed_old", user, now, new_masked=mask_email(new_email))

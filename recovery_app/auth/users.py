@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..domain import DomainError
 from ..extensions import db
@@ -15,6 +18,11 @@ from .passwords import hash_password, password_problems
 
 class UserError(DomainError):
     """A user could not be created; the message says why."""
+
+
+class AddressTaken(UserError):
+    """Another login has this e-mail address: found before, or refused by the
+    unique index when two units took the address at the same moment."""
 
 
 def normalise_email(email: str) -> str:
@@ -68,28 +76,44 @@ def create_user(
     if role not in SELLER_ROLES and account is not None:
         raise UserError("staff users do not belong to a seller account")
     if find_user_by_email(email) is not None:
-        raise UserError("a user with that e-mail address already exists")
+        raise AddressTaken("a user with that e-mail address already exists")
     if check_password:
         problems = password_problems(password, email=email, account_name=account.name if account else "")
         if problems:
             raise UserError(" ".join(problems))
-    user = User(
-        email=email,
-        password_hash=hash_password(password),
-        role=role,
-        account=account,
-        display_name=display_name,
-        romanised_name=romanised_name,
-        locale=locale,
-        time_zone=time_zone or ("Asia/Tokyo" if locale == "ja" else "UTC"),
-        must_enroll_2sv=True,
-        session_epoch=0,
-        created_at=now,
-        password_changed_at=now,
-        failed_password_count=0,
-        failed_code_count=0,
-        consecutive_failures=0,
-    )
-    db.session.add(user)
-    db.session.flush()
+    password_hash = hash_password(password)
+    with address_kept_unique(email):  # the user is made inside: its account lists it only if it is saved
+        user = User(
+            email=email,
+            password_hash=password_hash,
+            role=role,
+            account=account,
+            display_name=display_name,
+            romanised_name=romanised_name,
+            locale=locale,
+            time_zone=time_zone or ("Asia/Tokyo" if locale == "ja" else "UTC"),
+            must_enroll_2sv=True,
+            session_epoch=0,
+            created_at=now,
+            password_changed_at=now,
+            failed_password_count=0,
+            failed_code_count=0,
+            consecutive_failures=0,
+        )
+        db.session.add(user)
     return user
+
+
+@contextmanager
+def address_kept_unique(email: str) -> Iterator[None]:
+    """Write a user's e-mail address (a new user, a changed address) in a
+    SAVEPOINT. When another unit took the same address at the same moment, the
+    unique index refuses the second: that becomes ``AddressTaken``, the
+    savepoint's writes are undone, and the unit can still answer and commit."""
+    try:
+        with db.session.begin_nested():
+            yield
+    except IntegrityError:
+        if find_user_by_email(email) is None:  # some other constraint: a bug, not a race
+            raise
+        raise AddressTaken("a user with that e-mail address already exists") from None
