@@ -4,6 +4,7 @@ is taken here, so it always shows the current page."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -80,7 +81,8 @@ def test_manager_reads_the_dashboard_and_downloads_csv(
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: spreadsheets open Japanese right
     assert data.decode("utf-8-sig").count("\n") >= 2
     shot = screenshot(page, "reports-dashboard-en")
-    if database_url.startswith("sqlite"):
+    if database_url.startswith("sqlite") and os.environ.get("RECOVERY_REFRESH_DOCS") == "1":
+        # The README's picture, taken again only when asked: a test run leaves the checkout as it was.
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS / "dashboard.png")
 
