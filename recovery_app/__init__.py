@@ -71,6 +71,10 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     import importlib
 
+    from .web import RowId
+
+    app.url_map.converters["int"] = RowId  # before any route is added: numbers in paths are row ids
+
     for feature in FEATURES:
         module = importlib.import_module(f".{feature}.views", __name__)
         app.register_blueprint(module.bp)

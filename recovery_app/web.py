@@ -6,9 +6,24 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, request
+from werkzeug.routing import IntegerConverter
 
 from .extensions import limiter
 from .forms import unsafe_characters
+
+# The largest key an INTEGER primary key holds on PostgreSQL (SQLite's go to 2**63 - 1).
+ROW_ID_MAX = 2**31 - 1
+
+
+class RowId(IntegerConverter):
+    """``<int:…>`` in every route is a row id, at most ``ROW_ID_MAX``. A larger
+    number names no row, so such a URL matches no route and is a 404 like any
+    unknown page, instead of reaching the database, which refuses the number
+    (PostgreSQL: out of range; SQLite, past 2**63: the driver cannot send it)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs["max"] = min(kwargs.get("max") or ROW_ID_MAX, ROW_ID_MAX)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def client_address() -> str | None:

@@ -209,3 +209,32 @@ def test_language_link_changes_nothing_stored_only_the_switch_does(client, make,
     client.post("/language/en")
     db.session.refresh(user)
     assert user.locale == "en"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("number", (2**31, 2**63, 10**30))
+def test_an_id_too_large_for_the_database_is_not_found(app, make, auth, role, number):
+    # Every route with a number in its path, as each role: a number no row can
+    # have is a 404 like any other unknown id, never a database error.
+    rules = [rule for rule in app.url_map.iter_rules() if "<int:" in rule.rule]
+    assert len(rules) >= 10
+    client = app.test_client()
+    auth.fast_sign_in(client, make.user(role, locale="en"))
+    auth.fresh_code(client)
+    before = snapshot()
+    for rule in rules:
+        path = re.sub(r"<int:\w+>", str(number), rule.rule)
+        path = re.sub(r"<[^>]+>", "RC-AAAA-AAAA", path)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            response = client.get(path) if method == "GET" else client.post(path, data={"role": "reviewer"})
+            assert response.status_code == 404, f"{method} {path} answered {response.status_code} to a {role}"
+    assert changed_tables(before, snapshot()) == []
+
+
+def test_the_largest_row_id_still_reaches_its_view(app, make, auth):
+    client = app.test_client()
+    auth.fast_sign_in(client, make.user("manager", locale="en"))
+    auth.fresh_code(client)
+    largest = client.post(f"/staff/{2**31 - 1}/role", data={"role": "reviewer"}, headers={"Accept-Language": "en"})
+    assert largest.status_code == 302  # the view's own answer: nobody on the staff has that id
+    assert client.post(f"/staff/{2**31}/role", data={"role": "reviewer"}).status_code == 404
