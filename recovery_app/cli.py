@@ -21,6 +21,7 @@ from .ops.cli import backup_cli
 from .prechecks.cli import prechecks_cli
 from .reports.cli import reports_cli
 from .scheduler.cli import scheduler_cli
+from .web import ROW_ID_MAX
 
 users_cli = AppGroup("users", help="Create and list users.")
 outbox_cli = AppGroup("outbox", help="Messages waiting to be sent, or sent.")
@@ -98,7 +99,7 @@ def outbox_list(limit, channel, status):
 
 
 @outbox_cli.command("retry")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=click.IntRange(1, ROW_ID_MAX))
 def outbox_retry(message_id):
     """Send a failed message again now, with all its tries again."""
     now = utcnow()

@@ -26,6 +26,16 @@ class RowId(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
+def row_id(text: str | None) -> int | None:
+    """A row id sent as text (a form field, a query parameter), or None when
+    the text is not one: anything but ASCII digits ("²" passes ``isdigit``),
+    or a number larger than any row's id."""
+    if not text or len(text) > 10 or not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= ROW_ID_MAX else None
+
+
 def client_address() -> str | None:
     # ProxyFix (RECOVERY_TRUSTED_PROXIES) has already replaced remote_addr
     # when the app sits behind known proxies; headers are not trusted otherwise.

@@ -294,7 +294,7 @@ def use_backup():
     if not form.validate_on_submit():
         return redirect(url_for("auth.backups"))
     recovery = form.method_id.data == "recovery"
-    method_id = int(form.method_id.data) if (form.method_id.data or "").isdigit() else None
+    method_id = web.row_id(form.method_id.data)
     if method_id is None and not recovery and form.method_id.data != "passkey":
         return redirect(url_for("auth.backups"))
     try:
@@ -658,7 +658,7 @@ def confirm():
                 user,
                 now,
                 current=current,
-                method_id=int(wanted) if wanted.isdigit() else None,
+                method_id=web.row_id(wanted),
                 recovery=bool(request.args.get("recovery")),
                 passkey=bool(request.args.get("passkey")),
                 locale=_language(),

@@ -369,3 +369,15 @@ def test_challenge_links_to_a_recently_decided_case(client, make, auth, now, db)
     case.closed_at = utcnow() - timedelta(days=31)
     db.session.flush()
     assert case.reference not in client.get("/sign-in/code").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method_id", ["99999999999999999999", str(2**31), "²", "１２", "-1", "1e3"])
+def test_a_method_number_that_names_no_row_goes_back_to_the_list(client, make, auth, method_id):
+    user = make.user()
+    auth.password(client, user)
+    with client.session_transaction() as sess:
+        before = dict(sess["challenge"])
+    response = client.post("/sign-in/other-ways", data={"method_id": method_id, "channel": ""})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/sign-in/other-ways")
+    with client.session_transaction() as sess:
+        assert sess["challenge"] == before  # the challenge in progress is kept

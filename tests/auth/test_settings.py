@@ -288,3 +288,12 @@ def test_garbage_to_every_auth_route_never_gives_a_server_error(app, make, auth,
             location = response.headers.get("Location", "")
             assert location == "" or (location.startswith("/") and not location.startswith("//")), path
             assert "<script>alert" not in response.get_data(as_text=True), path  # escaped when echoed
+
+
+@pytest.mark.parametrize("method_id", ["99999999999999999999", str(2**31), "²", "１２"])
+def test_a_method_number_that_names_no_row_on_the_confirm_page_asks_for_the_main_way(client, make, auth, method_id):
+    user = make.user(locale="en")
+    auth.fast_sign_in(client, user)
+    page = client.get(f"/settings/confirm?method={method_id}")
+    assert page.status_code == 200
+    assert 'name="code"' in page.get_data(as_text=True)  # the primary method's code, as with no choice at all

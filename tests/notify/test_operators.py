@@ -70,3 +70,10 @@ def test_the_dashboard_counts_waiting_and_failed_messages(app, db, now, client, 
     auth.fast_sign_in(client, make.user("manager", locale="en"))
     html = client.get("/reports/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Messages that could not be sent: 1" in html and "Messages waiting to be sent or retried: 1" in html
+
+
+def test_outbox_retry_of_a_number_no_message_can_have_says_so(runner):
+    for number in ("99999999999999999999", "0", "-4", "seven"):
+        result = runner.invoke(args=["outbox", "retry", "--", number])
+        assert result.exit_code == 2 and "Invalid value for 'MESSAGE_ID'" in result.output, (number, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit)
