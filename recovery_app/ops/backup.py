@@ -96,9 +96,25 @@ def _revision(database_url: str) -> str | None:
 
 
 def create(target: Path, *, database_url: str, upload_dir: Path, now: datetime) -> dict:
-    """Write a backup into ``target``, a folder that must not exist yet."""
+    """Write a backup into ``target``, a folder that must not exist yet. A
+    backup that fails half-way leaves nothing behind: the folder goes again."""
     kind = _kind(database_url)
-    target.mkdir(parents=True, exist_ok=False, mode=0o700)
+    try:
+        target.mkdir(parents=True, exist_ok=False, mode=0o700)
+    except FileExistsError:
+        raise BackupError(f"{target} exists already: a backup goes into a new folder") from None
+    except OSError as exc:
+        raise BackupError(f"cannot create {target}: {exc.strerror}") from None
+    try:
+        return _write(target, kind, database_url=database_url, upload_dir=upload_dir, now=now)
+    except BaseException as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk, a file that cannot be read
+            raise BackupError(f"the backup failed and {target} was removed: {exc}") from exc
+        raise
+
+
+def _write(target: Path, kind: str, *, database_url: str, upload_dir: Path, now: datetime) -> dict:
     dump = target / DUMPS[kind]
     if kind == "postgresql":
         url, env = _libpq(database_url)

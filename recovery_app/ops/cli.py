@@ -28,7 +28,7 @@ def create(target: Path):
     """Back up the database and the documents into TARGET (a new folder)."""
     try:
         manifest = backup.create(target, now=utcnow(), **_places())
-    except (backup.BackupError, FileExistsError) as exc:
+    except backup.BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"backed up the {manifest['database']} database (revision {manifest['revision']}) "

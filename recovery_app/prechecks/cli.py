@@ -7,6 +7,7 @@ them.
 
 from __future__ import annotations
 
+import math
 import signal
 
 import click
@@ -17,11 +18,18 @@ from ..models.base import utcnow
 prechecks_cli = AppGroup("prechecks", help="Automatic document pre-checks.")
 
 
+def _finite(param, value: float) -> float:
+    if math.isnan(value):
+        raise click.BadParameter("must be a number of seconds", param=param)
+    return value
+
+
 @prechecks_cli.command("work")
 @click.option("--once", is_flag=True, help="Stop when no case is waiting, instead of waiting for more.")
 @click.option(
     "--idle-seconds",
-    type=float,
+    type=click.FloatRange(0.1, 3600.0),  # NaN passes a range check: _finite refuses it
+    callback=lambda _ctx, param, value: _finite(param, value),
     default=5.0,
     show_default=True,
     help="Pause between looks for work when none is waiting.",

@@ -28,7 +28,10 @@ def parse_now(value: str | None) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        raise click.BadParameter(f"{value!r} is outside the times this can run at", param_hint="--now") from None
 
 
 @scheduler_cli.command("run")

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from recovery_app import audit, create_app
 from recovery_app.extensions import db
 from recovery_app.models.base import utcnow
+from recovery_app.ops import backup
 from recovery_app.ops.backup import table_names
 from tests.factories import Factory, jpeg_bytes, png_bytes
 from tests.helpers import base_config
@@ -137,4 +138,25 @@ def test_backup_refuses_an_existing_folder(filled, tmp_path):
     source_app, _hashes, _entries = filled
     (tmp_path / "backup").mkdir()
     result = source_app.test_cli_runner().invoke(args=["backup", "create", str(tmp_path / "backup")])
-    assert result.exit_code != 0
+    assert result.exit_code == 1 and "exists already: a backup goes into a new folder" in result.output
+
+
+def test_backup_into_a_place_it_cannot_write_says_so(filled, tmp_path):
+    source_app, _hashes, _entries = filled
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    result = source_app.test_cli_runner().invoke(args=["backup", "create", str(blocked / "backup")])
+    assert result.exit_code == 1 and f"cannot create {blocked / 'backup'}" in result.output
+    assert not isinstance(result.exception, OSError)
+
+
+def test_a_backup_that_fails_half_way_says_so_and_leaves_no_folder_behind(filled, tmp_path, monkeypatch):
+    source_app, _hashes, _entries = filled
+
+    def disk_full(_path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(backup, "_sha256", disk_full)  # the last step, after the dump and the archive
+    result = source_app.test_cli_runner().invoke(args=["backup", "create", str(tmp_path / "backup")])
+    assert result.exit_code == 1 and "the backup failed" in result.output and "No space left" in result.output
+    assert not (tmp_path / "backup").exists()

@@ -277,3 +277,11 @@ def test_a_worker_whose_claim_was_taken_over_stores_nothing(make, seller, now):
     db.session.execute(update(PrecheckRun).values(claim_token="new-owner"))
     assert jobs._run_one(run_id, "slow-worker", now) == "lost"
     assert db.session.execute(select(func.count()).select_from(PrecheckResult)).scalar_one() == 0
+
+
+def test_the_worker_refuses_a_pause_that_is_not_a_usable_number_of_seconds(app):
+    runner = app.test_cli_runner()
+    for value in ("-3", "0", "nan", "inf", "99999", "soon"):
+        result = runner.invoke(args=["prechecks", "work", "--once", "--idle-seconds", value])
+        assert result.exit_code == 2 and "Invalid value for '--idle-seconds'" in result.output, (value, result.output)
+    assert runner.invoke(args=["prechecks", "work", "--once", "--idle-seconds", "0.5", "--quiet"]).exit_code == 0

@@ -212,6 +212,13 @@ def test_run_once_refuses_a_now_that_does_not_parse_and_changes_nothing(runner, 
     assert db.session.execute(select(Case.breached_at)).scalar() is None
 
 
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
+def test_run_once_refuses_a_now_past_the_calendar_and_changes_nothing(runner, db, edge):
+    result = runner.invoke(args=["scheduler", "run-once", "--now", edge])
+    assert result.exit_code == 2 and "is outside the times this can run at" in result.output
+    assert db.session.execute(select(func.count()).select_from(JobRun)).scalar() == 0
+
+
 def test_healthz_reports_each_part_and_503_without_a_heartbeat(client, app, now):
     import os
 
