@@ -5,6 +5,7 @@ Either way, the rule holds."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -17,10 +18,12 @@ from recovery_app.domain import DomainError
 from recovery_app.extensions import db
 from recovery_app.models import ActionToken, TwoFactorMethod, User
 from recovery_app.models.base import utcnow
+from recovery_app.review import claims, decisions
 from recovery_app.staff import services as staff_services
 from tests.account.test_invitations import NEW_PASSWORD
-from tests.factories import Factory
+from tests.factories import ALL_CHECKS, Factory, ReviewFactory
 from tests.helpers import outbox_messages, units_at_once
+from tests.passkey_device import SoftPasskey
 
 
 def test_two_tabs_removing_the_last_two_methods_leave_one(live_app, backend):
@@ -207,4 +210,45 @@ def test_two_logins_moving_to_one_address_at_once_one_is_told_to_choose_another(
     with live_app.app_context():
         emails = db.session.execute(select(User.email).where(User.id.in_(ids))).scalars().all()
         assert sorted(emails).count("same@example.test") == 1
+        db.session.remove()
+
+
+def test_an_approval_and_a_new_passkey_at_once_leave_no_second_step(live_app, backend):
+    """A reviewer approves a recovery (every second step goes) while the seller
+    adds a passkey: either the passkey is added first and removed with the
+    rest, or it comes after and is refused. It never survives the reset."""
+    with live_app.test_request_context():
+        make = Factory(live_app)
+        review = ReviewFactory(make, utcnow())
+        reviewer = make.user("reviewer")
+        seller = review.seller(locale="en")
+        case = review.case(seller)
+        claims.claim(case.reference, reviewer, now=utcnow())
+        challenge_id, options = auth_services.passkey_options(seller, "register", utcnow())
+        db.session.commit()
+        credential = SoftPasskey().create(json.loads(options))
+        reference, reviewer_id, seller_id = case.reference, reviewer.id, seller.id
+        db.session.remove()
+
+    def approval():
+        def read():
+            return (db.session.get(User, reviewer_id),)
+
+        return read, lambda reviewer: decisions.approve(reference, reviewer, ALL_CHECKS, now=utcnow())
+
+    def new_passkey():
+        def read():
+            return (db.session.get(User, seller_id),)
+
+        return read, lambda seller: auth_services.add_passkey(
+            seller, challenge_id, credential, "Phone", utcnow(), address=None, browser=None
+        )
+
+    approved, added = units_at_once(live_app, backend, [approval(), new_passkey()])
+    assert not isinstance(approved, Exception), approved
+    assert not isinstance(added, Exception) or isinstance(added, auth_services.AuthError), added
+    with live_app.app_context():
+        seller = db.session.get(User, seller_id)
+        assert seller.must_enroll_2sv and not auth_services.has_second_factor(seller)
+        assert passkeys.passkeys_of(seller) == []
         db.session.remove()

@@ -16,6 +16,7 @@ from ..auth import passkeys
 from ..auth.events import record_event
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..case_labels import STATUS_LABELS
+from ..database import lock_row
 from ..extensions import db
 from ..models import (
     Case,
@@ -115,8 +116,11 @@ def reset_second_factors(user: User, now: datetime) -> dict:
     next sign-in leads from the password straight to enrollment.
 
     Called only by an approval, inside its transaction: nothing else in the
-    product resets 2-step verification.
+    product resets 2-step verification. It takes the user's row lock first,
+    like every change to a user's second steps, so a method the seller is
+    adding at the same moment is either removed too or refused.
     """
+    lock_row(User, user.id)
     removed = {
         "sent_codes": db.session.execute(delete(SentCode).where(SentCode.user_id == user.id)).rowcount,
         "methods": db.session.execute(delete(TwoFactorMethod).where(TwoFactorMethod.user_id == user.id)).rowcount,
