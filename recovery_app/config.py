@@ -13,6 +13,8 @@ import secrets
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from limits import parse_many
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Where templates/, static/ and migrations/ are: beside the package in a checkout,
 # inside it when installed from a wheel (setup.py puts them there).
@@ -55,12 +57,57 @@ def _on_off(raw: str) -> bool:
     raise ValueError(raw)
 
 
-def _int(name: str, default: int) -> int:
-    return _setting(name, default, int, "a whole number")
+# Ceilings by unit: a longer time than these is a typing error, and would
+# overflow the dates it is added to.
+_UNIT_CEILINGS = {"_DAYS": 3650, "_HOURS": 8760, "_MINUTES": 525_600, "_SECONDS": 31_536_000, "_MB": 100_000}
+
+# Every number read from the environment, with the range it must be in (the tests walk it).
+BOUNDED_SETTINGS: dict[str, tuple[float, float]] = {}
 
 
-def _float(name: str, default: float) -> float:
-    return _setting(name, default, float, "a number")
+def _bounded(name: str, default, parse, expected: str, low, high):
+    if high is None:
+        high = next((ceiling for unit, ceiling in _UNIT_CEILINGS.items() if name.endswith(unit)), None)
+        if high is None:
+            raise TypeError(f"RECOVERY_{name} needs an explicit upper bound")
+    BOUNDED_SETTINGS[name] = (low, high)
+    value = _setting(name, default, parse, expected)
+    if not (low <= value <= high):  # NaN fails this too
+        raise ConfigError(f"RECOVERY_{name} must be {expected} from {low} to {high}, got {_env(name)!r}")
+    return value
+
+
+# Every rate limit read from the environment (the tests walk it).
+RATE_LIMIT_SETTINGS: list[str] = []
+
+
+def _rate_limit(name: str, default: str) -> str:
+    """A rate limit in the limits library's notation ("10 per minute;100 per hour").
+    Flask-Limiter skips a limit it cannot read, so a typing error here would
+    quietly switch off the protection: it is refused at start instead, and so
+    is a limit of zero, which would refuse everybody."""
+    if name not in RATE_LIMIT_SETTINGS:
+        RATE_LIMIT_SETTINGS.append(name)
+    raw = _env(name) or default
+    try:
+        limits = parse_many(raw)
+    except ValueError:
+        limits = []
+    if not limits or any(limit.amount < 1 for limit in limits):
+        raise ConfigError(
+            f"RECOVERY_{name} must be rate limits such as '10 per minute;100 per hour' (at least 1 each), got {raw!r}"
+        )
+    return raw
+
+
+def _int(name: str, default: int, *, low: int = 1, high: int | None = None) -> int:
+    """A whole number from ``low`` (1 unless said) to ``high`` (from the name's
+    unit, such as _MINUTES, unless said)."""
+    return _bounded(name, default, int, "a whole number", low, high)
+
+
+def _float(name: str, default: float, *, low: float, high: float) -> float:
+    return _bounded(name, default, float, "a number", low, high)
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -185,9 +232,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # How long a passkey challenge handed to a browser stays usable (it is used once).
         "RECOVERY_PASSKEY_CHALLENGE_SECONDS": _int("PASSKEY_CHALLENGE_SECONDS", 300),
         # Passwords (argon2id). The defaults are argon2-cffi's RFC 9106 "low memory" profile.
-        "RECOVERY_ARGON2_TIME_COST": _int("ARGON2_TIME_COST", 3),
-        "RECOVERY_ARGON2_MEMORY_KIB": _int("ARGON2_MEMORY_KIB", 65536),
-        "RECOVERY_ARGON2_PARALLELISM": _int("ARGON2_PARALLELISM", 4),
+        "RECOVERY_ARGON2_TIME_COST": _int("ARGON2_TIME_COST", 3, high=100),
+        "RECOVERY_ARGON2_MEMORY_KIB": _int("ARGON2_MEMORY_KIB", 65536, low=8, high=4 * 1024 * 1024),
+        "RECOVERY_ARGON2_PARALLELISM": _int("ARGON2_PARALLELISM", 4, high=64),
         "RECOVERY_PASSWORD_MIN_LENGTH": 12,
         "RECOVERY_PASSWORD_MAX_LENGTH": 256,
         # Codes and limits.
@@ -206,17 +253,17 @@ def load_config(overrides: dict | None = None) -> dict:
         "RATELIMIT_HEADERS_ENABLED": False,
         # How many proxies in front of the app set X-Forwarded-For/-Proto/-Host
         # (nginx alone: 1; a load balancer, then nginx: 2). 0 trusts none.
-        "RECOVERY_TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        "RECOVERY_TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0, low=0, high=10),
         # How many processes serve the app on this host; gunicorn.conf.py sets it
         # to the number of workers it starts (README "Production", docs/deploy.md).
-        "RECOVERY_WEB_WORKERS": _int("WEB_WORKERS", 1),
+        "RECOVERY_WEB_WORKERS": _int("WEB_WORKERS", 1, high=256),
         # Sign-in limits (per client address through Flask-Limiter; per account on the user row).
-        "RECOVERY_LIMIT_SIGN_IN": _env("LIMIT_SIGN_IN", "10 per minute;100 per hour"),
-        "RECOVERY_LIMIT_CODE_CHECK": _env("LIMIT_CODE_CHECK", "10 per minute;100 per hour"),
-        "RECOVERY_LIMIT_CODE_SEND": _env("LIMIT_CODE_SEND", "5 per minute;30 per hour"),
-        "RECOVERY_PASSWORD_FREE_TRIES": _int("PASSWORD_FREE_TRIES", 5),
+        "RECOVERY_LIMIT_SIGN_IN": _rate_limit("LIMIT_SIGN_IN", "10 per minute;100 per hour"),
+        "RECOVERY_LIMIT_CODE_CHECK": _rate_limit("LIMIT_CODE_CHECK", "10 per minute;100 per hour"),
+        "RECOVERY_LIMIT_CODE_SEND": _rate_limit("LIMIT_CODE_SEND", "5 per minute;30 per hour"),
+        "RECOVERY_PASSWORD_FREE_TRIES": _int("PASSWORD_FREE_TRIES", 5, low=0, high=1000),
         "RECOVERY_PASSWORD_MAX_DELAY_SECONDS": _int("PASSWORD_MAX_DELAY_SECONDS", 300),
-        "RECOVERY_SUSPICIOUS_AFTER": _int("SUSPICIOUS_AFTER", 3),
+        "RECOVERY_SUSPICIOUS_AFTER": _int("SUSPICIOUS_AFTER", 3, high=1000),
         "RECOVERY_PHONE_REGION": _env("PHONE_REGION", "JP"),
         # Recovery cases and documents.
         "RECOVERY_SLA_HOURS": _int("SLA_HOURS", 12),
@@ -228,24 +275,24 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_MAX_UPLOAD_MB": max_upload_mb,
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH_MB", 40) * 1024 * 1024,
         "MAX_FORM_MEMORY_SIZE": 1024 * 1024,
-        "RECOVERY_MAX_IMAGE_PIXELS": _int("MAX_IMAGE_PIXELS", 50_000_000),
-        "RECOVERY_MIN_IMAGE_WIDTH": _int("MIN_IMAGE_WIDTH", 800),
-        "RECOVERY_MIN_IMAGE_HEIGHT": _int("MIN_IMAGE_HEIGHT", 500),
-        "RECOVERY_MAX_PDF_PAGES": _int("MAX_PDF_PAGES", 10),
+        "RECOVERY_MAX_IMAGE_PIXELS": _int("MAX_IMAGE_PIXELS", 50_000_000, low=10_000, high=1_000_000_000),
+        "RECOVERY_MIN_IMAGE_WIDTH": _int("MIN_IMAGE_WIDTH", 800, high=20_000),
+        "RECOVERY_MIN_IMAGE_HEIGHT": _int("MIN_IMAGE_HEIGHT", 500, high=20_000),
+        "RECOVERY_MAX_PDF_PAGES": _int("MAX_PDF_PAGES", 10, high=1000),
         "RECOVERY_RETENTION_DAYS": _int("RETENTION_DAYS", 30),
         "RECOVERY_NEEDS_INFO_DAYS": _int("NEEDS_INFO_DAYS", 7),
         "RECOVERY_STALE_CLAIM_MINUTES": _int("STALE_CLAIM_MINUTES", 60),
         # Account users, invitations and password resets (ASVS 2.4.1): how many
         # e-mails one address, one seller account or one client address may cause.
-        "RECOVERY_RESET_LIMIT_PER_ADDRESS": _env("RESET_LIMIT_PER_ADDRESS", "5 per hour"),
-        "RECOVERY_RESET_LIMIT_PER_CLIENT": _env("RESET_LIMIT_PER_CLIENT", "30 per hour"),
-        "RECOVERY_INVITE_LIMIT_PER_ADDRESS": _env("INVITE_LIMIT_PER_ADDRESS", "3 per day"),
-        "RECOVERY_INVITE_LIMIT_PER_ACCOUNT": _env("INVITE_LIMIT_PER_ACCOUNT", "20 per day"),
-        "RECOVERY_PASSWORD_CHANGE_LIMIT": _env("PASSWORD_CHANGE_LIMIT", "10 per hour"),
+        "RECOVERY_RESET_LIMIT_PER_ADDRESS": _rate_limit("RESET_LIMIT_PER_ADDRESS", "5 per hour"),
+        "RECOVERY_RESET_LIMIT_PER_CLIENT": _rate_limit("RESET_LIMIT_PER_CLIENT", "30 per hour"),
+        "RECOVERY_INVITE_LIMIT_PER_ADDRESS": _rate_limit("INVITE_LIMIT_PER_ADDRESS", "3 per day"),
+        "RECOVERY_INVITE_LIMIT_PER_ACCOUNT": _rate_limit("INVITE_LIMIT_PER_ACCOUNT", "20 per day"),
+        "RECOVERY_PASSWORD_CHANGE_LIMIT": _rate_limit("PASSWORD_CHANGE_LIMIT", "10 per hour"),
         # Recovery intake: attempts to open a case or send documents (every POST
         # counts: each one decodes up to three uploads), per address and per user.
-        "RECOVERY_CASE_LIMIT_PER_ADDRESS": _env("CASE_LIMIT_PER_ADDRESS", "30 per hour"),
-        "RECOVERY_CASE_LIMIT_PER_USER": _env("CASE_LIMIT_PER_USER", "15 per hour"),
+        "RECOVERY_CASE_LIMIT_PER_ADDRESS": _rate_limit("CASE_LIMIT_PER_ADDRESS", "30 per hour"),
+        "RECOVERY_CASE_LIMIT_PER_USER": _rate_limit("CASE_LIMIT_PER_USER", "15 per hour"),
         # Pre-checks (docs/prechecks.md). Calibrated by bench/precheck.py on the demo's documents:
         # hand-held phone photos (angle, uneven light 70-110 %, blur r 0.4-1.1, noise, JPEG 70-92)
         # and flatbed scans, 1600 x 1200 and 1200 x 1600, and on the demo's seeded bad documents:
@@ -260,16 +307,16 @@ def load_config(overrides: dict | None = None) -> dict:
         #     0.3% per side 0-8, 0.5% 0-16, 1% 8-26; different passports of one layout photographed by
         #     phone 12 or more (3 of 1,770 pairs within 16, none within 10), other documents 28 or more,
         #     selfies 88 or more -> a match is 10 or less.
-        "RECOVERY_PRECHECK_SHARPNESS_FAIL": _float("PRECHECK_SHARPNESS_FAIL", 15.0),
-        "RECOVERY_PRECHECK_SHARPNESS_REVIEW": _float("PRECHECK_SHARPNESS_REVIEW", 30.0),
-        "RECOVERY_PRECHECK_GLARE_FAIL": _float("PRECHECK_GLARE_FAIL", 0.04),
-        "RECOVERY_PRECHECK_GLARE_REVIEW": _float("PRECHECK_GLARE_REVIEW", 0.01),
-        "RECOVERY_PRECHECK_DARK_FAIL": _float("PRECHECK_DARK_FAIL", 45.0),
-        "RECOVERY_PRECHECK_DARK_REVIEW": _float("PRECHECK_DARK_REVIEW", 70.0),
-        "RECOVERY_PRECHECK_MIN_SHORT_SIDE": _int("PRECHECK_MIN_SHORT_SIDE", 600),
-        "RECOVERY_PRECHECK_REUSE_MAX_DISTANCE": _int("PRECHECK_REUSE_MAX_DISTANCE", 10),
-        "RECOVERY_PRECHECK_BATCH": _int("PRECHECK_BATCH", 20),
-        "RECOVERY_PRECHECK_MAX_ATTEMPTS": _int("PRECHECK_MAX_ATTEMPTS", 5),
+        "RECOVERY_PRECHECK_SHARPNESS_FAIL": _float("PRECHECK_SHARPNESS_FAIL", 15.0, low=0.0, high=100_000.0),
+        "RECOVERY_PRECHECK_SHARPNESS_REVIEW": _float("PRECHECK_SHARPNESS_REVIEW", 30.0, low=0.0, high=100_000.0),
+        "RECOVERY_PRECHECK_GLARE_FAIL": _float("PRECHECK_GLARE_FAIL", 0.04, low=0.0, high=1.0),
+        "RECOVERY_PRECHECK_GLARE_REVIEW": _float("PRECHECK_GLARE_REVIEW", 0.01, low=0.0, high=1.0),
+        "RECOVERY_PRECHECK_DARK_FAIL": _float("PRECHECK_DARK_FAIL", 45.0, low=0.0, high=255.0),
+        "RECOVERY_PRECHECK_DARK_REVIEW": _float("PRECHECK_DARK_REVIEW", 70.0, low=0.0, high=255.0),
+        "RECOVERY_PRECHECK_MIN_SHORT_SIDE": _int("PRECHECK_MIN_SHORT_SIDE", 600, high=20_000),
+        "RECOVERY_PRECHECK_REUSE_MAX_DISTANCE": _int("PRECHECK_REUSE_MAX_DISTANCE", 10, low=0, high=64),
+        "RECOVERY_PRECHECK_BATCH": _int("PRECHECK_BATCH", 20, high=10_000),
+        "RECOVERY_PRECHECK_MAX_ATTEMPTS": _int("PRECHECK_MAX_ATTEMPTS", 5, high=100),
         "RECOVERY_PRECHECK_RETRY_MINUTES": _int("PRECHECK_RETRY_MINUTES", 5),
         "RECOVERY_PRECHECK_LEASE_MINUTES": _int("PRECHECK_LEASE_MINUTES", 15),
         # Scheduler.
@@ -312,15 +359,15 @@ def load_config(overrides: dict | None = None) -> dict:
         # How long a sender keeps trying to record a message the provider has
         # taken while the database is away (a restart, a failover): left claimed,
         # the row would go out a second time once its claim times out.
-        "RECOVERY_OUTBOX_RECORD_SECONDS": _int("OUTBOX_RECORD_SECONDS", 30),
+        "RECOVERY_OUTBOX_RECORD_SECONDS": _int("OUTBOX_RECORD_SECONDS", 30, low=0, high=3600),
         "RECOVERY_SMTP_HOST": _env("SMTP_HOST"),
-        "RECOVERY_SMTP_PORT": _int("SMTP_PORT", SMTP_SECURITY[smtp_security]),
+        "RECOVERY_SMTP_PORT": _int("SMTP_PORT", SMTP_SECURITY[smtp_security], high=65535),
         "RECOVERY_SMTP_USERNAME": _env("SMTP_USERNAME"),
         "RECOVERY_SMTP_PASSWORD": _env("SMTP_PASSWORD"),
         "RECOVERY_SMTP_SECURITY": smtp_security,
         # Extra certificate authorities to trust (a private relay); the system's otherwise.
         "RECOVERY_SMTP_CA_FILE": _env("SMTP_CA_FILE"),
-        "RECOVERY_SMTP_TIMEOUT_SECONDS": _float("SMTP_TIMEOUT_SECONDS", 10.0),
+        "RECOVERY_SMTP_TIMEOUT_SECONDS": _float("SMTP_TIMEOUT_SECONDS", 10.0, low=0.1, high=300.0),
         "RECOVERY_MAIL_FROM": _env("MAIL_FROM", "no-reply@recovery-desk.invalid"),
         "RECOVERY_TWILIO_ACCOUNT_SID": _env("TWILIO_ACCOUNT_SID"),
         "RECOVERY_TWILIO_AUTH_TOKEN": _env("TWILIO_AUTH_TOKEN"),
@@ -330,7 +377,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "RECOVERY_TWILIO_MESSAGING_SERVICE_SID": _env("TWILIO_MESSAGING_SERVICE_SID"),
         # Only for the local stand-in the tests and the bench run; unset in real use.
         "RECOVERY_TWILIO_API_BASE_URL": _env("TWILIO_API_BASE_URL"),
-        "RECOVERY_TWILIO_TIMEOUT_SECONDS": _float("TWILIO_TIMEOUT_SECONDS", 10.0),
+        "RECOVERY_TWILIO_TIMEOUT_SECONDS": _float("TWILIO_TIMEOUT_SECONDS", 10.0, low=0.1, high=300.0),
         # Managers' reports: the longest date range one page may cover.
         "RECOVERY_REPORT_MAX_DAYS": 366,
         # The time zones whose calendar days the reports keep daily rollups for

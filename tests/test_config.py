@@ -3,7 +3,7 @@
 import pytest
 
 from recovery_app import create_app
-from recovery_app.config import ConfigError, load_config, parse_document_types
+from recovery_app.config import BOUNDED_SETTINGS, RATE_LIMIT_SETTINGS, ConfigError, load_config, parse_document_types
 
 
 def test_production_refuses_to_start_without_a_real_secret(monkeypatch, tmp_path):
@@ -46,6 +46,55 @@ def test_malformed_settings_are_refused_with_their_name(monkeypatch, name, value
     monkeypatch.setenv(f"RECOVERY_{name}", value)
     with pytest.raises(ConfigError, match=f"RECOVERY_{name}"):
         load_config()
+
+
+def _walk_bounded_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECOVERY_INSTANCE_DIR", str(tmp_path))
+    load_config()  # fills BOUNDED_SETTINGS
+    assert len(BOUNDED_SETTINGS) >= 50
+    return sorted(BOUNDED_SETTINGS.items())
+
+
+def test_every_number_setting_outside_its_range_is_refused_with_its_name_and_range(monkeypatch, tmp_path):
+    # A session length of a billion minutes, a negative argon2 memory, a NaN timeout: the app would
+    # start and then fail on every sign-in or every sweep; it refuses to start instead.
+    for name, (low, high) in _walk_bounded_settings(monkeypatch, tmp_path):
+        whole = isinstance(low, int) and isinstance(high, int)
+        step = 1 if whole else 0.001
+        for value in (low - step, high + step, *(() if whole else ("nan", "inf"))):
+            monkeypatch.setenv(f"RECOVERY_{name}", str(value))
+            with pytest.raises(ConfigError, match=f"RECOVERY_{name} must be .* from {low} to {high}"):
+                load_config()
+        monkeypatch.delenv(f"RECOVERY_{name}")
+
+
+def test_every_number_setting_takes_the_ends_of_its_range(monkeypatch, tmp_path):
+    for name, (low, high) in _walk_bounded_settings(monkeypatch, tmp_path):
+        for value in (low, high):
+            monkeypatch.setenv(f"RECOVERY_{name}", str(value))
+            config = load_config()
+            if f"RECOVERY_{name}" in config:  # a few are turned into other settings (MB into bytes)
+                assert config[f"RECOVERY_{name}"] == value, name
+        monkeypatch.delenv(f"RECOVERY_{name}")
+
+
+@pytest.mark.parametrize("value", ["banana", "0 per minute", "10 per fortnight", "10 per minute;;", "-1 per hour"])
+def test_every_rate_limit_that_cannot_be_read_is_refused_with_its_name(monkeypatch, tmp_path, value):
+    # Flask-Limiter skips a limit it cannot read: a typing error would switch off the protection unseen.
+    monkeypatch.setenv("RECOVERY_INSTANCE_DIR", str(tmp_path))
+    load_config()  # fills RATE_LIMIT_SETTINGS
+    assert {"LIMIT_SIGN_IN", "LIMIT_CODE_CHECK", "CASE_LIMIT_PER_USER"} <= set(RATE_LIMIT_SETTINGS)
+    for name in RATE_LIMIT_SETTINGS:
+        monkeypatch.setenv(f"RECOVERY_{name}", value)
+        with pytest.raises(ConfigError, match=f"RECOVERY_{name} must be rate limits"):
+            load_config()
+        monkeypatch.delenv(f"RECOVERY_{name}")
+
+
+def test_a_rate_limit_setting_in_the_usual_notation_is_taken(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECOVERY_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("RECOVERY_LIMIT_SIGN_IN", "3/minute;20 per hour")
+    assert load_config()["RECOVERY_LIMIT_SIGN_IN"] == "3/minute;20 per hour"
 
 
 def test_document_types_are_parsed_with_their_sides():
