@@ -19,6 +19,7 @@ from ..models import (
 )
 from ..models.cases import CLOCK_RUNNING_STATUSES
 from ..prechecks.services import failed_filter, flagged_filter
+from ..web import row_id
 from .services import HELD_STATUSES, ReviewError, _utc
 
 PAGE_SIZE = 50
@@ -95,10 +96,10 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
     try:
         stamp, case_id = text.rsplit(".", 1)
         moment = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-        number = int(case_id)
     except (ValueError, AttributeError):
         raise ReviewError(_l("That page link is not valid. Showing the first page.")) from None
-    if number < 1 or len(text) > 60:
+    number = row_id(case_id)  # digits only, and no larger than a case id can be
+    if number is None or number < 1 or len(text) > 60:
         raise ReviewError(_l("That page link is not valid. Showing the first page."))
     return moment, number
 

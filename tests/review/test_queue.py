@@ -140,6 +140,18 @@ def test_bad_filter_and_bad_cursor_get_a_message_and_the_plain_queue(make, auth,
     assert case.reference in bad_cursor.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    "case_number", ["99999999999999999999999", str(2**63), str(2**31), "١٢", "0", "-3", "+5", " 5"]
+)
+def test_a_cursor_whose_case_number_no_case_can_have_gets_the_message(make, auth, now, case_number):
+    reviewer = make.user("reviewer", locale="en")
+    case = make.case(submitted_at=now)
+    page = auth.client_for(reviewer).get("/review/", query_string={"after": f"20260302T090000.000000Z.{case_number}"})
+    assert page.status_code == 200
+    assert "That page link is not valid" in page.get_data(as_text=True)
+    assert case.reference in page.get_data(as_text=True)
+
+
 def test_seller_gets_404_on_every_review_page(make, review, auth, now):
     seller = review.seller()
     case = review.case(seller)
