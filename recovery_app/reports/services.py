@@ -84,6 +84,11 @@ class DateRange:
         return and_(column >= self.start_utc, column < self.end_utc)
 
 
+# The days a report may cover: every case of this product falls well inside,
+# and the ends stay clear of the calendar's limits once moved between time zones.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
 def parse_range(
     start_text: str | None, end_text: str | None, *, today: date, tz: str, max_days: int = 366
 ) -> DateRange:
@@ -91,9 +96,15 @@ def parse_range(
     start_text, end_text = (start_text or "").strip(), (end_text or "").strip()
     try:
         end = date.fromisoformat(end_text) if end_text else today
-        start = date.fromisoformat(start_text) if start_text else end - timedelta(days=DEFAULT_DAYS - 1)
+        start = date.fromisoformat(start_text) if start_text else None
     except ValueError:
         raise ReportError(_l("Dates must be written as year-month-day, for example 2026-03-02.")) from None
+    if not all(FIRST_DAY <= day <= LAST_DAY for day in (start or end, end)):  # far dates overflow in UTC
+        raise ReportError(
+            _l("Reports cover days from %(first)s to %(last)s."), first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat()
+        )
+    if start is None:
+        start = max(end - timedelta(days=DEFAULT_DAYS - 1), FIRST_DAY)
     if end < start:
         raise ReportError(_l("The end date is before the start date."))
     if (end - start).days + 1 > max_days:

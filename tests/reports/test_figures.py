@@ -125,6 +125,9 @@ def test_days_follow_the_viewer_time_zone(fixed_data, now):
         ("2025-01-01", "2026-03-01", "A report can cover at most 366 days."),
         ("2026-02-30", "", "Dates must be written as year-month-day"),
         ("yesterday", "", "Dates must be written as year-month-day"),
+        ("0001-01-01", "0001-01-02", "Reports cover days from 2000-01-01 to 2099-12-31."),
+        ("9999-12-30", "9999-12-31", "Reports cover days from 2000-01-01 to 2099-12-31."),
+        ("", "0001-01-01", "Reports cover days from 2000-01-01 to 2099-12-31."),
     ],
 )
 def test_bad_date_ranges_are_refused_with_a_clear_message(app, start, end, message):

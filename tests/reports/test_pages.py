@@ -62,6 +62,8 @@ def test_dashboard_has_no_inline_script_or_style(manager_client, fixed_data):  #
         ({"start": "2025-01-01", "end": "2026-03-01"}, "A report can cover at most 366 days."),
         ({"start": "2026-02-30"}, "Dates must be written as year-month-day"),
         ({"start": "<script>"}, "Dates must be written as year-month-day"),
+        ({"start": "9999-12-30", "end": "9999-12-31"}, "Reports cover days from 2000-01-01 to 2099-12-31."),
+        ({"end": "0001-01-01"}, "Reports cover days from 2000-01-01 to 2099-12-31."),
     ],
 )
 def test_bad_date_range_gets_a_clear_message(manager_client, query, message):
