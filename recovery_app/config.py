@@ -78,7 +78,7 @@ def _bounded(name: str, default, parse, expected: str, low, high):
 
 
 # Every rate limit read from the environment (the tests walk it).
-RATE_LIMIT_SETTINGS: list[str] = []
+RATE_LIMIT_SETTINGS: set[str] = set()
 
 
 def _rate_limit(name: str, default: str) -> str:
@@ -86,8 +86,7 @@ def _rate_limit(name: str, default: str) -> str:
     Flask-Limiter skips a limit it cannot read, so a typing error here would
     quietly switch off the protection: it is refused at start instead, and so
     is a limit of zero, which would refuse everybody."""
-    if name not in RATE_LIMIT_SETTINGS:
-        RATE_LIMIT_SETTINGS.append(name)
+    RATE_LIMIT_SETTINGS.add(name)
     raw = _env(name) or default
     try:
         limits = parse_many(raw)

@@ -83,8 +83,8 @@ def test_every_rate_limit_that_cannot_be_read_is_refused_with_its_name(monkeypat
     # Flask-Limiter skips a limit it cannot read: a typing error would switch off the protection unseen.
     monkeypatch.setenv("RECOVERY_INSTANCE_DIR", str(tmp_path))
     load_config()  # fills RATE_LIMIT_SETTINGS
-    assert {"LIMIT_SIGN_IN", "LIMIT_CODE_CHECK", "CASE_LIMIT_PER_USER"} <= set(RATE_LIMIT_SETTINGS)
-    for name in RATE_LIMIT_SETTINGS:
+    assert {"LIMIT_SIGN_IN", "LIMIT_CODE_CHECK", "CASE_LIMIT_PER_USER"} <= RATE_LIMIT_SETTINGS
+    for name in sorted(RATE_LIMIT_SETTINGS):
         monkeypatch.setenv(f"RECOVERY_{name}", value)
         with pytest.raises(ConfigError, match=f"RECOVERY_{name} must be rate limits"):
             load_config()
