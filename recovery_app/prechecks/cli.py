@@ -18,7 +18,7 @@ from ..models.base import utcnow
 prechecks_cli = AppGroup("prechecks", help="Automatic document pre-checks.")
 
 
-def _finite(param, value: float) -> float:
+def _finite(_ctx, param, value: float) -> float:
     if math.isnan(value):
         raise click.BadParameter("must be a number of seconds", param=param)
     return value
@@ -29,7 +29,7 @@ def _finite(param, value: float) -> float:
 @click.option(
     "--idle-seconds",
     type=click.FloatRange(0.1, 3600.0),  # NaN passes a range check: _finite refuses it
-    callback=lambda _ctx, param, value: _finite(param, value),
+    callback=_finite,
     default=5.0,
     show_default=True,
     help="Pause between looks for work when none is waiting.",
