@@ -474,14 +474,12 @@ def change_email(user: User, new_email: str, now: datetime, *, address: str | No
         raise AccountError(_l("Enter an e-mail address like name@example.com."), field="email")
     if new_email == user.email:
         raise AccountError(_l("That is already your e-mail address."), field="email")
-    if find_user_by_email(new_email) is not None:
-        raise AccountError(_l("Another login already uses this address. Choose another."), field="email")
     old_email = user.email
     try:
-        with address_kept_unique(new_email):
+        with address_kept_unique(new_email):  # already taken, or taken by another login at this moment
             user.email = new_email
             user.email_changed_at = now
-    except AddressTaken:  # taken by another login at the same moment
+    except AddressTaken:
         raise AccountError(_l("Another login already uses this address. Choose another."), field="email") from None
     _retire_links(RESET, now, user_id=user.id)
     record_event(user, "email_changed", now, address=address, browser=browser, old=old_email, new=new_email)
