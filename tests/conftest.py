@@ -153,5 +153,11 @@ def make(app):
 
 
 @pytest.fixture
+def add_phone(make):
+    """add_phone(user, e164=..., kind="sms", primary=True): a confirmed phone method."""
+    return make.add_phone
+
+
+@pytest.fixture
 def auth(app):
     return SignIn(app)

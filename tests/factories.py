@@ -225,6 +225,26 @@ class Factory:
         user._test_totp_seed = seed
         return method
 
+    def add_phone(self, user, e164: str = "+819012345678", *, kind: str = "sms", primary: bool = True):
+        """Give ``user`` a confirmed phone method (SMS or voice); as the primary
+        one, the user's other methods stop being primary."""
+        if primary:
+            for method in db.session.query(TwoFactorMethod).filter_by(user_id=user.id):
+                method.is_primary = False
+        method = TwoFactorMethod(
+            user_id=user.id,
+            kind=kind,
+            is_primary=primary,
+            phone_e164=e164,
+            label="",
+            created_at=utcnow(),
+            confirmed_at=utcnow(),
+        )
+        db.session.add(method)
+        user.must_enroll_2sv = False
+        db.session.flush()
+        return method
+
     def add_passkey(self, user, device=None, *, name: str = "Phone"):
         """Give ``user`` a passkey of ``device`` (a tests.passkey_device.SoftPasskey) and an
         open challenge, as if one were being used; the device is returned."""

@@ -17,7 +17,7 @@ from recovery_app import audit
 from recovery_app.auth import twofactor
 from recovery_app.database import unit
 from recovery_app.extensions import db
-from recovery_app.models import SecurityEvent, SentCode, TwoFactorMethod, User
+from recovery_app.models import SecurityEvent, SentCode, User
 from recovery_app.models.base import utcnow
 from tests.factories import Factory
 from tests.helpers import TEST_PASSWORD, later
@@ -158,20 +158,7 @@ def test_parallel_guesses_at_one_sent_code_get_its_five_tries_and_no_more(live_a
     ((email, _seed),) = sellers(live_app, 1)
     with live_app.app_context():
         user = db.session.execute(select(User).where(User.email == email)).scalar_one()
-        db.session.execute(
-            TwoFactorMethod.__table__.update().where(TwoFactorMethod.user_id == user.id).values(is_primary=False)
-        )
-        db.session.add(
-            TwoFactorMethod(
-                user_id=user.id,
-                kind="sms",
-                is_primary=True,
-                phone_e164="+819012345678",
-                label="",
-                created_at=utcnow(),
-                confirmed_at=utcnow(),
-            )
-        )
+        Factory(live_app).add_phone(user, "+819012345678")
         db.session.commit()
         db.session.remove()
     with served(live_app, scheduler=False) as base:

@@ -28,19 +28,9 @@ from tests.passkey_device import SoftPasskey
 
 def test_two_tabs_removing_the_last_two_methods_leave_one(live_app, backend):
     with live_app.app_context():
-        user = Factory(live_app).user(locale="en")
-        now = utcnow()
-        db.session.add(
-            TwoFactorMethod(
-                user_id=user.id,
-                kind="sms",
-                is_primary=False,
-                phone_e164="+819012345678",
-                label="",
-                created_at=now,
-                confirmed_at=now,
-            )
-        )
+        make = Factory(live_app)
+        user = make.user(locale="en")
+        make.add_phone(user, primary=False)
         db.session.commit()
         user_id, method_ids = user.id, [m.id for m in twofactor.confirmed_methods(user)]
         db.session.remove()

@@ -1,4 +1,4 @@
-"""Auth fixtures: English browsers, roomy per-address limits, phone methods."""
+"""Auth fixtures: English browsers and roomy per-address limits."""
 
 from __future__ import annotations
 
@@ -26,30 +26,3 @@ def roomy_limits(app):
     for name in ("RECOVERY_LIMIT_SIGN_IN", "RECOVERY_LIMIT_CODE_CHECK", "RECOVERY_LIMIT_CODE_SEND"):
         app.config[name] = "10000 per minute"
     return app
-
-
-@pytest.fixture
-def add_phone(db):
-    """Give a user a confirmed phone method (SMS or voice)."""
-    from recovery_app.models import TwoFactorMethod
-    from recovery_app.models.base import utcnow
-
-    def add(user, e164: str = "+819012345678", *, kind: str = "sms", primary: bool = True):
-        if primary:
-            for method in db.session.query(TwoFactorMethod).filter_by(user_id=user.id):
-                method.is_primary = False
-        method = TwoFactorMethod(
-            user_id=user.id,
-            kind=kind,
-            is_primary=primary,
-            phone_e164=e164,
-            label="",
-            created_at=utcnow(),
-            confirmed_at=utcnow(),
-        )
-        db.session.add(method)
-        user.must_enroll_2sv = False
-        db.session.flush()
-        return method
-
-    return add

@@ -54,27 +54,3 @@ def twilio(app):
     with TwilioStandIn(ACCOUNT_SID, AUTH_TOKEN) as standin:
         app.config.update(twilio_settings(standin))
         yield standin
-
-
-@pytest.fixture
-def add_phone(db):
-    """A confirmed phone method as the user's primary way to get codes."""
-    from recovery_app.models import TwoFactorMethod
-    from recovery_app.models.base import utcnow
-
-    def add(user, e164: str = "+819012345678", *, kind: str = "sms"):
-        method = TwoFactorMethod(
-            user_id=user.id,
-            kind=kind,
-            is_primary=True,
-            phone_e164=e164,
-            label="",
-            created_at=utcnow(),
-            confirmed_at=utcnow(),
-        )
-        db.session.add(method)
-        user.must_enroll_2sv = False
-        db.session.flush()
-        return method
-
-    return add

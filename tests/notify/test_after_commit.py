@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from recovery_app import notify
 from recovery_app.database import unit
 from recovery_app.extensions import db
-from recovery_app.models import OutboxMessage, TwoFactorMethod
+from recovery_app.models import OutboxMessage
 from recovery_app.models.base import utcnow
 from recovery_app.scheduler import jobs
 from tests.factories import Factory
@@ -66,19 +66,9 @@ def twilio(sending_app):
 
 def _seller_with_phone(app) -> object:
     with app.app_context():
-        user = Factory(app).user(locale="ja", enrolled=False)
-        db.session.add(
-            TwoFactorMethod(
-                user_id=user.id,
-                kind="sms",
-                is_primary=True,
-                phone_e164=PHONE,
-                label="",
-                created_at=utcnow(),
-                confirmed_at=utcnow(),
-            )
-        )
-        user.must_enroll_2sv = False
+        make = Factory(app)
+        user = make.user(locale="ja", enrolled=False)
+        make.add_phone(user, PHONE)
         email = user.email
         db.session.commit()
         return SimpleNamespace(email=email)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from recovery_app.extensions import db as _db
-from tests.auth.conftest import add_phone, english_browser, roomy_limits  # noqa: F401
+from tests.auth.conftest import english_browser, roomy_limits  # noqa: F401
 
 ROLES = ("seller_owner", "seller_user", "reviewer", "manager")
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from flask import current_app
 
 from recovery_app.auth import services, twofactor
+from tests.factories import Factory
 from tests.helpers import TEST_PASSWORD, last_code, outbox_messages
 
 PHONE = "+819087654321"
@@ -23,22 +25,8 @@ def _add_phone(client, user):
     return client.post("/settings/security/phone/confirm", data={"code": last_code(PHONE)})
 
 
-def _second_method(user, db):
-    from recovery_app.models import TwoFactorMethod
-    from recovery_app.models.base import utcnow
-
-    method = TwoFactorMethod(
-        user_id=user.id,
-        kind="sms",
-        is_primary=False,
-        phone_e164=PHONE,
-        label="",
-        created_at=utcnow(),
-        confirmed_at=utcnow(),
-    )
-    db.session.add(method)
-    db.session.flush()
-    return method
+def _second_method(user, _db):
+    return Factory(current_app).add_phone(user, PHONE, primary=False)
 
 
 CHANGES = {
