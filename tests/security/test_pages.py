@@ -124,6 +124,19 @@ def test_every_view_that_reads_next_passes_it_through_safe_next():
     assert {"auth/views.py", "pages/views.py"} <= set(readers)
 
 
+def assert_not_found(client, rules, who: str, *, number: int, text: str, data: dict) -> None:
+    """Every GET and POST of ``rules``, with ``number`` and ``text`` in the
+    path's places, answers 404 to ``client`` and changes no row."""
+    before = snapshot()
+    for rule in rules:
+        path = re.sub(r"<int:\w+>", str(number), rule.rule)
+        path = re.sub(r"<[^>]+>", text, path)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            response = client.get(path) if method == "GET" else client.post(path, data=data)
+            assert response.status_code == 404, f"{method} {path} answered {response.status_code} to a {who}"
+    assert changed_tables(before, snapshot()) == []
+
+
 def staff_rules(app):
     return [rule for rule in app.url_map.iter_rules() if rule.rule.startswith(STAFF_PREFIXES)]
 
@@ -137,14 +150,7 @@ def test_staff_pages_are_not_found_by_sellers(app, make, auth, role):
     client = app.test_client()
     auth.fast_sign_in(client, make.user(role, locale="en"))
     auth.fresh_code(client)
-    before = snapshot()
-    for rule in rules:
-        path = re.sub(r"<int:\w+>", str(other.id), rule.rule)
-        path = re.sub(r"<[^>]+>", "dummy", path)
-        for method in sorted(rule.methods & {"GET", "POST"}):
-            response = client.get(path) if method == "GET" else client.post(path, data={"q": "x"})
-            assert response.status_code == 404, f"{method} {path} answered {response.status_code} to a {role}"
-    assert changed_tables(before, snapshot()) == []
+    assert_not_found(client, rules, role, number=other.id, text="dummy", data={"q": "x"})
 
 
 def test_owner_pages_are_not_found_by_other_seller_users(app, make, auth):
@@ -221,14 +227,7 @@ def test_an_id_too_large_for_the_database_is_not_found(app, make, auth, role, nu
     client = app.test_client()
     auth.fast_sign_in(client, make.user(role, locale="en"))
     auth.fresh_code(client)
-    before = snapshot()
-    for rule in rules:
-        path = re.sub(r"<int:\w+>", str(number), rule.rule)
-        path = re.sub(r"<[^>]+>", "RC-AAAA-AAAA", path)
-        for method in sorted(rule.methods & {"GET", "POST"}):
-            response = client.get(path) if method == "GET" else client.post(path, data={"role": "reviewer"})
-            assert response.status_code == 404, f"{method} {path} answered {response.status_code} to a {role}"
-    assert changed_tables(before, snapshot()) == []
+    assert_not_found(client, rules, role, number=number, text="RC-AAAA-AAAA", data={"role": "reviewer"})
 
 
 def test_the_largest_row_id_still_reaches_its_view(app, make, auth):
