@@ -37,6 +37,7 @@ def dashboard():
             error=str(exc),
             start=request.args.get("start", ""),
             end=request.args.get("end", ""),
+            zone=str(get_timezone()),
         ), 400
     report = services.build_report(rng, utcnow())
     return render_template(
@@ -47,6 +48,7 @@ def dashboard():
         bucket_note=services.BUCKET_NOTE,
         start=rng.start.isoformat(),
         end=rng.end.isoformat(),
+        zone=rng.tz,
     )
 
 

@@ -71,6 +71,7 @@ def test_bad_date_range_gets_a_clear_message(manager_client, query, message):
     assert page.status_code == 400
     html = page.get_data(as_text=True)
     assert message in html and "<script>" not in html
+    assert "Days follow your time zone (UTC)." in html  # the hint keeps its zone beside the error
     assert manager_client.get("/reports/daily.csv", query_string=query).status_code == 400
 
 
