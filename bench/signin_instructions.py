@@ -14,8 +14,9 @@ set-up is the same: every user is made in both), each ``--repeat`` times. The
 difference of the medians over ``--trips`` is what one round trip executes;
 timers (the in-memory rate-limit store's, say) make single runs differ by a
 few per cent. What a sign-in queues is left unsent. Instructions are not time:
-a request right after a 64 MiB hash also waits on emptied CPU caches, which
-only ``bench/signin.py`` sees. Flask-Security-Too is left out: its code step
+a request right after a hash runs slower than warm (the thread waited, and
+the caches hold the hash's memory), which only ``bench/signin.py`` and
+``bench/signin_pause.py`` see. Flask-Security-Too is left out: its code step
 derives its TOTP secrets' key with PBKDF2 at every check (about 9 ms of its
 warm round trip), which would be most of its count.
 """
