@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 
+import pyotp
 import pytest
 from sqlalchemy import func, select
 
@@ -16,7 +19,7 @@ from recovery_app.auth import passkeys, twofactor
 from recovery_app.auth import services as auth_services
 from recovery_app.domain import DomainError
 from recovery_app.extensions import db
-from recovery_app.models import ActionToken, TwoFactorMethod, User
+from recovery_app.models import ActionToken, Case, Decision, TwoFactorMethod, User
 from recovery_app.models.base import utcnow
 from recovery_app.review import claims, decisions
 from recovery_app.staff import services as staff_services
@@ -241,4 +244,111 @@ def test_an_approval_and_a_new_passkey_at_once_leave_no_second_step(live_app, ba
         seller = db.session.get(User, seller_id)
         assert seller.must_enroll_2sv and not auth_services.has_second_factor(seller)
         assert passkeys.passkeys_of(seller) == []
+        db.session.remove()
+
+
+def test_a_first_approval_and_its_own_confirmation_at_once_still_need_a_second_person(live_app, backend, monkeypatch):
+    """A manager approves a high-risk case in one tab and confirms it in another
+    at the same moment. The confirmation must not read "in review" before the
+    first approval commits and then take the case once it has: the case waits
+    for someone else, and 2-step verification is not reset on one person's word."""
+    with live_app.test_request_context():
+        make = Factory(live_app)
+        review = ReviewFactory(make, utcnow())
+        manager = make.user("manager")
+        seller = review.seller(locale="en")
+        case = review.case(seller)
+        case.high_risk, case.risk_reasons, case.risk_assessed_at = True, ["password_changed"], utcnow()
+        claims.claim(case.reference, manager, now=utcnow())
+        db.session.commit()
+        reference, manager_id, seller_id = case.reference, manager.id, seller.id
+        db.session.remove()
+
+    # The confirmation's take of the case comes a moment after its first look
+    # at it (a pause of the thread, say), long enough for the first approval
+    # to commit in between.
+    confirming = threading.local()
+    take = decisions._take_for_decision
+
+    def take_a_moment_later(*args):
+        if getattr(confirming, "now", False):
+            time.sleep(0.4)
+        return take(*args)
+
+    monkeypatch.setattr(decisions, "_take_for_decision", take_a_moment_later)
+
+    def first_approval(manager):
+        case = decisions.approve(reference, manager, ALL_CHECKS, now=utcnow())
+        time.sleep(0.1)  # the rest of the request, before the commit at its edge
+        return case.status
+
+    def confirmation(manager):
+        confirming.now = True
+        return decisions.confirm_approval(reference, manager, now=utcnow()).status
+
+    def as_manager(act):
+        return (lambda: (db.session.get(User, manager_id),)), act
+
+    first, confirmed = units_at_once(live_app, backend, [as_manager(first_approval), as_manager(confirmation)])
+    assert first == "awaiting_second_approval", first
+    assert isinstance(confirmed, decisions.ReviewError), confirmed
+    with live_app.app_context():
+        case = db.session.execute(select(Case).where(Case.reference == reference)).scalar_one()
+        assert case.status == "awaiting_second_approval"
+        actions = db.session.execute(select(Decision.action).where(Decision.case_id == case.id)).scalars().all()
+        assert actions == ["first_approval"]
+        assert auth_services.has_second_factor(db.session.get(User, seller_id))
+        db.session.remove()
+
+
+def test_an_approval_and_the_sellers_own_sign_in_at_once_both_finish(live_app, backend):
+    """The seller signs in with their authenticator while a reviewer approves
+    their recovery. The sign-in holds the seller's row (the code counter) and
+    then cancels the open case; the approval must take the two in the same
+    order, or PostgreSQL finds them waiting on each other and aborts one (a
+    500). The owner who signed in wins: the case is cancelled, nothing reset."""
+    with live_app.test_request_context():
+        make = Factory(live_app)
+        review = ReviewFactory(make, utcnow())
+        reviewer = make.user("reviewer")
+        seller = review.seller(locale="en")
+        seed = seller._test_totp_seed
+        case = review.case(seller)
+        claims.claim(case.reference, reviewer, now=utcnow())
+        (method,) = twofactor.confirmed_methods(seller)
+        db.session.commit()
+        reference, reviewer_id, seller_id, method_id = case.reference, reviewer.id, seller.id, method.id
+        db.session.remove()
+
+    def approval():
+        return (lambda: (db.session.get(User, reviewer_id),)), (
+            lambda reviewer: decisions.approve(reference, reviewer, ALL_CHECKS, now=utcnow()).status
+        )
+
+    def sign_in():
+        def read():  # the code is checked: its try is counted on the seller's row
+            seller, now = db.session.get(User, seller_id), utcnow()
+            challenge = auth_services.Challenge(id="c1", method_id=method_id)
+            via = auth_services.verify_code(seller, challenge, pyotp.TOTP(seed).now(), now, address=None, browser=None)
+            return seller, now, via
+
+        def finish(seller, now, via):
+            time.sleep(0.3)  # the approval has started meanwhile
+            with live_app.test_request_context():  # the new-device notice links to the site
+                auth_services.complete_sign_in(seller, now, address="192.0.2.9", browser="Firefox", via=via)
+            return "signed in"
+
+        return read, finish
+
+    approved, signed_in = units_at_once(live_app, backend, [approval(), sign_in()])
+    with live_app.app_context():
+        case = db.session.execute(select(Case).where(Case.reference == reference)).scalar_one()
+        seller = db.session.get(User, seller_id)
+        if signed_in == "signed in":
+            assert isinstance(approved, decisions.ReviewError), approved
+            assert case.status == "cancelled" and auth_services.has_second_factor(seller)
+        else:  # SQLite may run the approval first: the code's method is gone with the rest
+            assert backend == "sqlite", signed_in
+            assert isinstance(signed_in, auth_services.AuthError), signed_in
+            assert approved == "approved" and case.status == "approved" and seller.must_enroll_2sv
         db.session.remove()

@@ -87,6 +87,17 @@ def _take_for_decision(reference: str, actor: User, statuses: tuple[str, ...], n
     return case
 
 
+def _take_for_approval(reference: str, actor: User, statuses: tuple[str, ...], now: datetime) -> Case:
+    """``_take_for_decision`` for an approval, which resets the seller's second
+    steps under the seller's row lock: that lock is taken first, before the
+    case's. A sign-in holds the seller's row (its code counter) when it
+    cancels the seller's open case; taking the two the other way round, an
+    approval and the seller's sign-in at the same moment would wait on each
+    other until PostgreSQL aborted one of them."""
+    lock_row(User, get_case(reference).user_id)
+    return _take_for_decision(reference, actor, statuses, now)
+
+
 def _decision(
     case: Case, actor: User, action: str, now: datetime, *, reason_code: str | None = None, message: str | None = None
 ) -> Decision:
@@ -181,7 +192,7 @@ def approve(
 ) -> Case:
     """Approve a case held by ``actor``. A high-risk case waits for a second
     approver; otherwise 2SV is reset now, in this same transaction."""
-    case = _take_for_decision(reference, actor, ("in_review",), now)
+    case = _take_for_approval(reference, actor, ("in_review",), now)
     items = checklist_items(any(document.side == "selfie" for document in case.documents))
     unknown = [item for item in checked if item not in CHECKLIST]
     if unknown or any(item not in checked for item in items):
@@ -211,8 +222,14 @@ def approve(
 def confirm_approval(
     reference: str, actor: User, *, now: datetime, address: str | None = None, browser: str | None = None
 ) -> Case:
-    """The second approval of a high-risk case, by a different reviewer or a manager."""
+    """The second approval of a high-risk case, by a different reviewer or a manager.
+
+    Who gave the first approval is read under the case's row lock: another tab
+    of the same person may be giving it at this moment, and read before its
+    commit, the case would still be in review and the check would pass."""
     case = get_case(reference)
+    lock_row(User, case.user_id)  # the seller's row first, as in _take_for_approval
+    lock_row(Case, case.id)
     if case.status == "awaiting_second_approval" and _first_approver_id(case) == actor.id:
         raise ReviewError(
             _l(
