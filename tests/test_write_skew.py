@@ -19,7 +19,7 @@ from recovery_app.auth import passkeys, twofactor
 from recovery_app.auth import services as auth_services
 from recovery_app.domain import DomainError
 from recovery_app.extensions import db
-from recovery_app.models import ActionToken, Case, Decision, TwoFactorMethod, User
+from recovery_app.models import ActionToken, Case, Decision, SentCode, TwoFactorMethod, User
 from recovery_app.models.base import utcnow
 from recovery_app.review import claims, decisions
 from recovery_app.staff import services as staff_services
@@ -351,4 +351,44 @@ def test_an_approval_and_the_sellers_own_sign_in_at_once_both_finish(live_app, b
             assert backend == "sqlite", signed_in
             assert isinstance(signed_in, auth_services.AuthError), signed_in
             assert approved == "approved" and case.status == "approved" and seller.must_enroll_2sv
+        db.session.remove()
+
+
+def test_codes_asked_for_at_once_keep_the_per_user_limits(live_app, backend):
+    """Eight requests for a text-message code at the same moment: one per
+    challenge per resend interval, and never more than the hourly cap for the
+    user, however the requests line up (the victim's phone has no other guard
+    when the requests come from many addresses)."""
+    with live_app.test_request_context():
+        make = Factory(live_app)
+        seller = make.user("seller_owner", locale="en")
+        make.add_phone(seller, "+819012345678")
+        db.session.commit()
+        seller_id = seller.id
+        db.session.remove()
+
+    def ask(challenge_id):
+        def send(seller):
+            with live_app.test_request_context():
+                twofactor.send_code(
+                    seller,
+                    phone_e164="+819012345678",
+                    channel="sms",
+                    purpose="sign_in",
+                    challenge_id=challenge_id,
+                    now=utcnow(),
+                )
+            return "sent"
+
+        return (lambda: (db.session.get(User, seller_id),)), send
+
+    one_challenge = units_at_once(live_app, backend, [ask("same") for _ in range(8)])
+    assert one_challenge.count("sent") == 1, one_challenge
+    assert all(isinstance(o, twofactor.CodeError) for o in one_challenge if o != "sent"), one_challenge
+
+    many_challenges = units_at_once(live_app, backend, [ask(f"c{n}") for n in range(twofactor.CODES_PER_HOUR + 3)])
+    assert many_challenges.count("sent") == twofactor.CODES_PER_HOUR - 1, many_challenges
+    with live_app.app_context():
+        sent = db.session.execute(select(func.count(SentCode.id)).where(SentCode.user_id == seller_id)).scalar_one()
+        assert sent == twofactor.CODES_PER_HOUR
         db.session.remove()

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import vault
-from ..database import core_execute, remembered
+from ..database import core_execute, lock_row, remembered
 from ..extensions import db
-from ..models import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod
+from ..models import RecoveryCode, SentCode, TrustedDevice, TwoFactorMethod, User
 from ..notify import queue_code
 from .passwords import hash_password, verify_password
 
@@ -155,8 +155,13 @@ def send_code(
 ) -> SentCode:
     """Send a fresh code by SMS or voice for one challenge (ASVS 6.6.2, 6.6.3),
     worded (or read aloud) in ``locale``, the language of the person asking,
-    else the user's saved one."""
+    else the user's saved one.
+
+    The limits count the codes already sent, so sending runs one at a time
+    per user (the user's row lock): requests at the same moment would each
+    count only what was sent before any of them, and all send."""
     config = current_app.config
+    lock_row(User, user.id)
     last = db.session.execute(
         select(SentCode)
         .where(SentCode.user_id == user.id, SentCode.challenge_id == challenge_id)
