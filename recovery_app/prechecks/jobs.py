@@ -173,20 +173,29 @@ def _run_one(run_id: int, token: str, now: datetime) -> str:
         return "done"
     except Exception as exc:  # noqa: BLE001 - any failure of a check is kept on the run and retried
         db.session.rollback()
-        return _record_failure(run_id, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], now)
+        return _record_failure(run_id, token, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], now)
 
 
-def _record_failure(run_id: int, error: str, now: datetime) -> str:
+def _record_failure(run_id: int, token: str, error: str, now: datetime) -> str:
+    """Keep the error on the run and put it back for a later try (or give up
+    after the last attempt), if this worker still holds it: a worker whose
+    lease ran out may fail after another took the run over and finished it,
+    and that result stands."""
     config = current_app.config
-    run = db.session.get(PrecheckRun, run_id)
-    run.last_error = error
-    run.lease_until = run.claim_token = None
-    if run.attempts >= config["RECOVERY_PRECHECK_MAX_ATTEMPTS"]:
-        run.status, run.finished_at = "failed", now
-        outcome = "failed"
+    attempts = db.session.execute(select(PrecheckRun.attempts).where(PrecheckRun.id == run_id)).scalar_one()
+    if attempts >= config["RECOVERY_PRECHECK_MAX_ATTEMPTS"]:
+        values, outcome = {"status": "failed", "finished_at": now}, "failed"
     else:
-        pause = timedelta(minutes=config["RECOVERY_PRECHECK_RETRY_MINUTES"]) * 2 ** (run.attempts - 1)
-        run.status, run.next_try_at = "pending", now + pause
-        outcome = "retried"
+        pause = timedelta(minutes=config["RECOVERY_PRECHECK_RETRY_MINUTES"]) * 2 ** (attempts - 1)
+        values, outcome = {"status": "pending", "next_try_at": now + pause}, "retried"
+    kept = db.session.execute(
+        update(PrecheckRun)
+        .where(PrecheckRun.id == run_id, PrecheckRun.claim_token == token, PrecheckRun.status == "running")
+        .values(last_error=error, lease_until=None, claim_token=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if kept.rowcount != 1:
+        db.session.rollback()
+        return "lost"
     db.session.commit()
     return outcome

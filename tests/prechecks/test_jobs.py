@@ -285,3 +285,30 @@ def test_the_worker_refuses_a_pause_that_is_not_a_usable_number_of_seconds(app):
         result = runner.invoke(args=["prechecks", "work", "--once", "--idle-seconds", value])
         assert result.exit_code == 2 and "Invalid value for '--idle-seconds'" in result.output, (value, result.output)
     assert runner.invoke(args=["prechecks", "work", "--once", "--idle-seconds", "0.5", "--quiet"]).exit_code == 0
+
+
+def test_a_worker_that_fails_after_its_claim_was_taken_over_leaves_the_run_alone(make, seller, now, monkeypatch):
+    """A worker whose lease ran out fails (its OCR hung and timed out, say)
+    after another worker took the run over and finished it: the finished run
+    stays done, with its results, instead of going back to pending."""
+    from recovery_app.prechecks import jobs, services
+
+    case = make.case(seller(), submitted_at=now, document_type="drivers_licence")
+    make.document(case, images.jpeg(images.photo_of(images.card(71), seed=71)))
+    jobs._discover(now)
+    (run_id,) = jobs._claim(now, "slow-worker", 1)
+    db.session.commit()
+    later = now + timedelta(minutes=16)
+    assert jobs.work(lambda: later, once=True)["done"] == 1  # the lease ran out: another worker did it
+    results = db.session.execute(select(func.count()).select_from(PrecheckResult)).scalar_one()
+    assert results > 0
+
+    def hung(*_args):
+        raise TimeoutError("tesseract hung")
+
+    monkeypatch.setattr(services, "examine", hung)
+    assert jobs._run_one(run_id, "slow-worker", now) == "lost"
+    run = db.session.get(PrecheckRun, run_id)
+    db.session.refresh(run)
+    assert (run.status, run.last_error, run.claim_token) == ("done", None, None)
+    assert db.session.execute(select(func.count()).select_from(PrecheckResult)).scalar_one() == results
