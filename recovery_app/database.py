@@ -35,13 +35,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 
 from flask import Flask, g, request
-from sqlalchemy import bindparam, event, inspect, select, update
+from sqlalchemy import bindparam, event, func, inspect, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -342,19 +343,37 @@ def lock_row(model, *row_ids: int) -> None:
     reviewer on one case, two managers changing each other's roles.
 
     PostgreSQL takes the row locks, in id order so that two units locking the
-    same rows cannot deadlock, and then everything this unit read before is
-    read again when next used (loaded objects are expired, and what
-    ``remembered()`` kept is dropped): a check made after ``lock_row`` sees
-    what the unit that held the lock committed. On SQLite the unit already
+    same rows cannot deadlock. They are ``FOR NO KEY UPDATE`` locks, the ones
+    an UPDATE of the row takes: they wait for each other and for such UPDATEs,
+    but not for a unit inserting a row that refers to the locked one (a
+    security event of the user), whose foreign-key check only needs the key
+    to stay; ``FOR UPDATE`` would make that insert wait, and deadlock with a
+    unit that holds another row the locker wants next. Then everything this
+    unit read before is read again when next used (loaded objects are
+    expired, and what ``remembered()`` kept is dropped): a check made after
+    ``lock_row`` sees what the unit that held the lock committed. On SQLite the unit already
     holds the database's write lock, and all it has read was read under it,
     so there is nothing to do."""
     session = db.session
     if session.get_bind().dialect.name != "postgresql":
         return
     ids = sorted(set(row_ids))
-    session.execute(select(model.id).where(model.id.in_(ids)).order_by(model.id).with_for_update())
+    session.execute(select(model.id).where(model.id.in_(ids)).order_by(model.id).with_for_update(key_share=True))
     session.expire_all()  # flushed first by the SELECT's autoflush: nothing unsaved is lost
     session.info.pop("remembered", None)
+
+
+def one_at_a_time(step: str) -> None:
+    """Serialise a step whose check no row lock can cover, because what it
+    looks for is rows other units are inserting (a new document's hash against
+    everyone else's). PostgreSQL: a transaction-level advisory lock named by
+    ``step``, held until the unit ends, so the next unit's lookup sees what
+    this one inserted. SQLite already runs one writer at a time."""
+    session = db.session
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = zlib.crc32(f"recovery-desk:{step}".encode())
+    session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def init_app(app: Flask) -> None:
