@@ -21,10 +21,12 @@ from recovery_app.domain import DomainError
 from recovery_app.extensions import db
 from recovery_app.models import ActionToken, Case, Decision, SentCode, TwoFactorMethod, User
 from recovery_app.models.base import utcnow
-from recovery_app.review import claims, decisions
+from recovery_app.models.prechecks import DocumentMatch
+from recovery_app.prechecks import services as prechecks
+from recovery_app.review import claims, decisions, risk
 from recovery_app.staff import services as staff_services
 from tests.account.test_invitations import NEW_PASSWORD
-from tests.factories import ALL_CHECKS, Factory, ReviewFactory
+from tests.factories import ALL_CHECKS, Factory, ReviewFactory, jpeg_bytes
 from tests.helpers import outbox_messages, units_at_once
 from tests.passkey_device import SoftPasskey
 
@@ -391,4 +393,80 @@ def test_codes_asked_for_at_once_keep_the_per_user_limits(live_app, backend):
     with live_app.app_context():
         sent = db.session.execute(select(func.count(SentCode.id)).where(SentCode.user_id == seller_id)).scalar_one()
         assert sent == twofactor.CODES_PER_HOUR
+        db.session.remove()
+
+
+def _two_cases_with_one_photo(live_app):
+    """Two sellers' cases whose front is the same photograph, neither checked yet."""
+    photo = jpeg_bytes()
+    with live_app.test_request_context():
+        review = ReviewFactory(Factory(live_app), utcnow())
+        cases = []
+        for _ in range(2):
+            case = review.case(review.seller(locale="en"), document_type="drivers_licence", documents=())
+            review.document(case, "front", "image/jpeg", content=photo)
+            review.document(case, "back", "image/png")
+            cases.append(case.id)
+        db.session.commit()
+        db.session.remove()
+    return cases
+
+
+def test_two_copies_of_one_document_checked_at_once_find_each_other(live_app, backend):
+    """Two pre-check workers record the same photograph on two sellers' cases
+    at the same moment. Each inserts its hash and looks for the other's: one of
+    them must see the other's, so the reuse is found and both cases need four
+    eyes, as when the two are checked one after the other."""
+    cases = _two_cases_with_one_photo(live_app)
+
+    def worker(case_id):
+        def read():
+            case = db.session.get(Case, case_id)
+            return case, prechecks.examine(case, 1)
+
+        return read, lambda case, examined: prechecks.record(case, examined, utcnow())
+
+    verdicts = units_at_once(live_app, backend, [worker(case_id) for case_id in cases])
+    assert not any(isinstance(verdict, Exception) for verdict in verdicts), verdicts
+    with live_app.app_context():
+        assert db.session.execute(select(func.count()).select_from(DocumentMatch)).scalar_one() > 0
+        for case_id in cases:
+            case = db.session.get(Case, case_id)
+            assert case.high_risk and "document_reused" in case.risk_reasons, case.risk_reasons
+        db.session.remove()
+
+
+def test_a_reuse_found_while_a_reviewer_first_looks_keeps_both_reasons(live_app, backend):
+    """The pre-checks mark a case "document reused" while a reviewer's first
+    look assesses it (opened from a browser and an address the seller never
+    signed in from). Each adds to the case's list of reasons: both stay."""
+    older, newer = _two_cases_with_one_photo(live_app)
+    with live_app.app_context():
+        case = db.session.get(Case, older)
+        case.opened_address, case.opened_browser, case.risk_assessed_at = "203.0.113.7", "Opera/12", None
+        db.session.commit()
+        db.session.remove()
+
+    def reviewer():
+        def read():
+            case = db.session.get(Case, older)
+            return case, list(case.risk_reasons or [])
+
+        return read, lambda case, _seen: risk.ensure_assessed(case, utcnow())
+
+    def pre_checks():
+        def read():
+            case, counterpart = db.session.get(Case, older), db.session.get(Case, newer)
+            return case, counterpart, list(case.risk_reasons or [])
+
+        return read, lambda case, counterpart, _seen: prechecks._flag_high_risk(
+            case, counterpart, case.documents[0].id, 3, utcnow()
+        )
+
+    outcomes = units_at_once(live_app, backend, [reviewer(), pre_checks()])
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes), outcomes
+    with live_app.app_context():
+        case = db.session.get(Case, older)
+        assert set(case.risk_reasons) == {risk.UNKNOWN_PLACE, "document_reused"}, case.risk_reasons
+        assert case.high_risk and case.risk_assessed_at is not None
         db.session.remove()

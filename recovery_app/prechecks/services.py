@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 
 from .. import audit
 from ..case_labels import SIDE_LABELS, STATUS_LABELS
+from ..database import lock_row, one_at_a_time
 from ..documents import storage
 from ..extensions import db
 from ..models import Case, Document
@@ -188,6 +189,10 @@ def _check_mrz(case: Case, document: Document, reading: mrz.MrzReading, now: dat
 
 
 def _check_reuse(case: Case, document: Document, phash: str, now: datetime) -> None:
+    # Two workers recording copies of one document at the same moment would
+    # each insert their hash and look for the other's before it is committed,
+    # and neither would find a match: the lookups run one after the other.
+    one_at_a_time("document-hashes")
     stored = db.session.execute(
         select(DocumentHash).where(DocumentHash.document_id == document.id)
     ).scalar_one_or_none()
@@ -245,7 +250,12 @@ def _record_match(case: Case, document: Document, other: DocumentHash, distance:
 
 
 def _flag_high_risk(case: Case, counterpart: Case, document_id: int, distance: int, now: datetime) -> None:
-    """Four eyes from now on; existing reasons are kept. The status is not touched."""
+    """Four eyes from now on; existing reasons are kept. The status is not touched.
+
+    The reasons are read, added to and written back whole, and a reviewer's
+    first look at the case may be adding its own at this moment: they are read
+    under the case's lock."""
+    lock_row(Case, case.id)
     case.high_risk = True
     reasons = list(case.risk_reasons or [])
     if REUSED not in reasons:

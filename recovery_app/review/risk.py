@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from ..database import lock_row
 from ..extensions import db
 from ..models import Case, SecurityEvent, User
 from ..prechecks.services import REUSED, RISK_REASON_LABEL, current_reason_codes
@@ -125,6 +126,11 @@ def is_four_eyes(reasons: list[str]) -> bool:
 
 
 def _add(case: Case, found: list[str]) -> bool:
+    if not found:
+        return False
+    # The list is read, added to and written back whole, and the pre-checks may
+    # be adding their own reason to it at this moment: read it under the lock.
+    lock_row(Case, case.id)
     existing = list(case.risk_reasons or [])
     added = [reason for reason in found if reason not in existing]
     if added:
