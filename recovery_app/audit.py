@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
 from .models import AuditEvent, AuditHead
@@ -67,6 +68,27 @@ def _actor_fields(actor) -> dict:
     }
 
 
+def _move_head(by: int) -> tuple[int, str]:
+    """Move the head's ``seq`` on by ``by`` and return the new ``seq`` and the
+    hash the head held: from then until the commit the head row is this
+    transaction's. An empty log gets its head first; two first writers at
+    once both try, one creates it and the other finds it (no unique-key
+    error), and each then moves it in turn."""
+    move = (
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + by)
+        .returning(AuditHead.seq, AuditHead.hash)
+        .execution_options(synchronize_session=False)
+    )
+    moved = db.session.execute(move).first()
+    if moved is None:
+        dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+        db.session.execute(dialect.insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        moved = db.session.execute(move).one()
+    return moved.seq, moved.hash
+
+
 def record(
     action: str,
     *,
@@ -81,10 +103,7 @@ def record(
     details = _checked_details(details)
     # Taking the head row's write lock first orders concurrent writers, so
     # two transactions can never link to the same predecessor.
-    bumped = db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
-    if bumped.rowcount == 0:
-        db.session.add(AuditHead(id=1, seq=1, hash=GENESIS))
-        db.session.flush()
+    _move_head(1)
     head = db.session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
     db.session.refresh(head)
     event = AuditEvent(
@@ -136,19 +155,7 @@ def record_many(
     if not entries:
         return 0
     fields = [(_checked_details(entry.details), entry) for entry in entries]
-    moved = db.session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + len(entries))
-        .returning(AuditHead.seq, AuditHead.hash)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if moved is None:
-        db.session.add(AuditHead(id=1, seq=len(entries), hash=GENESIS))
-        db.session.flush()
-        last_seq, prev_hash = len(entries), GENESIS
-    else:
-        last_seq, prev_hash = moved
+    last_seq, prev_hash = _move_head(len(entries))
     shared = {
         "at": _stored_time(now),
         **_actor_fields(actor),

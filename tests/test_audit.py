@@ -5,6 +5,8 @@ from sqlalchemy import update
 from recovery_app import audit
 from recovery_app.extensions import db
 from recovery_app.models import AuditEvent
+from recovery_app.models.base import utcnow
+from tests.helpers import units_at_once
 
 
 def _three_events(now):
@@ -65,3 +67,26 @@ def test_cli_verify_reports_the_broken_entry(app, runner, now):
     broken = runner.invoke(args=["audit", "verify"])
     assert broken.exit_code == 1
     assert "entry 1" in broken.output
+
+
+def test_the_first_entries_of_an_empty_log_written_at_once_both_link(live_app, backend):
+    """The log's head row is made by its first writer. Two first writers at the
+    same moment (a fresh install's first requests) both get their entry, one
+    after the other in the chain, instead of one failing on the head's key."""
+
+    def writer(n, many):
+        def write():
+            if many:
+                return audit.record_many(
+                    [audit.Entry("case.viewed", "case", f"RC-{n}-{k}") for k in range(3)], now=utcnow()
+                )
+            return audit.record("case.viewed", now=utcnow(), subject_type="case", subject_id=f"RC-{n}").seq
+
+        return (lambda: ()), write
+
+    outcomes = units_at_once(live_app, backend, [writer(0, False), writer(1, True)])
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes), outcomes
+    with live_app.app_context():
+        result = audit.verify()
+        assert result.ok and result.checked == 4, result
+        db.session.remove()
