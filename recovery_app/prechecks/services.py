@@ -244,6 +244,10 @@ def _record_match(case: Case, document: Document, other: DocumentHash, distance:
         ]
     )
     db.session.flush()
+    # Both cases before the audit log's head, as a reviewer or the SLA sweep
+    # takes a case and then the head: taking one case, then the head, then the
+    # other could wait on a reviewer who holds the other and waits for the head.
+    lock_row(Case, case.id, other_case.id)
     for flagged, counterpart, doc_id in ((case, other_case, document.id), (other_case, case, other.document_id)):
         _flag_high_risk(flagged, counterpart, doc_id, distance, now)
     _refresh_reuse_result(other_case.id, other.document_id, now)
