@@ -354,11 +354,16 @@ def lock_row(model, *row_ids: int) -> None:
     ``lock_row`` sees what the unit that held the lock committed. On SQLite the unit already
     holds the database's write lock, and all it has read was read under it,
     so there is nothing to do."""
+    lock_rows(model, model.id.in_(set(row_ids)))
+
+
+def lock_rows(model, *criteria) -> None:
+    """``lock_row`` for the rows of ``model`` that ``criteria`` select (every
+    session of a user), locked in id order."""
     session = db.session
     if session.get_bind().dialect.name != "postgresql":
         return
-    ids = sorted(set(row_ids))
-    session.execute(select(model.id).where(model.id.in_(ids)).order_by(model.id).with_for_update(key_share=True))
+    session.execute(select(model.id).where(*criteria).order_by(model.id).with_for_update(key_share=True))
     session.expire_all()  # flushed first by the SELECT's autoflush: nothing unsaved is lost
     session.info.pop("remembered", None)
 

@@ -19,10 +19,11 @@ from recovery_app.auth import passkeys, twofactor
 from recovery_app.auth import services as auth_services
 from recovery_app.domain import DomainError
 from recovery_app.extensions import db
-from recovery_app.models import ActionToken, Case, Decision, SentCode, TwoFactorMethod, User
+from recovery_app.models import ActionToken, Case, Decision, SentCode, TwoFactorMethod, User, UserSession
 from recovery_app.models.base import utcnow
 from recovery_app.models.prechecks import DocumentMatch
 from recovery_app.prechecks import services as prechecks
+from recovery_app.recovery import services as recovery
 from recovery_app.review import claims, decisions, risk
 from recovery_app.staff import services as staff_services
 from tests.account.test_invitations import NEW_PASSWORD
@@ -469,4 +470,59 @@ def test_a_reuse_found_while_a_reviewer_first_looks_keeps_both_reasons(live_app,
         case = db.session.get(Case, older)
         assert set(case.risk_reasons) == {risk.UNKNOWN_PLACE, "document_reused"}, case.risk_reasons
         assert case.high_risk and case.risk_assessed_at is not None
+        db.session.remove()
+
+
+def test_an_approval_and_the_owner_saying_it_was_not_them_at_once_both_finish(live_app, backend):
+    """A signed-in owner, back after a while, says "this wasn't me" while a
+    reviewer approves the case. The owner's request has written its session's
+    last-seen time (holding that row) when it cancels the case; the approval,
+    which ends every session of the seller, must take the sessions before the
+    case, or the two wait on each other. The owner wins: cancelled, nothing reset."""
+    with live_app.test_request_context():
+        make = Factory(live_app)
+        review = ReviewFactory(make, utcnow())
+        reviewer = make.user("reviewer")
+        seller = review.seller(locale="en")
+        case = review.case(seller)
+        claims.claim(case.reference, reviewer, now=utcnow())
+        session_row = UserSession(
+            user_id=seller.id, token_hash="0" * 64, created_at=utcnow(), last_seen_at=utcnow(), browser="Firefox"
+        )
+        db.session.add(session_row)
+        db.session.commit()
+        reference, reviewer_id, seller_id, session_id = case.reference, reviewer.id, seller.id, session_row.id
+        db.session.remove()
+
+    def approval():
+        return (lambda: (db.session.get(User, reviewer_id),)), (
+            lambda reviewer: decisions.approve(reference, reviewer, ALL_CHECKS, now=utcnow()).status
+        )
+
+    def not_me():
+        def read():  # the request's first touch of its session, as load_user makes it
+            db.session.get(UserSession, session_id).last_seen_at = utcnow()
+            db.session.flush()
+            return (db.session.get(User, seller_id),)
+
+        def cancel(owner):
+            time.sleep(0.3)  # the approval has started meanwhile
+            with live_app.test_request_context():
+                case = recovery.cancel_for_owner(
+                    owner, reason="owner_cancelled", now=utcnow(), address=None, browser=None
+                )
+            return case.status
+
+        return read, cancel
+
+    approved, cancelled = units_at_once(live_app, backend, [approval(), not_me()])
+    with live_app.app_context():
+        case = db.session.execute(select(Case).where(Case.reference == reference)).scalar_one()
+        seller = db.session.get(User, seller_id)
+        if cancelled == "cancelled":
+            assert isinstance(approved, decisions.ReviewError), approved
+            assert case.status == "cancelled" and auth_services.has_second_factor(seller)
+        else:  # SQLite may run the approval first: nothing is left to cancel
+            assert backend == "sqlite" and approved == "approved", (approved, cancelled)
+            assert case.status == "approved" and seller.must_enroll_2sv
         db.session.remove()

@@ -16,7 +16,7 @@ from ..auth import passkeys
 from ..auth.events import record_event
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..case_labels import STATUS_LABELS
-from ..database import lock_row
+from ..database import lock_row, lock_rows
 from ..extensions import db
 from ..models import (
     Case,
@@ -27,6 +27,7 @@ from ..models import (
     TrustedDevice,
     TwoFactorMethod,
     User,
+    UserSession,
 )
 from ..models.cases import REASON_CODES
 from ..notify import queue_email
@@ -87,14 +88,21 @@ def _take_for_decision(reference: str, actor: User, statuses: tuple[str, ...], n
     return case
 
 
+def _lock_seller(user_id: int) -> None:
+    """An approval resets the seller's second steps and ends their sessions:
+    it locks the seller's row and their sessions' rows before the case's. The
+    seller's own requests hold those first when they cancel the open case (a
+    sign-in holds the user's row for its code counter; a signed-in owner's
+    "this wasn't me" holds its session's row, whose last-seen time it has just
+    written); taken the other way round, an approval and such a request at the
+    same moment would wait on each other until PostgreSQL aborted one."""
+    lock_row(User, user_id)
+    lock_rows(UserSession, UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+
+
 def _take_for_approval(reference: str, actor: User, statuses: tuple[str, ...], now: datetime) -> Case:
-    """``_take_for_decision`` for an approval, which resets the seller's second
-    steps under the seller's row lock: that lock is taken first, before the
-    case's. A sign-in holds the seller's row (its code counter) when it
-    cancels the seller's open case; taking the two the other way round, an
-    approval and the seller's sign-in at the same moment would wait on each
-    other until PostgreSQL aborted one of them."""
-    lock_row(User, get_case(reference).user_id)
+    """``_take_for_decision`` for an approval: the seller first (``_lock_seller``)."""
+    _lock_seller(get_case(reference).user_id)
     return _take_for_decision(reference, actor, statuses, now)
 
 
@@ -228,7 +236,7 @@ def confirm_approval(
     of the same person may be giving it at this moment, and read before its
     commit, the case would still be in review and the check would pass."""
     case = get_case(reference)
-    lock_row(User, case.user_id)  # the seller's row first, as in _take_for_approval
+    _lock_seller(case.user_id)
     lock_row(Case, case.id)
     if case.status == "awaiting_second_approval" and _first_approver_id(case) == actor.id:
         raise ReviewError(
