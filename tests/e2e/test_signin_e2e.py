@@ -68,6 +68,16 @@ def test_new_seller_enrolls_and_trusted_device_skips_the_code(live_server, new_c
 
     page.click("a[href='/sign-in/setup/app']")
     assert page.locator(".qr svg").count() == 1
+    # A wrong code: on a phone the form is below the QR code, far under where
+    # the page opens; its field gets the focus and comes into view.
+    page.fill("input[name=code]", "000000")
+    page.click("form.stack button[type=submit]")
+    page.locator(".field-error").wait_for()
+    assert page.evaluate("document.activeElement.name") == "code"
+    assert page.locator("input[name=code]").evaluate(
+        "field => { const box = field.getBoundingClientRect(); return box.top >= 0 && box.bottom <= innerHeight; }"
+    )
+    screenshot(page, "signin-enroll-app-wrong-code-ja-phone")
     key = re.sub(r"\s", "", page.inner_text("#setup-key"))
     screenshot(page, "signin-enroll-app-ja-phone")
     page.fill("input[name=code]", pyotp.TOTP(key).now())
@@ -114,6 +124,10 @@ def test_new_seller_enrolls_and_trusted_device_skips_the_code(live_server, new_c
     sign_in_with_password(english, live_server, seller)
     english.wait_for_url(re.compile(r"/sign-in/code$"))
     assert "Enter your code" in english.inner_text("h1")
+    # Every button and field is a thumb's size (44 px), in English too.
+    sizes = english.locator("main button:visible, main input:visible:not([type=checkbox]):not([type=hidden])")
+    assert sizes.count() > 1
+    assert all(height >= 44 for height in sizes.evaluate_all("all => all.map(e => e.getBoundingClientRect().height)"))
     english.click("text=Didn't get a code?")
     assert "I can't use any of these" in english.inner_text("main")
     screenshot(english, "signin-backups-en-desktop")
