@@ -19,12 +19,12 @@ from .journeys import PHONE, create_person, open_page, sign_in_with_password
 
 WORDS = {
     "ja": {
-        "two_ahead": "あなたの案件より前に2件の案件があります。",
-        "one_ahead": "あなたの案件より前に1件の案件があります。",
-        "started": "審査担当者があなたの案件の審査を始めました。",
+        "two_ahead": "あなたの申請より前に2件の申請があります。",
+        "one_ahead": "あなたの申請より前に1件の申請があります。",
+        "started": "審査担当者があなたの申請の審査を始めました。",
         "expected": "審査結果の見込み：",
         "promise": "お約束：書類の送信から12時間以内",
-        "title": "案件の状況",
+        "title": "申請の状況",
         "in_review": "審査中",
     },
     "en": {

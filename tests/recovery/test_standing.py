@@ -198,8 +198,8 @@ def test_without_reviewers_on_duty_there_is_no_estimate_and_the_page_says_why(ap
     with app.test_request_context(headers={"Accept-Language": "ja"}):
         told = _describe(case, now, _inputs(now, on_duty=0), locale="ja")
     assert told["estimate"] is None
-    assert told["place"] == "あなたの案件より前の案件はありません。次に審査されます。"
-    assert "過去1時間に案件を担当した審査担当者がいない" in told["basis"]
+    assert told["place"] == "あなたの申請より前の申請はありません。次に審査されます。"
+    assert "過去1時間に申請を担当した審査担当者がいない" in told["basis"]
     assert "12時間以内" in told["promise"]
 
 
