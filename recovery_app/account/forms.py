@@ -26,11 +26,11 @@ def _looks_like_email(form, field) -> None:
         raise ValidationError(_l("Enter an e-mail address like name@example.com."))
 
 
-def _email_field(label, autocomplete: str = "email"):
+def _email_field(label, autocomplete: str = "email", required=EMAIL_REQUIRED):
     return EmailField(
         label,
         validators=[
-            DataRequired(message=EMAIL_REQUIRED),
+            DataRequired(message=required),
             Length(max=EMAIL_MAX, message=EMAIL_TOO_LONG),
             _looks_like_email,
         ],
@@ -73,7 +73,12 @@ class ChangeEmailForm(Form):
 
 
 class InviteForm(Form):
-    email = _email_field(_l("E-mail address of the person to invite"))
+    # Someone else's address: the browser must not offer the owner's own.
+    email = _email_field(
+        _l("E-mail address of the person to invite"),
+        autocomplete="off",
+        required=_l("Enter the e-mail address of the person to invite."),
+    )
     locale = SelectField(
         _l("Language of the invitation"), choices=[SelectChoice("ja", "日本語"), SelectChoice("en", "English")]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -207,9 +208,20 @@ def test_inviting_without_csrf_token_is_refused(db, client, signed_in_owner):
     assert response.status_code == 400 and _count(db, ActionToken) == 0
 
 
+def test_an_empty_invitation_asks_for_the_other_persons_address(db, client, signed_in_owner):
+    page = client.get("/account/users").get_data(as_text=True)
+    assert re.search(
+        r'<input[^>]*autocomplete="off"[^>]*name="email"|<input[^>]*name="email"[^>]*autocomplete="off"', page
+    )
+    response = _invite(client, email="")
+    assert "Enter the e-mail address of the person to invite." in response.get_data(as_text=True)
+    assert _count(db, ActionToken) == 0
+
+
 def test_a_user_who_is_not_the_owner_cannot_invite_or_remove(db, client, auth, make, owner):
     member = make.user("seller_user", account=owner.account)
     auth.fast_sign_in(client, member)
+    assert "/account/users" not in client.get("/settings/security").get_data(as_text=True)  # no link to a 404
     assert client.get("/account/users").status_code == 404
     assert _invite(client).status_code == 404
     assert client.post(f"/account/users/{owner.id}/remove").status_code == 404

@@ -79,6 +79,16 @@ def test_confirm_page_marks_a_fresh_code_and_returns_to_next(client, make, auth)
     assert client.get("/settings/security/app").status_code == 200
 
 
+def test_the_confirm_page_offers_other_ways_only_when_there_are_some(client, make, auth, db, add_phone):
+    user = make.user(locale="en")
+    db.session.execute(RecoveryCode.__table__.delete().where(RecoveryCode.user_id == user.id))
+    auth.fast_sign_in(client, user)
+    assert "Use another way" not in client.get("/settings/confirm").get_data(as_text=True)
+    add_phone(user, primary=False)
+    page = client.get("/settings/confirm").get_data(as_text=True)
+    assert "Use another way" in page and "5678" in page
+
+
 def test_confirm_page_refuses_offsite_next(client, make, auth):
     user = make.user()
     auth.fast_sign_in(client, user)
