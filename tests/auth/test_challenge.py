@@ -366,6 +366,11 @@ def test_challenge_links_to_a_recently_decided_case(client, make, auth, now, db)
     auth.password(client, user)
     page = client.get("/sign-in/code").get_data(as_text=True)
     assert case.reference in page and 'href="/recovery/case"' in page
+    assert f"Your identity recovery request {case.reference} was not approved." in page  # the outcome, in words
+    case.status = "withdrawn"
+    db.session.flush()
+    page = client.get("/sign-in/code").get_data(as_text=True)
+    assert f"Your identity recovery request {case.reference} is closed." in page
     case.closed_at = utcnow() - timedelta(days=31)
     db.session.flush()
     assert case.reference not in client.get("/sign-in/code").get_data(as_text=True)
