@@ -5,6 +5,8 @@ figures as a table beside it."""
 
 from __future__ import annotations
 
+import math
+
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 260
@@ -116,7 +118,8 @@ def stacked(
 ) -> Markup:
     """Stacked bars with a legend; series in drawing order, bottom first."""
     totals = [sum(values[i] for _, values in series) for i in range(len(labels))]
-    top = _nice_max(max(totals or [0]))
+    # Cases are whole: the axis top is a multiple of four, so its quarter ticks are whole numbers too.
+    top = max(4, math.ceil(_nice_max(max(totals or [0])) / 4) * 4)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM - 18
     slot = plot_w / max(1, len(labels))
     body = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -52,7 +53,10 @@ def test_dashboard_shows_the_figures_in_english_and_japanese(manager_client, fix
 
 def test_dashboard_has_no_inline_script_or_style(manager_client, fixed_data):  # CSP: no inline script/style
     html = manager_client.get("/reports/", query_string=RANGE).get_data(as_text=True)
-    assert "<script" not in html and " style=" not in html and "onclick" not in html.lower()
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, re.S)
+    assert scripts and all(body == "" for body in scripts)  # static files only (errors.js on every page)
+    assert all(" src=" in tag for tag in re.findall(r"<script[^>]*>", html))
+    assert " style=" not in html and "onclick" not in html.lower()
 
 
 @pytest.mark.parametrize(
@@ -141,3 +145,14 @@ def test_dashboard_statement_count_does_not_grow_with_cases(manager_client, make
     for hours in range(1, 40):
         make.case(submitted_at=now - timedelta(hours=hours % 20))
     assert statements() == few
+
+
+@pytest.mark.parametrize("most", [0, 1, 3, 6, 10, 45])
+def test_the_daily_chart_counts_cases_in_whole_numbers(app, most):
+    from recovery_app.reports.charts import stacked
+
+    with app.test_request_context():
+        svg = str(stacked("c", "Cases", "Cases per day", ["1", "2"], [("decided", [most, 0])]))
+    ticks = [float(tick) for tick in re.findall(r'<text class="tick"[^>]*text-anchor="end"[^>]*>([^<]+)</text>', svg)]
+    assert len(ticks) == 5 and ticks[-1] >= most
+    assert all(tick == int(tick) for tick in ticks), ticks
