@@ -47,11 +47,19 @@ class RecoveryError(DomainError):
     """A rule stopped the request; ``message`` is for the seller."""
 
 
+# The key of a resubmission with no new photo at all: the form as a whole is
+# wrong, not one of its fields (which side is wanted is in the reviewer's message).
+NO_NEW_PHOTO = "documents"
+
+
 class UploadProblems(RecoveryError):
     """One or more fields of the form are wrong: ``problems`` maps a field name to its message."""
 
     def __init__(self, problems: dict[str, object], passed: list[_Cleaned] | tuple = ()):
-        super().__init__(_l("Nothing was sent. Please correct the fields marked below and try again."))
+        if set(problems) == {NO_NEW_PHOTO}:  # no field to mark: the message says it all
+            super().__init__(problems[NO_NEW_PHOTO])
+        else:
+            super().__init__(_l("Nothing was sent. Please correct the fields marked below and try again."))
         self.problems = problems
         self.passed = list(passed)  # the files that were fine, for the caller to keep for the next try
 
@@ -286,7 +294,9 @@ def _clean_uploads(
         and not kept
         and not any(by_side.get(side) and by_side[side].present for side in sides)
     ):
-        problems[sides[0]] = _l("Please choose at least one new photo.")
+        problems[NO_NEW_PHOTO] = _l(
+            "Please choose at least one new photo: the message above says which document we need again."
+        )
         return cleaned
     for side in SIDES:
         upload = by_side.get(side)

@@ -89,12 +89,15 @@ def test_resubmission_refuses_bad_files_and_changes_nothing(client, seller, make
     _ask_for_new_documents(case, make.user("reviewer"), "Again please", at=utcnow())
     db.session.commit()
     for form, message in (
-        ({}, "Please choose at least one new photo."),
+        ({}, "Please choose at least one new photo: the message above says which document we need again."),
         ({"front": (io.BytesIO(b"<html>"), "f.jpg", "image/jpeg")}, "This kind of file cannot be used"),
         ({"back": (io.BytesIO(documents["back"]), "b.jpg", "image/jpeg")}, "the same picture you sent before"),
     ):
         response = send(client, "/recovery/case/documents", form)
-        assert response.status_code == 422 and message in response.get_data(as_text=True)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422 and message in page
+        if not form:  # nothing sent: no field is marked, and nothing is said to be kept
+            assert "has-error" not in page and "Files that were fine are kept" not in page
     db.session.refresh(case)
     assert case.status == "needs_info"
     assert len(db.session.execute(select(Document)).scalars().all()) == 3 and len(stored_files(app)) == 3

@@ -215,7 +215,7 @@ def test_owner_reads_the_update_in_their_language(client, make, auth):
     response = client.get(_url(mine))
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     data = response.get_json()
-    assert data["ahead"] == 2 and data["place"] == "あなたの案件より前に2件の案件があります。"
+    assert data["ahead"] == 2 and data["place"] == "あなたの申請より前に2件の申請があります。"
     assert data["status"] == "submitted" and data["reload"] is False
     client.get("/language/en")
     assert client.get(_url(mine)).get_json()["place"] == "2 cases are ahead of yours."
@@ -327,8 +327,8 @@ def test_the_case_page_shows_where_the_case_stands_without_inline_script(client,
             "ja",
             (
                 "本人確認の申請は今どうなっていますか？",
-                "何件の案件があるか",
-                "過去1時間に案件を担当した審査担当者",
+                "何件の申請があるか",
+                "過去1時間に申請を担当した審査担当者",
                 "12時間以内",
                 "メッセージはお送りしません",
             ),
