@@ -31,7 +31,6 @@ from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ALLOWED_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "application/pdf": "PDF"}
-ALLOWED_TYPES_TEXT = "JPEG, PNG, PDF"
 DISPLAY_NAME_MAX = 120
 FILE_NAME_MAX = 255
 JPEG_QUALITY = 90
@@ -122,7 +121,10 @@ def clean(data: bytes, limits: Limits) -> CleanDocument:
     content_type = sniff(data)
     if content_type not in ALLOWED_TYPES:
         raise DocumentRejected(
-            _l("This kind of file cannot be used. Please send a photo or scan as %(types)s.", types=ALLOWED_TYPES_TEXT)
+            _l(
+                "This file cannot be used: it is not a JPEG or PNG photo or a PDF, whatever its name ends with, "
+                "or it is damaged. Please take the photo again or choose another file."
+            )
         )
     if content_type == "application/pdf":
         return _clean_pdf(data, limits)

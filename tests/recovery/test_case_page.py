@@ -90,7 +90,7 @@ def test_resubmission_refuses_bad_files_and_changes_nothing(client, seller, make
     db.session.commit()
     for form, message in (
         ({}, "Please choose at least one new photo: the message above says which document we need again."),
-        ({"front": (io.BytesIO(b"<html>"), "f.jpg", "image/jpeg")}, "This kind of file cannot be used"),
+        ({"front": (io.BytesIO(b"<html>"), "f.jpg", "image/jpeg")}, "This file cannot be used"),
         ({"back": (io.BytesIO(documents["back"]), "b.jpg", "image/jpeg")}, "the same picture you sent before"),
     ):
         response = send(client, "/recovery/case/documents", form)
