@@ -46,12 +46,24 @@ class SoftPasskey:
     def _flags(self, extra: int = 0) -> bytes:
         return bytes([UP | (UV if self.user_verified else 0) | extra])
 
-    def create(self, options: dict, *, origin: str | None = None, rp_id: str | None = None) -> str:
-        """The JSON static/js/passkeys.js would send after ``navigator.credentials.create``."""
+    def create(
+        self,
+        options: dict,
+        *,
+        origin: str | None = None,
+        rp_id: str | None = None,
+        flags: int = 0,
+        fmt: str = "none",
+        statement: dict | None = None,
+        cose_key: bytes | None = None,
+    ) -> str:
+        """The JSON static/js/passkeys.js would send after ``navigator.credentials.create``;
+        ``flags``, ``fmt``, ``statement`` and ``cose_key`` make a crafted one."""
         rp_hash = hashlib.sha256((rp_id or options["rp"]["id"]).encode()).digest()
-        attested = bytes(16) + len(self.credential_id).to_bytes(2, "big") + self.credential_id + self._cose_key()
-        auth_data = rp_hash + self._flags(AT) + self.sign_count.to_bytes(4, "big") + attested
-        attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
+        key = cose_key if cose_key is not None else self._cose_key()
+        attested = bytes(16) + len(self.credential_id).to_bytes(2, "big") + self.credential_id + key
+        auth_data = rp_hash + self._flags(AT | flags) + self.sign_count.to_bytes(4, "big") + attested
+        attestation = cbor2.dumps({"fmt": fmt, "attStmt": statement or {}, "authData": auth_data})
         return json.dumps(
             {
                 "id": b64url(self.credential_id),
@@ -68,14 +80,20 @@ class SoftPasskey:
         )
 
     def get(
-        self, options: dict, *, origin: str | None = None, rp_id: str | None = None, counter: int | None = None
+        self,
+        options: dict,
+        *,
+        origin: str | None = None,
+        rp_id: str | None = None,
+        counter: int | None = None,
+        flags: int = 0,
     ) -> str:
         """The JSON sent after ``navigator.credentials.get``; the counter moves on by one unless given."""
         if counter is None:
             self.sign_count += 1
             counter = self.sign_count
         rp_hash = hashlib.sha256((rp_id or options["rpId"]).encode()).digest()
-        auth_data = rp_hash + self._flags() + counter.to_bytes(4, "big")
+        auth_data = rp_hash + self._flags(flags) + counter.to_bytes(4, "big")
         client_data = self._client_data("webauthn.get", options, origin)
         signature = self.key.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
         return json.dumps(

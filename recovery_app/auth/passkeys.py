@@ -24,10 +24,12 @@ passkey ceremonies.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import ipaddress
 import secrets
+import struct
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -40,8 +42,13 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import parse_authentication_credential_json, parse_registration_credential_json
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidJSONStructure, InvalidRegistrationResponse
+from webauthn.helpers import (
+    decode_credential_public_key,
+    decoded_public_key_to_cryptography,
+    parse_authentication_credential_json,
+    parse_registration_credential_json,
+)
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
@@ -54,6 +61,11 @@ from ..extensions import db
 from ..models import Passkey, PasskeyChallenge
 
 PURPOSES = ("sign_in", "fresh", "register")
+# What checking an answer raises when the answer cannot be taken apart: the
+# library's own errors, and those of the formats it reads on the way (CBOR,
+# ASN.1 certificates, TPM structures, base64, key numbers). Any of them means
+# the answer is refused, never a server error.
+_UNREADABLE = (WebAuthnException, ValueError, KeyError, IndexError, TypeError, binascii.Error, struct.error)
 CHALLENGE_BYTES = 32
 MAX_CREDENTIAL_JSON = 20_000  # a real answer is a few kilobytes
 
@@ -224,8 +236,11 @@ def register(user, challenge_id, credential_json: str, name: str, now: datetime)
             expected_origin=origin,
             require_user_verification=True,
         )
-    except InvalidRegistrationResponse as exc:
-        raise PasskeyError("invalid", detail=str(exc)[:200]) from None
+        # A key that cannot be loaded (an RSA modulus of 0, say) would make
+        # every later sign-in with it fail: it is refused now instead.
+        decoded_public_key_to_cryptography(decode_credential_public_key(verified.credential_public_key))
+    except _UNREADABLE as exc:
+        raise PasskeyError("invalid", detail=f"{type(exc).__name__}: {exc}"[:200]) from None
     if db.session.execute(select(Passkey.id).where(Passkey.credential_id == verified.credential_id)).first():
         raise PasskeyError("duplicate")
     transports = ",".join(t.value for t in (credential.response.transports or []))[:100]
@@ -282,8 +297,8 @@ def authenticate(user, purpose: str, challenge_id, credential_json: str, now: da
             credential_current_sign_count=0,
             require_user_verification=True,
         )
-    except InvalidAuthenticationResponse as exc:
-        raise PasskeyError("invalid", passkey=passkey, detail=str(exc)[:200]) from None
+    except _UNREADABLE as exc:
+        raise PasskeyError("invalid", passkey=passkey, detail=f"{type(exc).__name__}: {exc}"[:200]) from None
     new = verified.new_sign_count
     # An authenticator without a counter always says 0, and may go on doing so.
     forward = Passkey.sign_count < new if new else Passkey.sign_count == 0
@@ -325,12 +340,5 @@ def _parsed(credential_json: str, parse):
         raise PasskeyError("malformed")
     try:
         return parse(credential_json)
-    except (
-        InvalidJSONStructure,
-        InvalidRegistrationResponse,
-        InvalidAuthenticationResponse,
-        ValueError,
-        TypeError,
-        KeyError,
-    ):
+    except _UNREADABLE:  # InvalidJSONStructure among them
         raise PasskeyError("malformed") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -87,7 +87,7 @@ class Passkey(db.Model):
     credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE_Key, as the authenticator sent it
     # The authenticator's signature counter; a value that goes backwards means a cloned key.
-    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)  # up to 2**32 - 1
     transports: Mapped[str] = mapped_column(String(100), default="")  # comma-separated hints for the browser
     name: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import cbor2
 import pytest
 from sqlalchemy import func, select, update
 
@@ -160,6 +161,44 @@ def test_a_malformed_answer_changes_nothing(db, make, auth):
     assert db.session.execute(select(func.count()).select_from(PasskeyChallenge)).scalar_one() == 1
 
 
+BACKUP_STATE, BACKUP_ELIGIBLE = 0x10, 0x08
+RSA_KEY_WITH_NO_MODULUS = cbor2.dumps({1: 3, 3: -257, -1: b"\x00", -2: b"\x01\x00\x01"})
+
+
+@pytest.mark.parametrize(
+    "craft",
+    [
+        {"flags": BACKUP_STATE},  # backed up, yet not eligible for backup
+        {"fmt": "packed", "statement": {"alg": -7, "sig": b"junk", "x5c": [b"not a certificate"]}},
+        {
+            "fmt": "tpm",
+            "statement": {"ver": "2.0", "alg": -257, "x5c": [b"x"], "sig": b"s", "certInfo": b"c", "pubArea": b"p"},
+        },
+        {"fmt": "android-safetynet", "statement": {"ver": "1", "response": b"a.b.c"}},
+        {"fmt": "fido-u2f", "statement": {"sig": b"s", "x5c": [b"x"]}},
+        {"cose_key": cbor2.dumps([1, 2, 3])},
+        {"cose_key": RSA_KEY_WITH_NO_MODULUS},  # parses, but no key can be made of it
+    ],
+    ids=["flags", "packed", "tpm", "safetynet", "u2f", "key-not-a-map", "rsa-no-modulus"],
+)
+def test_a_crafted_answer_is_refused_with_a_message_and_adds_nothing(db, make, auth, craft):
+    user = make.user(locale="en")
+    client = auth.client_for(user, fresh_code=True)
+    answer = SoftPasskey().create(options(client, "/settings/security/passkey/options"), **craft)
+    page = client.post("/settings/security/passkey", data={"name": "x", "credential": answer})
+    assert page.status_code == 200 and "could not be checked" in page.get_data(as_text=True)
+    assert passkeys_of(db, user) == []
+
+
+def test_a_crafted_answer_at_sign_in_is_refused_like_a_wrong_code(db, make, auth):
+    user = make.user(locale="en")
+    device, _ = add_in_settings(auth, user)
+    client = auth.app.test_client()
+    page = sign_in_with(client, auth, user, device, flags=BACKUP_STATE)
+    assert page.status_code == 200 and "could not be checked" in page.get_data(as_text=True)
+    assert not signed_in(client) and [e.details.get("method") for e in events(db, user, "code_failed")] == ["passkey"]
+
+
 # --- signing in with a passkey ----------------------------------------------------------------
 
 
@@ -304,6 +343,15 @@ def test_a_counter_going_backwards_is_refused_and_recorded(db, make, auth):
     [passkey] = passkeys_of(db, user)
     assert passkey.sign_count == 1
     assert sign_in_with(auth.app.test_client(), auth, user, device).status_code == 302  # the real one goes on
+
+
+def test_a_counter_anywhere_in_its_32_bits_is_kept(db, make, auth):
+    # WebAuthn's counter is an unsigned 32-bit number; PostgreSQL's INTEGER stops at 2**31 - 1.
+    user = make.user(locale="en")
+    device, _ = add_in_settings(auth, user, SoftPasskey(sign_count=2**31))
+    client = auth.app.test_client()
+    assert sign_in_with(client, auth, user, device, counter=2**32 - 1).status_code == 302 and signed_in(client)
+    assert passkeys_of(db, user)[0].sign_count == 2**32 - 1
 
 
 def test_an_authenticator_without_a_counter_keeps_working(db, make, auth):
