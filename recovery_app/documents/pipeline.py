@@ -22,6 +22,7 @@ re-encoding and the PDF structure refusal are what replace them.
 from __future__ import annotations
 
 import io
+import struct
 import unicodedata
 import warnings
 from dataclasses import dataclass
@@ -154,15 +155,37 @@ def _clean_image(data: bytes, content_type: str, limits: Limits) -> CleanDocumen
                 if image.width * image.height > limits.max_pixels:
                     raise too_many_pixels
                 image.load()
-                ImageOps.exif_transpose(image, in_place=True)  # in place: no second copy of the pixels
+                _turn_upright(image)
                 _check_size(image, limits)
                 return CleanDocument(_encode(image, content_type), content_type, image.width, image.height)
         except DocumentRejected:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise too_many_pixels from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError):
+        except (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            MemoryError,
+            struct.error,
+            TypeError,
+            KeyError,
+            IndexError,
+        ):
             raise unreadable from None
+
+
+def _turn_upright(image: Image.Image) -> None:
+    """Apply the EXIF orientation, in place (no second copy of the pixels). A
+    damaged EXIF block (a phone's, an editor's) says nothing reliable about
+    the orientation: the picture is kept as it is, and the block goes with
+    the rest of the metadata when the image is encoded again."""
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except (struct.error, TypeError, KeyError, IndexError, ValueError, ZeroDivisionError):
+        pass
 
 
 def _check_size(image: Image.Image, limits: Limits) -> None:
@@ -250,6 +273,7 @@ def _clean_pdf(data: bytes, limits: Limits) -> CleanDocument:
             PyPdfError,
             OSError,
             ValueError,
+            OverflowError,  # a number in the file too large for an offset (a startxref of 23 digits)
             KeyError,
             TypeError,
             AttributeError,

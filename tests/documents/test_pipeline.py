@@ -66,6 +66,31 @@ def test_exif_orientation_is_applied_and_metadata_removed():
         assert image.format == "JPEG" and not image.getexif()
 
 
+def _damaged_exif(kind: str) -> bytes:
+    """The EXIF block of ``gps_exif`` broken the ways phones' and editors' blocks are found broken."""
+    good = gps_exif(orientation=6).tobytes()
+    if kind == "tag_turned_into_an_unknown_one":  # Make (0x010f) read with another tag's size
+        return good.replace(bytes.fromhex("010f0002"), bytes.fromhex("01410002"), 1)
+    if kind == "number_stored_as_text":  # YResolution (0x011b) as ASCII
+        return good.replace(bytes.fromhex("010f0002"), bytes.fromhex("011b0002"), 1)
+    return good[:11]  # cut off after the TIFF header
+
+
+@pytest.mark.parametrize("kind", ["tag_turned_into_an_unknown_one", "number_stored_as_text", "cut_short"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_photo_whose_exif_is_damaged_is_kept_as_it_is_without_the_exif(kind, fmt):
+    photo = encoded(id_card(1200, 760, seed=6), fmt, exif=_damaged_exif(kind))
+    result = pipeline.clean(photo, LIMITS)
+    # Turned upright when the orientation could still be read, else as it came; never a server error.
+    assert sorted((result.width, result.height)) == [760, 1200] and b"Exif" not in result.data
+
+
+def test_a_pdf_whose_numbers_overflow_is_refused_as_unreadable():
+    pdf = _minimal_pdf("").rsplit(b"startxref\n", 1)[0] + b"startxref\n99999999999999999999999\n%%EOF\n"
+    with pytest.raises(pipeline.DocumentRejected):
+        pipeline.clean(pdf, LIMITS)
+
+
 def test_portrait_photo_of_a_card_passes_the_minimum_size():
     result = pipeline.clean(jpeg_bytes(id_card(600, 900, seed=3)), LIMITS)
     assert (result.width, result.height) == (600, 900)
