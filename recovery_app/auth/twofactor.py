@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 import pyotp
@@ -35,7 +36,7 @@ TOTP_STEP = 30
 RECOVERY_CODE_COUNT = 10
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # 31 symbols, no look-alikes
 CODES_PER_HOUR = 10
-_SEPARATORS = re.compile(r"[\s\-‐‑–—]")
+_SEPARATORS = re.compile(r"[\s\-‐‑–—−ー]")  # spaces, hyphens and dashes, the minus sign, the long-vowel mark
 
 
 class CodeError(Exception):
@@ -51,9 +52,15 @@ class CodeError(Exception):
 # --- input -------------------------------------------------------------------
 
 
+def _typed(text: str | None) -> str:
+    """What was typed, as plain ASCII where it can be: a Japanese input method
+    types full-width digits, letters and dashes (１２３ ４５６, ａｂｃｄｅ－２３４５６)."""
+    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", text or ""))
+
+
 def normalise_code(text: str | None, digits: int = 6) -> str | None:
     """Strip spaces and dashes; return the code if what is left is ``digits`` digits."""
-    cleaned = _SEPARATORS.sub("", text or "")
+    cleaned = _typed(text)
     if len(cleaned) == digits and cleaned.isascii() and cleaned.isdigit():
         return cleaned
     return None
@@ -237,7 +244,7 @@ def _new_recovery_code() -> str:
 
 
 def normalise_recovery_code(text: str | None) -> str | None:
-    cleaned = _SEPARATORS.sub("", (text or "").lower())
+    cleaned = _typed(text).lower()
     if len(cleaned) == 10 and all(ch in RECOVERY_ALPHABET for ch in cleaned):
         return f"{cleaned[:5]}-{cleaned[5:]}"
     return None

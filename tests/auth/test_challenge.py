@@ -156,6 +156,15 @@ def test_recovery_code_signs_in_once(client, make, auth, now, db):
     assert "abcde-23456" in malformed.get_data(as_text=True)
 
 
+def test_a_code_typed_in_full_width_digits_signs_in(client, make, auth):
+    # A Japanese input method left on types １２３４５６: the code is the same code.
+    user = make.user()
+    auth.password(client, user)
+    full_width = auth.totp(user).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    response = client.post("/sign-in/code", data={"code": full_width[:3] + "ー" + full_width[3:]})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
 def test_dont_ask_again_sets_a_trusted_device_cookie_that_skips_the_code(client, make, auth, app, db):
     user = make.user()
     response = auth.sign_in(client, user, remember=True)

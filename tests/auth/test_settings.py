@@ -149,6 +149,17 @@ def test_add_a_phone_from_settings_then_make_it_primary_then_remove_the_app(clie
     assert len(outbox_messages("email", user.email)) == 3  # ASVS 6.3.7
 
 
+@pytest.mark.parametrize("channel", [None, ""])
+def test_a_phone_without_a_way_to_send_asks_for_one_and_sends_nothing(client, make, auth, db, channel):
+    user = make.user(locale="en")
+    auth.fast_sign_in(client, user)
+    auth.fresh_code(client)
+    data = {"number": "090 1234 5678"} | ({} if channel is None else {"channel": channel})
+    page = client.post("/settings/security/phone", data=data).get_data(as_text=True)
+    assert "Choose text message or voice call." in page and 'class="radios has-error"' in page
+    assert not outbox_messages("sms", PHONE) and [m.kind for m in confirmed(db, user)] == ["totp"]
+
+
 def test_the_last_method_cannot_be_removed(client, make, auth, db):
     user = make.user()
     method = confirmed(db, user)[0]

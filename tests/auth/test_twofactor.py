@@ -62,12 +62,23 @@ def test_replayed_totp_code_is_refused(app, make, now):
         ("123-456", "123456"),
         ("12345", None),
         ("12a456", None),
-        ("１２３４５６", None),
+        # A Japanese input method types full-width digits and dashes, or the long-vowel mark for a dash.
+        ("１２３４５６", "123456"),
+        ("１２３　４５６", "123456"),
+        ("１２３－４５６", "123456"),
+        ("１２３ー４５６", "123456"),
+        ("１２３４５", None),
+        ("٤٥٦١٢٣", None),  # digits of another script are not ASCII digits even after NFKC
         ("", None),
     ],
 )
 def test_codes_are_normalised_then_must_be_six_digits(text, expected):
     assert twofactor.normalise_code(text) == expected
+
+
+@pytest.mark.parametrize("text", ["abcde-23456", "ABCDE 23456", "ａｂｃｄｅ－２３４５６", "ＡＢＣＤＥー２３４５６"])
+def test_recovery_codes_typed_any_of_these_ways_are_the_same_code(text):
+    assert twofactor.normalise_recovery_code(text) == "abcde-23456"
 
 
 def test_sms_code_is_bound_to_its_challenge_and_used_once(app, make, now):
