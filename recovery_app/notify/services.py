@@ -105,7 +105,17 @@ def render_email(template: str, locale: str, context: dict) -> tuple[str, str]:
     with force_locale(locale):
         rendered = render_template(f"{template}.txt", **context).strip()
     subject, _, body = rendered.partition("\n")
-    return subject.strip(), body.strip() + "\n"
+    return _fitted_subject(subject.strip()), body.strip() + "\n"
+
+
+# The outbox keeps the subject an e-mail was sent with; one written from long
+# names (an address of 250 characters that joined an account of 190) is cut to
+# what the row holds, so what is sent and what is kept are the same text.
+SUBJECT_MAX = OutboxMessage.__table__.c.subject.type.length
+
+
+def _fitted_subject(subject: str) -> str:
+    return subject if len(subject) <= SUBJECT_MAX else subject[: SUBJECT_MAX - 1] + "…"
 
 
 def text_of(message: OutboxMessage) -> tuple[str, str]:

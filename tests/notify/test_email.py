@@ -134,3 +134,17 @@ def test_an_e_mail_context_must_be_plain_values(app, make, now):
     user = make.user()
     with pytest.raises(ValueError, match="plain values"):
         notify.queue_email(user.email, "auth/email/locked", "ja", now, user=user)
+
+
+def test_a_subject_written_from_long_names_is_sent_and_kept_within_the_row(app, db, now, mail_server):
+    # An address of 230 characters joining an account named with 190: the subject is over 400.
+    new_user, account = "x" * 230 + "@example.test", "Shop " * 38
+    notify.queue_email(
+        "owner@example.test", "account/email/invitation_accepted", "en", now, new_user=new_user, account_name=account
+    )
+    db.session.commit()
+    assert notify.deliver_due(now) == {"sent": 1, "retried": 0, "failed": 0}
+    row = db.session.execute(select(OutboxMessage)).scalar_one()
+    [mail] = mail_server.messages
+    assert row.status == "sent" and len(row.subject) == 300 and row.subject.endswith("…")
+    assert " ".join(mail["Subject"].split()) == " ".join(row.subject.split())
