@@ -13,6 +13,8 @@ from ..models.base import utcnow
 from . import jobs
 from .runner import Runner
 
+FIRST_YEAR, LAST_YEAR = 2000, 2099  # as the reports' days
+
 scheduler_cli = AppGroup("scheduler", help="The SLA scheduler: run it, or run every job once.")
 
 
@@ -29,9 +31,16 @@ def parse_now(value: str | None) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
-        return moment.astimezone(UTC)
+        moment = moment.astimezone(UTC)
     except OverflowError:  # year 1 east of UTC, year 9999 west of it
-        raise click.BadParameter(f"{value!r} is outside the times this can run at", param_hint="--now") from None
+        moment = None
+    # The jobs add hours and days to it (due times, retention, rollups): near
+    # the calendar's ends some would overflow after others had already run.
+    if moment is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise click.BadParameter(
+            f"{value!r} is outside the times this can run at ({FIRST_YEAR} to {LAST_YEAR})", param_hint="--now"
+        ) from None
+    return moment
 
 
 @scheduler_cli.command("run")

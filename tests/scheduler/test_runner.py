@@ -212,7 +212,16 @@ def test_run_once_refuses_a_now_that_does_not_parse_and_changes_nothing(runner, 
     assert db.session.execute(select(Case.breached_at)).scalar() is None
 
 
-@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
+@pytest.mark.parametrize(
+    "edge",
+    [
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-12:00",
+        "0001-01-01T00:00:00",
+        "9999-12-31T23:59:59",
+        "1999-12-31T23:59:59Z",
+    ],
+)
 def test_run_once_refuses_a_now_past_the_calendar_and_changes_nothing(runner, db, edge):
     result = runner.invoke(args=["scheduler", "run-once", "--now", edge])
     assert result.exit_code == 2 and "is outside the times this can run at" in result.output
