@@ -147,15 +147,41 @@ def _write(target: Path, kind: str, *, database_url: str, upload_dir: Path, now:
 
 def _read_manifest(source: Path) -> dict:
     try:
-        manifest = json.loads((source / MANIFEST).read_text())
+        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BackupError(f"{source} holds no {MANIFEST}: not a backup") from None
-    if manifest.get("format") != FORMAT:
-        raise BackupError(f"backup format {manifest.get('format')!r} is not {FORMAT}")
-    for name, digest in manifest["files"].items():
-        if not (source / name).is_file() or _sha256(source / name) != digest:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BackupError(f"{MANIFEST} in {source} cannot be read ({type(exc).__name__}): not a backup") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BackupError(f"backup format {found!r} is not {FORMAT}")
+    files = manifest.get("files")
+    if (
+        not isinstance(files, dict)
+        or not all(isinstance(name, str) and isinstance(digest, str) for name, digest in files.items())
+        or manifest.get("database") not in DUMPS
+        or not {DOCUMENTS, DUMPS[manifest["database"]]} <= set(files)
+    ):
+        raise BackupError(f"{MANIFEST} in {source} does not list the backup's files: not a backup of this kind")
+    for name, digest in files.items():
+        if Path(name).name != name or not (source / name).is_file() or _sha256(source / name) != digest:
             raise BackupError(f"{name} is missing or damaged (its SHA-256 differs from the manifest's)")
     return manifest
+
+
+def _checked_documents(source: Path) -> list[tarfile.TarInfo]:
+    """The members of the documents archive, every one a file of one folder
+    level with a plain name; refused before anything is restored."""
+    try:
+        with tarfile.open(source / DOCUMENTS) as archive:
+            members = archive.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BackupError(f"{DOCUMENTS} cannot be read ({type(exc).__name__}): the backup is damaged") from None
+    for member in members:
+        parts = Path(member.name).parts
+        if not member.isfile() or len(parts) != 2 or ".." in parts or member.name.startswith("/"):
+            raise BackupError(f"unexpected entry in {DOCUMENTS}: {member.name!r}")
+    return members
 
 
 def table_names(database_url: str) -> list[str]:
@@ -186,6 +212,7 @@ def restore(source: Path, *, database_url: str, upload_dir: Path) -> dict:
     if manifest["database"] != kind:
         raise BackupError(f"this is a {manifest['database']} backup; it cannot be restored into {kind}")
     _refuse_unless_fresh(database_url, upload_dir)
+    _checked_documents(source)  # before the database: a restore stops before it starts, not half-way
     dump = source / DUMPS[kind]
     if kind == "postgresql":
         url, env = _libpq(database_url)
@@ -207,10 +234,6 @@ def restore(source: Path, *, database_url: str, upload_dir: Path) -> dict:
         shutil.copyfile(dump, path)
     upload_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tarfile.open(source / DOCUMENTS) as archive:
-        for member in archive.getmembers():
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) != 2 or ".." in parts or member.name.startswith("/"):
-                raise BackupError(f"unexpected entry in {DOCUMENTS}: {member.name!r}")
         archive.extractall(upload_dir, filter="data")
     return manifest
 

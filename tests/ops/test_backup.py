@@ -4,7 +4,11 @@ chain that verifies; a restore never writes over a database in use."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import secrets
+import tarfile
 from contextlib import contextmanager
 
 import pytest
@@ -118,6 +122,45 @@ def test_a_damaged_backup_is_not_restored(filled, database_url, tmp_path):
             assert result.exit_code != 0 and "documents.tar is missing or damaged" in result.output
             assert not (tmp_path / "restored" / "uploads").exists()
             assert table_names(fresh_url) == []
+        finally:
+            with restored_app.app_context():
+                db.engine.dispose()
+
+
+def _escaping_archive(backup_dir):
+    """documents.tar with one more member that climbs out of the folder, its digest put right."""
+    with tarfile.open(backup_dir / "documents.tar", "a") as archive:
+        member = tarfile.TarInfo("../escape.bin")
+        member.size = 4
+        archive.addfile(member, io.BytesIO(b"boom"))
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    manifest["files"]["documents.tar"] = hashlib.sha256((backup_dir / "documents.tar").read_bytes()).hexdigest()
+    (backup_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (_escaping_archive, "unexpected entry in documents.tar"),
+        (lambda d: (d / "manifest.json").write_text("{nope"), "cannot be read"),
+        (lambda d: (d / "manifest.json").write_text("[]"), "is not 1"),
+        (lambda d: (d / "manifest.json").write_bytes(b"\xff\xfe"), "cannot be read"),
+        (lambda d: (d / "manifest.json").write_text('{"format": 1, "files": null}'), "does not list"),
+        (lambda d: (d / "manifest.json").write_text('{"format": 1, "database": "sqlite"}'), "does not list"),
+    ],
+    ids=["escaping-member", "not-json", "a-list", "not-utf8", "files-null", "no-files"],
+)
+def test_a_spoiled_backup_is_refused_before_anything_is_restored(filled, database_url, tmp_path, spoil, message):
+    source_app, _hashes, _entries = filled
+    backup_dir = tmp_path / "backup"
+    assert source_app.test_cli_runner().invoke(args=["backup", "create", str(backup_dir)]).exit_code == 0
+    spoil(backup_dir)
+    with fresh_database(database_url, tmp_path) as fresh_url:
+        restored_app = create_app(base_config(fresh_url, tmp_path / "restored"))
+        try:
+            result = restored_app.test_cli_runner().invoke(args=["backup", "restore", str(backup_dir)])
+            assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+            assert table_names(fresh_url) == [] and not (tmp_path / "restored" / "uploads").exists()
         finally:
             with restored_app.app_context():
                 db.engine.dispose()
