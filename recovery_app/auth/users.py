@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -29,9 +30,21 @@ def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
+# An address mail can be sent to without quoting: a dot-atom before the @ (RFC
+# 5322 atext, dots only between characters, at most 64) and a domain of at
+# least two labels of letters, digits and inner hyphens (letters of any
+# script: an internationalised domain). A comma, a semicolon or angle brackets
+# would otherwise change what a To: header says.
+_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = re.compile(r"(?!-)[^\W_](?:[^\W_]|-){0,62}(?<!-)")
+
+
 def valid_email(email: str) -> bool:
     local, at, domain = email.partition("@")
-    return bool(at and local and "." in domain and len(email) <= 254 and " " not in email and "@" not in domain)
+    if not at or len(email) > 254 or len(local) > 64 or not _LOCAL.fullmatch(local):
+        return False
+    labels = domain.split(".")
+    return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 # Built once: every sign-in runs it (building a statement costs about what running it does).

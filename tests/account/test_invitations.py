@@ -208,6 +208,18 @@ def test_inviting_without_csrf_token_is_refused(db, client, signed_in_owner):
     assert response.status_code == 400 and _count(db, ActionToken) == 0
 
 
+@pytest.mark.parametrize(
+    "address", ["a,b@example.com", "<a>@example.com", "a@example.", "a@.com", "a;b@example.com", "a(b)@example.com"]
+)
+def test_an_address_mail_cannot_be_sent_to_as_written_is_refused(db, client, signed_in_owner, address):
+    # A comma or angle brackets would change what the To: header says.
+    response = _invite(client, email=address)
+    assert response.status_code == 400 and "Enter an e-mail address like name@example.com." in response.get_data(
+        as_text=True
+    )
+    assert _count(db, ActionToken) == 0
+
+
 def test_an_empty_invitation_asks_for_the_other_persons_address(db, client, signed_in_owner):
     page = client.get("/account/users").get_data(as_text=True)
     assert re.search(
