@@ -8,12 +8,14 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from . import audit, notify
 from .auth.users import UserError, create_user, get_or_create_account
 from .database import on_commit, on_rollback, unit
 from .extensions import db
+from .forms import unsafe_characters
 from .models import Account, OutboxMessage, User
 from .models.base import utcnow
 from .models.users import ROLES, SELLER_ROLES
@@ -28,12 +30,32 @@ outbox_cli = AppGroup("outbox", help="Messages waiting to be sent, or sent.")
 audit_cli = AppGroup("audit", help="The hash-chained audit log.")
 
 
+def _text(max_length: int, kind: str = "line"):
+    """A click callback that refuses what the web forms refuse in the same
+    field: control, bidi-override and other invisible characters, and more
+    than the column holds. A value given only as spaces counts as not given."""
+
+    def check(_ctx, param, value):
+        if value is None:
+            return None
+        if unsafe_characters(value, kind):
+            raise click.BadParameter("contains control or invisible characters", param=param)
+        value = value.strip() if kind == "line" else value
+        if len(value) > max_length:
+            raise click.BadParameter(f"is longer than {max_length} characters", param=param)
+        return value
+
+    return check
+
+
 @users_cli.command("create")
 @click.option("--role", type=click.Choice(ROLES), required=True)
-@click.option("--email", required=True)
-@click.option("--password", required=True, help="At least 12 characters; not a common password.")
-@click.option("--account", "account_name", help="Seller account name (seller roles only).")
-@click.option("--name", "display_name", default="")
+@click.option("--email", required=True, callback=_text(254))
+@click.option(
+    "--password", required=True, callback=_text(4096, "password"), help="At least 12 characters; not a common password."
+)
+@click.option("--account", "account_name", callback=_text(200), help="Seller account name (seller roles only).")
+@click.option("--name", "display_name", default="", callback=_text(200))
 @click.option("--locale", type=click.Choice(["ja", "en"]), default="ja")
 def users_create(role, email, password, account_name, display_name, locale):
     """Create a user. Staff: --role reviewer|manager. Sellers: also --account NAME."""
@@ -43,7 +65,7 @@ def users_create(role, email, password, account_name, display_name, locale):
     if role not in SELLER_ROLES and account_name:
         raise click.UsageError("staff roles do not take --account")
     try:
-        with unit():
+        with unit(), force_locale("en"):  # the password rules speak the operator's language here
             account = get_or_create_account(account_name, now) if account_name else None
             user = create_user(
                 email=email,

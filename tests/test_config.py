@@ -111,7 +111,39 @@ def test_cli_refuses_a_short_password_with_its_reason(runner):
         args=["users", "create", "--role", "reviewer", "--email", "r@example.test", "--password", "password123"]
     )
     assert result.exit_code == 1
-    assert "12" in result.output  # the rule is named, in the default language
+    assert "12" in result.output and "characters" in result.output  # the rule is named, in English like the rest
+
+
+SELLER = [
+    "users",
+    "create",
+    "--role",
+    "seller_owner",
+    "--email",
+    "s@example.test",
+    "--password",
+    "quiet lantern orchard 9107",
+]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--account", "a" * 201], "is longer than 200 characters"),
+        (["--account", "Shop", "--name", "n" * 201], "is longer than 200 characters"),
+        (["--account", "Shop\x01"], "contains control or invisible characters"),
+        (["--account", "Shop", "--name", "\u202eevil"], "contains control or invisible characters"),
+        (["--account", "   "], "seller roles need --account NAME"),
+    ],
+)
+def test_cli_refuses_text_the_forms_would_refuse_and_creates_nothing(runner, app, extra, message):
+    from recovery_app.extensions import db
+    from recovery_app.models import Account, User
+
+    result = runner.invoke(args=SELLER + extra)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    with app.app_context():
+        assert db.session.query(User).count() == 0 and db.session.query(Account).count() == 0
 
 
 def test_cli_rejects_a_seller_without_an_account(runner):
