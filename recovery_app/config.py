@@ -11,8 +11,10 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from limits import parse_many
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +162,7 @@ def parse_document_types(spec: str) -> dict[str, tuple[str, ...]]:
             continue
         name, _, sides = item.partition(":")
         sides_tuple = tuple(s for s in sides.split("+") if s) or ("front",)
-        if not name.isidentifier() or any(s not in ("front", "back") for s in sides_tuple):
+        if not name.isidentifier() or len(name) > 40 or any(s not in ("front", "back") for s in sides_tuple):
             raise ConfigError(f"RECOVERY_DOCUMENT_TYPES has an invalid entry: {item!r}")
         types[name] = sides_tuple
     if not types:
@@ -402,7 +404,49 @@ def load_config(overrides: dict | None = None) -> dict:
         )
     config.update(overrides)
     _refuse_unshared_limits(config)
+    _refuse_unusable_text(config)
     return config
+
+
+def _vault_key_problem(text) -> str | None:
+    try:
+        key = base64.urlsafe_b64decode(str(text).encode())
+    except (ValueError, TypeError):
+        return "is not url-safe base64"
+    return None if len(key) == 32 else f"decodes to {len(key)} bytes, not 32"
+
+
+def _refuse_unusable_text(config: dict) -> None:
+    """Text settings the app would only trip over later, on a request (a 500
+    on the security page, at intake, for every phone number): refused at start,
+    naming the variable."""
+    try:
+        base_url = urlsplit(str(config["RECOVERY_BASE_URL"]))
+        base_url.port  # noqa: B018 - reading it checks it
+        usable = base_url.scheme in ("http", "https") and bool(base_url.hostname)
+    except ValueError:  # an unclosed [ of an IPv6 address, a port that is no number or out of range
+        usable = False
+    if not usable:
+        raise ConfigError(
+            f"RECOVERY_BASE_URL {config['RECOVERY_BASE_URL']!r} is not an http(s) address with a host "
+            "(and a port from 1 to 65535 if one is given), e.g. https://recovery.example.com"
+        )
+    if config.get("RECOVERY_VAULT_KEY") and (problem := _vault_key_problem(config["RECOVERY_VAULT_KEY"])):
+        raise ConfigError(f"RECOVERY_VAULT_KEY {problem} (32 bytes, url-safe base64)")
+    if not 1 <= len(str(config["RECOVERY_VAULT_KEY_ID"])) <= 20:
+        raise ConfigError("RECOVERY_VAULT_KEY_ID must be 1 to 20 characters (it is stored with every document)")
+    for item in (os.environ.get("RECOVERY_VAULT_OLD_KEYS") or "").split(","):
+        key_id, _, text = item.strip().partition(":")
+        if item.strip() and (not key_id or (problem := _vault_key_problem(text))):
+            raise ConfigError(f"RECOVERY_VAULT_OLD_KEYS: the entry for {key_id!r} {problem or 'has no key id'}")
+    if config["RECOVERY_PHONE_REGION"] not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"RECOVERY_PHONE_REGION {config['RECOVERY_PHONE_REGION']!r} is not a region code phone numbers know "
+            "(two capital letters, e.g. JP)"
+        )
+    upload_dir = Path(config["RECOVERY_UPLOAD_DIR"])
+    if upload_dir.exists() and not upload_dir.is_dir():
+        raise ConfigError(f"RECOVERY_UPLOAD_DIR {str(upload_dir)!r} is a file, not a folder")
 
 
 def _refuse_unshared_limits(config: dict) -> None:

@@ -41,6 +41,30 @@ def test_development_keeps_generated_secrets_in_instance(monkeypatch, tmp_path):
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("BASE_URL", "http://[::1"),
+        ("BASE_URL", "http://localhost:99999"),
+        ("BASE_URL", "http://localhost:abc"),
+        ("BASE_URL", "recovery.example.com"),
+        ("VAULT_KEY", "short"),
+        ("VAULT_KEY", "A" * 40),
+        ("VAULT_KEY_ID", "k" * 21),
+        ("VAULT_OLD_KEYS", "k0:notbase64!!"),
+        ("PHONE_REGION", "jp"),
+        ("PHONE_REGION", "XX"),
+        ("UPLOAD_DIR", "/etc/passwd"),
+        ("DOCUMENT_TYPES", "a" * 41 + ":front"),
+    ],
+)
+def test_text_settings_the_app_would_trip_over_later_are_refused_at_start(monkeypatch, tmp_path, name, value):
+    monkeypatch.setenv("RECOVERY_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv(f"RECOVERY_{name}", value)
+    with pytest.raises(ConfigError, match=f"RECOVERY_{name}"):
+        load_config()
+
+
 @pytest.mark.parametrize("name, value", [("SLA_HOURS", "twelve"), ("REQUIRE_SELFIE", "maybe"), ("ENV", "staging")])
 def test_malformed_settings_are_refused_with_their_name(monkeypatch, name, value):
     monkeypatch.setenv(f"RECOVERY_{name}", value)
