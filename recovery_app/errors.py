@@ -25,6 +25,21 @@ MESSAGES = {
 CSRF_MESSAGE = _l("This form has expired or was not sent from this site. Please reload the page and try again.")
 
 
+INCOMPLETE_MESSAGE = _l(
+    "What you sent did not arrive complete (the connection may have dropped while the files were sent). "
+    "Nothing was stored. Please send the form again."
+)
+
+
+def _upload_came_apart() -> bool:
+    """A multipart body that was sent but could not be read (cut short, or its
+    parts not where its header says): the token was lost with the rest, and
+    "the form has expired" would send the person looking for the wrong cause."""
+    if not (request.mimetype or "").startswith("multipart/") or not request.content_length:
+        return False
+    return not request.form and not request.files
+
+
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
@@ -68,7 +83,7 @@ def _refused_for(seconds: int) -> str:
 def init_app(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return _render(400, CSRF_MESSAGE)
+        return _render(400, INCOMPLETE_MESSAGE if _upload_came_apart() else CSRF_MESSAGE)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -225,6 +225,28 @@ def test_missing_or_wrong_csrf_token_is_refused(token, client, english, document
     nothing_changed()
 
 
+@pytest.mark.parametrize("spoil", ["cut_short", "other_boundary"])
+def test_an_upload_that_did_not_arrive_whole_says_so_not_that_the_form_expired(
+    spoil, client, english, documents, nothing_changed
+):
+    from werkzeug.datastructures import FileStorage, MultiDict
+    from werkzeug.test import encode_multipart
+
+    fields = MultiDict({"csrf_token": client.csrf_token(), "document_type": "passport", "consent": "y"})
+    fields.add("front", FileStorage(io.BytesIO(documents["front"]), "front.jpg", content_type="image/jpeg"))
+    boundary, body = encode_multipart(fields)
+    if spoil == "cut_short":  # the connection dropped before the form's first field was whole
+        body = body[: body.index(b"csrf_token") + 40]
+    else:
+        boundary = "not-the-one-in-the-body"
+    response = client.post(
+        "/recovery/", data=body, content_type=f"multipart/form-data; boundary={boundary}", csrf=False
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "did not arrive complete" in page and "has expired" not in page
+    nothing_changed()
+
+
 def test_case_is_always_opened_for_the_session_user_never_a_posted_id(client, english, make, documents, db):
     # ASVS 8.2.2: the user comes from the session only
     victim = make.user()
