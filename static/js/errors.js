@@ -22,7 +22,10 @@
     if (!target.matches("input, select, textarea") && !target.hasAttribute("tabindex")) {
       target.setAttribute("tabindex", "-1");
     }
-    target.focus();
+    // The field and its message below it come into view together, then the
+    // field takes the focus where it is.
+    document.querySelector("main .has-error").scrollIntoView({block: "center"});
+    target.focus({preventScroll: true});
   }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", focusFirst);

@@ -74,9 +74,9 @@ def test_new_seller_enrolls_and_trusted_device_skips_the_code(live_server, new_c
     page.click("form.stack button[type=submit]")
     page.locator(".field-error").wait_for()
     assert page.evaluate("document.activeElement.name") == "code"
-    assert page.locator("input[name=code]").evaluate(
-        "field => { const box = field.getBoundingClientRect(); return box.top >= 0 && box.bottom <= innerHeight; }"
-    )
+    in_view = "e => { const box = e.getBoundingClientRect(); return box.top >= 0 && box.bottom <= innerHeight; }"
+    assert page.locator("input[name=code]").evaluate(in_view)
+    assert page.locator(".has-error .field-error").evaluate(in_view)  # and its message under it
     screenshot(page, "signin-enroll-app-wrong-code-ja-phone")
     key = re.sub(r"\s", "", page.inner_text("#setup-key"))
     screenshot(page, "signin-enroll-app-ja-phone")
