@@ -460,8 +460,8 @@ def test_a_reuse_found_while_a_reviewer_first_looks_keeps_both_reasons(live_app,
             case, counterpart = db.session.get(Case, older), db.session.get(Case, newer)
             return case, counterpart, list(case.risk_reasons or [])
 
-        return read, lambda case, counterpart, _seen: prechecks._flag_high_risk(
-            case, counterpart, case.documents[0].id, 3, utcnow()
+        return read, lambda case, counterpart, _seen: prechecks._flag_reuse(
+            case, case.documents[0].id, counterpart, counterpart.documents[0].id, 3, utcnow()
         )
 
     outcomes = units_at_once(live_app, backend, [reviewer(), pre_checks()])

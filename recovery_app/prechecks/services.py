@@ -244,22 +244,26 @@ def _record_match(case: Case, document: Document, other: DocumentHash, distance:
         ]
     )
     db.session.flush()
-    # Both cases before the audit log's head, as a reviewer or the SLA sweep
-    # takes a case and then the head: taking one case, then the head, then the
-    # other could wait on a reviewer who holds the other and waits for the head.
-    lock_row(Case, case.id, other_case.id)
-    for flagged, counterpart, doc_id in ((case, other_case, document.id), (other_case, case, other.document_id)):
-        _flag_high_risk(flagged, counterpart, doc_id, distance, now)
+    _flag_reuse(case, document.id, other_case, other.document_id, distance, now)
     _refresh_reuse_result(other_case.id, other.document_id, now)
+
+
+def _flag_reuse(case: Case, document_id: int, other_case: Case, other_document_id: int, distance: int, now) -> None:
+    """Both cases need four eyes from now on.
+
+    Their reasons are read, added to and written back whole, and a reviewer's
+    first look at either may be adding its own at this moment: they are read
+    under the cases' locks. Both are locked before the audit log's head, as a
+    reviewer or the SLA sweep takes a case and then the head: one case, the
+    head, then the other could wait on a reviewer holding the other."""
+    lock_row(Case, case.id, other_case.id)
+    for flagged, counterpart, doc_id in ((case, other_case, document_id), (other_case, case, other_document_id)):
+        _flag_high_risk(flagged, counterpart, doc_id, distance, now)
 
 
 def _flag_high_risk(case: Case, counterpart: Case, document_id: int, distance: int, now: datetime) -> None:
     """Four eyes from now on; existing reasons are kept. The status is not touched.
-
-    The reasons are read, added to and written back whole, and a reviewer's
-    first look at the case may be adding its own at this moment: they are read
-    under the case's lock."""
-    lock_row(Case, case.id)
+    The caller holds the case's lock (``_flag_reuse``)."""
     case.high_risk = True
     reasons = list(case.risk_reasons or [])
     if REUSED not in reasons:

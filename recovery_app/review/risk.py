@@ -126,7 +126,10 @@ def is_four_eyes(reasons: list[str]) -> bool:
 
 
 def _add(case: Case, found: list[str]) -> bool:
-    if not found:
+    # Reasons are only ever added, and four eyes never taken back: when the
+    # case as loaded has them all, so has the row, and there is nothing to
+    # write (every opening of a case file with a failed pre-check comes here).
+    if all(reason in (case.risk_reasons or []) for reason in found) and (case.high_risk or not is_four_eyes(found)):
         return False
     # The list is read, added to and written back whole, and the pre-checks may
     # be adding their own reason to it at this moment: read it under the lock.
