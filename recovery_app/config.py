@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from limits import parse_many
 
+from . import vault
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Where templates/, static/ and migrations/ are: beside the package in a checkout,
 # inside it when installed from a wheel (setup.py puts them there).
@@ -408,14 +410,6 @@ def load_config(overrides: dict | None = None) -> dict:
     return config
 
 
-def _vault_key_problem(text) -> str | None:
-    try:
-        key = base64.urlsafe_b64decode(str(text).encode())
-    except (ValueError, TypeError):
-        return "is not url-safe base64"
-    return None if len(key) == 32 else f"decodes to {len(key)} bytes, not 32"
-
-
 def _refuse_unusable_text(config: dict) -> None:
     """Text settings the app would only trip over later, on a request (a 500
     on the security page, at intake, for every phone number): refused at start,
@@ -431,14 +425,17 @@ def _refuse_unusable_text(config: dict) -> None:
             f"RECOVERY_BASE_URL {config['RECOVERY_BASE_URL']!r} is not an http(s) address with a host "
             "(and a port from 1 to 65535 if one is given), e.g. https://recovery.example.com"
         )
-    if config.get("RECOVERY_VAULT_KEY") and (problem := _vault_key_problem(config["RECOVERY_VAULT_KEY"])):
-        raise ConfigError(f"RECOVERY_VAULT_KEY {problem} (32 bytes, url-safe base64)")
+    try:
+        if config.get("RECOVERY_VAULT_KEY"):
+            vault.decode_key(config["RECOVERY_VAULT_KEY"])
+    except vault.VaultError as exc:
+        raise ConfigError(f"RECOVERY_VAULT_KEY: {exc} (url-safe base64)") from None
     if not 1 <= len(str(config["RECOVERY_VAULT_KEY_ID"])) <= 20:
         raise ConfigError("RECOVERY_VAULT_KEY_ID must be 1 to 20 characters (it is stored with every document)")
-    for item in (os.environ.get("RECOVERY_VAULT_OLD_KEYS") or "").split(","):
-        key_id, _, text = item.strip().partition(":")
-        if item.strip() and (not key_id or (problem := _vault_key_problem(text))):
-            raise ConfigError(f"RECOVERY_VAULT_OLD_KEYS: the entry for {key_id!r} {problem or 'has no key id'}")
+    try:
+        vault.old_keys(os.environ.get("RECOVERY_VAULT_OLD_KEYS"))
+    except vault.VaultError as exc:
+        raise ConfigError(f"RECOVERY_VAULT_OLD_KEYS: {exc}") from None
     if config["RECOVERY_PHONE_REGION"] not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(
             f"RECOVERY_PHONE_REGION {config['RECOVERY_PHONE_REGION']!r} is not a region code phone numbers know "

@@ -20,23 +20,32 @@ class VaultError(RuntimeError):
     pass
 
 
-def _decode_key(text: str) -> bytes:
+def decode_key(text: str) -> bytes:
     try:
-        key = base64.urlsafe_b64decode(text.encode())
+        key = base64.urlsafe_b64decode(str(text).encode())
     except (ValueError, TypeError):
         raise VaultError("a vault key is not valid url-safe base64") from None
     if len(key) != 32:
-        raise VaultError("a vault key must be 32 bytes (AES-256)")
+        raise VaultError(f"a vault key must be 32 bytes (AES-256), not {len(key)}")
     return key
+
+
+def old_keys(spec: str | None) -> dict[str, bytes]:
+    """``RECOVERY_VAULT_OLD_KEYS``: ``id:key`` pairs, comma-separated."""
+    keys = {}
+    for item in (spec or "").split(","):
+        if item.strip():
+            key_id, _, text = item.strip().partition(":")
+            if not key_id:
+                raise VaultError("an old vault key has no key id (each entry is id:key)")
+            keys.setdefault(key_id, decode_key(text))
+    return keys
 
 
 def _keys() -> dict[str, bytes]:
     config = current_app.config
-    keys = {config["RECOVERY_VAULT_KEY_ID"]: _decode_key(config["RECOVERY_VAULT_KEY"])}
-    for item in (os.environ.get("RECOVERY_VAULT_OLD_KEYS") or "").split(","):
-        if item.strip():
-            key_id, _, text = item.strip().partition(":")
-            keys.setdefault(key_id, _decode_key(text))
+    keys = old_keys(os.environ.get("RECOVERY_VAULT_OLD_KEYS"))
+    keys[config["RECOVERY_VAULT_KEY_ID"]] = decode_key(config["RECOVERY_VAULT_KEY"])  # the current one wins
     return keys
 
 
