@@ -377,8 +377,12 @@ def one_at_a_time(step: str) -> None:
     session = db.session
     if session.get_bind().dialect.name != "postgresql":
         return
-    key = zlib.crc32(f"recovery-desk:{step}".encode())
-    session.execute(select(func.pg_advisory_xact_lock(key)))
+    session.execute(select(func.pg_advisory_xact_lock(advisory_key(step))))
+
+
+def advisory_key(name: str) -> int:
+    """The PostgreSQL advisory lock key of ``name``, fixed across processes and releases."""
+    return zlib.crc32(f"recovery-desk:{name}".encode())
 
 
 def init_app(app: Flask) -> None:

@@ -14,20 +14,18 @@ for ``/healthz``.
 
 from __future__ import annotations
 
-import zlib
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..database import unit
+from ..database import advisory_key, unit
 from ..extensions import db
 from ..models import SchedulerLease
 
 LEASE_NAME = "scheduler"
-# A fixed 64-bit key for pg_try_advisory_lock, derived from the product name.
-ADVISORY_KEY = zlib.crc32(b"recovery-desk:scheduler")
+ADVISORY_KEY = advisory_key("scheduler")  # for pg_try_advisory_lock
 
 
 def _ensure_row() -> None:
