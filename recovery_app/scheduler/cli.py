@@ -10,10 +10,9 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ..models.base import utcnow
+from ..reports.services import FIRST_DAY, LAST_DAY
 from . import jobs
 from .runner import Runner
-
-FIRST_YEAR, LAST_YEAR = 2000, 2099  # as the reports' days
 
 scheduler_cli = AppGroup("scheduler", help="The SLA scheduler: run it, or run every job once.")
 
@@ -36,9 +35,9 @@ def parse_now(value: str | None) -> datetime:
         moment = None
     # The jobs add hours and days to it (due times, retention, rollups): near
     # the calendar's ends some would overflow after others had already run.
-    if moment is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
+    if moment is None or not FIRST_DAY <= moment.date() <= LAST_DAY:  # the days the reports cover
         raise click.BadParameter(
-            f"{value!r} is outside the times this can run at ({FIRST_YEAR} to {LAST_YEAR})", param_hint="--now"
+            f"{value!r} is outside the times this can run at ({FIRST_DAY.year} to {LAST_DAY.year})", param_hint="--now"
         ) from None
     return moment
 
