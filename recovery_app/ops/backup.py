@@ -169,9 +169,9 @@ def _read_manifest(source: Path) -> dict:
     return manifest
 
 
-def _checked_documents(source: Path) -> list[tarfile.TarInfo]:
-    """The members of the documents archive, every one a file of one folder
-    level with a plain name; refused before anything is restored."""
+def _check_documents(source: Path) -> None:
+    """Every member of the documents archive is a file of one folder level
+    with a plain name; checked before anything is restored."""
     try:
         with tarfile.open(source / DOCUMENTS) as archive:
             members = archive.getmembers()
@@ -181,7 +181,6 @@ def _checked_documents(source: Path) -> list[tarfile.TarInfo]:
         parts = Path(member.name).parts
         if not member.isfile() or len(parts) != 2 or ".." in parts or member.name.startswith("/"):
             raise BackupError(f"unexpected entry in {DOCUMENTS}: {member.name!r}")
-    return members
 
 
 def table_names(database_url: str) -> list[str]:
@@ -212,7 +211,7 @@ def restore(source: Path, *, database_url: str, upload_dir: Path) -> dict:
     if manifest["database"] != kind:
         raise BackupError(f"this is a {manifest['database']} backup; it cannot be restored into {kind}")
     _refuse_unless_fresh(database_url, upload_dir)
-    _checked_documents(source)  # before the database: a restore stops before it starts, not half-way
+    _check_documents(source)  # before the database: a restore stops before it starts, not half-way
     dump = source / DUMPS[kind]
     if kind == "postgresql":
         url, env = _libpq(database_url)
