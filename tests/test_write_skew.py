@@ -32,6 +32,39 @@ from tests.helpers import outbox_messages, units_at_once
 from tests.passkey_device import SoftPasskey
 
 
+def _a_case_held_by_a_reviewer(make):
+    """A seller's case, claimed by a reviewer; returns (seller, case, reviewer). Inside a request context."""
+    review = ReviewFactory(make, utcnow())
+    reviewer = make.user("reviewer")
+    seller = review.seller(locale="en")
+    case = review.case(seller)
+    claims.claim(case.reference, reviewer, now=utcnow())
+    return seller, case, reviewer
+
+
+def _approval(reference, reviewer_id):
+    """The reviewer's approval as a ``units_at_once`` step; it returns the case's status."""
+    return (lambda: (db.session.get(User, reviewer_id),)), (
+        lambda reviewer: decisions.approve(reference, reviewer, ALL_CHECKS, now=utcnow()).status
+    )
+
+
+def _the_owner_won(live_app, backend, reference, seller_id, approved, owner_won: bool):
+    """An approval against the owner's own request at the same moment: the owner
+    wins (the case cancelled, nothing reset), or, only where SQLite ran the
+    approval first, the approval stands whole."""
+    with live_app.app_context():
+        case = db.session.execute(select(Case).where(Case.reference == reference)).scalar_one()
+        seller = db.session.get(User, seller_id)
+        if owner_won:
+            assert isinstance(approved, decisions.ReviewError), approved
+            assert case.status == "cancelled" and auth_services.has_second_factor(seller)
+        else:
+            assert backend == "sqlite", approved
+            assert approved == "approved" and case.status == "approved" and seller.must_enroll_2sv
+        db.session.remove()
+
+
 def test_two_tabs_removing_the_last_two_methods_leave_one(live_app, backend):
     with live_app.app_context():
         make = Factory(live_app)
@@ -214,23 +247,12 @@ def test_an_approval_and_a_new_passkey_at_once_leave_no_second_step(live_app, ba
     adds a passkey: either the passkey is added first and removed with the
     rest, or it comes after and is refused. It never survives the reset."""
     with live_app.test_request_context():
-        make = Factory(live_app)
-        review = ReviewFactory(make, utcnow())
-        reviewer = make.user("reviewer")
-        seller = review.seller(locale="en")
-        case = review.case(seller)
-        claims.claim(case.reference, reviewer, now=utcnow())
+        seller, case, reviewer = _a_case_held_by_a_reviewer(Factory(live_app))
         challenge_id, options = auth_services.passkey_options(seller, "register", utcnow())
         db.session.commit()
         credential = SoftPasskey().create(json.loads(options))
         reference, reviewer_id, seller_id = case.reference, reviewer.id, seller.id
         db.session.remove()
-
-    def approval():
-        def read():
-            return (db.session.get(User, reviewer_id),)
-
-        return read, lambda reviewer: decisions.approve(reference, reviewer, ALL_CHECKS, now=utcnow())
 
     def new_passkey():
         def read():
@@ -240,7 +262,7 @@ def test_an_approval_and_a_new_passkey_at_once_leave_no_second_step(live_app, ba
             seller, challenge_id, credential, "Phone", utcnow(), address=None, browser=None
         )
 
-    approved, added = units_at_once(live_app, backend, [approval(), new_passkey()])
+    approved, added = units_at_once(live_app, backend, [_approval(reference, reviewer_id), new_passkey()])
     assert not isinstance(approved, Exception), approved
     assert not isinstance(added, Exception) or isinstance(added, auth_services.AuthError), added
     with live_app.app_context():
@@ -311,22 +333,12 @@ def test_an_approval_and_the_sellers_own_sign_in_at_once_both_finish(live_app, b
     order, or PostgreSQL finds them waiting on each other and aborts one (a
     500). The owner who signed in wins: the case is cancelled, nothing reset."""
     with live_app.test_request_context():
-        make = Factory(live_app)
-        review = ReviewFactory(make, utcnow())
-        reviewer = make.user("reviewer")
-        seller = review.seller(locale="en")
+        seller, case, reviewer = _a_case_held_by_a_reviewer(Factory(live_app))
         seed = seller._test_totp_seed
-        case = review.case(seller)
-        claims.claim(case.reference, reviewer, now=utcnow())
         (method,) = twofactor.confirmed_methods(seller)
         db.session.commit()
         reference, reviewer_id, seller_id, method_id = case.reference, reviewer.id, seller.id, method.id
         db.session.remove()
-
-    def approval():
-        return (lambda: (db.session.get(User, reviewer_id),)), (
-            lambda reviewer: decisions.approve(reference, reviewer, ALL_CHECKS, now=utcnow()).status
-        )
 
     def sign_in():
         def read():  # the code is checked: its try is counted on the seller's row
@@ -343,18 +355,10 @@ def test_an_approval_and_the_sellers_own_sign_in_at_once_both_finish(live_app, b
 
         return read, finish
 
-    approved, signed_in = units_at_once(live_app, backend, [approval(), sign_in()])
-    with live_app.app_context():
-        case = db.session.execute(select(Case).where(Case.reference == reference)).scalar_one()
-        seller = db.session.get(User, seller_id)
-        if signed_in == "signed in":
-            assert isinstance(approved, decisions.ReviewError), approved
-            assert case.status == "cancelled" and auth_services.has_second_factor(seller)
-        else:  # SQLite may run the approval first: the code's method is gone with the rest
-            assert backend == "sqlite", signed_in
-            assert isinstance(signed_in, auth_services.AuthError), signed_in
-            assert approved == "approved" and case.status == "approved" and seller.must_enroll_2sv
-        db.session.remove()
+    approved, signed_in = units_at_once(live_app, backend, [_approval(reference, reviewer_id), sign_in()])
+    if signed_in != "signed in":  # SQLite may run the approval first: the code's method is gone with the rest
+        assert isinstance(signed_in, auth_services.AuthError), signed_in
+    _the_owner_won(live_app, backend, reference, seller_id, approved, owner_won=signed_in == "signed in")
 
 
 def test_codes_asked_for_at_once_keep_the_per_user_limits(live_app, backend):
@@ -480,12 +484,7 @@ def test_an_approval_and_the_owner_saying_it_was_not_them_at_once_both_finish(li
     which ends every session of the seller, must take the sessions before the
     case, or the two wait on each other. The owner wins: cancelled, nothing reset."""
     with live_app.test_request_context():
-        make = Factory(live_app)
-        review = ReviewFactory(make, utcnow())
-        reviewer = make.user("reviewer")
-        seller = review.seller(locale="en")
-        case = review.case(seller)
-        claims.claim(case.reference, reviewer, now=utcnow())
+        seller, case, reviewer = _a_case_held_by_a_reviewer(Factory(live_app))
         session_row = UserSession(
             user_id=seller.id, token_hash="0" * 64, created_at=utcnow(), last_seen_at=utcnow(), browser="Firefox"
         )
@@ -493,11 +492,6 @@ def test_an_approval_and_the_owner_saying_it_was_not_them_at_once_both_finish(li
         db.session.commit()
         reference, reviewer_id, seller_id, session_id = case.reference, reviewer.id, seller.id, session_row.id
         db.session.remove()
-
-    def approval():
-        return (lambda: (db.session.get(User, reviewer_id),)), (
-            lambda reviewer: decisions.approve(reference, reviewer, ALL_CHECKS, now=utcnow()).status
-        )
 
     def not_me():
         def read():  # the request's first touch of its session, as load_user makes it
@@ -515,14 +509,6 @@ def test_an_approval_and_the_owner_saying_it_was_not_them_at_once_both_finish(li
 
         return read, cancel
 
-    approved, cancelled = units_at_once(live_app, backend, [approval(), not_me()])
-    with live_app.app_context():
-        case = db.session.execute(select(Case).where(Case.reference == reference)).scalar_one()
-        seller = db.session.get(User, seller_id)
-        if cancelled == "cancelled":
-            assert isinstance(approved, decisions.ReviewError), approved
-            assert case.status == "cancelled" and auth_services.has_second_factor(seller)
-        else:  # SQLite may run the approval first: nothing is left to cancel
-            assert backend == "sqlite" and approved == "approved", (approved, cancelled)
-            assert case.status == "approved" and seller.must_enroll_2sv
-        db.session.remove()
+    approved, cancelled = units_at_once(live_app, backend, [_approval(reference, reviewer_id), not_me()])
+    # SQLite may run the approval first: then nothing is left to cancel.
+    _the_owner_won(live_app, backend, reference, seller_id, approved, owner_won=cancelled == "cancelled")
