@@ -25,6 +25,11 @@ MESSAGES = {
 CSRF_MESSAGE = _l("This form has expired or was not sent from this site. Please reload the page and try again.")
 
 
+FORM_TOO_BIG_MESSAGE = _l(
+    "The form you sent has more fields, or a longer text, than this page accepts. Nothing was stored. "
+    "Please go back, shorten what you typed and try again."
+)
+
 INCOMPLETE_MESSAGE = _l(
     "What you sent did not arrive complete (the connection may have dropped while the files were sent). "
     "Nothing was stored. Please send the form again."
@@ -40,12 +45,26 @@ def _upload_came_apart() -> bool:
     return not request.form and not request.files
 
 
+def files_too_large() -> bool:
+    """Whether a 413 is about the size of the body (over MAX_CONTENT_LENGTH, or
+    a body of unknown length that grew past it). A body within the cap was
+    refused by the form reader's own limits instead: more parts than
+    MAX_FORM_PARTS, or a text field over MAX_FORM_MEMORY_SIZE. File sizes are
+    not the cause then, and saying so would send the person shrinking photos."""
+    from flask import current_app
+
+    cap = current_app.config["MAX_CONTENT_LENGTH"]
+    length = request.content_length
+    return cap is not None and (length is None or length > cap)
+
+
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
-def _render(status: int, message) -> tuple:
+def render_error(status: int, message) -> tuple:
+    """The error page (or JSON) for ``status`` saying ``message``."""
     from flask import current_app
 
     text = (
@@ -54,7 +73,7 @@ def _render(status: int, message) -> tuple:
             "mb": current_app.config["RECOVERY_MAX_UPLOAD_MB"],
             "total": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
         }
-        if status == 413
+        if message is MESSAGES[413]
         else str(message)
     )
     if _wants_json():
@@ -83,13 +102,15 @@ def _refused_for(seconds: int) -> str:
 def init_app(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return _render(400, INCOMPLETE_MESSAGE if _upload_came_apart() else CSRF_MESSAGE)
+        return render_error(400, INCOMPLETE_MESSAGE if _upload_came_apart() else CSRF_MESSAGE)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         if error.code is None or error.code < 400:
             return error
         message = MESSAGES.get(error.code, error.description)
+        if error.code == 413 and not files_too_large():
+            message = FORM_TOO_BIG_MESSAGE
         # Keep what the error says besides its page: Allow on a 405, Retry-After on a 429.
         kept = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
         wait = _seconds_until_allowed() if error.code == 429 else None
@@ -97,16 +118,16 @@ def init_app(app) -> None:
             message = _refused_for(wait)
             if not any(name.lower() == "retry-after" for name, _ in kept):
                 kept.append(("Retry-After", str(wait)))
-        body, status = _render(error.code, message)
+        body, status = render_error(error.code, message)
         return body, status, kept
 
     @app.errorhandler(InternalServerError)
     def server_error(error):
         db.session.rollback()
-        return _render(500, MESSAGES[500])
+        return render_error(500, MESSAGES[500])
 
     @app.errorhandler(Exception)
     def unhandled(error):
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
-        return _render(500, MESSAGES[500])
+        return render_error(500, MESSAGES[500])

@@ -15,6 +15,7 @@ from flask_login import current_user
 
 from ..auth.sessions import pending_user
 from ..database import on_commit, reads_first
+from ..errors import FORM_TOO_BIG_MESSAGE, files_too_large, render_error
 from ..models.base import utcnow
 from ..web import client_address, configured_limit, origin
 from . import kept, services, standing
@@ -260,7 +261,10 @@ def withdraw():
 
 @bp.errorhandler(413)
 def too_large(error):
-    """The body was over MAX_CONTENT_LENGTH: nothing was read, nothing stored."""
+    """The body was over MAX_CONTENT_LENGTH: nothing was read, nothing stored.
+    A body within it that the form reader refused is not about the photos."""
+    if not files_too_large():
+        return render_error(413, FORM_TOO_BIG_MESSAGE)
     back = url_for(".case_status") if request.endpoint == "recovery.resubmit" else url_for(".start")
     return render_template(
         "recovery/too_large.html",

@@ -162,6 +162,27 @@ def test_request_over_max_content_length_gets_a_clear_page_and_stores_nothing(
     nothing_changed()
 
 
+def test_a_form_with_too_many_parts_is_not_told_its_files_are_too_large(client, english, documents, nothing_changed):
+    # Within MAX_CONTENT_LENGTH, but more parts than the form reader takes (MAX_FORM_PARTS).
+    extra = {f"extra{n}": "x" for n in range(1100)}
+    response = send(client, "/recovery/", {**extra, **full_form(documents)})  # refused before a file is read
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "more fields, or a longer text, than this page accepts" in page and "Nothing was stored" in page
+    assert "Your files are too large" not in page and " MB" not in page
+    nothing_changed()
+
+
+def test_a_text_field_over_the_form_memory_cap_is_named_as_such(app, client, english, documents, nothing_changed):
+    long_text = "x" * (app.config["MAX_FORM_MEMORY_SIZE"] + 1)
+    response = send(client, "/recovery/", {"note": long_text, **full_form(documents)})  # refused before a file is read
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "more fields, or a longer text, than this page accepts" in page
+    assert "Your files are too large" not in page
+    nothing_changed()
+
+
 def test_missing_required_side_is_named(client, english, documents, nothing_changed):
     response = send(client, "/recovery/", full_form(documents, back=None))
     assert response.status_code == 422
