@@ -124,7 +124,28 @@ def test_seller_withdraws_an_open_case(client, seller, documents, db):
     assert case.status == "withdrawn" and case.closed_at is not None
     page = client.get("/recovery/case").get_data(as_text=True)
     assert "取り下げ済み" in page and "新しく申請する" in page
+    assert "この申請は取り下げられたため、審査は行われていません。" in page
     assert client.get("/recovery/").status_code == 200  # a new case may be opened
+    # Nothing left to withdraw: the way back is to the closed case, not to an empty form.
+    again = client.get("/recovery/case/withdraw").get_data(as_text=True)
+    assert 'href="/recovery/case"' in again and "申請の状況に戻る" in again and "入力画面に戻る" not in again
+
+
+def test_closed_case_pages_say_why_each_case_closed(client, seller, documents, db):
+    client.get("/language/en")
+    case = _open_case(client, documents, db)
+    why = {
+        "expired": "the new documents did not arrive in time",
+        "cancelled": "signed in to with its 2-step verification",
+    }
+    for status, words in why.items():
+        case.status = status
+        case.closed_at = utcnow()
+        db.session.commit()
+        page = client.get("/recovery/case").get_data(as_text=True)
+        assert words in page and "Send a new recovery case" in page, status
+    # A case the owner stopped is no reason to send another: the offer is there, but not the main button.
+    assert 'class="button secondary" href="/recovery/"' in page
 
 
 def test_withdrawal_without_csrf_token_changes_nothing(client, seller, documents, db):
