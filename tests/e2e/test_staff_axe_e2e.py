@@ -78,6 +78,19 @@ class Sweep:
         self.found: list[str] = []
         self.seen: list[str] = []
 
+    def _fits_a_phone(self, path: str) -> None:
+        """The top bar keeps to two rows (brand, languages and sign-out; then the
+        sections), and the page still does not scroll sideways on the narrowest
+        phones, 320 px wide (WCAG 1.4.10)."""
+        bar = self.page.locator("header.topbar").bounding_box()["height"]
+        assert bar <= 2 * 44 + 16, f"{path}: the top bar is {bar:.0f} px tall, more than two rows"
+        self.page.set_viewport_size({"width": 320, "height": PHONE["viewport"]["height"]})
+        try:
+            wide = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert wide <= 1, f"{path}: at 320 px the page scrolls sideways by {wide} px"
+        finally:
+            self.page.set_viewport_size(PHONE["viewport"])
+
     def visit(self, base: str, name: str, path: str, shows: dict[str, int], *, status: int = 200) -> None:
         """Open ``path``; it answers ``status`` in the right language and shows at
         least ``shows[selector]`` of each selector; then a screenshot and axe."""
@@ -89,6 +102,8 @@ class Sweep:
         self.page.wait_for_function("() => [...document.images].every(i => i.complete)")
         wide = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert wide <= 1, f"{path}: the page scrolls sideways by {wide} px"  # wide things scroll in their own region
+        if self.device == "phone":
+            self._fits_a_phone(path)
         if self.screenshots:
             self.page.screenshot(
                 path=str(self.folder / f"{self.role}-{name}-{self.language}-{self.device}.png"), full_page=True
