@@ -9,6 +9,7 @@ import json
 import re
 import threading
 import time
+from datetime import timedelta
 
 import pyotp
 import pytest
@@ -19,17 +20,30 @@ from recovery_app.auth import passkeys, twofactor
 from recovery_app.auth import services as auth_services
 from recovery_app.domain import DomainError
 from recovery_app.extensions import db
-from recovery_app.models import ActionToken, Case, Decision, SentCode, TwoFactorMethod, User, UserSession
+from recovery_app.models import (
+    ActionToken,
+    AuditEvent,
+    Case,
+    Decision,
+    ReportRollupMark,
+    SecurityEvent,
+    SentCode,
+    TwoFactorMethod,
+    User,
+    UserSession,
+)
 from recovery_app.models.base import utcnow
 from recovery_app.models.prechecks import DocumentMatch
 from recovery_app.prechecks import services as prechecks
 from recovery_app.recovery import services as recovery
+from recovery_app.reports import rollups
 from recovery_app.review import claims, decisions, risk
 from recovery_app.staff import services as staff_services
 from tests.account.test_invitations import NEW_PASSWORD
 from tests.factories import ALL_CHECKS, Factory, ReviewFactory, jpeg_bytes
 from tests.helpers import outbox_messages, units_at_once
 from tests.passkey_device import SoftPasskey
+from tests.reports.test_rollups import recomputed, stored
 
 
 def _a_case_held_by_a_reviewer(make):
@@ -512,3 +526,107 @@ def test_an_approval_and_the_owner_saying_it_was_not_them_at_once_both_finish(li
     approved, cancelled = units_at_once(live_app, backend, [_approval(reference, reviewer_id), not_me()])
     # SQLite may run the approval first: then nothing is left to cancel.
     _the_owner_won(live_app, backend, reference, seller_id, approved, owner_won=cancelled == "cancelled")
+
+
+def test_a_user_removed_from_two_tabs_at_once_is_removed_once(live_app, backend):
+    """An owner double-clicks "Remove": both requests found the user active.
+    The second must find them removed and write nothing: one security event,
+    one audit entry, one bump of the session epoch."""
+    with live_app.app_context():
+        make = Factory(live_app)
+        owner = make.user("seller_owner", locale="en")
+        member = make.user("seller_user", account=owner.account)
+        db.session.commit()
+        owner_id, member_id, epoch = owner.id, member.id, member.session_epoch
+        db.session.remove()
+
+    def removal():
+        def read():  # the view loads whom it removes before it calls the service
+            owner = db.session.get(User, owner_id)
+            account_services.account_user(owner, member_id)
+            return (owner,)
+
+        return read, lambda owner: account_services.remove_user(owner, member_id, utcnow(), address=None, browser=None)
+
+    outcomes = units_at_once(live_app, backend, [removal(), removal()])
+    assert all(isinstance(o, User) for o in outcomes), outcomes
+    with live_app.app_context():
+        member = db.session.get(User, member_id)
+        events = select(func.count()).where(SecurityEvent.kind == "user_removed", SecurityEvent.user_id == member_id)
+        audited = select(func.count()).where(AuditEvent.action == "account.user_removed")
+        written = db.session.execute(events).scalar_one(), db.session.execute(audited).scalar_one()
+        assert written == (1, 1) and member.session_epoch == epoch + 1, (written, member.session_epoch)
+        assert member.disabled_at is not None
+        db.session.remove()
+
+
+@pytest.mark.parametrize("first", [rollups.roll_up, rollups.rebuild], ids=["job", "rebuild"])
+def test_the_first_rollups_made_twice_at_once_count_each_case_once(live_app, backend, first):
+    """The scheduler's job and a second job (or ``flask reports rebuild``) run
+    at once while no zone has a mark yet: both find none and start from the
+    first case. One mark per zone results, each case is counted once, and
+    neither unit fails."""
+    with live_app.app_context():
+        make = Factory(live_app)
+        for hours in (30, 50, 70):
+            make.case(submitted_at=utcnow() - timedelta(hours=hours))
+        db.session.commit()
+        db.session.remove()
+
+    def read():  # on PostgreSQL neither finds a mark
+        rollups.marks()
+        return ()
+
+    outcomes = units_at_once(
+        live_app, backend, [(read, lambda: first(utcnow())), (read, lambda: rollups.roll_up(utcnow()))]
+    )
+    assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+    with live_app.app_context():
+        zones = db.session.execute(select(ReportRollupMark.zone).order_by(ReportRollupMark.zone)).scalars().all()
+        assert zones == sorted(rollups.zones())
+        for zone in zones:
+            rows = stored(zone)
+            assert rows == recomputed(zone)
+            assert sum(n for (_, measure, _, _), n in rows.items() if measure == "opened") == 3
+        db.session.remove()
+
+
+@pytest.mark.parametrize("job_first", [True, False], ids=["job_first", "rebuild_first"])
+def test_a_rebuild_beside_the_job_counts_each_case_once(live_app, backend, job_first):
+    """``flask reports rebuild`` while the job adds a new day's figures. A
+    rebuild after the job must not delete the old rows, miss the job's new ones
+    and count them again; a job after the rebuild must work from the rebuild's
+    marks, not from those it read before."""
+    with live_app.app_context():
+        make = Factory(live_app)
+        for hours in (70, 50):
+            make.case(submitted_at=utcnow() - timedelta(hours=hours))
+        rollups.roll_up(utcnow() - timedelta(hours=1))
+        make.case(submitted_at=utcnow() - timedelta(minutes=30))  # after the mark: the job adds its day
+        db.session.commit()
+        db.session.remove()
+
+    def read():  # the marks each unit read stay loaded
+        return (rollups.marks(),)
+
+    def step(work, first: bool):
+        def act(_marks_read):
+            if not first:
+                time.sleep(0.1)  # the other unit has begun
+            result = work(utcnow())
+            if first:
+                time.sleep(0.2)  # the rest of its unit, before the commit
+            return result
+
+        return read, act
+
+    outcomes = units_at_once(
+        live_app, backend, [step(rollups.roll_up, job_first), step(rollups.rebuild, not job_first)]
+    )
+    assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+    with live_app.app_context():
+        for zone in rollups.zones():
+            rows = stored(zone)
+            assert sum(n for (_, measure, _, _), n in rows.items() if measure == "opened") == 3, rows
+            assert rows == recomputed(zone)
+        db.session.remove()

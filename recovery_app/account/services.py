@@ -39,6 +39,7 @@ from ..auth.users import (
     normalise_email,
     valid_email,
 )
+from ..database import lock_row
 from ..domain import DomainError
 from ..extensions import db
 from ..models import Account, ActionToken, User, UserSession
@@ -418,10 +419,15 @@ def account_user(owner: User, user_id: int) -> User:
 
 
 def remove_user(owner: User, user_id: int, now: datetime, *, address: str | None, browser: str | None) -> User:
-    """Disable a user of the owner's account and end every session they hold (ASVS 7.4.2)."""
+    """Disable a user of the owner's account and end every session they hold (ASVS 7.4.2).
+
+    Two submissions at once (a double click) take turns on the user's row: the
+    second sees the user already removed and writes nothing, so the removal is
+    recorded and audited once."""
     user = account_user(owner, user_id)
     if user.id == owner.id:
         raise AccountError(_l("You cannot remove yourself."))
+    lock_row(User, user.id)
     if user.disabled_at is not None:
         return user
     user.disabled_at = now

@@ -24,8 +24,11 @@ number of days, not with the number of decided cases.
   job rolls them up. They only flush.
 
 On PostgreSQL the job takes the marks ``FOR UPDATE`` and the hooks ``FOR
-SHARE``, so an event is counted once whichever commits first; SQLite has one
-writer at a time.
+SHARE``, so an event is counted once whichever commits first. Rolling up and
+rebuilding also run one at a time (an advisory lock): while no zone has a mark
+there is no row to lock, and two first runs at once (the job beside ``flask
+reports rebuild``) would each insert the marks and count the same cases.
+SQLite has one writer at a time.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from ..database import one_at_a_time
 from ..extensions import db
 from ..models import Case, ReportRollup, ReportRollupMark
 from . import measures as m
@@ -54,6 +58,7 @@ from . import measures as m
 # before the mark has committed by the time its events are rolled up.
 SETTLE = timedelta(minutes=2)
 KEY = ["zone", "day", "measure", "reviewer_id", "key"]
+ROLLING_UP = "report rollups"
 
 
 def zones() -> tuple[str, ...]:
@@ -86,9 +91,12 @@ def _upsert(rows_select) -> None:
 
 
 def marks(*, lock: str | None = None) -> dict[str, ReportRollupMark]:
+    """The zones' marks; ``lock`` ("update" or "share") locks them on PostgreSQL
+    and reads them afresh, so a mark loaded earlier in the unit shows what the
+    unit that held the lock committed."""
     query = select(ReportRollupMark).where(ReportRollupMark.zone.in_(zones()))
     if lock and m.postgres():
-        query = query.with_for_update(read=(lock == "share"))
+        query = query.with_for_update(read=(lock == "share")).execution_options(populate_existing=True)
     return {mark.zone: mark for mark in db.session.execute(query).scalars()}
 
 
@@ -177,7 +185,11 @@ def _add_span(zone: str, start: datetime, end: datetime) -> None:
 def roll_up(now: datetime) -> dict:
     """Add every event between each zone's mark and ``now − SETTLE`` to the
     rollups and move the mark. A zone without a mark starts at the midnight
-    (of the zone) before the first case. Returns the seconds rolled up per zone."""
+    (of the zone) before the first case. Returns the seconds rolled up per zone.
+
+    Runs after any other roll-up or rebuild has committed, so it finds the marks
+    that one made instead of making them again."""
+    one_at_a_time(ROLLING_UP)
     until = now - SETTLE
     found = marks(lock="update")
     earliest = None
@@ -202,7 +214,14 @@ def roll_up(now: datetime) -> dict:
 
 
 def rebuild(now: datetime) -> dict:
-    """Forget every rollup and roll everything up again from the first case."""
+    """Forget every rollup and roll everything up again from the first case.
+
+    Waits for a roll-up under way to commit first: otherwise the rows it is
+    adding would escape the delete and be counted again. The marks are locked
+    before the delete for the same reason, against a case's hook adding its
+    share beside it."""
+    one_at_a_time(ROLLING_UP)
+    marks(lock="update")
     db.session.execute(delete(ReportRollup))
     db.session.execute(delete(ReportRollupMark))
     return roll_up(now)
