@@ -74,6 +74,22 @@ WORDS = {
 # --- people ---------------------------------------------------------------------
 
 
+def fits_a_phone(page, where: str) -> None:
+    """On a phone: the top bar keeps to two rows (brand, languages and sign-out;
+    then the sections), and the page does not scroll sideways at 390 px nor on
+    the narrowest phones, 320 px wide (WCAG 1.4.10)."""
+    bar = page.locator("header.topbar").bounding_box()["height"]
+    assert bar <= 2 * 44 + 16, f"{where}: the top bar is {bar:.0f} px tall, more than two rows"
+    sideways = "document.documentElement.scrollWidth - window.innerWidth"
+    assert page.evaluate(sideways) <= 1, f"{where}: the page scrolls sideways"
+    page.set_viewport_size({"width": 320, "height": PHONE["viewport"]["height"]})
+    try:
+        wide = page.evaluate(sideways)
+        assert wide <= 1, f"{where}: at 320 px the page scrolls sideways by {wide} px"
+    finally:
+        page.set_viewport_size(PHONE["viewport"])
+
+
 @dataclass
 class Person:
     email: str

@@ -25,7 +25,15 @@ from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy import select
 
 from .conftest import SCREENSHOTS
-from .journeys import PHONE, BrowserErrors, Person, create_person, document_photos, sign_in_with_password
+from .journeys import (
+    PHONE,
+    BrowserErrors,
+    Person,
+    create_person,
+    document_photos,
+    fits_a_phone,
+    sign_in_with_password,
+)
 
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
 DEVICES = {"desktop": DESKTOP, "phone": PHONE}
@@ -65,7 +73,10 @@ class Walk:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def check(self, name: str) -> Path:
-        """axe finds nothing serious or critical; a screenshot is kept."""
+        """axe finds nothing serious or critical; on a phone, the page fits (see
+        ``fits_a_phone``); a screenshot is kept."""
+        if self.device == "phone":
+            fits_a_phone(self.page, name)
         path = self.folder / f"{self.test}-{name}-{self.language}-{self.device}.png"
         self.page.screenshot(path=str(path), full_page=True)
         violations = [v for v in AXE.run(self.page).response["violations"] if v["impact"] in ("serious", "critical")]

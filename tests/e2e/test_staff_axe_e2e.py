@@ -14,7 +14,7 @@ from datetime import timedelta
 from axe_playwright_python.sync_playwright import Axe
 
 from .conftest import SCREENSHOTS
-from .journeys import BROWSER_LOCALE, PHONE, BrowserErrors, Person, create_person, sign_in_staff
+from .journeys import BROWSER_LOCALE, PHONE, BrowserErrors, Person, create_person, fits_a_phone, sign_in_staff
 
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
 DEVICES = {"desktop": DESKTOP, "phone": PHONE}
@@ -78,19 +78,6 @@ class Sweep:
         self.found: list[str] = []
         self.seen: list[str] = []
 
-    def _fits_a_phone(self, path: str) -> None:
-        """The top bar keeps to two rows (brand, languages and sign-out; then the
-        sections), and the page still does not scroll sideways on the narrowest
-        phones, 320 px wide (WCAG 1.4.10)."""
-        bar = self.page.locator("header.topbar").bounding_box()["height"]
-        assert bar <= 2 * 44 + 16, f"{path}: the top bar is {bar:.0f} px tall, more than two rows"
-        self.page.set_viewport_size({"width": 320, "height": PHONE["viewport"]["height"]})
-        try:
-            wide = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            assert wide <= 1, f"{path}: at 320 px the page scrolls sideways by {wide} px"
-        finally:
-            self.page.set_viewport_size(PHONE["viewport"])
-
     def visit(self, base: str, name: str, path: str, shows: dict[str, int], *, status: int = 200) -> None:
         """Open ``path``; it answers ``status`` in the right language and shows at
         least ``shows[selector]`` of each selector; then a screenshot and axe."""
@@ -103,7 +90,7 @@ class Sweep:
         wide = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert wide <= 1, f"{path}: the page scrolls sideways by {wide} px"  # wide things scroll in their own region
         if self.device == "phone":
-            self._fits_a_phone(path)
+            fits_a_phone(self.page, path)
         if self.screenshots:
             self.page.screenshot(
                 path=str(self.folder / f"{self.role}-{name}-{self.language}-{self.device}.png"), full_page=True
