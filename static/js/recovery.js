@@ -261,6 +261,20 @@
     each(root.querySelectorAll("form.intake"), initForm);
   }
 
+  // Photos chosen but not sent are lost if the page goes away (the language
+  // switch reloads it, a link or the back button leaves it): the browser asks
+  // first. Sending the form is not leaving it.
+  window.addEventListener("beforeunload", function (event) {
+    var unsent = false;
+    each(document.querySelectorAll("form.intake:not([data-sent])"), function (form) {
+      each(form.querySelectorAll(".upload"), function (field) { if (chosenFile(field)) { unsent = true; } });
+    });
+    if (unsent) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+
   // Coming back with the browser's back button must not leave the form locked.
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted) { return; }

@@ -384,6 +384,14 @@ def test_upload_keeps_what_passed_stops_big_files_and_shows_progress(
     page.set_input_files("#file-front", str(photos["front"]))
     assert page.locator("#error-front").count() == 0 and page.locator("#problems").count() == 0  # fixed: gone
     assert page.locator("#kept-back").is_visible()
+    # Switching language reloads the page and would drop the chosen photo: the browser asks first.
+    other = "en" if language == "ja" else "ja"
+    with page.expect_event("dialog") as asked:
+        page.click(f".langs button[lang={other}]", no_wait_after=True)
+    assert asked.value.type == "beforeunload"
+    asked.value.dismiss()
+    assert page.locator("html").get_attribute("lang") == language
+    assert page.evaluate("document.querySelector('#file-front').files.length") == 1
     cdp = walk.context.new_cdp_session(page)  # a slow connection, so the progress shows
     cdp.send("Network.enable")
     cdp.send(
