@@ -217,8 +217,8 @@ def checklist_items(has_selfie: bool) -> dict:
 def open_case_file(
     reference: str, viewer: User, *, now: datetime, address: str | None = None, browser: str | None = None
 ) -> CaseFile:
-    """Everything a reviewer needs to decide, gathered once; the view is audited
-    and the case's risk is assessed the first time anyone looks."""
+    """The case file as a reviewer opens it: the opening is audited and the
+    case's risk is assessed the first time anyone looks."""
     case = get_case(reference)
     if risk.ensure_assessed(case, now) | risk.note_precheck_findings(case):
         db.session.flush()
@@ -231,6 +231,18 @@ def open_case_file(
         address=address,
         browser=browser,
     )
+    return _gather(case, viewer, now)
+
+
+def reread_case_file(reference: str, viewer: User, *, now: datetime) -> CaseFile:
+    """The case file again, under a form the reviewer sent from it and must
+    correct. They are still looking at the file they opened, so this is not a
+    new viewing: it writes nothing, and the refused form leaves no trace."""
+    return _gather(get_case(reference), viewer, now)
+
+
+def _gather(case: Case, viewer: User, now: datetime) -> CaseFile:
+    """Everything a reviewer needs to decide, read once."""
     user = case.user
     methods = list(
         db.session.execute(

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from .. import audit, lifecycle
 from ..auth import passkeys
@@ -74,13 +74,20 @@ def _why_not_decidable(case: Case, actor: User) -> ReviewError:
     return ReviewError(_l("Claim case %(ref)s before deciding it.", ref=case.reference))
 
 
+def _decidable(case: Case, actor: User, statuses: tuple[str, ...]) -> list:
+    """When ``actor`` may decide ``case``: it is in one of ``statuses`` and
+    they hold it (any holder, for a manager)."""
+    conditions = [Case.id == case.id, Case.status.in_(statuses)]
+    if actor.role != "manager":
+        conditions.append(Case.claimed_by_id == actor.id)
+    return conditions
+
+
 def _take_for_decision(reference: str, actor: User, statuses: tuple[str, ...], now: datetime) -> Case:
     """Lock the case in a decidable state held by ``actor`` (any holder for a
     manager), or refuse: the conditional UPDATE is the lock and the check."""
     case = get_case(reference)
-    conditions = [Case.id == case.id, Case.status.in_(statuses)]
-    if actor.role != "manager":
-        conditions.append(Case.claimed_by_id == actor.id)
+    conditions = _decidable(case, actor, statuses)
     taken = db.session.execute(update(Case).where(*conditions).values(last_activity_at=now)).rowcount
     db.session.refresh(case)
     if taken != 1:
@@ -200,11 +207,8 @@ def approve(
 ) -> Case:
     """Approve a case held by ``actor``. A high-risk case waits for a second
     approver; otherwise 2SV is reset now, in this same transaction."""
+    items = _checklist_complete(get_case(reference), actor, checked)
     case = _take_for_approval(reference, actor, ("in_review",), now)
-    items = checklist_items(any(document.side == "selfie" for document in case.documents))
-    unknown = [item for item in checked if item not in CHECKLIST]
-    if unknown or any(item not in checked for item in items):
-        raise ReviewError(_l("Tick every item of the checklist before approving."))
     risk.ensure_assessed(case, now)
     risk.note_precheck_findings(case)  # a check may have failed since the file was opened
     if case.high_risk:
@@ -225,6 +229,23 @@ def approve(
     return _finish_approval(
         case, actor, now, action="approved", address=address, browser=browser, checklist=sorted(items)
     )
+
+
+def _checklist_complete(case: Case, actor: User, checked: list[str]) -> dict:
+    """The checklist items ``case`` asks for, once ``checked`` ticks them all.
+
+    An incomplete checklist is the reviewer's to finish, on the form they sent:
+    it is refused before anything is locked or written (not even the case's
+    last activity), and the refusal names the checklist so the form marks it.
+    Someone who may not decide the case at all is told that first, as for any
+    decision, since ticking more boxes would not help them."""
+    items = checklist_items(any(document.side == "selfie" for document in case.documents))
+    if all(item in CHECKLIST for item in checked) and all(item in checked for item in items):
+        return items
+    if db.session.execute(select(Case.id).where(*_decidable(case, actor, ("in_review",)))).first() is None:
+        db.session.refresh(case)
+        raise _why_not_decidable(case, actor)
+    raise ReviewError(_l("Tick every item of the checklist before approving."), field="checklist")
 
 
 def confirm_approval(

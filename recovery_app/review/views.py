@@ -23,6 +23,7 @@ from wtforms import SelectChoice
 from ..auth.sessions import roles_required
 from ..database import writes
 from ..documents.storage import StorageError
+from ..forms import put_on_form
 from ..models.base import utcnow
 from ..vault import VaultError
 from ..web import describe_browser, origin
@@ -63,13 +64,22 @@ def _edge() -> dict:
     return {"now": utcnow(), **origin()}
 
 
-def _act(reference: str, work: Callable, done: str | Callable):
-    """Run one decision or claim, then go back to the case saying what happened."""
+def _act(reference: str, work: Callable, done: str | Callable, **sent):
+    """Run one decision or claim, then go back to the case saying what happened.
+
+    A refusal that names a field of the form sent (``sent``: the page's name for
+    that form, and the form) is the reviewer's to correct there, like any other
+    form error: the page comes back with the field marked and what they entered
+    kept. Any other refusal is audited and told at the top of the case."""
     try:
         result = work()
     except services.CaseNotFound:
         abort(404)
     except services.ReviewError as exc:
+        form = next(iter(sent.values()), None)
+        if form is not None and exc.field is not None and exc.field in form:
+            put_on_form(form, exc)
+            return _sent_back(reference, **sent)
         services.record_refusal(reference, current_user, request.endpoint.rpartition(".")[2], exc, **_edge())
         flash(str(exc.message), "error")
     else:
@@ -77,11 +87,25 @@ def _act(reference: str, work: Callable, done: str | Callable):
     return redirect(url_for("review.case", reference=reference), code=303)
 
 
-def _case_page(reference: str, status: int = 200, **forms):
+def _opened(reference: str):
+    """The case page as the reviewer opens it: the opening is audited."""
     try:
         file = casefile.open_case_file(reference, current_user, **_edge())
     except services.CaseNotFound:
         abort(404)
+    return _case_page(file, 200)
+
+
+def _sent_back(reference: str, **forms):
+    """The case page again under a form that was refused, with its errors."""
+    try:
+        file = casefile.reread_case_file(reference, current_user, now=utcnow())
+    except services.CaseNotFound:
+        abort(404)
+    return _case_page(file, 400, **forms)
+
+
+def _case_page(file: casefile.CaseFile, status: int, **forms):
     reassign = ReassignForm(formdata=None) if "reassign_form" not in forms else forms.pop("reassign_form")
     reassign.reviewer.choices = _staff_choices() if current_user.role == "manager" else []
     context = {
@@ -165,7 +189,7 @@ def reassign(reference: str):
     form = ReassignForm()
     form.reviewer.choices = _staff_choices()
     if not form.validate_on_submit():
-        return _case_page(reference, 400, reassign_form=form)
+        return _sent_back(reference, reassign_form=form)
     return _act(
         reference,
         lambda: claims.reassign(reference, current_user, form.reviewer.data, **_edge()),
@@ -177,7 +201,7 @@ def reassign(reference: str):
 @staff_only
 @writes  # every view of a case file is audited
 def case(reference: str):
-    return _case_page(reference)
+    return _opened(reference)
 
 
 @bp.get("/case/<reference>/documents/<int:document_id>")
@@ -213,7 +237,7 @@ def document(reference: str, document_id: int):
 def approve(reference: str):
     form = ApproveForm()
     if not form.validate_on_submit():
-        return _case_page(reference, 400, approve_form=form)
+        return _sent_back(reference, approve_form=form)
     return _act(
         reference,
         lambda: decisions.approve(reference, current_user, form.checklist.data or [], **_edge()),
@@ -222,6 +246,7 @@ def approve(reference: str):
             if case.status == "awaiting_second_approval"
             else _("Case %(ref)s is approved. The seller's 2-step verification was reset.", ref=reference)
         ),
+        approve_form=form,
     )
 
 
@@ -242,7 +267,7 @@ def confirm(reference: str):
 def reject(reference: str):
     form = RejectForm()
     if not form.validate_on_submit():
-        return _case_page(reference, 400, reject_form=form)
+        return _sent_back(reference, reject_form=form)
     return _act(
         reference,
         lambda: decisions.reject(reference, current_user, form.reason.data, form.message.data, **_edge()),
@@ -255,7 +280,7 @@ def reject(reference: str):
 def request_documents(reference: str):
     form = NeedsInfoForm()
     if not form.validate_on_submit():
-        return _case_page(reference, 400, info_form=form)
+        return _sent_back(reference, info_form=form)
     return _act(
         reference,
         lambda: decisions.request_documents(reference, current_user, form.message.data, **_edge()),
@@ -268,7 +293,7 @@ def request_documents(reference: str):
 def add_note(reference: str):
     form = NoteForm()
     if not form.validate_on_submit():
-        return _case_page(reference, 400, note_form=form)
+        return _sent_back(reference, note_form=form)
     return _act(
         reference, lambda: decisions.add_note(reference, current_user, form.body.data, **_edge()), _("Note added.")
     )

@@ -152,7 +152,7 @@ def test_approval_still_needs_the_reviewers_own_ticks_after_the_checks_passed(ma
     suggested_yes = ["type_matches", "not_expired", "name_matches", "photo_clear"]
     for ticked in ([], suggested_yes):
         response = client.post(f"/review/case/{case.reference}/approve", data={"checklist": ticked})
-        assert response.status_code == 303
+        assert response.status_code == 400  # sent back with the checklist marked
         db.session.refresh(case)
         assert case.status == "in_review", ticked
     client.post(f"/review/case/{case.reference}/approve", data={"checklist": ALL_CHECKS})
