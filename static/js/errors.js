@@ -1,8 +1,9 @@
 // A form sent back with errors: the first block marked with an error (its
 // field and the message under it) comes into view, and its field takes the
-// focus. On a phone the message may be far below where the page opens (under
-// a QR code, or the documents of a case). A page that moved the focus itself
-// (the upload form's summary) keeps it.
+// focus: the first one marked invalid, when the block says which. On a phone
+// the message may be far below where the page opens (under a QR code, or the
+// documents of a case). A page that moved the focus itself (the upload form's
+// summary) keeps it.
 (function () {
   "use strict";
   function focusFirst() {
@@ -13,7 +14,9 @@
     if (!marked) {
       return;
     }
-    var target = marked.querySelector("input:not([type=hidden]), select, textarea") || marked;
+    // The field said to be wrong, when the block marks which (a checklist's unticked box); else its first.
+    var target = marked.querySelector("[aria-invalid=true]") ||
+      marked.querySelector("input:not([type=hidden]), select, textarea") || marked;
     if (target === marked && !marked.hasAttribute("tabindex")) {
       marked.setAttribute("tabindex", "-1");
     }
