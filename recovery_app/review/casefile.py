@@ -215,7 +215,13 @@ def checklist_items(has_selfie: bool) -> dict:
 
 
 def open_case_file(
-    reference: str, viewer: User, *, now: datetime, address: str | None = None, browser: str | None = None
+    reference: str,
+    viewer: User,
+    *,
+    now: datetime,
+    address: str | None = None,
+    browser: str | None = None,
+    via: str | None = None,
 ) -> CaseFile:
     """The case file as a reviewer opens it: the opening is audited and the
     case's risk is assessed the first time anyone looks."""
@@ -228,17 +234,49 @@ def open_case_file(
         actor=viewer,
         subject_type="case",
         subject_id=case.reference,
+        details={"via": via} if via else None,
         address=address,
         browser=browser,
     )
     return _gather(case, viewer, now)
 
 
-def reread_case_file(reference: str, viewer: User, *, now: datetime) -> CaseFile:
+def reread_case_file(
+    reference: str,
+    viewer: User,
+    *,
+    opened_since: datetime | None,
+    now: datetime,
+    address: str | None = None,
+    browser: str | None = None,
+) -> CaseFile:
     """The case file again, under a form the reviewer sent from it and must
-    correct. They are still looking at the file they opened, so this is not a
-    new viewing: it writes nothing, and the refused form leaves no trace."""
-    return _gather(get_case(reference), viewer, now)
+    correct. When they opened the file since ``opened_since`` (their session
+    began), they are still looking at it: nothing is written, and the refused
+    form leaves no trace. Otherwise the form was the first they saw of it (sent
+    straight to the case's address), and showing it is an opening like any
+    other, audited as one: no case file is shown without a trace."""
+    case = get_case(reference)
+    if opened_since is None or not _opened_by(case, viewer, opened_since):
+        return open_case_file(reference, viewer, now=now, address=address, browser=browser, via="form_sent_back")
+    return _gather(case, viewer, now)
+
+
+def _opened_by(case: Case, viewer: User, since: datetime) -> bool:
+    return (
+        db.session.execute(
+            select(AuditEvent.seq)
+            .where(
+                AuditEvent.subject_type == "case",
+                AuditEvent.subject_id == case.reference,
+                AuditEvent.action == "case.viewed",
+                AuditEvent.actor_id == viewer.id,
+                AuditEvent.at >= since,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def _gather(case: Case, viewer: User, now: datetime) -> CaseFile:

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from ..auth.sessions import roles_required
+from ..auth.sessions import current_session_row, roles_required
 from ..database import writes
 from ..documents.storage import StorageError
 from ..forms import put_on_form
@@ -97,9 +97,13 @@ def _opened(reference: str):
 
 
 def _sent_back(reference: str, **forms):
-    """The case page again under a form that was refused, with its errors."""
+    """The case page again under a form that was refused, with its errors; an
+    opening, audited, unless this session has opened the case already."""
+    session_row = current_session_row()
     try:
-        file = casefile.reread_case_file(reference, current_user, now=utcnow())
+        file = casefile.reread_case_file(
+            reference, current_user, opened_since=session_row.created_at if session_row else None, **_edge()
+        )
     except services.CaseNotFound:
         abort(404)
     return _case_page(file, 400, **forms)

@@ -177,3 +177,19 @@ def test_a_refused_reassignment_is_not_a_new_viewing_either(make, review, auth, 
     )
     assert written == []
     assert _viewings(case) == viewed
+
+
+def test_a_refused_form_that_is_the_first_sight_of_the_case_is_audited_as_an_opening(make, review, auth, now):
+    """A form posted straight to a case the reviewer has not opened in this
+    session shows them the whole file: that is a viewing, and it leaves a trace."""
+    holder, other = make.user("reviewer"), make.user("reviewer", locale="en")
+    case = _held(review, holder, now)
+    client = auth.client_for(other)
+    response = client.post(f"/review/case/{case.reference}/notes", data={"body": "   "})
+    assert response.status_code == 400 and case.user.email in response.get_data(as_text=True)
+    viewing = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "case.viewed", AuditEvent.subject_id == case.reference)
+    ).scalar_one()
+    assert viewing.actor_id == other.id and viewing.details == {"via": "form_sent_back"}
+    assert client.post(f"/review/case/{case.reference}/notes", data={"body": "   "}).status_code == 400
+    assert _viewings(case) == 1  # the same session, the file already opened: no second trace
