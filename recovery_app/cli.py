@@ -216,6 +216,7 @@ def _demo_cases(count: int, seed: int | None) -> None:
 
     with unit():
         now = utcnow()
+        rollups.take_turn()  # before the new cases' hooks lock the marks (see take_turn)
         created, staged = seed_cases(count, now=now, seed=seed)
         if created:
             rollups.rebuild(now)  # the demo's past days, as the reports read them

@@ -630,3 +630,44 @@ def test_a_rebuild_beside_the_job_counts_each_case_once(live_app, backend, job_f
             assert sum(n for (_, measure, _, _), n in rows.items() if measure == "opened") == 3, rows
             assert rows == recomputed(zone)
         db.session.remove()
+
+
+def test_a_case_claimed_beside_a_rebuild_is_counted(live_app, backend):
+    """A case's first claim is counted on the day it was sent, long rolled up.
+    When it happens while ``flask reports rebuild`` runs, the rebuild cannot
+    see it (not yet committed) and the claim's hook waits on the marks the
+    rebuild holds: once the rebuild commits, the hook must find the marks as
+    the rebuild left them and add its share, not find none and lose it."""
+    with live_app.app_context():
+        make = Factory(live_app)
+        waiting = make.case(submitted_at=utcnow() - timedelta(hours=50))
+        make.case(submitted_at=utcnow() - timedelta(hours=70))
+        reviewer = make.user("reviewer")
+        rollups.roll_up(utcnow())
+        db.session.commit()
+        reference, reviewer_id = waiting.reference, reviewer.id
+        db.session.remove()
+
+    def rebuild():
+        def act():
+            result = rollups.rebuild(utcnow())
+            time.sleep(0.3)  # the claim starts, and waits on the marks, before this commits
+            return result
+
+        return (lambda: ()), act
+
+    def claim():
+        def act(reviewer):
+            time.sleep(0.1)  # after the rebuild has locked the marks
+            return claims.claim(reference, reviewer, now=utcnow())
+
+        return (lambda: (db.session.get(User, reviewer_id),)), act
+
+    outcomes = units_at_once(live_app, backend, [rebuild(), claim()])
+    assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+    with live_app.app_context():
+        for zone in rollups.zones():
+            rows = stored(zone)
+            assert sum(n for (_, measure, _, _), n in rows.items() if measure == "first_claim") == 1, (zone, rows)
+            assert rows == recomputed(zone)
+        db.session.remove()

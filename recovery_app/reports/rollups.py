@@ -182,6 +182,14 @@ def _add_span(zone: str, start: datetime, end: datetime) -> None:
     _upsert(union_all(*parts))
 
 
+def take_turn() -> None:
+    """Wait for a roll-up or rebuild under way to commit, and hold the next off
+    until this unit ends. A unit that changes cases and then rebuilds takes its
+    turn before the changes: their hooks lock the marks, and a job holding the
+    turn while it waits on those marks would wait on it in return."""
+    one_at_a_time(ROLLING_UP)
+
+
 def roll_up(now: datetime) -> dict:
     """Add every event between each zone's mark and ``now − SETTLE`` to the
     rollups and move the mark. A zone without a mark starts at the midnight
@@ -189,18 +197,15 @@ def roll_up(now: datetime) -> dict:
 
     Runs after any other roll-up or rebuild has committed, so it finds the marks
     that one made instead of making them again."""
-    one_at_a_time(ROLLING_UP)
+    take_turn()
     until = now - SETTLE
     found = marks(lock="update")
-    earliest = None
+    starts = _StartOfTime(until)
     rolled = {}
     for zone in zones():
         mark = found.get(zone)
         if mark is None:
-            earliest = earliest or _earliest() or until
-            local = earliest.astimezone(ZoneInfo(zone)).date()
-            start = datetime.combine(local, time(), ZoneInfo(zone)).astimezone(UTC)
-            mark = ReportRollupMark(zone=zone, rolled_from=min(start, until), rolled_until=min(start, until))
+            mark = ReportRollupMark(zone=zone, rolled_from=starts.of(zone), rolled_until=starts.of(zone))
             db.session.add(mark)
         start = mark.rolled_until
         if until <= start:
@@ -220,11 +225,33 @@ def rebuild(now: datetime) -> dict:
     adding would escape the delete and be counted again. The marks are locked
     before the delete for the same reason, against a case's hook adding its
     share beside it."""
-    one_at_a_time(ROLLING_UP)
-    marks(lock="update")
+    take_turn()
+    found = marks(lock="update")
     db.session.execute(delete(ReportRollup))
-    db.session.execute(delete(ReportRollupMark))
+    db.session.execute(delete(ReportRollupMark).where(ReportRollupMark.zone.not_in(zones())))
+    # The kept marks are moved back, not deleted and made again: a case's hook
+    # waiting on one then reads it as the rebuild left it and adds its share
+    # (which the rebuild could not see), where a deleted row would leave it
+    # finding no mark and its share would be lost.
+    starts = _StartOfTime(now - SETTLE)
+    for zone, mark in found.items():
+        mark.rolled_from = mark.rolled_until = starts.of(zone)
     return roll_up(now)
+
+
+class _StartOfTime:
+    """Where a zone's rollups begin: the midnight (of the zone) before the
+    first case, or ``until`` when that is sooner (no case yet)."""
+
+    def __init__(self, until: datetime):
+        self.until = until
+        self.earliest = None
+
+    def of(self, zone: str) -> datetime:
+        if self.earliest is None:
+            self.earliest = _earliest() or self.until
+        local = self.earliest.astimezone(ZoneInfo(zone)).date()
+        return min(datetime.combine(local, time(), ZoneInfo(zone)).astimezone(UTC), self.until)
 
 
 # --- reading ---------------------------------------------------------------------
