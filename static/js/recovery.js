@@ -198,12 +198,15 @@
   function send(form) {
     var bars = progressBars(form);
     var request = new XMLHttpRequest();
+    form.setAttribute("data-uploading", "1");
+    function finished() { form.removeAttribute("data-uploading"); }
     request.open("POST", form.action);
     request.setRequestHeader("X-Upload-Progress", "1");
     request.upload.addEventListener("progress", function (event) {
       if (event.lengthComputable) { showProgress(bars, event.loaded, event.total); }
     });
     request.addEventListener("load", function () {
+      finished();
       var type = request.getResponseHeader("Content-Type") || "";
       if (request.status === 200 && type.indexOf("application/json") === 0) {
         window.location.assign(JSON.parse(request.responseText).location);
@@ -212,6 +215,7 @@
       }
     });
     request.addEventListener("error", function () {
+      finished();
       bars.forEach(function (bar) { bar.box.hidden = true; });
       setSending(form, false);
       formMessage(form, form.getAttribute("data-failed"));
@@ -261,11 +265,11 @@
     each(root.querySelectorAll("form.intake"), initForm);
   }
 
-  // Photos chosen but not sent are lost if the page goes away (the language
-  // switch reloads it, a link or the back button leaves it): the browser asks
-  // first. Sending the form is not leaving it.
+  // Photos chosen but not sent, or still on their way, are lost if the page
+  // goes away (the language switch reloads it, a link or the back button
+  // leaves it): the browser asks first. Sending the form is not leaving it.
   window.addEventListener("beforeunload", function (event) {
-    var unsent = false;
+    var unsent = document.querySelector("form.intake[data-uploading]") !== null;
     each(document.querySelectorAll("form.intake:not([data-sent])"), function (form) {
       each(form.querySelectorAll(".upload"), function (field) { if (chosenFile(field)) { unsent = true; } });
     });

@@ -24,6 +24,19 @@
     row.addEventListener("focusin", function () { current = i; select(i); });
   });
 
+  // --- a checklist sent back incomplete: a box once ticked is no longer invalid -----
+  Array.prototype.forEach.call(document.querySelectorAll(".checklist input[aria-invalid=true]"), function (box) {
+    box.addEventListener("change", function () {
+      if (box.checked) {
+        box.removeAttribute("aria-invalid");
+        box.removeAttribute("aria-describedby");
+      } else {
+        box.setAttribute("aria-invalid", "true");
+        box.setAttribute("aria-describedby", "checklist-error");
+      }
+    });
+  });
+
   // --- document viewer ----------------------------------------------------------
   function Viewer(root) {
     this.frame = root.querySelector(".viewer-frame");

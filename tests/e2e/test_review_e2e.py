@@ -96,6 +96,7 @@ def test_approved_seller_sets_up_2sv_again_and_reaches_home(live_app, live_serve
     assert all(box.is_checked() for box in boxes[:2] + boxes[3:])  # what was ticked stays ticked
     errors.seen = [e for e in errors.seen if not ("status of 400" in e and e.endswith("/approve)"))]  # as asked
     boxes[2].check()
+    assert boxes[2].get_attribute("aria-invalid") is None  # ticked: no longer announced as invalid
     with page.expect_navigation():
         page.click("#approve-form button[type=submit]")
     assert WORDS["ja"]["approved_flash"].format(ref=reference) in page.inner_text(".flash-success")

@@ -401,6 +401,8 @@ def test_upload_keeps_what_passed_stops_big_files_and_shows_progress(
     with page.expect_navigation(timeout=60_000):
         page.click("form.intake button[type=submit]")
         page.locator("#progress-front").wait_for(state="visible")
+        # Leaving now would drop the upload under way: the browser would ask (the success itself does not).
+        assert page.evaluate("document.querySelector('form.intake[data-uploading]') !== null")
         deadline = time.monotonic() + 20
         while page.evaluate(PROGRESS) < 1:
             assert time.monotonic() < deadline, "no upload progress was shown"
