@@ -88,8 +88,8 @@ def test_backups_page_lists_every_way_and_the_recovery_route(client, make, auth,
     page = client.get("/sign-in/other-ways").get_data(as_text=True)
     assert page.count('action="/sign-in/other-ways"') == 5  # sms, call instead, other phone, app, recovery code
     assert 'href="/recovery/"' in page  # "I can't use any of these" opens a recovery case
-    # The section asks the question and the button answers it, rather than both saying the same words.
-    assert "<h2>Lost your phone, with no backup?</h2>" in page and page.count("use any of these") == 1
+    # The section names the route and the button is the choice, rather than both saying the same words.
+    assert "<h2>Recovery with an official ID</h2>" in page and page.count("use any of these") == 1
     start = client.get("/recovery/")
     assert start.status_code == 200 and "12" in start.get_data(as_text=True)
 
