@@ -83,10 +83,9 @@ def _decidable(case: Case, actor: User, statuses: tuple[str, ...]) -> list:
     return conditions
 
 
-def _take_for_decision(reference: str, actor: User, statuses: tuple[str, ...], now: datetime) -> Case:
+def _take_for_decision(case: Case, actor: User, statuses: tuple[str, ...], now: datetime) -> Case:
     """Lock the case in a decidable state held by ``actor`` (any holder for a
     manager), or refuse: the conditional UPDATE is the lock and the check."""
-    case = get_case(reference)
     conditions = _decidable(case, actor, statuses)
     taken = db.session.execute(update(Case).where(*conditions).values(last_activity_at=now)).rowcount
     db.session.refresh(case)
@@ -107,10 +106,10 @@ def _lock_seller(user_id: int) -> None:
     lock_rows(UserSession, UserSession.user_id == user_id, UserSession.ended_at.is_(None))
 
 
-def _take_for_approval(reference: str, actor: User, statuses: tuple[str, ...], now: datetime) -> Case:
+def _take_for_approval(case: Case, actor: User, statuses: tuple[str, ...], now: datetime) -> Case:
     """``_take_for_decision`` for an approval: the seller first (``_lock_seller``)."""
-    _lock_seller(get_case(reference).user_id)
-    return _take_for_decision(reference, actor, statuses, now)
+    _lock_seller(case.user_id)
+    return _take_for_decision(case, actor, statuses, now)
 
 
 def _decision(
@@ -207,8 +206,9 @@ def approve(
 ) -> Case:
     """Approve a case held by ``actor``. A high-risk case waits for a second
     approver; otherwise 2SV is reset now, in this same transaction."""
-    items = _checklist_complete(get_case(reference), actor, checked)
-    case = _take_for_approval(reference, actor, ("in_review",), now)
+    case = get_case(reference)
+    items = _checklist_complete(case, actor, checked)
+    case = _take_for_approval(case, actor, ("in_review",), now)
     risk.ensure_assessed(case, now)
     risk.note_precheck_findings(case)  # a check may have failed since the file was opened
     if case.high_risk:
@@ -266,7 +266,7 @@ def confirm_approval(
                 ref=case.reference,
             )
         )
-    case = _take_for_decision(reference, actor, ("awaiting_second_approval",), now)
+    case = _take_for_decision(case, actor, ("awaiting_second_approval",), now)
     return _finish_approval(case, actor, now, action="second_approval", address=address, browser=browser)
 
 
@@ -285,7 +285,7 @@ def reject(
     message = (message or "").strip()
     if not message:
         raise ReviewError(_l("Write a message to the seller."))
-    case = _take_for_decision(reference, actor, HELD_STATUSES, now)
+    case = _take_for_decision(get_case(reference), actor, HELD_STATUSES, now)
     lifecycle.transition(
         case,
         "rejected",
@@ -310,7 +310,7 @@ def request_documents(
     message = (message or "").strip()
     if not message:
         raise ReviewError(_l("Write a message to the seller."))
-    case = _take_for_decision(reference, actor, ("in_review",), now)
+    case = _take_for_decision(get_case(reference), actor, ("in_review",), now)
     lifecycle.transition(
         case, "needs_info", now=now, actor=actor, action="info_requested", address=address, browser=browser
     )
