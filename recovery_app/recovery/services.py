@@ -26,7 +26,7 @@ from ..documents import pipeline, storage
 from ..domain import DomainError
 from ..extensions import db
 from ..i18n import zoned
-from ..models import Case, Document, User
+from ..models import AuditEvent, Case, Document, User
 from ..models.cases import OPEN_STATUSES
 from ..web import describe_browser
 
@@ -556,6 +556,22 @@ def cancel_for_owner(
         )
         return case
     raise RecoveryError(_l("Your case changed while we tried to cancel it. Please try again."))
+
+
+def how_cancelled(case: Case) -> str | None:
+    """How the owner stopped ``case`` (a key of ``CANCEL_REASONS``: by signing
+    in, or by saying it was not them), as its audit trail records it."""
+    details = db.session.execute(
+        select(AuditEvent.details)
+        .where(
+            AuditEvent.subject_type == "case",
+            AuditEvent.subject_id == case.reference,
+            AuditEvent.action == "case.cancelled",
+        )
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return (details or {}).get("reason")
 
 
 def recently_cancelled(user: User, now: datetime, days: int = 7) -> Case | None:

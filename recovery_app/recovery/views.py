@@ -141,8 +141,15 @@ def _start_page(form, status: int = 200, **context):
 
 
 def _case_page(case, status: int = 200, **context):
+    cancelled_by = services.how_cancelled(case) if case.status == "cancelled" else None
     return _page(
-        "recovery/case.html", status, case=case, form=ResubmitForm(), slots=services.case_slots(case), **context
+        "recovery/case.html",
+        status,
+        case=case,
+        form=ResubmitForm(),
+        slots=services.case_slots(case),
+        cancelled_by=cancelled_by,
+        **context,
     )
 
 

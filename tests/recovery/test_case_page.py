@@ -7,6 +7,7 @@ import io
 from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from recovery_app import lifecycle
@@ -146,6 +147,29 @@ def test_closed_case_pages_say_why_each_case_closed(client, seller, documents, d
         assert words in page and "Send a new recovery case" in page, status
     # A case the owner stopped is no reason to send another: the offer is there, but not the main button.
     assert 'class="button secondary" href="/recovery/"' in page
+
+
+STOPPED_BY_SIGN_IN = "stopped because the account was signed in to with its 2-step verification"
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("owner_signed_in", STOPPED_BY_SIGN_IN),
+        ("owner_cancelled", "The account's owner, signed in with 2-step verification, cancelled this case."),
+    ],
+)
+def test_a_cancelled_case_says_how_the_owner_stopped_it(app, client, seller, documents, db, reason, words):
+    from recovery_app.recovery import services
+
+    client.get("/language/en")
+    _open_case(client, documents, db)
+    with app.test_request_context():  # the notice links to the site
+        services.cancel_for_owner(seller, reason=reason, now=utcnow(), address=None, browser=None)
+    db.session.commit()
+    page = client.get("/recovery/case").get_data(as_text=True)
+    assert words in page
+    assert (STOPPED_BY_SIGN_IN in page) == (reason == "owner_signed_in")
 
 
 def test_withdrawal_without_csrf_token_changes_nothing(client, seller, documents, db):
