@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
@@ -124,6 +124,12 @@ def record(
     db.session.add(event)
     db.session.flush()
     return event
+
+
+def entries_about(subject_type: str, subject_id) -> Select:
+    """A query for the entries about one subject (a case by its reference),
+    for the caller to narrow and order; the subject index serves it."""
+    return select(AuditEvent).where(AuditEvent.subject_type == subject_type, AuditEvent.subject_id == str(subject_id))
 
 
 def _stored_time(now: datetime) -> datetime:

@@ -561,17 +561,9 @@ def cancel_for_owner(
 def how_cancelled(case: Case) -> str | None:
     """How the owner stopped ``case`` (a key of ``CANCEL_REASONS``: by signing
     in, or by saying it was not them), as its audit trail records it."""
-    details = db.session.execute(
-        select(AuditEvent.details)
-        .where(
-            AuditEvent.subject_type == "case",
-            AuditEvent.subject_id == case.reference,
-            AuditEvent.action == "case.cancelled",
-        )
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    return (details or {}).get("reason")
+    cancelled = audit.entries_about("case", case.reference).where(AuditEvent.action == "case.cancelled")
+    entry = db.session.execute(cancelled.order_by(AuditEvent.seq.desc()).limit(1)).scalar_one_or_none()
+    return (entry.details or {}).get("reason") if entry is not None else None
 
 
 def recently_cancelled(user: User, now: datetime, days: int = 7) -> Case | None:

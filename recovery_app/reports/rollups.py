@@ -205,7 +205,8 @@ def roll_up(now: datetime) -> dict:
     for zone in zones():
         mark = found.get(zone)
         if mark is None:
-            mark = ReportRollupMark(zone=zone, rolled_from=starts.of(zone), rolled_until=starts.of(zone))
+            first = starts.of(zone)
+            mark = ReportRollupMark(zone=zone, rolled_from=first, rolled_until=first)
             db.session.add(mark)
         start = mark.rolled_until
         if until <= start:

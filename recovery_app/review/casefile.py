@@ -221,11 +221,15 @@ def open_case_file(
     now: datetime,
     address: str | None = None,
     browser: str | None = None,
-    via: str | None = None,
 ) -> CaseFile:
     """The case file as a reviewer opens it: the opening is audited and the
     case's risk is assessed the first time anyone looks."""
-    case = get_case(reference)
+    return _open(get_case(reference), viewer, now=now, address=address, browser=browser, via=None)
+
+
+def _open(
+    case: Case, viewer: User, *, now: datetime, address: str | None, browser: str | None, via: str | None
+) -> CaseFile:
     if risk.ensure_assessed(case, now) | risk.note_precheck_findings(case):
         db.session.flush()
     audit.record(
@@ -258,25 +262,15 @@ def reread_case_file(
     other, audited as one: no case file is shown without a trace."""
     case = get_case(reference)
     if opened_since is None or not _opened_by(case, viewer, opened_since):
-        return open_case_file(reference, viewer, now=now, address=address, browser=browser, via="form_sent_back")
+        return _open(case, viewer, now=now, address=address, browser=browser, via="form_sent_back")
     return _gather(case, viewer, now)
 
 
 def _opened_by(case: Case, viewer: User, since: datetime) -> bool:
-    return (
-        db.session.execute(
-            select(AuditEvent.seq)
-            .where(
-                AuditEvent.subject_type == "case",
-                AuditEvent.subject_id == case.reference,
-                AuditEvent.action == "case.viewed",
-                AuditEvent.actor_id == viewer.id,
-                AuditEvent.at >= since,
-            )
-            .limit(1)
-        ).first()
-        is not None
+    opened = audit.entries_about("case", case.reference).where(
+        AuditEvent.action == "case.viewed", AuditEvent.actor_id == viewer.id, AuditEvent.at >= since
     )
+    return db.session.execute(opened.limit(1)).first() is not None
 
 
 def _gather(case: Case, viewer: User, now: datetime) -> CaseFile:
@@ -316,10 +310,7 @@ def _gather(case: Case, viewer: User, now: datetime) -> CaseFile:
     )
     trail = list(
         db.session.execute(
-            select(AuditEvent)
-            .where(AuditEvent.subject_type == "case", AuditEvent.subject_id == case.reference)
-            .order_by(AuditEvent.seq.desc())
-            .limit(TRAIL_LIMIT)
+            audit.entries_about("case", case.reference).order_by(AuditEvent.seq.desc()).limit(TRAIL_LIMIT)
         ).scalars()
     )
     has_selfie = any(document.side == "selfie" for document in case.documents)
