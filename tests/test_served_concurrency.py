@@ -17,7 +17,7 @@ from recovery_app import audit
 from recovery_app.auth import twofactor
 from recovery_app.database import unit
 from recovery_app.extensions import db
-from recovery_app.models import SecurityEvent, SentCode, User
+from recovery_app.models import AuditEvent, SecurityEvent, SentCode, User
 from recovery_app.models.base import utcnow
 from tests.factories import Factory
 from tests.helpers import TEST_PASSWORD, later
@@ -281,4 +281,33 @@ def test_two_uses_of_one_counter_value_at_once_let_one_in(live_app):
             .where(SecurityEvent.user_id == user.id, SecurityEvent.kind == "passkey_counter_backwards")
         ).scalar_one()
         assert refused == 5
+        db.session.remove()
+
+
+def test_a_user_removed_by_several_clicks_at_once_is_removed_once(live_app):
+    # An owner's double (or sextuple) click on "Remove": one removal, one event, one audit entry.
+    (owner_email, seed), (member_email, _seed) = sellers(live_app, 2)
+    with live_app.app_context():
+        member = db.session.execute(select(User).where(User.email == member_email)).scalar_one()
+        member_id, epoch = member.id, member.session_epoch
+        db.session.remove()
+    path = f"/account/users/{member_id}/remove"
+    with served(live_app, scheduler=False) as base:
+        owner = Person(base, owner_email, seed)
+        assert owner.sign_in()
+        assert owner.get(path).status_code == 200
+        results = at_once([lambda: owner.post(path).status_code for _ in range(6)])
+    assert all(isinstance(status, int) and status < 500 for status in results), results
+    with live_app.app_context():
+        member = db.session.get(User, member_id)
+        events = db.session.execute(
+            select(func.count())
+            .select_from(SecurityEvent)
+            .where(SecurityEvent.user_id == member_id, SecurityEvent.kind == "user_removed")
+        ).scalar_one()
+        audited = db.session.execute(
+            audit.entries_about("user", member_id).where(AuditEvent.action == "account.user_removed")
+        ).all()
+        assert (events, len(audited)) == (1, 1)
+        assert member.disabled_at is not None and member.session_epoch == epoch + 1
         db.session.remove()
