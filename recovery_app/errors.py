@@ -6,6 +6,7 @@ import math
 import time
 
 from flask import jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf.csrf import CSRFError
@@ -78,6 +79,10 @@ def render_error(status: int, message) -> tuple:
     )
     if _wants_json():
         return jsonify(error=text, status=status), status
+    if request_ctx.url_adapter is None:
+        # The Host header could not be read (a name no DNS could hold): no address
+        # of this site can be written, so the page has no links and no style sheet.
+        return render_template("errors/bare.html", status=status, message=text), status
     return render_template("errors/error.html", status=status, message=text), status
 
 

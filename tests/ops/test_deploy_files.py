@@ -25,6 +25,15 @@ def test_nginx_takes_what_the_app_takes_and_a_little_more(monkeypatch, tmp_path)
     assert "proxy_set_header X-Request-ID $request_id;" in nginx
 
 
+def test_nginx_answers_only_for_the_sites_own_name():
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    catch_all = re.search(r"server \{[^}]*\}", nginx[nginx.index("default_server") - 200 :]).group(0)
+    for listen in ("listen 80 default_server;", "listen 443 ssl http2 default_server;"):
+        assert listen in catch_all
+    assert "ssl_reject_handshake on;" in catch_all and "return 444;" in catch_all
+    assert "proxy_pass" not in catch_all
+
+
 @pytest.mark.parametrize(
     ("unit", "command"),
     [
