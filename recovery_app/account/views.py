@@ -12,7 +12,7 @@ from ..auth.users import normalise_email
 from ..forms import put_on_form
 from ..i18n import chosen_language
 from ..models.base import utcnow
-from ..web import configured_limit, describe_browser, origin
+from ..web import configured_limit, describe_browser, origin, row_id
 from . import services
 from .forms import (
     AcceptInvitationForm,
@@ -268,10 +268,8 @@ def end_sessions():
             ended = services.end_other_sessions(current_user, current_session_row(), utcnow(), **origin())
             login_user(current_user)  # this browser follows the user's new epoch; the others cannot
             message = _("Every other session was signed out (%(n)d).", n=ended)
-        elif form.session_id.data:
-            services.end_one_session(
-                current_user, int(form.session_id.data), current_session_row(), utcnow(), **origin()
-            )
+        elif (session_id := row_id(form.session_id.data)) is not None:
+            services.end_one_session(current_user, session_id, current_session_row(), utcnow(), **origin())
             message = _("That session was signed out.")
         else:
             abort(400)

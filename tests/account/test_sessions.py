@@ -104,7 +104,18 @@ def test_ending_someone_elses_session_is_404(app, db, client, auth, make, me):
     assert row.ended_at is None
 
 
-@pytest.mark.parametrize("data", [{}, {"session_id": "abc"}, {"scope": "everything"}, {"session_id": "1" * 400}])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"session_id": "abc"},
+        {"scope": "everything"},
+        {"session_id": "1" * 400},
+        {"session_id": "   "},  # blank: the optional field lets it through as "not given"
+        {"session_id": "\t"},
+        {"session_id": "²"},
+    ],
+)
 def test_ending_sessions_with_bad_input_is_a_clear_400(app, db, client, auth, me, data):
     other, row = _other_browser(app, auth, me)
     assert client.post("/account/sessions/end", data=data).status_code == 400
