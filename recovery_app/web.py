@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, request
 from werkzeug.routing import IntegerConverter
 
+from .auth.users import normalise_email
 from .extensions import limiter
 from .forms import unsafe_characters
 
@@ -56,6 +57,18 @@ def configured_limit(setting: str, **options):
     """A Flask-Limiter limit whose rate is read from ``setting`` at request
     time (ASVS 2.4.1, 6.3.1), so tests and operators can change it."""
     return limiter.limit(lambda: current_app.config[setting], **options)
+
+
+def _form_email() -> str:
+    return normalise_email(request.form.get("email", ""))[:254]
+
+
+def limit_per_form_email(setting: str, **options):
+    """``configured_limit`` counted per e-mail address typed in the form (a
+    reset link, an invitation), whoever sends it. A form without an address is
+    not counted: the form refuses it anyway, and an empty key would make
+    Flask-Limiter skip the limit and log an error for each such request."""
+    return configured_limit(setting, key_func=_form_email, exempt_when=lambda: not _form_email(), **options)
 
 
 def describe_browser(user_agent: str | None) -> str:

@@ -8,11 +8,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
 from ..auth.sessions import current_session_row, fresh_code_required, roles_required
-from ..auth.users import normalise_email
 from ..forms import put_on_form
 from ..i18n import chosen_language
 from ..models.base import utcnow
-from ..web import configured_limit, describe_browser, origin, row_id
+from ..web import configured_limit, describe_browser, limit_per_form_email, origin, row_id
 from . import services
 from .forms import (
     AcceptInvitationForm,
@@ -35,10 +34,6 @@ OFFER_AFTER = ("password", "method", "email")
 @bp.context_processor
 def helpers() -> dict:
     return {"describe_browser": describe_browser}
-
-
-def _form_email_key() -> str:
-    return normalise_email(request.form.get("email", ""))[:254]
 
 
 def _link_invalid():
@@ -66,7 +61,7 @@ def users():
 @bp.post("/users/invite")
 @roles_required("seller_owner")
 @configured_limit("RECOVERY_INVITE_LIMIT_PER_ACCOUNT", key_func=lambda: f"account:{current_user.account_id}")
-@configured_limit("RECOVERY_INVITE_LIMIT_PER_ADDRESS", key_func=_form_email_key)
+@limit_per_form_email("RECOVERY_INVITE_LIMIT_PER_ADDRESS")
 def invite():
     form = InviteForm()
     if form.validate_on_submit():
@@ -161,7 +156,7 @@ def accept_invitation(token: str):
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @configured_limit("RECOVERY_RESET_LIMIT_PER_CLIENT", methods=["POST"])
-@configured_limit("RECOVERY_RESET_LIMIT_PER_ADDRESS", methods=["POST"], key_func=_form_email_key)
+@limit_per_form_email("RECOVERY_RESET_LIMIT_PER_ADDRESS", methods=["POST"])
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():

@@ -8,10 +8,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.sessions import roles_required
-from ..auth.users import normalise_email
 from ..forms import put_on_form
 from ..models.base import utcnow
-from ..web import configured_limit, origin
+from ..web import limit_per_form_email, origin
 from . import services
 from .forms import ROLE_LABELS, ConfirmForm, InviteStaffForm, RoleForm, SearchForm
 
@@ -21,10 +20,6 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 @bp.context_processor
 def helpers() -> dict:
     return {"role_labels": ROLE_LABELS}
-
-
-def _form_email_key() -> str:
-    return normalise_email(request.form.get("email", ""))[:254]
 
 
 # --- the staff list, roles and invitations --------------------------------------------
@@ -71,7 +66,7 @@ def change_role(user_id: int):
 
 @bp.post("/invite")
 @roles_required("manager")
-@configured_limit("RECOVERY_INVITE_LIMIT_PER_ADDRESS", key_func=_form_email_key)
+@limit_per_form_email("RECOVERY_INVITE_LIMIT_PER_ADDRESS")
 def invite():
     form = InviteStaffForm()
     if form.validate_on_submit():

@@ -202,6 +202,18 @@ def test_forgot_password_is_rate_limited_per_address(app, db, client, make):
     assert len(outbox_messages("email", user.email)) == len(outbox_messages("email", "nobody@example.test")) == 3
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_form_without_an_address_is_refused_and_not_counted_against_any(app, db, client, make, caplog, blank):
+    # An empty key would make Flask-Limiter skip the limit with an error in the log each time.
+    app.config["RECOVERY_RESET_LIMIT_PER_ADDRESS"] = "1 per hour"
+    for _ in range(3):
+        response = _forgot(client, blank)
+        assert response.status_code == 400 and 'class="field-error"' in response.get_data(as_text=True)
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+    user = make.user()
+    assert [_forgot(client, user.email).status_code for _ in range(2)] == [200, 429]
+
+
 def test_forgot_password_is_rate_limited_per_client_address(app, client):
     app.config["RECOVERY_RESET_LIMIT_PER_CLIENT"] = "2 per hour"
     codes = [_forgot(client, f"p{n}@example.test").status_code for n in range(3)]

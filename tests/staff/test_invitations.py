@@ -356,6 +356,13 @@ def test_staff_invitations_are_rate_limited_per_address(app, db, manager_client)
     assert len(outbox_messages("email")) == 3
 
 
+def test_an_invitation_without_an_address_is_refused_and_not_counted(app, db, manager_client, caplog):
+    app.config["RECOVERY_INVITE_LIMIT_PER_ADDRESS"] = "1 per day"
+    assert [_invite(manager_client, email="").status_code for _ in range(3)] == [400, 400, 400]
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+    assert [_invite(manager_client).status_code for _ in range(2)] == [302, 429]
+
+
 def test_a_bad_password_on_acceptance_says_why_and_keeps_the_link(app, db, manager_client):
     _invite(manager_client)
     path = link_in_last_email(NEWCOMER, INVITE_PATH)
