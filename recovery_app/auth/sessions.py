@@ -30,6 +30,7 @@ from ..database import best_effort_write, core_execute, remembered, update_row
 from ..extensions import db, login_manager
 from ..models import PasswordStep, User, UserSession
 from ..models.base import utcnow
+from ..web import row_id
 
 PENDING_KEY = "pending"
 SID_KEY = "sid"
@@ -240,8 +241,11 @@ def sign_out(now: datetime, reason: str = "signed_out") -> None:
 @login_manager.user_loader
 def load_user(user_key: str) -> User | None:
     try:
-        user_id, epoch = (int(part) for part in user_key.split(":"))
+        text_id, epoch_text = user_key.split(":")
+        user_id, epoch = row_id(text_id), int(epoch_text)
     except (ValueError, AttributeError):
+        return None
+    if user_id is None:  # not a row's id: no user, and no number the database would refuse
         return None
     user = db.session.get(User, user_id)
     if user is None or user.session_epoch != epoch or not user.is_active or user.must_enroll_2sv:

@@ -107,6 +107,15 @@ def test_a_session_ended_elsewhere_says_so_on_the_sign_in_page(app, make, auth, 
     assert elsewhere.get("/settings/security").status_code == 200
 
 
+@pytest.mark.parametrize("key", [str(2**70) + ":0", "0:0", "-3:0", "1:x", "1", "1:2:3", ""])
+def test_a_session_naming_no_user_row_is_signed_out_not_an_error(app, client, key):
+    # Only a cookie signed with the secret key gets this far; it still names nobody.
+    with client.session_transaction() as sess:
+        sess["_user_id"] = key
+    response = client.get("/settings/security")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in")
+
+
 def test_staff_sessions_are_shorter_than_sellers(app):
     config = app.config
     assert config["RECOVERY_STAFF_IDLE_MINUTES"] < config["RECOVERY_SELLER_IDLE_MINUTES"] <= 30
