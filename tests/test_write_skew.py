@@ -671,3 +671,40 @@ def test_a_case_claimed_beside_a_rebuild_is_counted(live_app, backend):
             assert sum(n for (_, measure, _, _), n in rows.items() if measure == "first_claim") == 1, (zone, rows)
             assert rows == recomputed(zone)
         db.session.remove()
+
+
+@pytest.mark.parametrize("link", ["reset", "staff_invitation", "account_invitation"])
+def test_two_links_to_one_address_at_once_leave_one_live(live_app, backend, link):
+    """A new reset link or invitation replaces every older one to the same
+    place. Two at once (a double click, two managers) each retire what they
+    can see: the second must see the first's, or both stay usable."""
+    address = "twice@example.test"
+    with live_app.app_context():
+        make = Factory(live_app)
+        people = [make.user("manager"), make.user("manager")] if link == "staff_invitation" else []
+        owner = make.user("seller_owner", locale="en") if link == "account_invitation" else None
+        if link == "reset":
+            make.user(email=address)
+        db.session.commit()
+        ids = [person.id for person in people] or [owner.id if owner else None] * 2
+        db.session.remove()
+
+    def sending(person_id):
+        def act():
+            with live_app.test_request_context():  # the e-mail carries a full link
+                now = utcnow()
+                if link == "reset":
+                    return account_services.request_password_reset(address, "en", now, address=None, browser=None)
+                sender = db.session.get(User, person_id)
+                if link == "staff_invitation":
+                    return staff_services.invite(sender, address, "reviewer", "en", now, address=None, browser=None)
+                return account_services.invite(sender, address, "en", now, address=None, browser=None)
+
+        return (lambda: ()), act
+
+    outcomes = units_at_once(live_app, backend, [sending(person_id) for person_id in ids])
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    with live_app.app_context():
+        live = select(func.count()).where(ActionToken.email == address, ActionToken.used_at.is_(None))
+        assert db.session.execute(live).scalar_one() == 1
+        db.session.remove()

@@ -39,7 +39,7 @@ from ..auth.users import (
     normalise_email,
     valid_email,
 )
-from ..database import lock_row
+from ..database import lock_row, one_at_a_time
 from ..domain import DomainError
 from ..extensions import db
 from ..models import Account, ActionToken, User, UserSession
@@ -79,7 +79,11 @@ def _link(endpoint: str, token: str) -> str:
 
 
 def _retire_links(purpose: str, now: datetime, **where) -> None:
-    """Make every unused link of ``purpose`` matching ``where`` unusable."""
+    """Make every unused link of ``purpose`` matching ``where`` unusable. Units
+    replacing links to one address take turns, so that each one retires the
+    link the one before it stored: otherwise two at once (a double click, two
+    managers) would each retire only older links and leave both new ones live."""
+    one_at_a_time(f"links:{purpose}:" + ",".join(f"{column}={value}" for column, value in sorted(where.items())))
     query = update(ActionToken).where(ActionToken.purpose == purpose, ActionToken.used_at.is_(None))
     for column, value in where.items():
         query = query.where(getattr(ActionToken, column) == value)
