@@ -708,3 +708,32 @@ def test_two_links_to_one_address_at_once_leave_one_live(live_app, backend, link
         live = select(func.count()).where(ActionToken.email == address, ActionToken.used_at.is_(None))
         assert db.session.execute(live).scalar_one() == 1
         db.session.remove()
+
+
+def test_a_user_unlocked_by_two_managers_at_once_is_unlocked_once(live_app, backend):
+    """Both requests found the user locked; the second must find them unlocked and
+    write nothing, or the audit says twice that a hard lock was lifted."""
+    with live_app.app_context():
+        make = Factory(live_app)
+        managers = [make.user("manager"), make.user("manager")]
+        user = make.user()
+        user.hard_locked_at, user.consecutive_failures = utcnow(), 100
+        db.session.commit()
+        manager_ids, user_id = [m.id for m in managers], user.id
+        db.session.remove()
+
+    def unlocking(manager_id):
+        def read():  # the view loads the manager and the user it unlocks
+            db.session.get(User, user_id)
+            return (db.session.get(User, manager_id),)
+
+        return read, lambda manager: staff_services.unlock_for(manager, user_id, utcnow(), address=None, browser=None)
+
+    outcomes = units_at_once(live_app, backend, [unlocking(manager_id) for manager_id in manager_ids])
+    assert sorted(lifted for _, lifted in outcomes) == [False, True], outcomes
+    with live_app.app_context():
+        audited = select(func.count()).where(AuditEvent.action == "user.unlocked")
+        events = select(func.count()).where(SecurityEvent.kind == "unlocked", SecurityEvent.user_id == user_id)
+        assert (db.session.execute(audited).scalar_one(), db.session.execute(events).scalar_one()) == (1, 1)
+        assert db.session.get(User, user_id).hard_locked_at is None
+        db.session.remove()

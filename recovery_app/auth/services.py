@@ -251,6 +251,18 @@ def _count_failure(user: User, now: datetime, address, browser) -> None:
         notify(user, "locked", now, address=address or "?", browser=describe_browser(browser))
 
 
+def has_attempt_locks(user: User) -> bool:
+    """Whether ``unlock`` would change anything: a lock, a delay or a failure count."""
+    return bool(
+        user.hard_locked_at is not None
+        or user.code_locked_until is not None
+        or user.password_delay_until is not None
+        or user.consecutive_failures
+        or user.failed_code_count
+        or user.failed_password_count
+    )
+
+
 def unlock(user: User, by, now: datetime) -> None:
     """Lift every attempt lock of ``user``: the hard lock, the code lock and the
     password delay. ``by`` is the manager (a User) or a reason such as

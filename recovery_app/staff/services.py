@@ -25,7 +25,7 @@ from sqlalchemy import func, select, update
 from .. import audit
 from ..account.services import INVITE, check_invitation_address, issue_invitation
 from ..auth.events import record_event
-from ..auth.services import unlock
+from ..auth.services import has_attempt_locks, unlock
 from ..auth.sessions import bump_epoch, end_all_sessions
 from ..auth.users import find_user_by_email, normalise_email
 from ..database import lock_row
@@ -248,12 +248,19 @@ def end_sessions_for(
     return user, ended
 
 
-def unlock_for(manager: User, user_id: int, now: datetime, *, address: str | None, browser: str | None) -> User:
+def unlock_for(
+    manager: User, user_id: int, now: datetime, *, address: str | None, browser: str | None
+) -> tuple[User, bool]:
     """A manager lifts the attempt locks of a user (the 100-failure hard lock the
-    lock e-mail tells the user to ask a manager about); audited."""
+    lock e-mail tells the user to ask a manager about); audited. Returns the
+    user and whether there was anything to lift: a second click, or a second
+    manager at the same moment, finds the user unlocked and writes nothing."""
+    lock_row(User, user_id)
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound
+    if not has_attempt_locks(user):
+        return user, False
     was_locked = user.hard_locked_at is not None
     unlock(user, manager, now)
     audit.record(
@@ -266,4 +273,4 @@ def unlock_for(manager: User, user_id: int, now: datetime, *, address: str | Non
         address=address,
         browser=browser,
     )
-    return user
+    return user, True

@@ -139,8 +139,11 @@ def unlock(user_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        person = services.unlock_for(current_user, user_id, utcnow(), **origin())
+        person, lifted = services.unlock_for(current_user, user_id, utcnow(), **origin())
     except services.NotFound:
         abort(404)
-    flash(_("%(email)s can sign in again with their password and a code.", email=person.email), "success")
+    if lifted:
+        flash(_("%(email)s can sign in again with their password and a code.", email=person.email), "success")
+    else:
+        flash(_("%(email)s was not locked out. Nothing was changed.", email=person.email), "info")
     return _back_to_search()

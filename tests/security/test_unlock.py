@@ -51,3 +51,13 @@ def test_unlocking_an_unknown_user_or_without_a_token_changes_nothing(client, ma
     assert client.post("/staff/users/999999999/unlock").status_code == 404
     assert client.post(f"/staff/users/{user.id}/unlock", csrf=False).status_code == 400
     assert changed_tables(before, snapshot()) == []
+
+
+def test_unlocking_again_says_there_was_nothing_to_lift_and_writes_nothing(client, make, auth, now):
+    user = locked_user(make, now)
+    auth.fast_sign_in(client, make.user("manager", locale="en"))
+    assert client.post(f"/staff/users/{user.id}/unlock").status_code == 302
+    before = snapshot()
+    response = client.post(f"/staff/users/{user.id}/unlock", follow_redirects=True)
+    assert "locked.person@example.test was not locked out. Nothing was changed." in response.get_data(as_text=True)
+    assert changed_tables(before, snapshot()) == []
