@@ -737,3 +737,34 @@ def test_a_user_unlocked_by_two_managers_at_once_is_unlocked_once(live_app, back
         assert (db.session.execute(audited).scalar_one(), db.session.execute(events).scalar_one()) == (1, 1)
         assert db.session.get(User, user_id).hard_locked_at is None
         db.session.remove()
+
+
+def test_one_method_made_primary_from_two_tabs_at_once_is_told_once(live_app, backend):
+    """Both tabs listed the phone as a second method: the first makes it the main
+    way, the second finds it already is and writes and sends nothing."""
+    with live_app.app_context():
+        make = Factory(live_app)
+        user = make.user(locale="en")
+        phone = make.add_phone(user, primary=False)
+        db.session.commit()
+        user_id, phone_id = user.id, phone.id
+        db.session.remove()
+
+    def read():
+        user = db.session.get(User, user_id)
+        twofactor.confirmed_methods(user)
+        return (user,)
+
+    def make_primary(user):
+        with live_app.test_request_context():  # the notice e-mail is written in the user's language
+            return auth_services.make_primary(user, phone_id, utcnow(), address=None, browser=None)
+
+    outcomes = units_at_once(live_app, backend, [(read, make_primary), (read, make_primary)])
+    assert outcomes == [None, None], outcomes
+    with live_app.app_context():
+        changed = select(func.count()).where(SecurityEvent.kind == "method_primary_changed")
+        assert db.session.execute(changed).scalar_one() == 1
+        assert len(outbox_messages("email")) == 1
+        primary = select(TwoFactorMethod.id).where(TwoFactorMethod.user_id == user_id, TwoFactorMethod.is_primary)
+        assert db.session.execute(primary).scalars().all() == [phone_id]
+        db.session.remove()

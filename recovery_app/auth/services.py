@@ -891,6 +891,8 @@ def make_primary(user: User, method_id: int, now: datetime, *, address, browser)
     method = method_of(user, method_id)
     if method is None:
         raise AuthError(_l("That method no longer exists."))
+    if method.is_primary:  # already the main way (a second click, another tab): nothing to tell anyone
+        return
     for other in twofactor.confirmed_methods(user):
         other.is_primary = other.id == method.id
     record_event(user, "method_primary_changed", now, address=address, browser=browser, method=method.kind)
