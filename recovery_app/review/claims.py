@@ -246,6 +246,8 @@ def reassign(
             if case.status != "needs_info"
             else ReviewError(_l("Case %(ref)s is waiting for the seller's new documents.", ref=case.reference))
         )
+    if previous == target.id:
+        return case  # already with them (a second click, another tab): nothing moves, nothing to record
     # A held case keeps its status: only the holder changes, if it is still the one the manager saw.
     holder = Case.claimed_by_id.is_(None) if previous is None else Case.claimed_by_id == previous
     moved = db.session.execute(

@@ -124,6 +124,22 @@ def test_manager_reassigns_a_case_and_reviewers_cannot(make, auth, now):
     assert case.claimed_by_id == target.id
 
 
+def test_reassigning_twice_to_the_same_reviewer_moves_and_records_once(make, auth, now):
+    # A double click: the second request finds the case already with the reviewer it names.
+    manager, holder, target = make.user("manager"), make.user("reviewer"), make.user("reviewer")
+    case = make.case(submitted_at=now)
+    claims.claim(case.reference, holder, now=now)
+    client = auth.client_for(manager)
+    for _ in range(2):
+        response = client.post(f"/review/case/{case.reference}/reassign", data={"reviewer": target.id})
+        assert response.status_code == 303
+    db.session.refresh(case)
+    assert case.claimed_by_id == target.id
+    moves = select(AuditEvent).where(AuditEvent.subject_id == case.reference, AuditEvent.action == "case.reassigned")
+    [move] = db.session.execute(moves).scalars().all()
+    assert (move.details["from_holder"], move.details["to_holder"]) == (holder.id, target.id)
+
+
 def test_reassign_to_a_seller_or_nobody_is_refused(make, auth, now):
     manager, holder = make.user("manager", locale="en"), make.user("reviewer")
     seller = make.user()
