@@ -768,3 +768,37 @@ def test_one_method_made_primary_from_two_tabs_at_once_is_told_once(live_app, ba
         primary = select(TwoFactorMethod.id).where(TwoFactorMethod.user_id == user_id, TwoFactorMethod.is_primary)
         assert db.session.execute(primary).scalars().all() == [phone_id]
         db.session.remove()
+
+
+def test_a_case_withdrawn_from_two_tabs_at_once_is_withdrawn_once(live_app, backend):
+    """Both requests found the case open. The second finds it withdrawn by the
+    first (PostgreSQL: under the lock; SQLite: from the start, as it runs after)
+    and records nothing: no second withdrawal, no refusal."""
+    with live_app.test_request_context():
+        make = Factory(live_app)
+        seller = ReviewFactory(make, utcnow()).seller(locale="en")
+        case = ReviewFactory(make, utcnow()).case(seller)
+        db.session.commit()
+        seller_id, reference = seller.id, case.reference
+        db.session.remove()
+
+    def read():  # the withdraw page showed the open case
+        seller = db.session.get(User, seller_id)
+        recovery.open_case(seller)
+        return (seller,)
+
+    def withdraw(seller):
+        with live_app.test_request_context():  # the account is told by e-mail
+            return recovery.withdraw(seller, now=utcnow(), address=None, browser=None).status
+
+    outcomes = units_at_once(live_app, backend, [(read, withdraw), (read, withdraw)])
+    assert outcomes[0] == "withdrawn" or outcomes[1] == "withdrawn", outcomes
+    for outcome in outcomes:
+        nothing_open = isinstance(outcome, recovery.RecoveryError) and "no open recovery case" in str(outcome.message)
+        assert outcome == "withdrawn" or nothing_open, outcomes
+    with live_app.app_context():
+        actions = select(AuditEvent.action).where(AuditEvent.subject_id == reference)
+        assert sorted(db.session.execute(actions).scalars()) == ["case.submitted", "case.withdrawn"]
+        events = select(func.count()).where(SecurityEvent.kind == "recovery_withdrawn")
+        assert db.session.execute(events).scalar_one() == 1
+        db.session.remove()

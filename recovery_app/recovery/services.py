@@ -482,6 +482,10 @@ def withdraw(user: User, *, now: datetime, address: str | None, browser: str | N
         raise RecoveryError(_l("You have no open recovery case to withdraw."))
     lock_row(Case, case.id)
     db.session.refresh(case)
+    if case.status == "withdrawn":  # by this request's twin (a double click, another tab) just before
+        return case
+    if not case.is_open:
+        raise RecoveryError(_l("You have no open recovery case to withdraw."))
     if case.status not in WITHDRAWABLE:  # read again under the lock: a reviewer may have claimed it
         audit.record(
             "case.withdrawal_refused",
