@@ -251,28 +251,29 @@ def _count_failure(user: User, now: datetime, address, browser) -> None:
         notify(user, "locked", now, address=address or "?", browser=describe_browser(browser))
 
 
+# What ``unlock`` lifts, each with its lifted value: the hard lock, the code lock,
+# the password delay and the failure counts that lead to them.
+_ATTEMPT_LOCKS = {
+    "hard_locked_at": None,
+    "consecutive_failures": 0,
+    "failed_code_count": 0,
+    "code_locked_until": None,
+    "failed_password_count": 0,
+    "password_delay_until": None,
+}
+
+
 def has_attempt_locks(user: User) -> bool:
     """Whether ``unlock`` would change anything: a lock, a delay or a failure count."""
-    return bool(
-        user.hard_locked_at is not None
-        or user.code_locked_until is not None
-        or user.password_delay_until is not None
-        or user.consecutive_failures
-        or user.failed_code_count
-        or user.failed_password_count
-    )
+    return any(getattr(user, name) for name in _ATTEMPT_LOCKS)
 
 
 def unlock(user: User, by, now: datetime) -> None:
     """Lift every attempt lock of ``user``: the hard lock, the code lock and the
     password delay. ``by`` is the manager (a User) or a reason such as
     ``"password_reset"``."""
-    user.hard_locked_at = None
-    user.consecutive_failures = 0
-    user.failed_code_count = 0
-    user.code_locked_until = None
-    user.failed_password_count = 0
-    user.password_delay_until = None
+    for name, lifted in _ATTEMPT_LOCKS.items():
+        setattr(user, name, lifted)
     by_detail = {"by_user": by.id} if isinstance(by, User) else {"by": str(by)}
     record_event(user, "unlocked", now, **by_detail)
 
