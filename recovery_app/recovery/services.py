@@ -41,6 +41,7 @@ SIDE_HINTS = {
 }
 PASSPORT_FRONT_HINT = _l("The page with your photo, name and date of birth. The whole page visible, no glare.")
 WITHDRAWABLE = ("submitted", "needs_info")
+NOTHING_TO_WITHDRAW = _l("You have no open recovery case to withdraw.")
 
 
 class RecoveryError(DomainError):
@@ -479,13 +480,13 @@ def withdraw(user: User, *, now: datetime, address: str | None, browser: str | N
     stops a case a reviewer holds."""
     case = open_case(user)
     if case is None:
-        raise RecoveryError(_l("You have no open recovery case to withdraw."))
+        raise RecoveryError(NOTHING_TO_WITHDRAW)
     lock_row(Case, case.id)
     db.session.refresh(case)
     if case.status == "withdrawn":  # by this request's twin (a double click, another tab) just before
         return case
     if not case.is_open:
-        raise RecoveryError(_l("You have no open recovery case to withdraw."))
+        raise RecoveryError(NOTHING_TO_WITHDRAW)
     if case.status not in WITHDRAWABLE:  # read again under the lock: a reviewer may have claimed it
         audit.record(
             "case.withdrawal_refused",
