@@ -17,7 +17,7 @@ from recovery_app import audit
 from recovery_app.auth import twofactor
 from recovery_app.database import unit
 from recovery_app.extensions import db
-from recovery_app.models import AuditEvent, SecurityEvent, SentCode, User
+from recovery_app.models import ActionToken, AuditEvent, SecurityEvent, SentCode, User
 from recovery_app.models.base import utcnow
 from tests.factories import Factory
 from tests.helpers import TEST_PASSWORD, later
@@ -310,4 +310,46 @@ def test_a_user_removed_by_several_clicks_at_once_is_removed_once(live_app):
         ).all()
         assert (events, len(audited)) == (1, 1)
         assert member.disabled_at is not None and member.session_epoch == epoch + 1
+        db.session.remove()
+
+
+def test_reset_links_asked_for_from_several_browsers_at_once_leave_one_live(live_app):
+    # Each new link replaces the older ones to the address; asked for at once, one must still be the last.
+    live_app.config["RECOVERY_RESET_LIMIT_PER_ADDRESS"] = "100 per hour"
+    [(email, _seed)] = sellers(live_app, 1)
+    with served(live_app, scheduler=False) as base:
+        browsers = [Person(base, email) for _ in range(6)]
+        for browser in browsers:
+            assert browser.get("/account/password/forgot").status_code == 200
+        results = at_once(
+            [lambda b=browser: b.post("/account/password/forgot", {"email": email}).status_code for browser in browsers]
+        )
+    assert results == [200] * 6, results
+    with live_app.app_context():
+        live = select(func.count()).where(ActionToken.email == email, ActionToken.used_at.is_(None))
+        assert db.session.execute(live).scalar_one() == 1
+        db.session.remove()
+
+
+def test_a_user_unlocked_by_several_clicks_at_once_is_unlocked_once(live_app):
+    with live_app.app_context():
+        make = Factory(live_app)
+        manager = make.user("manager", locale="en")
+        locked = make.user(locale="en")
+        locked.hard_locked_at, locked.consecutive_failures = utcnow(), 100
+        db.session.commit()
+        manager_email, seed, locked_id = manager.email, manager._test_totp_seed, locked.id
+        db.session.remove()
+    path = f"/staff/users/{locked_id}/unlock"
+    with served(live_app, scheduler=False) as base:
+        boss = Person(base, manager_email, seed)
+        assert boss.sign_in()
+        assert boss.get("/staff/users").status_code == 200
+        results = at_once([lambda: boss.post(path).status_code for _ in range(6)])
+    assert results == [200] * 6, results  # each redirected back to the list, which says what happened
+    with live_app.app_context():
+        audited = select(func.count()).where(AuditEvent.action == "user.unlocked")
+        events = select(func.count()).where(SecurityEvent.kind == "unlocked", SecurityEvent.user_id == locked_id)
+        assert (db.session.execute(audited).scalar_one(), db.session.execute(events).scalar_one()) == (1, 1)
+        assert db.session.get(User, locked_id).hard_locked_at is None
         db.session.remove()
